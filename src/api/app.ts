@@ -1,0 +1,54 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { BuildRepository } from '../builds/build-repository.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { BuildJobData } from '../queue/build-queue.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import { blobsRoutes } from './blobs.ts';
+import { buildsRoutes } from './builds.ts';
+import { healthRoutes } from './health.ts';
+import { loadSchemas } from './openapi.ts';
+import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
+
+export interface ApiDeps {
+  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts'>;
+  logger: Logger;
+  redis: Redis;
+  store: BlobStore;
+  builds: BuildRepository;
+  queue: Queue<BuildJobData>;
+}
+
+/** The HTTP API: validates, records and enqueues; it never builds. */
+export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.config.maxJsonBytes,
+    ajv: {
+      // Reject what the schema does not allow instead of silently fixing it up.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, strict: false },
+    },
+  });
+  for (const schema of loadSchemas()) app.addSchema(schema);
+  registerProblemHandlers(app);
+
+  const routes = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const methods = routes.get(route.url) ?? new Set<string>();
+    for (const method of [route.method].flat()) methods.add(method);
+    routes.set(route.url, methods);
+  });
+
+  await app.register(healthRoutes, { redis: deps.redis, store: deps.store });
+  await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes });
+  await app.register(buildsRoutes, {
+    store: deps.store,
+    builds: deps.builds,
+    queue: deps.queue,
+    buildAttempts: deps.config.buildAttempts,
+  });
+  addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));
+  return app;
+}

@@ -1,0 +1,61 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { isDigest, type Digest } from '../digest.ts';
+import { Problem } from '../problem.ts';
+import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import { sendBlob } from './send-blob.ts';
+
+export interface BlobsOptions {
+  store: BlobStore;
+  maxUploadBytes: number;
+}
+
+/** `/v1/blobs`: uploads streamed straight into the store, and downloads. */
+export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes }) => {
+  // Any content type is a blob. The parser leaves the body unread so that the handler can
+  // stream it to the store; the size limit is enforced while streaming.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.post<{ Querystring: { digest?: Digest } }>(
+    '/v1/blobs',
+    {
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { digest: { $ref: 'Digest#' } } },
+      },
+    },
+    async (request, reply) => {
+      const declared = Number(request.headers['content-length'] ?? NaN);
+      if (declared > maxUploadBytes) {
+        void reply.header('Connection', 'close');
+        throw new Problem(413, `upload of ${declared} bytes is larger than the limit of ${maxUploadBytes}`);
+      }
+      try {
+        const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: maxUploadBytes });
+        request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
+        return reply
+          .status(put.created ? 201 : 200)
+          .header('Location', `/v1/blobs/${put.digest}`)
+          .send({ digest: put.digest, size: put.size });
+      } catch (err) {
+        if (err instanceof DigestMismatchError) throw new Problem(422, err.message, { cause: err });
+        if (err instanceof BlobTooLargeError) {
+          void reply.header('Connection', 'close');
+          throw new Problem(413, err.message, { cause: err });
+        }
+        throw err;
+      }
+    },
+  );
+
+  const download = async (request: { params: { digest: string } }): Promise<Digest> => {
+    const { digest } = request.params;
+    if (!isDigest(digest)) throw new Problem(400, `'${digest}' is not a digest (sha256:<64 hex>)`);
+    return digest;
+  };
+  app.get<{ Params: { digest: string } }>('/v1/blobs/:digest', { exposeHeadRoute: false }, async (request, reply) =>
+    sendBlob(request, reply, store, await download(request), { contentType: 'application/octet-stream' }),
+  );
+  app.head<{ Params: { digest: string } }>('/v1/blobs/:digest', async (request, reply) =>
+    sendBlob(request, reply, store, await download(request), { contentType: 'application/octet-stream' }),
+  );
+};

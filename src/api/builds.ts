@@ -1,0 +1,81 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Queue } from 'bullmq';
+import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
+import type { BuildRecord } from '../builds/build-record.ts';
+import type { BuildRepository } from '../builds/build-repository.ts';
+import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
+import { referencedBlobs, resolveSpec, type BuildSpec } from '../builds/spec.ts';
+import { Problem } from '../problem.ts';
+import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import { validationProblem } from './problems.ts';
+import { sendBlob } from './send-blob.ts';
+
+export interface BuildsOptions {
+  store: BlobStore;
+  builds: BuildRepository;
+  queue: Queue<BuildJobData>;
+  buildAttempts: number;
+}
+
+/** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
+export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts) => {
+  const { store, builds, queue } = opts;
+
+  app.post<{ Body: BuildSpec }>(
+    '/v1/builds',
+    { schema: { body: { $ref: 'BuildSpec#' } }, attachValidation: true },
+    async (request, reply) => {
+      const spec = request.body;
+      if (request.validationError) {
+        throw validationProblem(request.validationError.validation, 'build spec', spec, (path) => explainReference(spec, path));
+      }
+      const created = spec.created;
+      if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
+        throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
+      }
+      const missing: string[] = [];
+      for (const digest of referencedBlobs(spec)) if (!(await store.stat(digest))) missing.push(digest);
+      if (missing.length > 0) {
+        throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
+      }
+
+      const now = new Date();
+      const record: BuildRecord = { id: newBuildId(), status: 'queued', spec: resolveSpec(spec, now), createdAt: now.toISOString() };
+      await builds.create(record);
+      await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts);
+      request.log.info({ buildId: record.id }, 'build queued');
+      return reply.status(202).header('Location', `/v1/builds/${record.id}`).send({ id: record.id, status: record.status });
+    },
+  );
+
+  const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
+    const { id } = request.params;
+    const record = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
+    if (!record) throw new Problem(404, `build ${id} not found`);
+    return record;
+  };
+
+  app.get<{ Params: { id: string } }>('/v1/builds/:id', async (request) => findBuild(request));
+
+  const image = async (request: FastifyRequest<{ Params: { id: string } }>, reply: Parameters<typeof sendBlob>[1]) => {
+    const record = await findBuild(request);
+    if (record.status !== 'succeeded' || !record.result) {
+      throw new Problem(409, `build ${record.id} is ${record.status}; the image is available once it has succeeded`);
+    }
+    const { archive } = record.result;
+    const extension = archive.mediaType === 'application/gzip' ? 'tar.gz' : 'tar';
+    const filename = `${record.spec.name.replaceAll('/', '_')}-${record.spec.tag}.${extension}`;
+    return sendBlob(request, reply, store, archive.digest, { contentType: archive.mediaType, filename });
+  };
+  app.get<{ Params: { id: string } }>('/v1/builds/:id/image', { exposeHeadRoute: false }, image);
+  app.head<{ Params: { id: string } }>('/v1/builds/:id/image', image);
+};
+
+/** The reference grammar is one long pattern in the schema; say which rule a name broke. */
+function explainReference(spec: unknown, path: string): string | null {
+  const { name, tag } = (spec ?? {}) as { name?: unknown; tag?: unknown };
+  if (path === '/name' && typeof name === 'string') return nameRuleViolation(name);
+  if (path === '/tag' && typeof tag === 'string') return tagRuleViolation(tag);
+  return null;
+}

@@ -1,0 +1,132 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifySchemaValidationError } from 'fastify';
+
+type ErrorObject = FastifySchemaValidationError;
+import { Problem } from '../problem.ts';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function sendProblem(reply: FastifyReply, problem: Problem, request: FastifyRequest): FastifyReply {
+  return reply.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.toJSON(request.url));
+}
+
+/** Request validation failures as problem `errors` items, one per field, with readable messages. */
+export function validationProblem(
+  errors: ErrorObject[],
+  what: string,
+  body?: unknown,
+  explain?: (path: string) => string | null,
+): Problem {
+  const items = describeValidationErrors(errors, body).map((item) => ({ ...item, message: explain?.(item.path) ?? item.message }));
+  const detail = items.map((item) => `${item.path || '/'}: ${item.message}`).join('; ');
+  return new Problem(400, `invalid ${what}: ${detail}`, { errors: items });
+}
+
+const CONTENT_KINDS: Record<string, string> = {
+  tar: 'TarContent',
+  file: 'FileContent',
+  text: 'TextContent',
+  dir: 'DirContent',
+  symlink: 'SymlinkContent',
+};
+
+function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  const seen = new Set<string>();
+  for (const error of errors) {
+    const message = describe(error, body);
+    if (message === null) continue;
+    const path = error.keyword === 'additionalProperties' || error.keyword === 'required'
+      ? `${error.instancePath}/${String(error.params.additionalProperty ?? error.params.missingProperty)}`
+      : error.instancePath;
+    const key = `${path}\n${message}`;
+    if (!seen.has(key)) out.push({ path, message });
+    seen.add(key);
+  }
+  return out.length > 0 ? out : [{ path: '', message: 'invalid request' }];
+}
+
+/**
+ * One readable message for an Ajv error, or null to drop it. A content entry matches one of
+ * several shapes (oneOf); only the errors of the shape its key selects are kept.
+ */
+function describe(error: ErrorObject, body: unknown): string | null {
+  const contentItem = /^\/contents\/(\d+)$/.exec(error.instancePath);
+  const entry = contentItem ? (body as { contents?: unknown[] })?.contents?.[Number(contentItem[1])] : undefined;
+  const kind = entry && typeof entry === 'object' ? Object.keys(CONTENT_KINDS).find((k) => k in entry) : undefined;
+  if (contentItem && error.keyword === 'oneOf') {
+    return kind ? null : `a content entry needs exactly one of the keys ${Object.keys(CONTENT_KINDS).join(', ')}`;
+  }
+  if (kind && !error.schemaPath.startsWith(`${CONTENT_KINDS[kind]}#`)) return null;
+  if (!kind && contentItem) return null;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return 'unknown field';
+    case 'required':
+      return 'is required';
+    case 'pattern':
+      return `must match ${String(error.params.pattern)}`;
+    default:
+      return error.message ?? 'is invalid';
+  }
+}
+
+/**
+ * Error and not-found handling for the whole API: every client mistake becomes a problem
+ * document with its 4xx status; anything else is logged and becomes a 500 without details.
+ */
+export function registerProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof Problem) return sendProblem(reply, error, request);
+    if (error.validation) {
+      return sendProblem(reply, validationProblem(error.validation as ErrorObject[], `request ${error.validationContext ?? ''}`.trim(), request.body), request);
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return sendProblem(reply, new Problem(status, clientMessage(error)), request);
+    }
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, new Problem(500, 'internal error; see the service log'), request);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, new Problem(404, `no route ${request.method} ${request.url.split('?')[0]}`), request),
+  );
+}
+
+function clientMessage(error: FastifyError): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'request body is larger than the limit';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'unsupported content type; send application/json';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the request body is empty; send a JSON document';
+    default:
+      return error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+        ? `malformed JSON: ${error.message}`
+        : error.message;
+  }
+}
+
+/**
+ * 405 for a known path with a method it does not have, with `Allow`. Fastify answers those
+ * with 404 on its own, so every registered path gets the missing methods routed here.
+ */
+export function addMethodNotAllowedRoutes(app: FastifyInstance, routes: Map<string, Set<string>>): void {
+  const all = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
+  for (const [url, methods] of routes) {
+    const missing = all.filter((m) => !methods.has(m));
+    if (missing.length === 0) continue;
+    const allow = [...methods].sort().join(', ');
+    app.route({
+      method: missing,
+      url,
+      // Do not parse (or wait for) any body for a request that is refused anyway.
+      handler: (request, reply) => {
+        void reply.header('Allow', allow);
+        return sendProblem(reply, new Problem(405, `${request.method} is not allowed here; allowed: ${allow}`), request);
+      },
+    });
+  }
+}

@@ -1,0 +1,70 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { LayerInputError } from '../image/layer-entry.ts';
+import type { Logger } from '../log.ts';
+import type { ProblemBody } from '../problem.ts';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store.ts';
+import type { BuildJobData } from '../queue/build-queue.ts';
+import { FINAL_STATUSES } from './build-record.ts';
+import type { BuildRepository } from './build-repository.ts';
+import { runBuild } from './run-build.ts';
+
+export interface ProcessorDeps {
+  store: BlobStore;
+  builds: BuildRepository;
+  logger: Logger;
+  allowDevices: boolean;
+}
+
+/** Failures caused by the build's own input: retrying cannot help. */
+function isInputError(err: unknown): boolean {
+  return err instanceof LayerInputError || err instanceof BlobNotFoundError;
+}
+
+function failure(err: unknown): ProblemBody {
+  if (isInputError(err)) return { type: 'about:blank', title: 'Build failed', status: 422, detail: (err as Error).message };
+  return { type: 'about:blank', title: 'Build failed', status: 500, detail: `internal error: ${(err as Error).message}` };
+}
+
+/**
+ * Runs one build job and keeps its record current. A job that a dead worker left behind is
+ * run again from the start by BullMQ's stalled-job recovery; that is safe because every
+ * output lands in the content-addressed store and the record only changes at the end.
+ */
+export function createBuildProcessor(deps: ProcessorDeps) {
+  return async (job: Job<BuildJobData>): Promise<void> => {
+    const { buildId, spec } = job.data;
+    const log = deps.logger.child({ buildId, jobId: job.id, attempt: job.attemptsMade + 1 });
+    const record = await deps.builds.get(buildId);
+    if (!record) {
+      log.warn('build record is gone; dropping the job');
+      return;
+    }
+    if (FINAL_STATUSES.has(record.status)) {
+      log.info({ status: record.status }, 'build already finished; nothing to do');
+      return;
+    }
+
+    const started = Date.now();
+    await deps.builds.update(buildId, { status: 'running', startedAt: new Date(started).toISOString() });
+    log.info({ status: 'running' }, 'build started');
+    try {
+      const result = await runBuild(spec, deps.store, {
+        allowDevices: deps.allowDevices,
+        onStep: (step, detail) => log.info({ step, ...detail }, 'build step'),
+      });
+      await deps.builds.update(buildId, { status: 'succeeded', result, finishedAt: new Date().toISOString() });
+      log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
+    } catch (err) {
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (isInputError(err) || lastAttempt) {
+        await deps.builds.update(buildId, { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
+        log.warn({ status: 'failed', err, durationMs: Date.now() - started }, 'build failed');
+      } else {
+        await deps.builds.update(buildId, { status: 'queued' });
+        log.error({ err }, 'build attempt failed; it will be retried');
+      }
+      if (isInputError(err)) throw new UnrecoverableError((err as Error).message);
+      throw err;
+    }
+  };
+}

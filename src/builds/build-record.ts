@@ -1,0 +1,20 @@
+import type { ProblemBody } from '../problem.ts';
+import type { BuildResult } from './run-build.ts';
+import type { ResolvedSpec } from './spec.ts';
+
+export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const FINAL_STATUSES: ReadonlySet<BuildStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** A build as the API shows it (BuildStatus in openapi.yaml). */
+export interface BuildRecord {
+  id: string;
+  status: BuildStatus;
+  spec: ResolvedSpec;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Set when the build failed: why, as a problem object. */
+  error?: ProblemBody;
+  result?: BuildResult;
+}

@@ -1,0 +1,42 @@
+import { resolve } from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Unset: `npm start` runs a private redis-server. */
+  redisUrl: string | undefined;
+  /** Largest blob upload accepted, in bytes. */
+  maxUploadBytes: number;
+  /** Largest JSON request body accepted, in bytes. */
+  maxJsonBytes: number;
+  /** Allow character and block devices in uploaded tars. */
+  allowDevices: boolean;
+  workerConcurrency: number;
+  /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
+  buildAttempts: number;
+  logLevel: string;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got '${raw}'`);
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return {
+    port: int(env, 'PORT', 8080),
+    host: env.HOST || '127.0.0.1',
+    dataDir: resolve(env.DATA_DIR || './data'),
+    redisUrl: env.REDIS_URL || undefined,
+    maxUploadBytes: int(env, 'BALER_MAX_UPLOAD_BYTES', 8 * 1024 ** 3),
+    maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),
+    allowDevices: env.BALER_ALLOW_DEVICES === '1',
+    workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
+    buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
+    logLevel: env.LOG_LEVEL || 'info',
+  };
+}

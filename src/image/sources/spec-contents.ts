@@ -1,0 +1,116 @@
+import type { Digest } from '../../digest.ts';
+import type { ContentEntry } from '../../builds/spec.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
+import { uncompressedBlob } from '../compression.ts';
+import { FsTree } from '../fs-tree.ts';
+import { joinLayerPath, LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
+import { indexTar, TarFormatError } from '../tar-index.ts';
+
+export interface ContentsOptions {
+  uid: number;
+  gid: number;
+  /** Character and block devices in uploaded tars are refused unless this is set. */
+  allowDevices: boolean;
+}
+
+const DEFAULT_FILE_MODE = 0o644;
+const DEFAULT_DIR_MODE = 0o755;
+
+/**
+ * Resolve a spec's `contents` list into one merged file tree. Later entries win; every entry
+ * is owned by the spec's uid/gid unless a tar entry asks to keep its own owners.
+ */
+export async function resolveContents(contents: ContentEntry[], store: BlobStore, opts: ContentsOptions): Promise<FsTree> {
+  const tree = new FsTree({ mode: DEFAULT_DIR_MODE, uid: opts.uid, gid: opts.gid });
+  const base = { uid: opts.uid, gid: opts.gid, size: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: {} };
+
+  for (const [index, content] of contents.entries()) {
+    const where = `contents[${index}]`;
+    if ('tar' in content) {
+      await addTar(tree, store, content.tar, normalizeLayerPath(content.to ?? '/', `${where}.to`), content.preserveOwners ?? false, opts, where);
+    } else if ('file' in content) {
+      const info = await store.stat(content.file);
+      if (!info) throw new LayerInputError(`${where}: blob ${content.file} not found`);
+      tree.add({
+        ...base,
+        path: requireNonRoot(normalizeLayerPath(content.to, `${where}.to`), where),
+        type: 'file',
+        mode: parseMode(content.mode, DEFAULT_FILE_MODE),
+        size: info.size,
+        data: { blob: content.file, offset: 0 },
+      });
+    } else if ('text' in content) {
+      const data = Buffer.from(content.text, 'utf8');
+      tree.add({
+        ...base,
+        path: requireNonRoot(normalizeLayerPath(content.to, `${where}.to`), where),
+        type: 'file',
+        mode: parseMode(content.mode, DEFAULT_FILE_MODE),
+        size: data.length,
+        data: { inline: data },
+      });
+    } else if ('dir' in content) {
+      tree.add({ ...base, path: normalizeLayerPath(content.dir, `${where}.dir`), type: 'directory', mode: parseMode(content.mode, DEFAULT_DIR_MODE) });
+    } else {
+      tree.add({
+        ...base,
+        path: requireNonRoot(normalizeLayerPath(content.symlink, `${where}.symlink`), where),
+        type: 'symlink',
+        mode: 0o777,
+        linkname: content.target,
+      });
+    }
+  }
+  return tree;
+}
+
+async function addTar(
+  tree: FsTree,
+  store: BlobStore,
+  digest: Digest,
+  to: string,
+  preserveOwners: boolean,
+  opts: ContentsOptions,
+  where: string,
+): Promise<void> {
+  const tarDigest = await uncompressedBlob(store, digest);
+  try {
+    for await (const header of indexTar(await store.open(tarDigest))) {
+      if ((header.type === 'character-device' || header.type === 'block-device') && !opts.allowDevices) {
+        throw new LayerInputError(`${where}: '${header.name}' is a device node; devices are not allowed in uploads`);
+      }
+      const path = joinLayerPath(to, normalizeLayerPath(header.name, `${where}: tar entry`));
+      const entry: LayerEntry = {
+        path,
+        type: header.type,
+        mode: header.mode,
+        uid: preserveOwners ? header.uid : opts.uid,
+        gid: preserveOwners ? header.gid : opts.gid,
+        size: header.size,
+        linkname:
+          header.type === 'link'
+            ? joinLayerPath(to, normalizeLayerPath(header.linkname, `${where}: hard link target`))
+            : header.type === 'symlink'
+              ? header.linkname
+              : '',
+        devmajor: header.devmajor,
+        devminor: header.devminor,
+        xattrs: header.xattrs,
+      };
+      if (header.size > 0) entry.data = { blob: tarDigest, offset: header.dataOffset };
+      tree.add(entry);
+    }
+  } catch (err) {
+    if (err instanceof TarFormatError) throw new LayerInputError(`${where}: blob ${digest} is not a valid tar: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+function parseMode(mode: string | undefined, fallback: number): number {
+  return mode === undefined ? fallback : parseInt(mode, 8);
+}
+
+function requireNonRoot(path: string, where: string): string {
+  if (path === '') throw new LayerInputError(`${where}: the path must not be the root directory`);
+  return path;
+}

@@ -1,0 +1,70 @@
+/**
+ * `npm start`: the whole service on one machine. The API in this process, one worker process,
+ * the filesystem store under DATA_DIR, and Redis at REDIS_URL or, when that is unset, a
+ * private redis-server that lives and dies with this process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createApi } from './api/app.ts';
+import { BuildRepository } from './builds/build-repository.ts';
+import { loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { createBuildQueue } from './queue/build-queue.ts';
+import { connectRedis } from './redis.ts';
+import { startPrivateRedis, type PrivateRedis } from './redis-server.ts';
+import { FsBlobStore } from './store/fs-blob-store.ts';
+
+const WORKER_ENTRY = fileURLToPath(new URL('../workers/build-worker.ts', import.meta.url));
+
+const config = loadConfig();
+const logger = createLogger('baler', config.logLevel);
+
+let privateRedis: PrivateRedis | undefined;
+let redisUrl = config.redisUrl;
+if (!redisUrl) {
+  privateRedis = await startPrivateRedis(join(config.dataDir, 'redis'), logger);
+  redisUrl = privateRedis.url;
+}
+
+const redis = connectRedis(redisUrl);
+const store = await FsBlobStore.create(config.dataDir);
+const queue = createBuildQueue(connectRedis(redisUrl, { forWorker: true }));
+const api = await createApi({ config, logger, redis, store, builds: new BuildRepository(redis), queue });
+
+let stopping = false;
+let worker: ChildProcess | undefined;
+const startWorker = () => {
+  worker = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], {
+    env: { ...process.env, REDIS_URL: redisUrl, DATA_DIR: config.dataDir },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  worker.once('exit', (code, signal) => {
+    if (stopping) return;
+    // Its running build is recovered from the queue; bring a new worker up for it.
+    logger.error({ code, signal }, 'worker exited; restarting it');
+    setTimeout(startWorker, 1000).unref();
+  });
+};
+startWorker();
+
+await api.listen({ port: config.port, host: config.host });
+logger.info({ port: config.port, host: config.host, dataDir: config.dataDir }, 'baler is up');
+
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping');
+  await api.close();
+  if (worker && worker.exitCode === null) {
+    const exited = new Promise((resolve) => worker?.once('exit', resolve));
+    worker.kill('SIGTERM');
+    await exited;
+  }
+  await queue.close();
+  redis.disconnect();
+  await privateRedis?.stop();
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,0 +1,55 @@
+/**
+ * RFC 9457 problem details. Anything thrown as a Problem is a client-visible error with a
+ * status; anything else reaching the HTTP layer is a bug and becomes a 500.
+ */
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  errors?: Array<{ path: string; message: string }>;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  411: 'Length Required',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
+  422: 'Unprocessable Content',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export class Problem extends Error {
+  readonly status: number;
+  readonly type: string;
+  readonly title: string;
+  readonly detail: string;
+  readonly errors?: ProblemBody['errors'];
+
+  constructor(
+    status: number,
+    detail: string,
+    opts: { type?: string; title?: string; errors?: ProblemBody['errors']; cause?: unknown } = {},
+  ) {
+    super(detail, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'Problem';
+    this.status = status;
+    this.detail = detail;
+    this.title = opts.title ?? TITLES[status] ?? 'Error';
+    this.type = opts.type ?? 'about:blank';
+    if (opts.errors) this.errors = opts.errors;
+  }
+
+  toJSON(instance?: string): ProblemBody {
+    const body: ProblemBody = { type: this.type, title: this.title, status: this.status, detail: this.detail };
+    if (instance) body.instance = instance;
+    if (this.errors) body.errors = this.errors;
+    return body;
+  }
+}

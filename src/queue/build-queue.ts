@@ -1,0 +1,25 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { ResolvedSpec } from '../builds/spec.ts';
+
+export const BUILD_QUEUE = 'baler-builds';
+
+/** What a build job carries: the id and the spec, nothing large (blobs stay in the store). */
+export interface BuildJobData {
+  buildId: string;
+  spec: ResolvedSpec;
+}
+
+export function createBuildQueue(connection: ConnectionOptions): Queue<BuildJobData> {
+  return new Queue<BuildJobData>(BUILD_QUEUE, { connection });
+}
+
+export async function enqueueBuild(queue: Queue<BuildJobData>, data: BuildJobData, attempts: number): Promise<void> {
+  await queue.add('build', data, {
+    // The build id as job id makes enqueueing idempotent.
+    jobId: data.buildId,
+    attempts,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 24 * 3600 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  });
+}

@@ -1,0 +1,63 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest.ts';
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export interface PutResult extends BlobInfo {
+  /** false when a blob with this digest was already stored (the upload was discarded). */
+  created: boolean;
+}
+
+export interface PutOptions {
+  /** The digest the caller claims; the upload is discarded and DigestMismatchError thrown if it differs. */
+  expectedDigest?: Digest;
+  /** Abort with BlobTooLargeError once more than this many bytes arrived. */
+  maxBytes?: number;
+}
+
+/** Inclusive byte range, as in HTTP `Range`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Content-addressed blob storage. A blob becomes visible under its digest only once it is
+ * complete and verified (ingest to a temporary name, hash, then commit), so a reader never
+ * sees half a blob whatever happens to the writer.
+ */
+export interface BlobStore {
+  put(source: Readable, opts?: PutOptions): Promise<PutResult>;
+  stat(digest: Digest): Promise<BlobInfo | null>;
+  /** Stream a blob, or part of it. Throws BlobNotFoundError. */
+  open(digest: Digest, range?: ByteRange): Promise<Readable>;
+  /** Throws when the store cannot be written. */
+  ping(): Promise<void>;
+}
+
+export class BlobNotFoundError extends Error {
+  constructor(readonly digest: Digest) {
+    super(`blob ${digest} not found`);
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+export class DigestMismatchError extends Error {
+  constructor(
+    readonly expected: Digest,
+    readonly actual: Digest,
+  ) {
+    super(`content digest ${actual} does not match the expected ${expected}`);
+    this.name = 'DigestMismatchError';
+  }
+}
+
+export class BlobTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`blob is larger than the limit of ${limit} bytes`);
+    this.name = 'BlobTooLargeError';
+  }
+}

@@ -1,0 +1,118 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { hexOf, type Digest } from '../digest.ts';
+import {
+  BlobNotFoundError,
+  BlobTooLargeError,
+  DigestMismatchError,
+  type BlobInfo,
+  type BlobStore,
+  type ByteRange,
+  type PutOptions,
+  type PutResult,
+} from './blob-store.ts';
+
+/** Ingest files older than this are left over from a crashed writer and are removed. */
+const STALE_INGEST_MS = 24 * 3600 * 1000;
+
+/**
+ * Blob store on a local filesystem: `<root>/blobs/sha256/<hex>`, written through
+ * `<root>/ingest/` and committed by rename, which is atomic within one filesystem.
+ */
+export class FsBlobStore implements BlobStore {
+  private readonly blobDir: string;
+  private readonly ingestDir: string;
+
+  private constructor(readonly root: string) {
+    this.blobDir = join(root, 'blobs', 'sha256');
+    this.ingestDir = join(root, 'ingest');
+  }
+
+  static async create(root: string): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root);
+    await mkdir(store.blobDir, { recursive: true });
+    await mkdir(store.ingestDir, { recursive: true });
+    await store.sweepIngest(STALE_INGEST_MS);
+    return store;
+  }
+
+  /** Remove ingest files older than `olderThanMs` (writers that died mid-upload). */
+  async sweepIngest(olderThanMs: number): Promise<void> {
+    const now = Date.now();
+    for (const name of await readdir(this.ingestDir)) {
+      const path = join(this.ingestDir, name);
+      const info = await stat(path).catch(() => null);
+      if (info && now - info.mtimeMs > olderThanMs) await rm(path, { force: true });
+    }
+  }
+
+  private pathOf(digest: Digest): string {
+    return join(this.blobDir, hexOf(digest));
+  }
+
+  async put(source: Readable, opts: PutOptions = {}): Promise<PutResult> {
+    const tmp = join(this.ingestDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+          done(new BlobTooLargeError(opts.maxBytes));
+          return;
+        }
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx' }));
+      const handle = await open(tmp, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      const digest: Digest = `sha256:${hash.digest('hex')}`;
+      if (opts.expectedDigest && opts.expectedDigest !== digest) {
+        throw new DigestMismatchError(opts.expectedDigest, digest);
+      }
+      const final = this.pathOf(digest);
+      if (await stat(final).catch(() => null)) {
+        await unlink(tmp);
+        return { digest, size, created: false };
+      }
+      await rename(tmp, final);
+      return { digest, size, created: true };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | null> {
+    const info = await stat(this.pathOf(digest)).catch(() => null);
+    return info ? { digest, size: info.size } : null;
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const path = this.pathOf(digest);
+    // Open first so that a missing blob is an error here, not later on the stream.
+    const handle = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new BlobNotFoundError(digest);
+      throw err;
+    });
+    return handle.createReadStream({ start: range?.start, end: range?.end });
+  }
+
+  async ping(): Promise<void> {
+    const probe = join(this.ingestDir, `.ping-${randomBytes(4).toString('hex')}`);
+    const handle = await open(probe, 'w');
+    await handle.close();
+    await unlink(probe);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * A build worker process: takes build jobs from the queue and runs them. Start any number, on
+ * any host that reaches Redis and the store.
+ */
+import { Worker } from 'bullmq';
+import { createBuildProcessor } from '../src/builds/build-processor.ts';
+import { BuildRepository } from '../src/builds/build-repository.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/log.ts';
+import { BUILD_QUEUE, type BuildJobData } from '../src/queue/build-queue.ts';
+import { connectRedis } from '../src/redis.ts';
+import { FsBlobStore } from '../src/store/fs-blob-store.ts';
+
+const config = loadConfig();
+const logger = createLogger('baler-worker', config.logLevel);
+if (!config.redisUrl) {
+  logger.fatal('REDIS_URL is not set');
+  process.exit(2);
+}
+
+const redis = connectRedis(config.redisUrl, { forWorker: true });
+const store = await FsBlobStore.create(config.dataDir);
+const builds = new BuildRepository(redis);
+const worker = new Worker<BuildJobData>(
+  BUILD_QUEUE,
+  createBuildProcessor({ store, builds, logger, allowDevices: config.allowDevices }),
+  { connection: redis, concurrency: config.workerConcurrency, autorun: true },
+);
+worker.on('error', (err) => logger.error({ err }, 'worker error'));
+logger.info({ concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'worker started');
+
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'worker stopping');
+  // close() waits for running jobs; a job not finished when the process dies is recovered
+  // by another worker as a stalled job.
+  await worker.close();
+  redis.disconnect();
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
