@@ -4,6 +4,17 @@ import tar from 'tar-stream';
 
 export type TarHeaderInput = Partial<tar.Header> & { name: string };
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * tar-stream replaces a mode of 0 with its default (0644/0755) but writes only the 07777
+ * bits; a file-type bit outside them keeps a real 0000 mode (as /etc/shadow has on some
+ * distributions) from being "fixed".
+ */
+function fixMode(header: TarHeaderInput): tar.Header {
+  return { ...header, mode: ((header.mode ?? 0) & 0o7777) | 0o100000 } as tar.Header;
+}
+
 /**
  * A promise-based face over tar-stream's pack: add entries one after the other (awaiting
  * each, which is where back-pressure comes from) and read the archive from `readable`.
@@ -16,8 +27,10 @@ export class TarPacker {
   add(header: TarHeaderInput, data?: Buffer | string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (data === undefined) this.pack.entry(header as tar.Header, done);
-      else this.pack.entry(header as tar.Header, data, done);
+      // A regular file always gets a body, even an empty one, or tar-stream waits for it.
+      const body = data ?? ((header.type ?? 'file') === 'file' ? EMPTY : undefined);
+      if (body === undefined) this.pack.entry(fixMode(header), done);
+      else this.pack.entry(fixMode(header), body, done);
     });
   }
 
@@ -25,7 +38,7 @@ export class TarPacker {
   async addStream(header: TarHeaderInput, source: Readable, onChunk?: (chunk: Buffer) => void): Promise<void> {
     let entry!: ReturnType<typeof this.pack.entry>;
     const finished = new Promise<void>((resolve, reject) => {
-      entry = this.pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+      entry = this.pack.entry(fixMode(header), (err) => (err ? reject(err) : resolve()));
     });
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {

@@ -17,11 +17,11 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, wr
 import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   SYSTEM_PATH,
-  pidAlive,
+  harnessTmpBase,
+  pidMentions,
   pidsInCgroup,
   pidsMentioning,
   pidsWithExe,
@@ -85,7 +85,7 @@ function tail(text: string, lines: number): string {
 export async function startDockerd(): Promise<Dockerd> {
   if (!dockerAvailable()) throw new Error('dockerd harness unavailable (needs root, docker.io, containerd, runc)');
 
-  const root = await mkdtemp(join(tmpdir(), 'baler-dockerd-'));
+  const root = await mkdtemp(join(harnessTmpBase(), 'baler-dockerd-'));
   const socket = join(root, 'docker.sock');
   const host = `unix://${socket}`;
   const dataRoot = join(root, 'data');
@@ -140,6 +140,29 @@ export async function startDockerd(): Promise<Dockerd> {
     });
   });
 
+  // if the test process exits without calling stop() (crash, forgotten afterAll), at least do not
+  // leave the daemons running; mounts/cgroups/temp dir would then need manual cleanup.
+  const containerdPidFile = join(execRoot, 'containerd', 'containerd.pid');
+  const readContainerdPid = (): number | undefined => {
+    try {
+      return Number(readFileSync(containerdPidFile, 'utf8').trim()) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const onExit = (): void => {
+    const cpid = readContainerdPid();
+    for (const pid of [child.pid, cpid]) {
+      if (pid === undefined || !pidMentions(pid, root + '/')) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  process.once('exit', onExit);
+
   const log = (): string => {
     try {
       return readFileSync(logFile, 'utf8');
@@ -168,26 +191,27 @@ export async function startDockerd(): Promise<Dockerd> {
           /* best effort */
         }
       }
-      let containerdPid: number | undefined;
-      try {
-        containerdPid = Number(readFileSync(join(execRoot, 'containerd', 'containerd.pid'), 'utf8').trim()) || undefined;
-      } catch {
-        /* never started */
-      }
+      const containerdPid = readContainerdPid();
       // 2. dockerd (our child): SIGTERM, then SIGKILL
       if (!exited && child.pid !== undefined) {
         child.kill('SIGTERM');
-        const timedOut = await Promise.race([exitPromise.then(() => false), sleep(20_000).then(() => true)]);
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = await Promise.race([
+          exitPromise.then(() => false),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 20_000))),
+        ]);
+        clearTimeout(timer);
         if (timedOut) {
           child.kill('SIGKILL');
           await exitPromise;
         }
       }
       // 3. its managed containerd (dockerd normally stops it; make sure, by pid)
-      if (containerdPid !== undefined && pidAlive(containerdPid)) await terminate([containerdPid], 10_000);
+      if (containerdPid !== undefined && pidMentions(containerdPid, root + '/')) await terminate([containerdPid], 10_000);
       // 4. anything else still referencing our root (shims, stray docker clients) or left in our cgroup
       const strays = [...new Set([...pidsMentioning(root + '/'), ...pidsInCgroup(cgroupParent)])];
       if (strays.length > 0) await terminate(strays, 2_000);
+      process.removeListener('exit', onExit);
       // 5. mounts, cgroups, temp root
       await unmountUnder(root);
       await removeCgroup(cgroupParent);

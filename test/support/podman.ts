@@ -29,10 +29,10 @@
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   SYSTEM_PATH,
+  harnessTmpBase,
   pidsInCgroup,
   pidsMentioning,
   removeCgroup,
@@ -82,7 +82,7 @@ const IMAGE_COPY_COMMANDS = new Set(['load', 'save', 'import', 'pull', 'push', '
 export async function startPodman(): Promise<Podman> {
   if (!podmanAvailable()) throw new Error('podman harness unavailable (needs root, podman, conmon, runc)');
 
-  const root = await mkdtemp(join(tmpdir(), 'baler-podman-'));
+  const root = await mkdtemp(join(harnessTmpBase(), 'baler-podman-'));
   const d = {
     graph: join(root, 'storage'),
     run: join(root, 'run'),

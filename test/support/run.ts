@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface RunResult {
@@ -27,8 +28,6 @@ export interface RunOptions {
   timeoutMs?: number;
   cwd?: string;
 }
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** Spawn `cmd args`, collect stdout/stderr, resolve with the exit code (never rejects on non-zero). */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -74,11 +73,20 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         );
         return;
       }
-      resolve({ stdout, stderr, code: code ?? 128 + (signal ? (SIGNALS[signal] ?? 0) : 0) });
+      resolve({ stdout, stderr, code: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0) });
     });
     if (opts.input !== undefined) child.stdin.end(opts.input);
     else child.stdin.end();
   });
+}
+
+/**
+ * Parent dir for harness temp roots: os.tmpdir(), unless that is so long that unix socket paths
+ * below it (e.g. <root>/exec/containerd/containerd.sock.ttrpc, limit 107 bytes) could overflow.
+ */
+export function harnessTmpBase(): string {
+  const base = tmpdir();
+  return base.length <= 40 ? base : '/tmp';
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -138,6 +146,11 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** true if pid is alive and its command line contains `needle` (guards against pid reuse). */
+export function pidMentions(pid: number, needle: string): boolean {
+  return pidAlive(pid) && cmdline(pid).includes(needle);
 }
 
 function cmdline(pid: number): string {
@@ -238,13 +251,13 @@ export function mountsUnder(root: string): string[] {
     .filter((mp) => mp === root || mp.startsWith(root + '/'));
 }
 
-/** Lazily unmount everything at or below `root`, deepest first, until nothing is left. */
+/** Lazily unmount everything at or below `root`, deepest first (`-n`: no /run/mount/utab bookkeeping). */
 export async function unmountUnder(root: string): Promise<void> {
   for (let round = 0; round < 10; round++) {
     const mps = [...new Set(mountsUnder(root))].sort((a, b) => b.length - a.length);
     if (mps.length === 0) return;
     for (const mp of mps) {
-      await run('/bin/umount', ['-l', mp], { timeoutMs: 10_000 });
+      await run('/bin/umount', ['-n', '-l', mp], { timeoutMs: 10_000 });
     }
   }
   const left = mountsUnder(root);

@@ -1,0 +1,123 @@
+/**
+ * The real service for end-to-end tests: a private redis-server, and `src/main.ts` (the API)
+ * as its own process, which runs the worker as a child process, exactly as `npm start` does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { fileURLToPath } from 'node:url';
+import { freePort, startPrivateRedis, type PrivateRedis } from '../../src/redis-server.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+export interface Service {
+  url: string;
+  dataDir: string;
+  apiPid: number;
+  workerPid(): Promise<number>;
+  /** The service's output so far (JSON log lines). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startService(env: Record<string, string> = {}): Promise<Service> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'baler-test-'));
+  const redis: PrivateRedis = await startPrivateRedis(join(dataDir, 'redis'));
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dataDir, 'store'), REDIS_URL: redis.url, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ready && output.includes('worker started')) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await redis.stop();
+      throw new Error(`service did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    url,
+    dataDir,
+    apiPid: child.pid as number,
+    async workerPid() {
+      const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8');
+      const pid = Number(children.trim().split(/\s+/)[0]);
+      if (!pid) throw new Error('no worker process');
+      return pid;
+    },
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await redis.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Upload a file as a blob; returns its digest. */
+export async function uploadFile(service: Service, path: string): Promise<string> {
+  const res = await fetch(`${service.url}/v1/blobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: createReadStream(path) as unknown as BodyInit,
+    duplex: 'half',
+  } as RequestInit);
+  if (res.status !== 201 && res.status !== 200) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { digest: string }).digest;
+}
+
+export async function submitBuild(service: Service, spec: unknown): Promise<string> {
+  const res = await fetch(`${service.url}/v1/builds`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(spec),
+  });
+  if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+export interface BuildView {
+  id: string;
+  status: string;
+  error?: { detail: string; status: number };
+  result?: { imageId: string; diffIds: string[]; archive: { digest: string; size: number; mediaType: string } };
+}
+
+export async function waitForBuild(service: Service, id: string, timeoutMs = 120_000): Promise<BuildView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const build = (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView;
+    if (['succeeded', 'failed', 'cancelled'].includes(build.status)) return build;
+    if (Date.now() > deadline) throw new Error(`build ${id} still ${build.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Download a finished build's image to `path`. */
+export async function downloadImage(service: Service, id: string, path: string): Promise<Response> {
+  const res = await fetch(`${service.url}/v1/builds/${id}/image`);
+  if (!res.ok || !res.body) throw new Error(`download failed: ${res.status} ${await res.text()}`);
+  await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(path));
+  return res;
+}
