@@ -3,6 +3,7 @@ import type { FastifySchemaValidationError } from 'fastify';
 
 type ErrorObject = FastifySchemaValidationError;
 import { Problem } from '../problem.ts';
+import { loadSchemas } from './openapi.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -30,6 +31,16 @@ const CONTENT_KINDS: Record<string, string> = {
   symlink: 'SymlinkContent',
 };
 
+/** The required and allowed keys of each content entry shape, from the published schemas. */
+const contentShapes = new Map(
+  loadSchemas()
+    .filter((schema) => Object.values(CONTENT_KINDS).includes(schema.$id))
+    .map((schema) => [
+      schema.$id,
+      { required: new Set(schema.required as string[]), allowed: new Set(Object.keys(schema.properties as object)) },
+    ]),
+);
+
 function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{ path: string; message: string }> {
   const out: Array<{ path: string; message: string }> = [];
   const seen = new Set<string>();
@@ -48,17 +59,22 @@ function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{
 
 /**
  * One readable message for an Ajv error, or null to drop it. A content entry matches one of
- * several shapes (oneOf); only the errors of the shape its key selects are kept.
+ * several shapes (oneOf) and Ajv reports every shape's complaints; only those of the shape
+ * the entry's key selects are kept.
  */
 function describe(error: ErrorObject, body: unknown): string | null {
-  const contentItem = /^\/contents\/(\d+)$/.exec(error.instancePath);
-  const entry = contentItem ? (body as { contents?: unknown[] })?.contents?.[Number(contentItem[1])] : undefined;
-  const kind = entry && typeof entry === 'object' ? Object.keys(CONTENT_KINDS).find((k) => k in entry) : undefined;
-  if (contentItem && error.keyword === 'oneOf') {
-    return kind ? null : `a content entry needs exactly one of the keys ${Object.keys(CONTENT_KINDS).join(', ')}`;
+  const item = /^\/contents\/(\d+)$/.exec(error.instancePath);
+  if (item) {
+    const entry = (body as { contents?: unknown[] })?.contents?.[Number(item[1])];
+    const kind = entry && typeof entry === 'object' ? Object.keys(CONTENT_KINDS).find((k) => k in entry) : undefined;
+    const shape = kind ? contentShapes.get(CONTENT_KINDS[kind] ?? '') : undefined;
+    if (!shape) {
+      return error.keyword === 'oneOf' ? `a content entry needs exactly one of the keys ${Object.keys(CONTENT_KINDS).join(', ')}` : null;
+    }
+    if (error.keyword === 'oneOf') return null;
+    if (error.keyword === 'required' && !shape.required.has(String(error.params.missingProperty))) return null;
+    if (error.keyword === 'additionalProperties' && shape.allowed.has(String(error.params.additionalProperty))) return null;
   }
-  if (kind && !error.schemaPath.startsWith(`${CONTENT_KINDS[kind]}#`)) return null;
-  if (!kind && contentItem) return null;
   switch (error.keyword) {
     case 'additionalProperties':
       return 'unknown field';
