@@ -123,6 +123,14 @@ describe.each(['gnu', 'pax'] as const)('a %s-format fixture tar', (format) => {
   });
 });
 
+it('carries ids too large for ustar in PAX records', async () => {
+  const layer = await buildLayer({ contents: [{ text: 'x', to: '/f' }], uid: 3_000_000, gid: 4_000_000 });
+  const dir = await extractLayer(layer);
+  const info = await lstat(join(dir, 'f'));
+  expect([info.uid, info.gid]).toEqual([3_000_000, 4_000_000]);
+  await rm(dir, { recursive: true, force: true });
+});
+
 describe('layer determinism', () => {
   it('writes identical bytes for the same input, whatever the tar format it came in', async () => {
     const a = await buildLayer({ contents: [{ tar: fixtures.gnu, preserveOwners: true }], created: CREATED });
