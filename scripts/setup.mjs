@@ -13,7 +13,7 @@ const mode = process.argv[2] ?? 'runtime';
 const PACKAGES = {
   runtime: ['redis-server'],
   // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', 'busybox-static', 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap'],
+  test: ['redis-server', 'attr', 'busybox-static', 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap'],
 };
 
 function log(message) {

@@ -19,6 +19,8 @@ export interface LayerEntry {
   devmajor: number;
   devminor: number;
   xattrs: Record<string, string>;
+  /** Seconds since the epoch; only used where a layer keeps its entries' own times. */
+  mtime?: number;
   data?: EntryData;
 }
 

@@ -1,11 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { LayerEntry } from './layer-entry.ts';
-import { TarPacker, type TarHeaderInput } from './tar-packer.ts';
+import { TarStreamWriter, type TarWriteHeader } from './tar-writer.ts';
 import { TarSum } from './tarsum.ts';
-
-/** tar-stream writes ids as 6 octal digits; larger ids go in PAX records. */
-const USTAR_MAX_ID = 0o777777;
 
 export interface LayerTar {
   stream: Readable;
@@ -14,64 +11,44 @@ export interface LayerTar {
 }
 
 /**
- * Writes entries, already sorted, as a deterministic layer tar: every mtime is `mtime`, owners
- * are numeric with empty names, directories end in `/`, and PAX records carry whatever ustar
- * cannot (long or non-ASCII names, large ids, xattrs). Data is streamed from the store.
+ * Writes entries in the order given as a tar, streaming file data from the store. With
+ * `mtime` set every entry gets it (a deterministic layer: entries already sorted, numeric
+ * owners with empty names, directories ending in `/`); without, each keeps its own.
  */
-export function writeLayerTar(entries: Iterable<LayerEntry>, store: BlobStore, mtime: number): LayerTar {
-  const packer = new TarPacker();
+export function writeLayerTar(entries: Iterable<LayerEntry>, store: BlobStore, mtime?: number): LayerTar {
+  const writer = new TarStreamWriter();
   const tarsum = new TarSum();
-  const when = new Date(mtime * 1000);
 
   const done = (async () => {
     for (const entry of entries) {
       const name = entry.type === 'directory' ? `${entry.path}/` : entry.path;
-      const header: TarHeaderInput = {
+      const header: TarWriteHeader = {
         name,
         type: entry.type,
         mode: entry.mode,
-        uid: Math.min(entry.uid, USTAR_MAX_ID),
-        gid: Math.min(entry.gid, USTAR_MAX_ID),
+        uid: entry.uid,
+        gid: entry.gid,
         size: entry.size,
-        mtime: when,
-        uname: '',
-        gname: '',
+        mtime: mtime ?? entry.mtime ?? 0,
+        linkname: entry.linkname,
         devmajor: entry.devmajor,
         devminor: entry.devminor,
+        xattrs: entry.xattrs,
       };
-      if (entry.linkname) header.linkname = entry.linkname;
-      const pax = paxRecords(name, entry);
-      if (pax) header.pax = pax;
       tarsum.beginEntry({ ...entry, name });
       if (entry.size === 0 || !entry.data) {
-        await packer.add(header);
+        await writer.add(header);
       } else if ('inline' in entry.data) {
         tarsum.update(entry.data.inline);
-        await packer.add(header, entry.data.inline);
+        await writer.add(header, entry.data.inline);
       } else {
         const range = { start: entry.data.offset, end: entry.data.offset + entry.size - 1 };
-        await packer.addStream(header, await store.open(entry.data.blob, range), (chunk) => tarsum.update(chunk));
+        await writer.addStream(header, await store.open(entry.data.blob, range), (chunk) => tarsum.update(chunk));
       }
     }
-    packer.finalize();
+    await writer.finish();
     return tarsum.digest();
   })();
-  done.catch((err: unknown) => packer.destroy(err));
-  return { stream: packer.readable, tarsum: done };
-}
-
-function paxRecords(name: string, entry: LayerEntry): Record<string, string> | undefined {
-  const records: Record<string, string> = {};
-  if (entry.uid > USTAR_MAX_ID) records.uid = String(entry.uid);
-  if (entry.gid > USTAR_MAX_ID) records.gid = String(entry.gid);
-  for (const key of Object.keys(entry.xattrs).sort()) records[`SCHILY.xattr.${key}`] = entry.xattrs[key] ?? '';
-  // Any header with records (even none of its own) makes tar-stream write a PAX header that
-  // carries `path` and `linkpath`, which is how non-ASCII names must travel; names too long
-  // for ustar get one from tar-stream without asking.
-  const needed = Object.keys(records).length > 0 || !isAscii(name) || !isAscii(entry.linkname);
-  return needed ? records : undefined;
-}
-
-function isAscii(value: string): boolean {
-  return /^[\x00-\x7f]*$/.test(value);
+  done.catch((err: unknown) => writer.fail(err));
+  return { stream: writer.stream, tarsum: done };
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { hexOf } from '../../digest.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
-import { TarPacker } from '../tar-packer.ts';
+import { TarStreamWriter } from '../tar-writer.ts';
 
 export interface RepoTag {
   name: string;
@@ -16,9 +16,12 @@ export interface RepoTag {
  * streamed from each layer, never held.
  */
 export function writeDockerArchive(image: Image, repoTag: RepoTag, mtime: number): Readable {
-  const packer = new TarPacker();
-  const fixed = { mtime: new Date(mtime * 1000), uid: 0, gid: 0, uname: '', gname: '' };
-  const file = { ...fixed, mode: 0o644 };
+  const writer = new TarStreamWriter();
+  const file = { type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime };
+  const text = (name: string, content: string) => {
+    const data = Buffer.from(content, 'utf8');
+    return writer.add({ ...file, name, size: data.length }, data);
+  };
 
   const configName = `${hexOf(image.configDigest)}.json`;
   const layerPaths = image.legacyLayers.map((legacy) => `${legacy.id}/layer.tar`);
@@ -28,16 +31,15 @@ export function writeDockerArchive(image: Image, repoTag: RepoTag, mtime: number
     for (const [i, legacy] of image.legacyLayers.entries()) {
       const layer = image.layers[i];
       if (!layer) throw new Error('image has fewer layers than legacy layer records');
-      await packer.add({ ...fixed, name: `${legacy.id}/`, type: 'directory', mode: 0o755 });
-      await packer.add({ ...file, name: `${legacy.id}/VERSION` }, '1.0');
-      await packer.add({ ...file, name: `${legacy.id}/json` }, legacy.json);
-      await packer.addStream({ ...file, name: `${legacy.id}/layer.tar`, size: layer.size }, await layer.open());
+      await writer.add({ ...file, name: `${legacy.id}/`, type: 'directory', mode: 0o755, size: 0 });
+      await text(`${legacy.id}/VERSION`, '1.0');
+      await text(`${legacy.id}/json`, legacy.json);
+      await writer.addStream({ ...file, name: `${legacy.id}/layer.tar`, size: layer.size }, await layer.open());
     }
-    await packer.add({ ...file, name: configName }, image.config);
-    const manifest = [{ Config: configName, Layers: layerPaths, RepoTags: [`${repoTag.name}:${repoTag.tag}`] }];
-    await packer.add({ ...file, name: 'manifest.json' }, canonicalJson(manifest));
-    await packer.add({ ...file, name: 'repositories' }, canonicalJson(top ? { [repoTag.name]: { [repoTag.tag]: top.id } } : {}));
-    packer.finalize();
-  })().catch((err: unknown) => packer.destroy(err));
-  return packer.readable;
+    await text(configName, image.config);
+    await text('manifest.json', canonicalJson([{ Config: configName, Layers: layerPaths, RepoTags: [`${repoTag.name}:${repoTag.tag}`] }]));
+    await text('repositories', canonicalJson(top ? { [repoTag.name]: { [repoTag.tag]: top.id } } : {}));
+    await writer.finish();
+  })().catch((err: unknown) => writer.fail(err));
+  return writer.stream;
 }
