@@ -10,10 +10,15 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mode = process.argv[2] ?? 'runtime';
 
+// The build VM (src/vm/): QEMU, mksquashfs (-tar), mke2fs, setpriv (util-linux), and what the
+// guest's initramfs is made of (busybox-static, bash-static, GNU tar, setcap/getcap, setfattr/
+// getfattr). The kernel is not installed: scripts/build-vm-assets.mjs downloads its package.
+const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr'];
+
 const PACKAGES = {
-  runtime: ['redis-server'],
+  runtime: ['redis-server', ...VM],
   // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', 'attr', 'busybox-static', 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap'],
+  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap'],
 };
 
 function log(message) {
@@ -48,3 +53,16 @@ function debianPackages(wanted) {
 
 npmPackages();
 debianPackages(PACKAGES[mode] ?? PACKAGES.runtime);
+// The VM's kernel + initramfs, into the cache (fast when cached; first time: downloads the
+// kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
+{
+  const { ensureVmAssets } = await import('./build-vm-assets.mjs');
+  try {
+    await ensureVmAssets({ log });
+  } catch (err) {
+    if (process.getuid?.() !== 0) throw err;
+    log(`building the VM assets failed (${err instanceof Error ? err.message : err}); retrying after apt-get update`);
+    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    await ensureVmAssets({ log });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Host-side helpers of the QEMU runner: the TSC frequency the guest kernel needs, child
+ * processes that die with us, and running tools with a stream on stdin.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { VmCancelledError } from './vm-runner.ts';
+
+/**
+ * The host's TSC frequency in kHz, for the guest's `tsc_early_khz=` (without it the guest
+ * kernel stalls calibrating under TCG, whose TSC is the host's). `BALER_VM_TSC_KHZ` overrides.
+ */
+export function hostTscKhz(env: NodeJS.ProcessEnv = process.env): number {
+  const fromEnv = Number(env.BALER_VM_TSC_KHZ);
+  if (Number.isSafeInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  try {
+    const khz = Number(readFileSync('/sys/devices/system/cpu/cpu0/tsc_freq_khz', 'utf8').trim());
+    if (Number.isSafeInteger(khz) && khz > 0) return khz;
+  } catch {
+    /* not exposed by this kernel */
+  }
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const mhz = cpuinfo.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1];
+  if (mhz) return Math.round(Number(mhz) * 1000);
+  const ghz = cpuinfo.match(/^model name\s*:.*@\s*([\d.]+)GHz/m)?.[1];
+  if (ghz) return Math.round(Number(ghz) * 1e6);
+  throw new Error('cannot tell the host TSC frequency: set BALER_VM_TSC_KHZ');
+}
+
+/** Whether /proc/cpuinfo shows hardware virtualisation (vmx or svm). */
+export function cpuHasVirtualization(): boolean {
+  try {
+    return /^flags\s*:.*\b(vmx|svm)\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Spawns a child that is SIGKILLed when this process exits (an 'exit' hook) or dies (via
+ * `setpriv --pdeathsig KILL` when util-linux's setpriv is there: it execs the command, so the
+ * child's pid is the command's).
+ */
+export function spawnOwned(cmd: string, args: readonly string[], stdio: ('pipe' | 'ignore')[]): ChildProcess {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const child of live) child.kill('SIGKILL');
+    });
+  }
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+  const child = setpriv
+    ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio })
+    : spawn(cmd, args, { stdio });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  child.once('error', () => live.delete(child));
+  return child;
+}
+
+export class ToolError extends Error {
+  constructor(
+    message: string,
+    readonly stderr: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ToolError';
+  }
+}
+
+/**
+ * Runs a tool to completion; `input` is piped to its stdin (its byte count is returned).
+ * Rejects with ToolError on a non-zero exit or an input stream error, with VmCancelledError
+ * when `signal` aborts (the tool is killed).
+ */
+export function runTool(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: Readable; signal?: AbortSignal } = {},
+): Promise<{ inputBytes: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(new VmCancelledError());
+      return;
+    }
+    const child = spawnOwned(cmd, args, [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+    let stderr = '';
+    let stdout = '';
+    let inputBytes = 0;
+    let failure: Error | undefined;
+    const onAbort = (): void => {
+      failure ??= new VmCancelledError();
+      child.kill('SIGKILL');
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      if (stderr.length < 65536) stderr += s;
+    });
+    child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      if (stdout.length < 65536) stdout += s;
+    });
+    if (opts.input && child.stdin) {
+      const input = opts.input;
+      const stdin = child.stdin;
+      stdin.on('error', () => {
+        /* EPIPE when the tool stops reading: its exit code tells */
+      });
+      input.on('data', (chunk: Buffer) => {
+        inputBytes += chunk.length;
+      });
+      input.on('error', (err) => {
+        failure ??= new ToolError(`reading the input for ${cmd} failed: ${err.message}`, '', { cause: err });
+        child.kill('SIGKILL');
+      });
+      input.pipe(stdin);
+    }
+    child.on('error', (err) => {
+      failure ??= new ToolError(`cannot run ${cmd}: ${err.message}`, '', { cause: err });
+    });
+    child.on('close', (code, signal) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (opts.input) opts.input.destroy();
+      if (failure) reject(failure);
+      else if (code !== 0) reject(new ToolError(`${cmd} failed (${signal ?? `exit code ${code}`}): ${stderr.trim().slice(-2000)}`, stderr));
+      else resolve({ inputBytes, stdout });
+    });
+  });
+}
