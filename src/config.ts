@@ -15,6 +15,8 @@ export interface Config {
   workerConcurrency: number;
   /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
   buildAttempts: number;
+  /** Largest build log kept, in bytes. */
+  maxLogBytes: number;
   logLevel: string;
 }
 
@@ -37,6 +39,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
+    maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
     logLevel: env.LOG_LEVEL || 'info',
   };
 }

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApi } from './api/app.ts';
+import { BuildLogs } from './builds/build-log.ts';
 import { BuildRepository } from './builds/build-repository.ts';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
@@ -30,14 +31,23 @@ if (!redisUrl) {
 const redis = connectRedis(redisUrl);
 const store = await FsBlobStore.create(config.dataDir);
 const queue = createBuildQueue(connectRedis(redisUrl, { forWorker: true }));
-const api = await createApi({ config, logger, redis, store, builds: new BuildRepository(redis), queue });
+const api = await createApi({
+  config,
+  logger,
+  redis,
+  store,
+  builds: new BuildRepository(redis),
+  logs: new BuildLogs(redis, config.maxLogBytes),
+  queue,
+});
 
 let stopping = false;
 let worker: ChildProcess | undefined;
 const startWorker = () => {
   worker = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], {
     env: { ...process.env, REDIS_URL: redisUrl, DATA_DIR: config.dataDir },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    // The IPC channel lets the worker notice when this process dies, even by SIGKILL.
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   worker.once('exit', (code, signal) => {
     if (stopping) return;

@@ -3,6 +3,7 @@
  * any host that reaches Redis and the store.
  */
 import { Worker } from 'bullmq';
+import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor } from '../src/builds/build-processor.ts';
 import { BuildRepository } from '../src/builds/build-repository.ts';
 import { loadConfig } from '../src/config.ts';
@@ -10,6 +11,7 @@ import { createLogger } from '../src/log.ts';
 import { BUILD_QUEUE, type BuildJobData } from '../src/queue/build-queue.ts';
 import { connectRedis } from '../src/redis.ts';
 import { FsBlobStore } from '../src/store/fs-blob-store.ts';
+import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
 
 const config = loadConfig();
 const logger = createLogger('baler-worker', config.logLevel);
@@ -20,10 +22,22 @@ if (!config.redisUrl) {
 
 const redis = connectRedis(config.redisUrl, { forWorker: true });
 const store = await FsBlobStore.create(config.dataDir);
+// Temp dirs of VM steps whose worker died; then the kernel and initramfs, before any job.
+const swept = await QemuVmRunner.sweepStaleTempDirs();
+if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of dead workers');
+const vm = new QemuVmRunner({ logger });
+await vm.assets();
 const builds = new BuildRepository(redis);
 const worker = new Worker<BuildJobData>(
   BUILD_QUEUE,
-  createBuildProcessor({ store, builds, logger, allowDevices: config.allowDevices }),
+  createBuildProcessor({
+    store,
+    builds,
+    logs: new BuildLogs(redis, config.maxLogBytes),
+    vm,
+    logger,
+    allowDevices: config.allowDevices,
+  }),
   { connection: redis, concurrency: config.workerConcurrency, autorun: true },
 );
 worker.on('error', (err) => logger.error({ err }, 'worker error'));
@@ -41,4 +55,6 @@ const stop = async (signal: string) => {
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop('SIGTERM'));
+// Started by `npm start`: go when the parent goes (its channel closes), however it ended.
+process.on('disconnect', () => void stop('parent exited'));
 process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -18,6 +19,7 @@ export interface ApiDeps {
   redis: Redis;
   store: BlobStore;
   builds: BuildRepository;
+  logs: BuildLogs;
   queue: Queue<BuildJobData>;
 }
 
@@ -46,6 +48,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(buildsRoutes, {
     store: deps.store,
     builds: deps.builds,
+    logs: deps.logs,
     queue: deps.queue,
     buildAttempts: deps.config.buildAttempts,
   });

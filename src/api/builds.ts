@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Queue } from 'bullmq';
 import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
+import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
@@ -14,6 +15,7 @@ import { sendBlob } from './send-blob.ts';
 export interface BuildsOptions {
   store: BlobStore;
   builds: BuildRepository;
+  logs: BuildLogs;
   queue: Queue<BuildJobData>;
   buildAttempts: number;
 }
@@ -33,6 +35,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       const created = spec.created;
       if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
         throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
+      }
+      if (spec.fromImage) {
+        const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
+        if (!base) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
+        if (base.status !== 'succeeded') throw new Problem(422, `base build ${base.id} is ${base.status}; a base must have succeeded`);
       }
       const missing: string[] = [];
       for (const digest of referencedBlobs(spec)) if (!(await store.stat(digest))) missing.push(digest);
@@ -57,6 +64,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   };
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id', async (request) => findBuild(request));
+
+  app.get<{ Params: { id: string } }>('/v1/builds/:id/logs', async (request, reply) => {
+    const record = await findBuild(request);
+    return reply.type('text/plain; charset=utf-8').send(await opts.logs.read(record.id));
+  });
 
   const image = async (request: FastifyRequest<{ Params: { id: string } }>, reply: Parameters<typeof sendBlob>[1]) => {
     const record = await findBuild(request);

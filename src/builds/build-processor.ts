@@ -1,23 +1,43 @@
 import { UnrecoverableError, type Job } from 'bullmq';
+import type { BaseImage } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
+import { loadStoredImage } from '../image/sources/earlier-build.ts';
 import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
 import { FINAL_STATUSES } from './build-record.ts';
+import { VmInputError } from '../vm/errors.ts';
+import type { VmRunner } from '../vm/vm-runner.ts';
+import type { BuildLogs } from './build-log.ts';
 import type { BuildRepository } from './build-repository.ts';
-import { runBuild } from './run-build.ts';
+import { runBuild, VmStepError } from './run-build.ts';
 
 export interface ProcessorDeps {
   store: BlobStore;
   builds: BuildRepository;
+  logs: BuildLogs;
+  vm: VmRunner;
   logger: Logger;
   allowDevices: boolean;
 }
 
-/** Failures caused by the build's own input: retrying cannot help. */
+/** Failures caused by the build's own input or scripts: retrying cannot help. */
 function isInputError(err: unknown): boolean {
-  return err instanceof LayerInputError || err instanceof BlobNotFoundError;
+  return (
+    err instanceof LayerInputError ||
+    err instanceof BlobNotFoundError ||
+    err instanceof VmStepError ||
+    err instanceof VmInputError ||
+    err instanceof BaseImageError
+  );
+}
+
+export class BaseImageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BaseImageError';
+  }
 }
 
 function failure(err: unknown): ProblemBody {
@@ -46,15 +66,26 @@ export function createBuildProcessor(deps: ProcessorDeps) {
 
     const started = Date.now();
     await deps.builds.update(buildId, { status: 'running', startedAt: new Date(started).toISOString() });
+    await deps.logs.clear(buildId);
     log.info({ status: 'running' }, 'build started');
+    // Log lines are appended in order; the processor waits for the last before finishing.
+    let logWrites = Promise.resolve();
     try {
-      const result = await runBuild(spec, deps.store, {
+      const result = await runBuild(spec, {
+        store: deps.store,
+        vm: deps.vm,
         allowDevices: deps.allowDevices,
+        loadBuildImage: (id) => loadBuildImage(deps, id),
         onStep: (step, detail) => log.info({ step, ...detail }, 'build step'),
+        onLog: (text) => {
+          logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
+        },
       });
+      await logWrites;
       await deps.builds.update(buildId, { status: 'succeeded', result, finishedAt: new Date().toISOString() });
       log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
     } catch (err) {
+      await logWrites;
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (isInputError(err) || lastAttempt) {
         await deps.builds.update(buildId, { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
@@ -67,4 +98,10 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       throw err;
     }
   };
+}
+
+async function loadBuildImage(deps: ProcessorDeps, id: string): Promise<BaseImage> {
+  const base = await deps.builds.get(id);
+  if (!base?.result || base.status !== 'succeeded') throw new BaseImageError(`base build ${id} has not succeeded`);
+  return loadStoredImage(deps.store, base.result.imageId, base.result.layers);
 }

@@ -1,14 +1,19 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import type { Digest } from '../digest.ts';
-import { assembleImage } from '../image/image.ts';
+import { digestOf, type Digest } from '../digest.ts';
+import type { FsTree } from '../image/fs-tree.ts';
+import { assembleImage, type BaseImage } from '../image/image.ts';
+import { LayerInputError } from '../image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
+import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
 import { writeDockerArchive } from '../image/sinks/docker-archive.ts';
+import type { StoredLayer } from '../image/sources/earlier-build.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { pipeThrough } from '../streams.ts';
-import { epochSeconds, type ResolvedSpec } from './spec.ts';
+import type { VmRunner } from '../vm/vm-runner.ts';
+import { epochSeconds, needsVm, type ResolvedSpec } from './spec.ts';
 
 export interface ArchiveInfo {
   digest: Digest;
@@ -17,15 +22,32 @@ export interface ArchiveInfo {
 }
 
 export interface BuildResult {
+  /** The config digest; the config itself is stored as a blob under it. */
   imageId: Digest;
   diffIds: Digest[];
+  layers: StoredLayer[];
   archive: ArchiveInfo;
 }
 
-export interface BuildOptions {
+/** A VM step ended without success because of the build's own script or limits. */
+export class VmStepError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'VmStepError';
+  }
+}
+
+export interface BuildDeps {
+  store: BlobStore;
+  vm: VmRunner;
+  /** The image of an earlier build, for `fromImage: {build}`. */
+  loadBuildImage(buildId: string): Promise<BaseImage>;
   allowDevices: boolean;
   /** Called at each step, for logs and progress. */
   onStep?: (step: string, detail?: Record<string, unknown>) => void;
+  /** Output of the build's scripts. */
+  onLog?: (text: string) => void;
+  signal?: AbortSignal;
 }
 
 export const ARCHIVE_MEDIA_TYPES = { none: 'application/x-tar', gzip: 'application/gzip' } as const;
@@ -35,15 +57,18 @@ export const ARCHIVE_MEDIA_TYPES = { none: 'application/x-tar', gzip: 'applicati
  * content-addressed in the store, so running this again after a crash redoes the work and
  * lands on the same blobs; nothing is visible until it is complete.
  */
-export async function runBuild(spec: ResolvedSpec, store: BlobStore, opts: BuildOptions): Promise<BuildResult> {
+export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<BuildResult> {
+  const { store } = deps;
   const mtime = epochSeconds(spec.created);
-  const step = opts.onStep ?? (() => {});
+  const step = deps.onStep ?? (() => {});
 
+  const base = spec.fromImage ? await deps.loadBuildImage(spec.fromImage.build) : undefined;
   step('contents');
-  const tree = await resolveContents(spec.contents, store, { uid: spec.uid, gid: spec.gid, allowDevices: opts.allowDevices });
+  const contents = await resolveContents(spec.contents, store, { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices });
+  const layerTree = needsVm(spec) ? await runVmStep(spec, contents, base, mtime, deps) : contents;
 
-  step('layer', { entries: tree.size });
-  const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
+  step('layer', { entries: layerTree.size });
+  const layerTar = writeLayerTar(layerTree.sortedEntries(), store, mtime);
   const stored = await store.put(layerTar.stream);
   const tarsum = await layerTar.tarsum;
   const layer: Layer = {
@@ -60,10 +85,20 @@ export async function runBuild(spec: ResolvedSpec, store: BlobStore, opts: Build
       os: 'linux',
       created: spec.created,
       config: spec.config,
-      history: [{ created: spec.created, created_by: 'baler: contents' }],
+      history: [{ created: spec.created, created_by: needsVm(spec) ? 'baler: contents, runAsRoot, extraCommands' : 'baler: contents' }],
     },
+    base,
     [{ layer, tarsum }],
   );
+  // Keep what a later build needs to use this image as its base.
+  await store.put(streamOf(image.config), { expectedDigest: image.configDigest });
+  const layers: StoredLayer[] = [];
+  for (const [i, legacy] of image.legacyLayers.entries()) {
+    const l = image.layers[i] as Layer;
+    const v1Json = digestOf(legacy.json);
+    await store.put(streamOf(legacy.json), { expectedDigest: v1Json });
+    layers.push({ diffId: l.diffId, size: l.size, tarsum: JSON.parse(legacy.json).checksum as string, v1Id: legacy.id, v1Json });
+  }
 
   step('archive', { compression: spec.compression });
   let archive: Readable = writeDockerArchive(image, { name: spec.name, tag: spec.tag }, mtime);
@@ -75,6 +110,46 @@ export async function runBuild(spec: ResolvedSpec, store: BlobStore, opts: Build
   return {
     imageId: image.configDigest,
     diffIds: image.layers.map((l) => l.diffId),
+    layers,
     archive: { digest: archiveBlob.digest, size: archiveBlob.size, mediaType: ARCHIVE_MEDIA_TYPES[spec.compression] },
   };
+}
+
+/**
+ * runAsRoot and extraCommands: the contents go in as the upper dir over the base's layers, the
+ * scripts run in a VM, and the upper dir that comes back is the new layer's tree.
+ */
+async function runVmStep(spec: ResolvedSpec, contents: FsTree, base: BaseImage | undefined, mtime: number, deps: BuildDeps): Promise<FsTree> {
+  const { store } = deps;
+  deps.onStep?.('vm', { diskSize: spec.diskSize, memorySize: spec.memorySize, timeout: spec.timeout });
+  const upperInput = await store.put(writeLayerTar(contents.sortedEntries(), store, mtime).stream);
+  const lowers = base ? await overlayLowerTree(base.layers.map((l) => l.diffId), store) : undefined;
+
+  const result = await deps.vm.run({
+    lowerTar: lowers ? async () => writeLayerTar(lowers.sortedEntries(), store).stream : undefined,
+    lowerCount: base?.layers.length ?? 0,
+    upperTar: () => store.open(upperInput.digest),
+    runAsRoot: spec.runAsRoot,
+    extraCommands: spec.extraCommands,
+    shadowSetup: spec.shadowSetup,
+    clock: mtime,
+    limits: { diskMiB: spec.diskSize, memoryMiB: spec.memorySize, timeoutSeconds: spec.timeout },
+    onLog: deps.onLog,
+    signal: deps.signal,
+  });
+  try {
+    if (!result.outcome.ok) throw new VmStepError(result.outcome.reason);
+    const upper = await store.put(await result.openUpperTar());
+    deps.onStep?.('vm-done', { upper: upper.digest, size: upper.size });
+    return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 });
+  } catch (err) {
+    if (err instanceof VmStepError || err instanceof LayerInputError) throw err;
+    throw new Error(`reading the VM step's output failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await result.dispose();
+  }
+}
+
+function streamOf(text: string): Readable {
+  return Readable.from([Buffer.from(text, 'utf8')]);
 }

@@ -22,10 +22,14 @@ export type ContentEntry =
 
 export type Compression = 'gzip' | 'none';
 
+/** The base image: for now an earlier succeeded build of this service. */
+export type FromImage = { build: string };
+
 /** A BuildSpec as posted (see BuildSpec in openapi.yaml). */
 export interface BuildSpec {
   name: string;
   tag?: string;
+  fromImage?: FromImage;
   contents?: ContentEntry[];
   config?: ImageRunConfig;
   uid?: number;
@@ -33,12 +37,21 @@ export interface BuildSpec {
   created?: string;
   architecture?: string;
   compression?: Compression;
+  runAsRoot?: string;
+  extraCommands?: string;
+  shadowSetup?: boolean;
+  diskSize?: number;
+  memorySize?: number;
+  timeout?: number;
 }
+
+export const VM_DEFAULTS = { diskSize: 1024, memorySize: 512, timeout: 600 } as const;
 
 /** A spec with every default applied and `created: "now"` fixed, as queued and built. */
 export interface ResolvedSpec {
   name: string;
   tag: string;
+  fromImage?: FromImage;
   contents: ContentEntry[];
   config?: ImageRunConfig;
   uid: number;
@@ -46,6 +59,15 @@ export interface ResolvedSpec {
   created: string;
   architecture: string;
   compression: Compression;
+  runAsRoot?: string;
+  extraCommands?: string;
+  shadowSetup: boolean;
+  /** MiB the VM step may write. */
+  diskSize: number;
+  /** MiB of memory of the VM. */
+  memorySize: number;
+  /** Seconds the VM step may take. */
+  timeout: number;
 }
 
 export const DEFAULT_CREATED = '1970-01-01T00:00:01Z';
@@ -61,8 +83,15 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     created,
     architecture: spec.architecture ?? 'amd64',
     compression: spec.compression ?? 'gzip',
+    shadowSetup: spec.shadowSetup ?? false,
+    diskSize: spec.diskSize ?? VM_DEFAULTS.diskSize,
+    memorySize: spec.memorySize ?? VM_DEFAULTS.memorySize,
+    timeout: spec.timeout ?? VM_DEFAULTS.timeout,
   };
   if (spec.config) resolved.config = spec.config;
+  if (spec.fromImage) resolved.fromImage = spec.fromImage;
+  if (spec.runAsRoot !== undefined) resolved.runAsRoot = spec.runAsRoot;
+  if (spec.extraCommands !== undefined) resolved.extraCommands = spec.extraCommands;
   return resolved;
 }
 
@@ -83,4 +112,9 @@ export function referencedBlobs(spec: { contents?: ContentEntry[] }): Digest[] {
     if ('file' in entry) digests.add(entry.file);
   }
   return [...digests];
+}
+
+/** Whether a spec has a step that must run in a VM. */
+export function needsVm(spec: Pick<ResolvedSpec, 'runAsRoot' | 'extraCommands'>): boolean {
+  return Boolean(spec.runAsRoot?.trim() || spec.extraCommands?.trim());
 }

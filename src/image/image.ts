@@ -1,7 +1,6 @@
-import type { Digest } from '../digest.ts';
 import type { ImageRunConfig } from '../builds/spec.ts';
+import { digestOf, hexOf, type Digest } from '../digest.ts';
 import { canonicalJson } from './canonical-json.ts';
-import { digestOf, hexOf } from '../digest.ts';
 import type { Layer } from './layer.ts';
 
 export interface HistoryEntry {
@@ -9,6 +8,16 @@ export interface HistoryEntry {
   created_by?: string;
   comment?: string;
   empty_layer?: boolean;
+}
+
+/** The image config as stored (the parts we read back). */
+export interface ImageConfig {
+  architecture: string;
+  os: string;
+  created: string;
+  config?: ImageRunConfig;
+  history?: HistoryEntry[];
+  rootfs: { type: 'layers'; diff_ids: Digest[] };
 }
 
 /** The legacy (v1) metadata docker-archive keeps per layer: `<id>/json`. */
@@ -25,7 +34,14 @@ export interface Image {
   legacyLayers: LegacyLayer[];
 }
 
-export interface ImageConfigInput {
+/** A base image to build on: its layers are reused as they are, legacy metadata included. */
+export interface BaseImage {
+  config: ImageConfig;
+  layers: Layer[];
+  legacyLayers: LegacyLayer[];
+}
+
+export interface NewImageInput {
   architecture: string;
   os: string;
   created: string;
@@ -33,32 +49,47 @@ export interface ImageConfigInput {
   history: HistoryEntry[];
 }
 
-/** Assemble an image from layers with the tarsum of each, as the seed lays it out. */
-export function assembleImage(input: ImageConfigInput, layers: Array<{ layer: Layer; tarsum: string }>): Image {
+/**
+ * The run config of a new image over a base. As dockerTools does, the base's `Env` is
+ * inherited, the spec's variables replacing the base's of the same name; the other fields come
+ * from the spec.
+ */
+export function mergeRunConfig(base: ImageRunConfig | undefined, spec: ImageRunConfig | undefined): ImageRunConfig {
+  const env = new Map<string, string>();
+  for (const entry of [...(base?.Env ?? []), ...(spec?.Env ?? [])]) env.set(entry.split('=', 1)[0] ?? entry, entry);
+  const merged: ImageRunConfig = { ...(spec ?? {}) };
+  if (env.size > 0) merged.Env = [...env.values()];
+  return merged;
+}
+
+/**
+ * Assemble an image from a base (or none) and new layers with their tarsums, as the seed lays
+ * it out: the new layers' legacy ids chain onto the base's top layer through `parent`.
+ */
+export function assembleImage(input: NewImageInput, base: BaseImage | undefined, layers: Array<{ layer: Layer; tarsum: string }>): Image {
+  const runConfig = base ? mergeRunConfig(base.config.config, input.config) : (input.config ?? {});
   const config = canonicalJson({
     architecture: input.architecture,
-    config: input.config ?? {},
+    config: runConfig,
     created: input.created,
-    history: input.history,
+    history: [...(base?.config.history ?? []), ...input.history],
     os: input.os,
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.layer.diffId) },
+    rootfs: { type: 'layers', diff_ids: [...(base?.layers ?? []), ...layers.map((l) => l.layer)].map((l) => l.diffId) },
   });
 
-  const legacyLayers: LegacyLayer[] = [];
-  let parent: string | undefined;
+  const legacyLayers: LegacyLayer[] = [...(base?.legacyLayers ?? [])];
+  let parent = legacyLayers.at(-1)?.id;
   for (const { layer, tarsum } of layers) {
     // The seed's layer id is the hash of the layer json before `id` and `Size` are added.
-    const base = {
-      architecture: input.architecture,
-      checksum: tarsum,
-      config: input.config ?? {},
-      created: input.created,
-      os: input.os,
-      parent,
-    };
-    const id = hexOf(digestOf(canonicalJson(base)));
-    legacyLayers.push({ id, json: canonicalJson({ ...base, id, Size: layer.size }) });
+    const fields = { architecture: input.architecture, checksum: tarsum, config: runConfig, created: input.created, os: input.os, parent };
+    const id = hexOf(digestOf(canonicalJson(fields)));
+    legacyLayers.push({ id, json: canonicalJson({ ...fields, id, Size: layer.size }) });
     parent = id;
   }
-  return { layers: layers.map((l) => l.layer), config, configDigest: digestOf(config), legacyLayers };
+  return {
+    layers: [...(base?.layers ?? []), ...layers.map((l) => l.layer)],
+    config,
+    configDigest: digestOf(config),
+    legacyLayers,
+  };
 }

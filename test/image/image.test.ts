@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { assembleImage, mergeRunConfig, type BaseImage } from '../../src/image/image.ts';
+import type { Layer } from '../../src/image/layer.ts';
+import type { Digest } from '../../src/digest.ts';
+
+const layer = (n: number): Layer => ({
+  diffId: `sha256:${String(n).repeat(64).slice(0, 64)}` as Digest,
+  digest: `sha256:${String(n).repeat(64).slice(0, 64)}` as Digest,
+  size: n,
+  mediaType: 'application/vnd.docker.image.rootfs.diff.tar',
+  open: () => Promise.reject(new Error('not read')),
+});
+
+describe('mergeRunConfig', () => {
+  it('inherits the base Env, the spec replacing variables of the same name', () => {
+    expect(mergeRunConfig({ Env: ['PATH=/bin', 'A=1'], Cmd: ['base'] }, { Env: ['A=2', 'B=3'], User: 'app' })).toEqual({
+      Env: ['PATH=/bin', 'A=2', 'B=3'],
+      User: 'app',
+    });
+    expect(mergeRunConfig(undefined, undefined)).toEqual({});
+  });
+});
+
+describe('assembleImage', () => {
+  const input = { architecture: 'amd64', os: 'linux', created: '1970-01-01T00:00:01Z', history: [{ created: '1970-01-01T00:00:01Z', created_by: 'x' }] };
+
+  it('chains new legacy layers onto the base top layer and keeps base layers, history and diff ids', () => {
+    const first = assembleImage({ ...input, config: { Env: ['A=1'] } }, undefined, [{ layer: layer(1), tarsum: 't1' }]);
+    const base: BaseImage = { config: JSON.parse(first.config), layers: first.layers, legacyLayers: first.legacyLayers };
+    const second = assembleImage({ ...input, config: { Cmd: ['run'] } }, base, [{ layer: layer(2), tarsum: 't2' }]);
+    const config = JSON.parse(second.config);
+    expect(config.rootfs.diff_ids).toEqual([layer(1).diffId, layer(2).diffId]);
+    expect(config.history).toHaveLength(2);
+    expect(config.config).toEqual({ Cmd: ['run'], Env: ['A=1'] });
+    expect(second.legacyLayers[0]).toEqual(first.legacyLayers[0]);
+    const top = JSON.parse(second.legacyLayers[1]?.json ?? '{}');
+    expect(top).toMatchObject({ parent: first.legacyLayers[0]?.id, checksum: 't2', Size: 2, id: second.legacyLayers[1]?.id });
+    expect(JSON.parse(first.legacyLayers[0]?.json ?? '{}').parent).toBeUndefined();
+  });
+
+  it('serialises the config canonically, so equal inputs give equal image ids', () => {
+    const a = assembleImage({ ...input, config: { Labels: { b: '1', a: '2' } } }, undefined, [{ layer: layer(1), tarsum: 't' }]);
+    const b = assembleImage({ ...input, config: { Labels: { a: '2', b: '1' } } }, undefined, [{ layer: layer(1), tarsum: 't' }]);
+    expect(a.configDigest).toBe(b.configDigest);
+    expect(a.config).not.toMatch(/\s/);
+  });
+});
