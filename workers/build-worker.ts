@@ -5,6 +5,7 @@
 import { Worker } from 'bullmq';
 import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor } from '../src/builds/build-processor.ts';
+import { CancelListener } from '../src/builds/cancellation.ts';
 import { BuildRepository } from '../src/builds/build-repository.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
@@ -28,6 +29,7 @@ if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of d
 const vm = new QemuVmRunner({ logger });
 await vm.assets();
 const builds = new BuildRepository(redis);
+const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
 const worker = new Worker<BuildJobData>(
   BUILD_QUEUE,
   createBuildProcessor({
@@ -37,6 +39,7 @@ const worker = new Worker<BuildJobData>(
     vm,
     logger,
     allowDevices: config.allowDevices,
+    cancellations,
   }),
   { connection: redis, concurrency: config.workerConcurrency, autorun: true },
 );
@@ -51,6 +54,7 @@ const stop = async (signal: string) => {
   // close() waits for running jobs; a job not finished when the process dies is recovered
   // by another worker as a stalled job.
   await worker.close();
+  await cancellations.close();
   redis.disconnect();
   process.exit(0);
 };

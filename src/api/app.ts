@@ -46,6 +46,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { redis: deps.redis, store: deps.store });
   await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes });
   await app.register(buildsRoutes, {
+    redis: deps.redis,
     store: deps.store,
     builds: deps.builds,
     logs: deps.logs,

@@ -1,9 +1,11 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
+import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { referencedBlobs, resolveSpec, type BuildSpec } from '../builds/spec.ts';
 import { Problem } from '../problem.ts';
@@ -13,6 +15,7 @@ import { validationProblem } from './problems.ts';
 import { sendBlob } from './send-blob.ts';
 
 export interface BuildsOptions {
+  redis: Redis;
   store: BlobStore;
   builds: BuildRepository;
   logs: BuildLogs;
@@ -64,6 +67,26 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   };
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id', async (request) => findBuild(request));
+
+  /**
+   * Cancel: a queued build never starts, a running one is stopped by its worker (its VM
+   * killed) within seconds; either way the record says `cancelled` at once. 409 once final.
+   */
+  const cancel = async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    const record = await findBuild(request);
+    const cancelled = await builds.transition(record.id, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date().toISOString() });
+    if (!cancelled) {
+      const now = await builds.get(record.id);
+      throw new Problem(409, `build ${record.id} is ${now?.status ?? record.status}; only queued or running builds can be cancelled`);
+    }
+    await publishCancel(opts.redis, record.id);
+    // A job no worker has taken yet can go at once; an active one is stopped by its worker.
+    await queue.remove(record.id).catch(() => 0);
+    request.log.info({ buildId: record.id, was: record.status }, 'build cancelled');
+    return builds.get(record.id);
+  };
+  app.delete<{ Params: { id: string } }>('/v1/builds/:id', cancel);
+  app.post<{ Params: { id: string } }>('/v1/builds/:id/cancel', cancel);
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id/logs', async (request, reply) => {
     const record = await findBuild(request);

@@ -6,10 +6,10 @@ import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
-import { FINAL_STATUSES } from './build-record.ts';
 import { VmInputError } from '../vm/errors.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import type { BuildLogs } from './build-log.ts';
+import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
 import { runBuild, VmStepError } from './run-build.ts';
 
@@ -20,6 +20,8 @@ export interface ProcessorDeps {
   vm: VmRunner;
   logger: Logger;
   allowDevices: boolean;
+  /** Where cancellations of running builds arrive; without it builds only stop when queued. */
+  cancellations?: CancelListener;
 }
 
 /** Failures caused by the build's own input or scripts: retrying cannot help. */
@@ -54,20 +56,19 @@ export function createBuildProcessor(deps: ProcessorDeps) {
   return async (job: Job<BuildJobData>): Promise<void> => {
     const { buildId, spec } = job.data;
     const log = deps.logger.child({ buildId, jobId: job.id, attempt: job.attemptsMade + 1 });
-    const record = await deps.builds.get(buildId);
-    if (!record) {
-      log.warn('build record is gone; dropping the job');
-      return;
-    }
-    if (FINAL_STATUSES.has(record.status)) {
-      log.info({ status: record.status }, 'build already finished; nothing to do');
-      return;
-    }
-
     const started = Date.now();
-    await deps.builds.update(buildId, { status: 'running', startedAt: new Date(started).toISOString() });
+    // From queued, or from running when a dead worker's job is picked up again; a build that
+    // was cancelled (or finished) meanwhile is left alone.
+    const claimed = await deps.builds.transition(buildId, ['queued', 'running'], { status: 'running', startedAt: new Date(started).toISOString() });
+    if (!claimed) {
+      const record = await deps.builds.get(buildId);
+      log.info({ status: record?.status ?? 'gone' }, 'build is not runnable; dropping the job');
+      return;
+    }
     await deps.logs.clear(buildId);
     log.info({ status: 'running' }, 'build started');
+
+    const cancel = deps.cancellations?.register(buildId);
     // Log lines are appended in order; the processor waits for the last before finishing.
     let logWrites = Promise.resolve();
     try {
@@ -80,22 +81,34 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         onLog: (text) => {
           logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
         },
+        signal: cancel?.signal,
       });
       await logWrites;
-      await deps.builds.update(buildId, { status: 'succeeded', result, finishedAt: new Date().toISOString() });
-      log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
+      if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
+        log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
+      } else {
+        log.info('build finished but was cancelled meanwhile; result dropped');
+      }
     } catch (err) {
       await logWrites;
+      if (cancel?.signal.aborted) {
+        // The API already marked it cancelled; make sure, in case the mark raced the start.
+        await deps.builds.transition(buildId, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date().toISOString() });
+        log.info({ status: 'cancelled', durationMs: Date.now() - started }, 'build cancelled');
+        throw new UnrecoverableError('cancelled');
+      }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (isInputError(err) || lastAttempt) {
-        await deps.builds.update(buildId, { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
+        await deps.builds.transition(buildId, ['running'], { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
         log.warn({ status: 'failed', err, durationMs: Date.now() - started }, 'build failed');
       } else {
-        await deps.builds.update(buildId, { status: 'queued' });
+        await deps.builds.transition(buildId, ['running'], { status: 'queued' });
         log.error({ err }, 'build attempt failed; it will be retried');
       }
       if (isInputError(err)) throw new UnrecoverableError((err as Error).message);
       throw err;
+    } finally {
+      deps.cancellations?.unregister(buildId);
     }
   };
 }

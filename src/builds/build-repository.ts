@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { BuildRecord } from './build-record.ts';
+import type { BuildRecord, BuildStatus } from './build-record.ts';
 
 const KEY_PREFIX = 'baler:build:';
 
@@ -28,6 +28,32 @@ export class BuildRepository {
 
   async update(id: string, patch: Partial<BuildRecord>): Promise<void> {
     await this.redis.hset(KEY_PREFIX + id, encode(patch));
+  }
+
+  /**
+   * Apply `patch` only if the build's status is one of `from`, atomically (a Lua script), so
+   * that a cancel and a worker finishing at the same moment cannot both win. Returns whether
+   * it applied.
+   */
+  async transition(id: string, from: BuildStatus[], patch: Partial<BuildRecord>): Promise<boolean> {
+    const fields = encode(patch);
+    const applied = await this.redis.eval(
+      `local status = redis.call('HGET', KEYS[1], 'status')
+       if not status then return 0 end
+       local allowed = cjson.decode(ARGV[1])
+       for _, s in ipairs(allowed) do
+         if cjson.encode(s) == status then
+           for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+           return 1
+         end
+       end
+       return 0`,
+      1,
+      KEY_PREFIX + id,
+      JSON.stringify(from),
+      ...Object.entries(fields).flat(),
+    );
+    return applied === 1;
   }
 }
 

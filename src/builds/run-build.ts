@@ -60,7 +60,10 @@ export const ARCHIVE_MEDIA_TYPES = { none: 'application/x-tar', gzip: 'applicati
 export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<BuildResult> {
   const { store } = deps;
   const mtime = epochSeconds(spec.created);
-  const step = deps.onStep ?? (() => {});
+  const step = (name: string, detail?: Record<string, unknown>) => {
+    deps.signal?.throwIfAborted();
+    deps.onStep?.(name, detail);
+  };
 
   const base = spec.fromImage ? await deps.loadBuildImage(spec.fromImage.build) : undefined;
   step('contents');
@@ -121,6 +124,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
  */
 async function runVmStep(spec: ResolvedSpec, contents: FsTree, base: BaseImage | undefined, mtime: number, deps: BuildDeps): Promise<FsTree> {
   const { store } = deps;
+  deps.signal?.throwIfAborted();
   deps.onStep?.('vm', { diskSize: spec.diskSize, memorySize: spec.memorySize, timeout: spec.timeout });
   const upperInput = await store.put(writeLayerTar(contents.sortedEntries(), store, mtime).stream);
   const lowers = base ? await overlayLowerTree(base.layers.map((l) => l.diffId), store) : undefined;

@@ -1,0 +1,94 @@
+import type { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import type { BlobStore } from '../../store/blob-store.ts';
+import { pipeThrough } from '../../streams.ts';
+import type { Image } from '../image.ts';
+import { writeDockerArchive } from './docker-archive.ts';
+import { writeDockerArchiveOci } from './docker-archive-oci.ts';
+import type { CompressedLayerIndex, LayerCompression } from './layer-compression.ts';
+import { writeOciArchive } from './oci-archive.ts';
+import { writeRootfs } from './rootfs.ts';
+import { epochOf, type SinkOutput } from './tar-plan.ts';
+
+/** Every archive form an image can be downloaded in (`GET /v1/builds/{id}/image?format=`). */
+export const IMAGE_FORMATS = ['docker-archive', 'docker-archive-oci', 'oci-archive', 'rootfs'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+/**
+ * What `compression` means, and allows, per format; the first value is the default.
+ * docker-archive and rootfs: the whole tar. docker-archive-oci and oci-archive: each layer.
+ */
+export const FORMAT_COMPRESSIONS: Record<ImageFormat, readonly LayerCompression[]> = {
+  'docker-archive': ['gzip', 'none'],
+  'docker-archive-oci': ['none', 'gzip'],
+  'oci-archive': ['gzip', 'zstd', 'none'],
+  rootfs: ['none', 'gzip'],
+};
+
+export class FormatOptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FormatOptionError';
+  }
+}
+
+export function isImageFormat(value: string): value is ImageFormat {
+  return (IMAGE_FORMATS as readonly string[]).includes(value);
+}
+
+export interface ImageOutputOptions {
+  name: string;
+  tag: string;
+  store: BlobStore;
+  /** Default: the format's first allowed value (see FORMAT_COMPRESSIONS). */
+  compression?: LayerCompression;
+  /** RFC 3339: the time of the outer tar's entries; default the image's `created`. */
+  created?: string;
+  layerIndex?: CompressedLayerIndex;
+}
+
+export interface ImageOutput extends SinkOutput {
+  /** For `Content-Disposition`. */
+  filename: string;
+}
+
+function gzipped(stream: Readable): SinkOutput {
+  // zlib's gzip header carries no name and mtime 0: the bytes depend only on the input.
+  return { stream: pipeThrough(stream, createGzip({ level: 6 })), mediaType: 'application/gzip' };
+}
+
+/**
+ * The image in one of the formats. Validates the options first (FormatOptionError: a client
+ * mistake), then prepares what must be stored before streaming (compressed layers) and
+ * resolves with the stream, its media type, its exact size when known, and a file name.
+ */
+export async function writeImage(format: ImageFormat, image: Image, opts: ImageOutputOptions): Promise<ImageOutput> {
+  const allowed = FORMAT_COMPRESSIONS[format];
+  const compression = opts.compression ?? (allowed[0] as LayerCompression);
+  if (!allowed.includes(compression)) {
+    throw new FormatOptionError(`compression '${compression}' is not available for ${format} (one of: ${allowed.join(', ')})`);
+  }
+  const base = `${opts.name.replaceAll('/', '_')}-${opts.tag}`;
+  const refName = `${opts.name}:${opts.tag}`;
+  const created = opts.created ?? (JSON.parse(image.config) as { created: string }).created;
+  switch (format) {
+    case 'docker-archive': {
+      const tar = writeDockerArchive(image, { name: opts.name, tag: opts.tag }, epochOf(created));
+      return compression === 'gzip'
+        ? { ...gzipped(tar), filename: `${base}.tar.gz` }
+        : { stream: tar, mediaType: 'application/x-tar', filename: `${base}.tar` };
+    }
+    case 'docker-archive-oci': {
+      const out = await writeDockerArchiveOci(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression: compression as 'none' | 'gzip' });
+      return { ...out, filename: `${base}.tar` };
+    }
+    case 'oci-archive': {
+      const out = await writeOciArchive(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression });
+      return { ...out, filename: `${base}.oci.tar` };
+    }
+    case 'rootfs': {
+      const out = await writeRootfs(image, { store: opts.store });
+      return compression === 'gzip' ? { ...gzipped(out.stream), filename: `${base}.rootfs.tar.gz` } : { ...out, filename: `${base}.rootfs.tar` };
+    }
+  }
+}

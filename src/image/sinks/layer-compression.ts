@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { hexOf, isDigest, type Digest } from '../../digest.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
+import { FsBlobStore } from '../../store/fs-blob-store.ts';
+import { pipeThrough } from '../../streams.ts';
+import type { Layer } from '../layer.ts';
+
+/** How layer blobs are written into an archive. */
+export type LayerCompression = 'none' | 'gzip' | 'zstd';
+
+export const OCI_LAYER_MEDIA_TYPES: Record<LayerCompression, string> = {
+  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+};
+
+/**
+ * The exact method of each kind. Part of the cache key, so changing a level never serves a
+ * blob made another way. gzip: Node's zlib (no file name, mtime 0, OS byte fixed by zlib).
+ * zstd: Debian's `zstd` binary, one worker (`-T1`: the output does not depend on the CPU
+ * count), no progress output; reading stdin, it records no content size.
+ */
+export const GZIP_LEVEL = 6;
+export const ZSTD_LEVEL = 3;
+export const ZSTD_BIN = 'zstd';
+const METHODS = { gzip: `gzip-${GZIP_LEVEL}`, zstd: `zstd-${ZSTD_LEVEL}` } as const;
+
+export interface CompressedBlob {
+  digest: Digest;
+  size: number;
+}
+
+/** Remembers which stored blob is the compressed form of which layer. */
+export interface CompressedLayerIndex {
+  get(method: string, diffId: Digest): Promise<CompressedBlob | null>;
+  set(method: string, diffId: Digest, blob: CompressedBlob): Promise<void>;
+}
+
+/**
+ * The index as small JSON files, one per layer and method: `<dir>/<method>/<diffId hex>.json`
+ * holding `{"diffId","method","digest","size"}`. Each file is written to a temporary name and
+ * renamed, so concurrent writers (two downloads, two workers) never leave half a file, and
+ * there is no shared file to read-modify-write. A file that is missing, unreadable or names
+ * a blob the store no longer has only costs a recompression.
+ */
+export class FsCompressedLayerIndex implements CompressedLayerIndex {
+  constructor(readonly dir: string) {}
+
+  private pathOf(method: string, diffId: Digest): string {
+    return join(this.dir, method, `${hexOf(diffId)}.json`);
+  }
+
+  async get(method: string, diffId: Digest): Promise<CompressedBlob | null> {
+    try {
+      const entry = JSON.parse(await readFile(this.pathOf(method, diffId), 'utf8')) as Partial<CompressedBlob & { diffId: string; method: string }>;
+      if (entry.diffId !== diffId || entry.method !== method) return null;
+      if (typeof entry.digest !== 'string' || !isDigest(entry.digest) || !Number.isSafeInteger(entry.size)) return null;
+      return { digest: entry.digest, size: entry.size as number };
+    } catch {
+      return null;
+    }
+  }
+
+  async set(method: string, diffId: Digest, blob: CompressedBlob): Promise<void> {
+    const path = this.pathOf(method, diffId);
+    await mkdir(join(this.dir, method), { recursive: true });
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, JSON.stringify({ diffId, method, digest: blob.digest, size: blob.size }));
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+}
+
+/** An index in this process's memory (stores other than the filesystem one, tests). */
+export class MemoryCompressedLayerIndex implements CompressedLayerIndex {
+  private readonly entries = new Map<string, CompressedBlob>();
+
+  async get(method: string, diffId: Digest): Promise<CompressedBlob | null> {
+    return this.entries.get(`${method} ${diffId}`) ?? null;
+  }
+
+  async set(method: string, diffId: Digest, blob: CompressedBlob): Promise<void> {
+    this.entries.set(`${method} ${diffId}`, blob);
+  }
+}
+
+const memoryIndexes = new WeakMap<BlobStore, CompressedLayerIndex>();
+
+/**
+ * The index that goes with a store: for the filesystem store, JSON files beside the blobs
+ * (`<DATA_DIR>/index/compressed-layers/`), shared by every process using that data dir;
+ * for any other store, one in memory per store.
+ */
+export function defaultLayerIndex(store: BlobStore): CompressedLayerIndex {
+  if (store instanceof FsBlobStore) return new FsCompressedLayerIndex(join(store.root, 'index', 'compressed-layers'));
+  let index = memoryIndexes.get(store);
+  if (!index) memoryIndexes.set(store, (index = new MemoryCompressedLayerIndex()));
+  return index;
+}
+
+/** The layer's blob as the store holds it: uncompressed, so its digest is its diff_id. */
+export function assertStoredUncompressed(layer: Layer): void {
+  if (layer.digest !== layer.diffId) {
+    throw new Error(`layer ${layer.diffId} is stored as ${layer.digest}, not uncompressed; the sinks read uncompressed layers`);
+  }
+}
+
+/** Compress a stream; `done` settles when the compressor has finished (or failed). */
+export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { stream: Readable; done: Promise<void> } {
+  if (kind === 'gzip') {
+    const gzip = pipeThrough(source, createGzip({ level: GZIP_LEVEL }));
+    const done = new Promise<void>((resolve, reject) => {
+      gzip.once('end', resolve);
+      gzip.once('error', reject);
+    });
+    return { stream: gzip, done };
+  }
+  const child = spawn(ZSTD_BIN, ['-q', '-c', `-${ZSTD_LEVEL}`, '-T1', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (text: string) => {
+    if (stderr.length < 4096) stderr += text;
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' ? new Error(`the '${ZSTD_BIN}' program is not installed (Debian package zstd)`, { cause: err }) : err),
+    );
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${ZSTD_BIN} failed (${signal ?? `exit code ${code}`}): ${stderr.trim()}`));
+    });
+  });
+  // EPIPE when zstd dies early: its exit status tells the story.
+  pipeline(source, child.stdin).catch(() => child.kill('SIGKILL'));
+  return { stream: child.stdout, done };
+}
+
+/**
+ * The layer compressed with `kind`, as a blob in the store: its digest and size (what a
+ * manifest lists). Compression is deterministic, and the result is cached: the compressed
+ * blob is content-addressed in the store, and the index maps (method, diff_id) to it, so a
+ * layer is compressed once per method whatever the number of images or downloads using it.
+ * `none` is the stored layer itself.
+ */
+export async function compressedLayer(
+  store: BlobStore,
+  layer: Layer,
+  kind: LayerCompression,
+  index: CompressedLayerIndex = defaultLayerIndex(store),
+): Promise<CompressedBlob> {
+  assertStoredUncompressed(layer);
+  if (kind === 'none') return { digest: layer.digest, size: layer.size };
+
+  const method = METHODS[kind];
+  const cached = await index.get(method, layer.diffId);
+  if (cached) {
+    const info = await store.stat(cached.digest);
+    if (info && info.size === cached.size) return cached;
+  }
+
+  const source = await store.open(layer.digest);
+  const { stream, done } = compressStream(source, kind);
+  let put;
+  try {
+    [put] = await Promise.all([store.put(stream), done]);
+  } catch (err) {
+    source.destroy();
+    stream.destroy();
+    throw err;
+  }
+  const blob = { digest: put.digest, size: put.size };
+  await index.set(method, layer.diffId, blob);
+  return blob;
+}

@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Digest } from '../../../digest.ts';
+import type { BlobStore } from '../../../store/blob-store.ts';
+import type { EntryType } from '../../tar-entry.ts';
+import { DEFAULT_TAR_LIMITS, indexTar, TarFormatError } from '../../tar-index.ts';
+import { ArchiveImportError } from './errors.ts';
+
+/** Largest JSON member read (manifest.json, index.json, configs, manifests): containerd's limit. */
+export const MAX_JSON_BYTES = 20 * 1024 * 1024;
+/** An image archive holds a few members per layer; anything near this is not one. */
+const MAX_MEMBERS = 100_000;
+const MAX_LINK_HOPS = 16;
+
+export interface ArchiveMember {
+  /** Normalised path (no leading `./` or `/`, no `..`). */
+  path: string;
+  type: EntryType;
+  size: number;
+  dataOffset: number;
+  linkname: string;
+}
+
+/**
+ * Normalise a path inside an archive: `.` and empty components dropped, `..` refused, so no
+ * member or reference can name anything but a member of the archive.
+ */
+export function normalizeArchivePath(raw: string, what: string): string {
+  const parts: string[] = [];
+  for (const part of raw.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') throw new ArchiveImportError(`${what} '${raw}' contains '..'`);
+    if (part.includes('\0')) throw new ArchiveImportError(`${what} contains a NUL byte`);
+    parts.push(part);
+  }
+  return parts.join('/');
+}
+
+/**
+ * An uncompressed tar archive in the store, indexed once: members are read by range straight
+ * from the stored blob, never extracted and never held whole (JSON members excepted, capped).
+ */
+export class ArchiveReader {
+  private constructor(
+    private readonly store: BlobStore,
+    readonly digest: Digest,
+    private readonly members: Map<string, ArchiveMember>,
+  ) {}
+
+  static async open(store: BlobStore, digest: Digest): Promise<ArchiveReader> {
+    const members = new Map<string, ArchiveMember>();
+    try {
+      for await (const entry of indexTar(await store.open(digest), { ...DEFAULT_TAR_LIMITS, maxEntries: MAX_MEMBERS })) {
+        const path = normalizeArchivePath(entry.name, 'archive member');
+        if (path === '' || entry.type === 'directory') continue;
+        // As with tar itself, a later member of the same name replaces an earlier one.
+        members.set(path, { path, type: entry.type, size: entry.size, dataOffset: entry.dataOffset, linkname: entry.linkname });
+      }
+    } catch (err) {
+      if (err instanceof TarFormatError) throw new ArchiveImportError(`not an image archive (tar): ${err.message}`, { cause: err });
+      throw err;
+    }
+    return new ArchiveReader(store, digest, members);
+  }
+
+  /** Whether `path` names a member (of any type). */
+  has(path: string): boolean {
+    return this.members.has(path);
+  }
+
+  /**
+   * The regular file `path` names, following symbolic links (relative to the link's directory,
+   * as `docker save` writes them for shared layers) and hard links within the archive.
+   */
+  file(rawPath: string, what: string): ArchiveMember {
+    let path = normalizeArchivePath(rawPath, `${what}: path`);
+    for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
+      const member = this.members.get(path);
+      if (!member) throw new ArchiveImportError(`${what}: the archive has no member '${path}'`);
+      if (member.type === 'file') return member;
+      if (member.type === 'symlink') path = resolveLink(path, member.linkname, what);
+      else if (member.type === 'link') path = normalizeArchivePath(member.linkname, `${what}: hard link target`);
+      else throw new ArchiveImportError(`${what}: archive member '${path}' is a ${member.type}, not a file`);
+    }
+    throw new ArchiveImportError(`${what}: more than ${MAX_LINK_HOPS} links from '${rawPath}'`);
+  }
+
+  /** A member's data (streamed by range from the stored archive). */
+  async openData(member: ArchiveMember): Promise<Readable> {
+    if (member.size === 0) return Readable.from([]);
+    return this.store.open(this.digest, { start: member.dataOffset, end: member.dataOffset + member.size - 1 });
+  }
+
+  /** The first `n` bytes of a member (fewer if it is shorter). */
+  async head(member: ArchiveMember, n: number): Promise<Buffer> {
+    const size = Math.min(n, member.size);
+    return size === 0 ? Buffer.alloc(0) : this.readRange(member, size);
+  }
+
+  /** A JSON member: its bytes (hashing them gives its digest) and its parsed value. */
+  async readJson(rawPath: string, what: string): Promise<{ path: string; bytes: Buffer; digest: Digest; value: unknown }> {
+    const member = this.file(rawPath, what);
+    if (member.size > MAX_JSON_BYTES) {
+      throw new ArchiveImportError(`${what} '${member.path}' is ${member.size} bytes, over the limit of ${MAX_JSON_BYTES} for JSON`);
+    }
+    const bytes = member.size === 0 ? Buffer.alloc(0) : await this.readRange(member, member.size);
+    let value: unknown;
+    try {
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      throw new ArchiveImportError(`${what} '${member.path}' is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+    return { path: member.path, bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, value };
+  }
+
+  private async readRange(member: ArchiveMember, size: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of (await this.store.open(this.digest, { start: member.dataOffset, end: member.dataOffset + size - 1 })) as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+    }
+    const data = Buffer.concat(chunks);
+    if (data.length !== size) throw new ArchiveImportError(`archive member '${member.path}' is truncated`);
+    return data;
+  }
+}
+
+/** A symbolic link's target as an archive path: relative to the link's directory, or to the root. */
+function resolveLink(linkPath: string, target: string, what: string): string {
+  const parts = target.startsWith('/') ? [] : linkPath.split('/').slice(0, -1);
+  for (const part of target.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (parts.length === 0) throw new ArchiveImportError(`${what}: link '${linkPath}' -> '${target}' points outside the archive`);
+      parts.pop();
+    } else parts.push(part);
+  }
+  return parts.join('/');
+}

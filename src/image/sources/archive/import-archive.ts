@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { digestFromHash, isDigest, type Digest } from '../../../digest.ts';
+import { DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
+import { uncompressedBlob } from '../../compression.ts';
+import { LayerInputError, normalizeLayerPath } from '../../layer-entry.ts';
+import { storeLegacyChain } from '../../legacy-layer.ts';
+import { TarFormatError } from '../../tar-index.ts';
+import { tarsumOfStoredTar } from '../../tarsum-of-tar.ts';
+import type { StoredLayer } from '../earlier-build.ts';
+import { pipeThrough } from '../../../streams.ts';
+import { ArchiveReader } from './archive-reader.ts';
+import { decompress, detectCompression, isDecompressionError } from './decompress.ts';
+import { ArchiveImportError } from './errors.ts';
+import { planDockerArchive, planOciLayout, type ImagePlan } from './formats.ts';
+
+export { ArchiveImportError };
+
+/** Docker refuses images deeper than this. */
+export const DEFAULT_MAX_LAYERS = 125;
+
+export interface ImportOptions {
+  /** `fromImageName`: picks an image of a multi-image archive (with `tag`, or alone when it has one tag). */
+  name?: string;
+  /** `fromImageTag`. */
+  tag?: string;
+  /** Resolves OCI image indexes (os linux); default amd64. */
+  architecture?: string;
+  /** More layers than this fail before any layer is read; default 125. */
+  maxLayers?: number;
+}
+
+export interface ImportedImage {
+  /** The config, stored as it was in the archive (so this is also the image id). */
+  configDigest: Digest;
+  /** Bottom first; each layer stored uncompressed (blob digest = diffId), legacy chain as the seed's. */
+  layers: StoredLayer[];
+  /** The names the archive records for the image picked (`name:tag`). */
+  repoTags: string[];
+}
+
+interface ParsedConfig {
+  architecture?: string;
+  os?: string;
+  created?: string;
+  config: unknown;
+  diffIds: Digest[];
+}
+
+/**
+ * Import an image from an uploaded archive blob, in any form real tools write: `docker save`
+ * (Docker ≤ 24, and ≥ 25 with its OCI layout inside), podman/skopeo/buildah's docker-archive and
+ * oci-archive, the seed's layout; the archive plain or gzip'd (zstd, xz, bzip2 also read), its
+ * layers plain, gzip or zstd. The archive is read in place by range; every layer is
+ * decompressed, verified against its diff_id and stored uncompressed; the config is stored as
+ * is. Failures the archive or the choice of image cause are ArchiveImportError.
+ */
+export async function importArchive(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<ImportedImage> {
+  const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
+  const selection = { name: opts.name, tag: opts.tag, architecture: opts.architecture ?? 'amd64' };
+
+  const reader = await ArchiveReader.open(store, await uncompressedArchive(store, digest));
+  let plan: ImagePlan;
+  if (reader.has('manifest.json')) plan = await planDockerArchive(reader, selection);
+  else if (reader.has('index.json')) plan = await planOciLayout(reader, selection);
+  else throw new ArchiveImportError('not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)');
+  checkLayerCount(plan.layers.length, maxLayers);
+
+  const configBlob = await reader.readJson(plan.config.path, 'image config');
+  if (plan.config.digest && plan.config.digest !== configBlob.digest) {
+    throw new ArchiveImportError(`image config ${configBlob.path} does not match its digest ${plan.config.digest}: its content hashes to ${configBlob.digest}`);
+  }
+  const config = parseConfig(configBlob.value, configBlob.path);
+  checkLayerCount(config.diffIds.length, maxLayers);
+  if (config.diffIds.length !== plan.layers.length) {
+    throw new ArchiveImportError(`the image's manifest lists ${plural(plan.layers.length, 'layer')} but its config ${plural(config.diffIds.length, 'diff_id')}`);
+  }
+
+  // Every layer member is verified (a member shared by several positions, once); then each
+  // distinct layer is read back once from the store for its tarsum.
+  const n = plan.layers.length;
+  const verified = new Map<string, number>();
+  const sizes = new Map<Digest, number>();
+  for (const [i, ref] of plan.layers.entries()) {
+    const diffId = config.diffIds[i] as Digest;
+    const what = `layer ${i + 1} of ${n} (${ref.path})`;
+    const member = reader.file(ref.path, what);
+    const key = `${member.path}\n${diffId}`;
+    let size = verified.get(key);
+    if (size === undefined) {
+      size = await importLayer(store, reader, member, ref.digest, diffId, what);
+      verified.set(key, size);
+    }
+    sizes.set(diffId, size);
+  }
+  const tarsums = new Map<Digest, string>();
+  for (const [i, diffId] of config.diffIds.entries()) {
+    if (!tarsums.has(diffId)) tarsums.set(diffId, await layerTarsum(store, diffId, `layer ${i + 1} of ${n} (${plan.layers[i]?.path})`));
+  }
+
+  const layers = await storeLegacyChain(
+    store,
+    { architecture: config.architecture, os: config.os, created: config.created, config: config.config ?? {} },
+    config.diffIds.map((diffId) => ({ diffId, size: sizes.get(diffId) as number, tarsum: tarsums.get(diffId) as string })),
+  );
+  await store.put(Readable.from([configBlob.bytes]), { expectedDigest: configBlob.digest });
+  return { configDigest: configBlob.digest, layers, repoTags: plan.repoTags };
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+function checkLayerCount(count: number, maxLayers: number): void {
+  if (count > maxLayers) throw new ArchiveImportError(`the image has ${count} layers, more than the limit of ${maxLayers}`);
+}
+
+/** The archive as an uncompressed tar in the store. */
+async function uncompressedArchive(store: BlobStore, digest: Digest): Promise<Digest> {
+  const info = await store.stat(digest);
+  if (!info) throw new ArchiveImportError(`blob ${digest} not found`);
+  if (info.size === 0) throw new ArchiveImportError(`blob ${digest} is empty, not an image archive`);
+  const head: Buffer[] = [];
+  for await (const chunk of (await store.open(digest, { start: 0, end: 7 })) as AsyncIterable<Buffer>) head.push(chunk);
+  const kind = detectCompression(Buffer.concat(head));
+  try {
+    if (kind === 'none') return digest;
+    if (kind === 'gzip') return await uncompressedBlob(store, digest);
+    return (await store.put(decompress(kind, await store.open(digest)))).digest;
+  } catch (err) {
+    if (err instanceof LayerInputError || isDecompressionError(err)) {
+      throw new ArchiveImportError(`the archive is not valid ${kind} data: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function parseConfig(value: unknown, path: string): ParsedConfig {
+  const what = `image config ${path}`;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ArchiveImportError(`${what} is not a JSON object`);
+  const v = value as Record<string, unknown>;
+  const rootfs = v.rootfs as Record<string, unknown> | null | undefined;
+  if (rootfs === null || typeof rootfs !== 'object' || !Array.isArray(rootfs.diff_ids)) throw new ArchiveImportError(`${what} has no rootfs.diff_ids`);
+  if (rootfs.type !== 'layers') throw new ArchiveImportError(`${what}: rootfs.type is not 'layers'`);
+  const diffIds = rootfs.diff_ids.map((d, i) => {
+    if (typeof d !== 'string' || !isDigest(d)) throw new ArchiveImportError(`${what}: diff_id ${i + 1} is not a sha256 digest`);
+    return d;
+  });
+  const str = (key: string): string | undefined => {
+    const field = v[key];
+    if (field !== undefined && field !== null && typeof field !== 'string') throw new ArchiveImportError(`${what}: ${key} is not a string`);
+    return typeof field === 'string' ? field : undefined;
+  };
+  const runConfig = v.config;
+  if (runConfig !== undefined && runConfig !== null && (typeof runConfig !== 'object' || Array.isArray(runConfig))) {
+    throw new ArchiveImportError(`${what}: config is not an object`);
+  }
+  return { architecture: str('architecture'), os: str('os'), created: str('created'), config: runConfig ?? undefined, diffIds };
+}
+
+/**
+ * One layer member: decompressed as its magic bytes say, stored uncompressed under its diff_id
+ * (the store verifies the hash before the blob becomes visible). Returns the uncompressed size.
+ */
+async function importLayer(
+  store: BlobStore,
+  reader: ArchiveReader,
+  member: Parameters<ArchiveReader['openData']>[0],
+  blobDigest: Digest | undefined,
+  diffId: Digest,
+  what: string,
+): Promise<number> {
+  const kind = detectCompression(await reader.head(member, 8));
+  const hash = createHash('sha256');
+  const raw = pipeThrough(
+    await reader.openData(member),
+    new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    }),
+  );
+  let size: number;
+  try {
+    size = (await store.put(decompress(kind, raw), { expectedDigest: diffId })).size;
+  } catch (err) {
+    if (err instanceof DigestMismatchError) {
+      throw new ArchiveImportError(`${what} does not match its diff_id ${diffId}: ${kind === 'none' ? 'it' : 'uncompressed, it'} hashes to ${err.actual}`, { cause: err });
+    }
+    if (isDecompressionError(err)) throw new ArchiveImportError(`${what} is not valid ${kind} data: ${err.message}`, { cause: err });
+    throw err;
+  }
+  const actual = digestFromHash(hash);
+  if (blobDigest && actual !== blobDigest) {
+    throw new ArchiveImportError(`${what} does not match its digest ${blobDigest}: it hashes to ${actual}`);
+  }
+  return size;
+}
+
+/** The tarsum of a stored layer, checking on the way that it is a tar whose paths stay inside it. */
+async function layerTarsum(store: BlobStore, diffId: Digest, what: string): Promise<string> {
+  try {
+    return await tarsumOfStoredTar(store, diffId, (entry) => {
+      normalizeLayerPath(entry.name, `${what}: entry`);
+      if (entry.type === 'link') normalizeLayerPath(entry.linkname, `${what}: hard link target`);
+    });
+  } catch (err) {
+    if (err instanceof LayerInputError) throw new ArchiveImportError(err.message, { cause: err });
+    if (err instanceof TarFormatError) throw new ArchiveImportError(`${what} is not a valid tar: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
