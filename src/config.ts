@@ -15,6 +15,13 @@ export interface Config {
   workerConcurrency: number;
   /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
   buildAttempts: number;
+  /**
+   * A worker holds a build's lock this long between renewals; a worker that dies loses it
+   * after this, and its build is taken up again by another worker (BullMQ stalled jobs).
+   */
+  jobLockMs: number;
+  /** How often workers look for builds whose worker died. */
+  stalledCheckMs: number;
   /** Largest build log kept, in bytes. */
   maxLogBytes: number;
   logLevel: string;
@@ -40,6 +47,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
+    jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
+    stalledCheckMs: int(env, 'BALER_STALLED_CHECK_MS', 5_000),
     logLevel: env.LOG_LEVEL || 'info',
   };
 }

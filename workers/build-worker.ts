@@ -41,7 +41,15 @@ const worker = new Worker<BuildJobData>(
     allowDevices: config.allowDevices,
     cancellations,
   }),
-  { connection: redis, concurrency: config.workerConcurrency, autorun: true },
+  {
+    connection: redis,
+    concurrency: config.workerConcurrency,
+    autorun: true,
+    lockDuration: config.jobLockMs,
+    stalledInterval: config.stalledCheckMs,
+    // A build whose worker died is run again; one that kills two workers is failed.
+    maxStalledCount: 2,
+  },
 );
 worker.on('error', (err) => logger.error({ err }, 'worker error'));
 logger.info({ concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'worker started');

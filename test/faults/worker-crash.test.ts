@@ -1,0 +1,85 @@
+/**
+ * `kill -9` of the worker in the middle of a build: the build is taken up again (BullMQ
+ * stalled-job recovery; `npm start` brings a new worker up) and ends `succeeded` with the same
+ * bytes as an undisturbed build, with no QEMU process or temp dir left behind.
+ * FAULT_TRIALS (default 2 here; `npm run test:faults` runs 20) trials of each kind.
+ */
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxTar } from '../support/images.ts';
+import { pidsMentioning } from '../support/run.ts';
+import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+
+const TRIALS = Number(process.env.FAULT_TRIALS ?? 2);
+let service: Service;
+let work: string;
+let vmTmp: string;
+let busybox: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'baler-faults-'));
+  vmTmp = join(work, 'vm-tmp');
+  await mkdir(vmTmp);
+  service = await startService({ BALER_VM_TMPDIR: vmTmp, BALER_JOB_LOCK_MS: '4000', BALER_STALLED_CHECK_MS: '2000' });
+  busybox = await uploadFile(service, await busyboxTar());
+}, 60_000);
+
+afterAll(async () => {
+  await service?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const logOf = async (id: string) => (await fetch(`${service.url}/v1/builds/${id}/logs`)).text();
+
+async function until(what: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await what())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const kinds = {
+  'a pure-layer build': (n: number) => ({
+    name: 'faults/pure',
+    tag: `t${n}`,
+    compression: 'gzip',
+    // Big enough that the worker is still at it when it is killed.
+    contents: [{ tar: busybox }, ...Array.from({ length: 40 }, (_, i) => ({ tar: busybox, to: `/copies/${i}` }))],
+  }),
+  'its VM step': (n: number) => ({
+    name: 'faults/vm',
+    tag: `t${n}`,
+    contents: [{ tar: busybox }],
+    runAsRoot: 'echo vm-step-running; sleep 2; echo done > /done',
+  }),
+};
+
+describe.each(Object.entries(kinds))('kill -9 of the worker during %s', (kind, spec) => {
+  it(`recovers ${TRIALS}/${TRIALS} trials with the bytes of an undisturbed build`, async () => {
+    const reference = await waitForBuild(service, await submitBuild(service, spec(0)));
+    expect(reference.status).toBe('succeeded');
+    let recovered = 0;
+    for (let trial = 1; trial <= TRIALS; trial++) {
+      // The same spec as the reference (same tag), so the same bytes are expected.
+      const id = await submitBuild(service, spec(0));
+      const victim = await service.workerPid();
+      if (kind === 'its VM step') await until(async () => (await logOf(id)).includes('vm-step-running'), 60_000);
+      else await until(async () => ((await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView).status === 'running', 60_000);
+      process.kill(victim, 'SIGKILL');
+      const build = await waitForBuild(service, id, 120_000);
+      expect(build.status, JSON.stringify(build.error)).toBe('succeeded');
+      expect(build.result?.archive.digest).toBe(reference.result?.archive.digest);
+      expect(await service.workerPid()).not.toBe(victim);
+      // It was really cut off mid-build: a second worker started it again.
+      const starts = service.output().split('\n').filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
+      expect(starts.length).toBeGreaterThanOrEqual(2);
+      await until(async () => pidsMentioning(vmTmp).length === 0 && (await readdir(vmTmp)).length === 0, 30_000);
+      recovered++;
+    }
+    console.log(`faults: kill -9 during ${kind}: ${recovered}/${TRIALS} recovered with identical bytes`);
+    expect(recovered).toBe(TRIALS);
+  }, 120_000 + TRIALS * 90_000);
+});
