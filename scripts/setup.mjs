@@ -13,7 +13,7 @@ const mode = process.argv[2] ?? 'runtime';
 // The build VM (src/vm/): QEMU, mksquashfs (-tar), mke2fs, setpriv (util-linux), and what the
 // guest's initramfs is made of (busybox-static, bash-static, GNU tar, setcap/getcap, setfattr/
 // getfattr). The kernel is not installed: scripts/build-vm-assets.mjs downloads its package.
-const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr'];
+const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr', 'zstd'];
 
 const PACKAGES = {
   runtime: ['redis-server', ...VM],

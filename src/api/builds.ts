@@ -7,7 +7,10 @@ import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
-import { referencedBlobs, resolveSpec, type BuildSpec } from '../builds/spec.ts';
+import { storeArchive } from '../builds/run-build.ts';
+import { referencedBlobs, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
+import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
+import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -35,11 +38,17 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       if (request.validationError) {
         throw validationProblem(request.validationError.validation, 'build spec', spec, (path) => explainReference(spec, path));
       }
+      if (spec.compression && !FORMAT_COMPRESSIONS[spec.format ?? 'docker-archive'].includes(spec.compression)) {
+        const allowed = FORMAT_COMPRESSIONS[spec.format ?? 'docker-archive'];
+        throw new Problem(400, `compression '${spec.compression}' is not available for ${spec.format ?? 'docker-archive'} (one of: ${allowed.join(', ')})`, {
+          errors: [{ path: '/compression', message: `one of ${allowed.join(', ')} for this format` }],
+        });
+      }
       const created = spec.created;
       if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
         throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
       }
-      if (spec.fromImage) {
+      if (spec.fromImage && 'build' in spec.fromImage) {
         const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
         if (!base) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
         if (base.status !== 'succeeded') throw new Problem(422, `base build ${base.id} is ${base.status}; a base must have succeeded`);
@@ -93,18 +102,45 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     return reply.type('text/plain; charset=utf-8').send(await opts.logs.read(record.id));
   });
 
-  const image = async (request: FastifyRequest<{ Params: { id: string } }>, reply: Parameters<typeof sendBlob>[1]) => {
+  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: Compression } }>;
+  /**
+   * The image archive: the build's own format, or another one on request (`?format=`,
+   * `?compression=`), made from the stored layers on first request and kept in the store
+   * (the bytes are deterministic, so later requests, Range and ETag see the same blob).
+   */
+  const image = async (request: ImageRequest, reply: Parameters<typeof sendBlob>[1]) => {
     const record = await findBuild(request);
     if (record.status !== 'succeeded' || !record.result) {
       throw new Problem(409, `build ${record.id} is ${record.status}; the image is available once it has succeeded`);
     }
-    const { archive } = record.result;
-    const extension = archive.mediaType === 'application/gzip' ? 'tar.gz' : 'tar';
-    const filename = `${record.spec.name.replaceAll('/', '_')}-${record.spec.tag}.${extension}`;
-    return sendBlob(request, reply, store, archive.digest, { contentType: archive.mediaType, filename });
+    const result = record.result;
+    const format = request.query.format ?? result.archive.format;
+    const compression = request.query.compression ?? (format === result.archive.format ? result.archive.compression : FORMAT_COMPRESSIONS[format][0]);
+    if (!compression || !FORMAT_COMPRESSIONS[format].includes(compression)) {
+      throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
+    }
+    let archive = result.archive;
+    if (format !== archive.format || compression !== archive.compression) {
+      const key = `${format}/${compression}`;
+      const kept = record.artifacts?.[key];
+      if (kept && (await store.stat(kept.digest))) {
+        archive = kept;
+      } else {
+        archive = await storeArchive(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, store);
+        await builds.update(record.id, { artifacts: { ...(record.artifacts ?? {}), [key]: archive } });
+      }
+    }
+    return sendBlob(request, reply, store, archive.digest, { contentType: archive.mediaType, filename: archive.filename });
   };
-  app.get<{ Params: { id: string } }>('/v1/builds/:id/image', { exposeHeadRoute: false }, image);
-  app.head<{ Params: { id: string } }>('/v1/builds/:id/image', image);
+  const imageSchema = {
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { format: { $ref: 'OutputFormat#' }, compression: { $ref: 'Compression#' } },
+    },
+  };
+  app.get('/v1/builds/:id/image', { exposeHeadRoute: false, schema: imageSchema }, image);
+  app.head('/v1/builds/:id/image', { schema: imageSchema }, image);
 };
 
 /** The reference grammar is one long pattern in the schema; say which rule a name broke. */

@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { BaseImage } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
+import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
 import { loadStoredImage } from '../image/sources/earlier-build.ts';
 import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
@@ -31,6 +32,7 @@ function isInputError(err: unknown): boolean {
     err instanceof BlobNotFoundError ||
     err instanceof VmStepError ||
     err instanceof VmInputError ||
+    err instanceof ArchiveImportError ||
     err instanceof BaseImageError
   );
 }

@@ -1,5 +1,5 @@
 import type { ProblemBody } from '../problem.ts';
-import type { BuildResult } from './run-build.ts';
+import type { ArchiveInfo, BuildResult } from './run-build.ts';
 import type { ResolvedSpec } from './spec.ts';
 
 export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -17,4 +17,6 @@ export interface BuildRecord {
   /** Set when the build failed: why, as a problem object. */
   error?: ProblemBody;
   result?: BuildResult;
+  /** Other formats of the image made on request, by `format/compression`. */
+  artifacts?: Record<string, ArchiveInfo>;
 }

@@ -1,24 +1,27 @@
 import { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
 import { digestOf, type Digest } from '../digest.ts';
 import type { FsTree } from '../image/fs-tree.ts';
-import { assembleImage, type BaseImage } from '../image/image.ts';
+import { assembleImage, type BaseImage, type Image } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
-import { writeDockerArchive } from '../image/sinks/docker-archive.ts';
-import type { StoredLayer } from '../image/sources/earlier-build.ts';
+import { writeImage } from '../image/sinks/formats.ts';
+import { importArchive } from '../image/sources/archive/import-archive.ts';
+import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import { pipeThrough } from '../streams.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
-import { epochSeconds, needsVm, type ResolvedSpec } from './spec.ts';
+import { epochSeconds, needsVm, type Compression, type OutputFormat, type ResolvedSpec } from './spec.ts';
 
 export interface ArchiveInfo {
   digest: Digest;
   size: number;
   mediaType: string;
+  format: OutputFormat;
+  compression: Compression;
+  /** For Content-Disposition, e.g. `name-tag.tar.gz`. */
+  filename: string;
 }
 
 export interface BuildResult {
@@ -50,7 +53,18 @@ export interface BuildDeps {
   signal?: AbortSignal;
 }
 
-export const ARCHIVE_MEDIA_TYPES = { none: 'application/x-tar', gzip: 'application/gzip' } as const;
+/** The image in one output format, stored (deterministic bytes, so the same digest each time). */
+export async function storeArchive(
+  image: Image,
+  spec: Pick<ResolvedSpec, 'name' | 'tag' | 'created'>,
+  format: OutputFormat,
+  compression: Compression,
+  store: BlobStore,
+): Promise<ArchiveInfo> {
+  const out = await writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created });
+  const blob = await store.put(out.stream);
+  return { digest: blob.digest, size: blob.size, mediaType: out.mediaType, format, compression, filename: out.filename };
+}
 
 /**
  * Build the image a resolved spec describes and store its archive. Every intermediate is
@@ -65,7 +79,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     deps.onStep?.(name, detail);
   };
 
-  const base = spec.fromImage ? await deps.loadBuildImage(spec.fromImage.build) : undefined;
+  const base = await loadBase(spec, deps);
   step('contents');
   const contents = await resolveContents(spec.contents, store, { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices });
   const layerTree = needsVm(spec) ? await runVmStep(spec, contents, base, mtime, deps) : contents;
@@ -103,19 +117,30 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     layers.push({ diffId: l.diffId, size: l.size, tarsum: JSON.parse(legacy.json).checksum as string, v1Id: legacy.id, v1Json });
   }
 
-  step('archive', { compression: spec.compression });
-  let archive: Readable = writeDockerArchive(image, { name: spec.name, tag: spec.tag }, mtime);
-  if (spec.compression === 'gzip') {
-    // zlib's gzip header carries no name and mtime 0, so the bytes depend only on the input.
-    archive = pipeThrough(archive, createGzip({ level: 6 }));
-  }
-  const archiveBlob = await store.put(archive);
+  step('archive', { format: spec.format, compression: spec.compression });
   return {
     imageId: image.configDigest,
     diffIds: image.layers.map((l) => l.diffId),
     layers,
-    archive: { digest: archiveBlob.digest, size: archiveBlob.size, mediaType: ARCHIVE_MEDIA_TYPES[spec.compression] },
+    archive: await storeArchive(image, spec, spec.format, spec.compression, store),
   };
+}
+
+/** Docker refuses images deeper than this, base included. */
+export const MAX_IMAGE_LAYERS = 125;
+
+async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage | undefined> {
+  const from = spec.fromImage;
+  if (!from) return undefined;
+  if ('build' in from) return deps.loadBuildImage(from.build);
+  const imported = await importArchive(deps.store, from.blob, {
+    name: spec.fromImageName,
+    tag: spec.fromImageTag,
+    architecture: spec.architecture,
+    // This build adds one layer on top.
+    maxLayers: MAX_IMAGE_LAYERS - 1,
+  });
+  return loadStoredImage(deps.store, imported.configDigest, imported.layers);
 }
 
 /**

@@ -1,4 +1,6 @@
 import type { Digest } from '../digest.ts';
+import { FORMAT_COMPRESSIONS, type ImageFormat } from '../image/sinks/formats.ts';
+import type { LayerCompression } from '../image/sinks/layer-compression.ts';
 
 /** Docker image config fields a spec may set (the Docker image spec's `config` object). */
 export interface ImageRunConfig {
@@ -20,22 +22,26 @@ export type ContentEntry =
   | { dir: string; mode?: string }
   | { symlink: string; target: string };
 
-export type Compression = 'gzip' | 'none';
+export type Compression = LayerCompression;
+export type OutputFormat = ImageFormat;
 
-/** The base image: for now an earlier succeeded build of this service. */
-export type FromImage = { build: string };
+/** The base image: an earlier succeeded build of this service, or an uploaded image archive. */
+export type FromImage = { build: string } | { blob: Digest };
 
 /** A BuildSpec as posted (see BuildSpec in openapi.yaml). */
 export interface BuildSpec {
   name: string;
   tag?: string;
   fromImage?: FromImage;
+  fromImageName?: string;
+  fromImageTag?: string;
   contents?: ContentEntry[];
   config?: ImageRunConfig;
   uid?: number;
   gid?: number;
   created?: string;
   architecture?: string;
+  format?: OutputFormat;
   compression?: Compression;
   runAsRoot?: string;
   extraCommands?: string;
@@ -52,12 +58,17 @@ export interface ResolvedSpec {
   name: string;
   tag: string;
   fromImage?: FromImage;
+  /** Picks one image of a multi-image archive (no default: a missing tag means any tag). */
+  fromImageName?: string;
+  fromImageTag?: string;
   contents: ContentEntry[];
   config?: ImageRunConfig;
   uid: number;
   gid: number;
   created: string;
   architecture: string;
+  format: OutputFormat;
+  /** What the format compresses: the whole archive (docker-archive, rootfs) or each layer (the OCI forms). */
   compression: Compression;
   runAsRoot?: string;
   extraCommands?: string;
@@ -73,6 +84,7 @@ export interface ResolvedSpec {
 export const DEFAULT_CREATED = '1970-01-01T00:00:01Z';
 
 export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
+  const format = spec.format ?? 'docker-archive';
   const created = spec.created === undefined ? DEFAULT_CREATED : spec.created === 'now' ? rfc3339Seconds(now) : spec.created;
   const resolved: ResolvedSpec = {
     name: spec.name,
@@ -82,7 +94,8 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     gid: spec.gid ?? 0,
     created,
     architecture: spec.architecture ?? 'amd64',
-    compression: spec.compression ?? 'gzip',
+    format,
+    compression: spec.compression ?? (FORMAT_COMPRESSIONS[format][0] as Compression),
     shadowSetup: spec.shadowSetup ?? false,
     diskSize: spec.diskSize ?? VM_DEFAULTS.diskSize,
     memorySize: spec.memorySize ?? VM_DEFAULTS.memorySize,
@@ -90,6 +103,8 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
   };
   if (spec.config) resolved.config = spec.config;
   if (spec.fromImage) resolved.fromImage = spec.fromImage;
+  if (spec.fromImageName !== undefined) resolved.fromImageName = spec.fromImageName;
+  if (spec.fromImageTag !== undefined) resolved.fromImageTag = spec.fromImageTag;
   if (spec.runAsRoot !== undefined) resolved.runAsRoot = spec.runAsRoot;
   if (spec.extraCommands !== undefined) resolved.extraCommands = spec.extraCommands;
   return resolved;
@@ -105,8 +120,9 @@ export function epochSeconds(created: string): number {
 }
 
 /** Every blob a spec refers to, in order, without repeats. */
-export function referencedBlobs(spec: { contents?: ContentEntry[] }): Digest[] {
+export function referencedBlobs(spec: { contents?: ContentEntry[]; fromImage?: FromImage }): Digest[] {
   const digests = new Set<Digest>();
+  if (spec.fromImage && 'blob' in spec.fromImage) digests.add(spec.fromImage.blob);
   for (const entry of spec.contents ?? []) {
     if ('tar' in entry) digests.add(entry.tar);
     if ('file' in entry) digests.add(entry.file);

@@ -179,7 +179,7 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
           throw new LayerInputError(`layer ${i}: hard link '${header.name}' points to the directory '${header.linkname}'`);
         }
         // To a file: the same inode. To a symlink, device or fifo: an equal copy of it.
-        tree.set(path, target.type === 'file' ? { type: 'file', inode: { ...target.inode } } : { ...target }, header.mtime);
+        tree.set(path, target.type === 'file' ? { type: 'file', inode: target.inode } : { ...target }, header.mtime);
         break;
       }
       default:

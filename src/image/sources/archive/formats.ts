@@ -1,5 +1,5 @@
 import { isDigest, type Digest } from '../../../digest.ts';
-import type { ArchiveReader } from './archive-reader.ts';
+import { normalizeArchivePath, type ArchiveReader } from './archive-reader.ts';
 import { ArchiveImportError } from './errors.ts';
 import { parseRefName, parseReference, pickImage, pickPlatform, type Candidate, type ImageName, type Platform, type Selection } from './select-image.ts';
 
@@ -94,9 +94,20 @@ function parseRepositories(value: unknown): Array<{ name: string; tag: string; i
   return out;
 }
 
-function resolvedPath(reader: ArchiveReader, path: string): string | undefined {
+/** The regular file a path names after links, or undefined when there is none. */
+function resolvedPath(reader: ArchiveReader, path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
   try {
     return reader.file(path, 'layer').path;
+  } catch {
+    return undefined;
+  }
+}
+
+function normalizedPath(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return normalizeArchivePath(path, 'path');
   } catch {
     return undefined;
   }
@@ -113,16 +124,21 @@ export async function planDockerArchive(reader: ArchiveReader, sel: Selection): 
   if (reader.has('repositories')) {
     // The name table points at each image's top layer by its legacy id, `<id>/layer.tar`:
     // directly in Docker's and the seed's layout, through a symlink in containers/image's.
-    const repositories = parseRepositories((await reader.readJson('repositories', 'repositories')).value);
-    const tops = candidates.map((c) => c.value.Layers.at(-1) ?? '');
+    // Loaders ignore it when manifest.json is there, so a malformed one is skipped, not fatal.
+    const repositories = await reader.readJson('repositories', 'repositories').then(
+      (json) => parseRepositories(json.value),
+      (err: unknown) => {
+        if (err instanceof ArchiveImportError) return [];
+        throw err;
+      },
+    );
+    const top = (c: Candidate<ManifestEntry>) => c.value.Layers.at(-1);
     for (const { name, tag, id } of repositories) {
       if (!/^[a-f0-9]{64}$/.test(id)) continue;
       const layerPath = `${id}/layer.tar`;
-      let owners = candidates.filter((_, i) => tops[i] !== '' && tops[i]?.replace(/^(?:\.?\/)+/, '') === layerPath);
-      if (owners.length === 0) {
-        const target = resolvedPath(reader, layerPath);
-        owners = target ? candidates.filter((_, i) => tops[i] !== '' && resolvedPath(reader, tops[i] ?? '') === target) : [];
-      }
+      let owners = candidates.filter((c) => normalizedPath(top(c)) === layerPath);
+      const target = owners.length === 0 ? resolvedPath(reader, layerPath) : undefined;
+      if (target !== undefined) owners = candidates.filter((c) => resolvedPath(reader, top(c)) === target);
       const [owner] = owners;
       if (owner && owners.length === 1) owner.names = namesOf([...owner.names, { name, tag }]);
     }
@@ -202,11 +218,11 @@ function platformList(ds: Descriptor[]): string {
 
 /** Follow a descriptor through image indexes (resolved to linux/`architecture`) to an image manifest. */
 async function resolveManifest(reader: ArchiveReader, d: Descriptor, architecture: string, depth: number): Promise<{ config: Descriptor; layers: Descriptor[] }> {
-  const what = `manifest ${d.digest}`;
-  const value = await readBlobJson(reader, d.digest, d.mediaType === MEDIA_TYPES.ociIndex || d.mediaType === MEDIA_TYPES.dockerList ? `image index ${d.digest}` : what);
+  const isIndexType = (t: string | undefined) => t === MEDIA_TYPES.ociIndex || t === MEDIA_TYPES.dockerList;
+  const what = `${isIndexType(d.mediaType) ? 'image index' : 'manifest'} ${d.digest}`;
+  const value = await readBlobJson(reader, d.digest, what);
   const mediaType = d.mediaType ?? optionalString(value.mediaType);
-  const isIndex = mediaType === MEDIA_TYPES.ociIndex || mediaType === MEDIA_TYPES.dockerList || (mediaType === undefined && Array.isArray(value.manifests));
-  if (isIndex) {
+  if (isIndexType(mediaType) || (mediaType === undefined && Array.isArray(value.manifests))) {
     if (depth >= MAX_INDEX_DEPTH) throw new ArchiveImportError(`image indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
     const manifests = parseManifestList(value, `image index ${d.digest}`);
     const fit = pickPlatform(manifests, architecture);

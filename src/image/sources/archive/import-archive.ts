@@ -57,14 +57,7 @@ interface ParsedConfig {
  */
 export async function importArchive(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<ImportedImage> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
-  const selection = { name: opts.name, tag: opts.tag, architecture: opts.architecture ?? 'amd64' };
-
-  const reader = await ArchiveReader.open(store, await uncompressedArchive(store, digest));
-  let plan: ImagePlan;
-  if (reader.has('manifest.json')) plan = await planDockerArchive(reader, selection);
-  else if (reader.has('index.json')) plan = await planOciLayout(reader, selection);
-  else throw new ArchiveImportError('not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)');
-  checkLayerCount(plan.layers.length, maxLayers);
+  const { reader, plan } = await planImport(store, digest, opts);
 
   const configBlob = await reader.readJson(plan.config.path, 'image config');
   if (plan.config.digest && plan.config.digest !== configBlob.digest) {
@@ -105,6 +98,28 @@ export async function importArchive(store: BlobStore, digest: Digest, opts: Impo
   );
   await store.put(Readable.from([configBlob.bytes]), { expectedDigest: configBlob.digest });
   return { configDigest: configBlob.digest, layers, repoTags: plan.repoTags };
+}
+
+/**
+ * The cheap half of an import: which image the options pick and how many layers it has,
+ * without reading any layer (a gzip'd archive is still decompressed into the store, which the
+ * import then reuses). Throws the same ArchiveImportError the import would for a bad pick or
+ * too many layers; lets a caller refuse a spec before queueing it.
+ */
+export async function inspectArchive(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<{ repoTags: string[]; layers: number }> {
+  const { plan } = await planImport(store, digest, opts);
+  return { repoTags: plan.repoTags, layers: plan.layers.length };
+}
+
+async function planImport(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<{ reader: ArchiveReader; plan: ImagePlan }> {
+  const selection = { name: opts.name, tag: opts.tag, architecture: opts.architecture ?? 'amd64' };
+  const reader = await ArchiveReader.open(store, await uncompressedArchive(store, digest));
+  let plan: ImagePlan;
+  if (reader.has('manifest.json')) plan = await planDockerArchive(reader, selection);
+  else if (reader.has('index.json')) plan = await planOciLayout(reader, selection);
+  else throw new ArchiveImportError('not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)');
+  checkLayerCount(plan.layers.length, opts.maxLayers ?? DEFAULT_MAX_LAYERS);
+  return { reader, plan };
 }
 
 function plural(n: number, noun: string): string {
