@@ -1,13 +1,14 @@
 import { Readable } from 'node:stream';
-import { digestOf, type Digest } from '../digest.ts';
+import type { Digest } from '../digest.ts';
 import type { FsTree } from '../image/fs-tree.ts';
-import { assembleImage, type BaseImage, type Image } from '../image/image.ts';
+import { assembleImage, type BaseImage, type Image, type ImageConfig } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
 import { writeImage } from '../image/sinks/formats.ts';
 import { importArchive } from '../image/sources/archive/import-archive.ts';
+import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -107,15 +108,17 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     base,
     [{ layer, tarsum }],
   );
-  // Keep what a later build needs to use this image as its base.
-  await store.put(streamOf(image.config), { expectedDigest: image.configDigest });
-  const layers: StoredLayer[] = [];
-  for (const [i, legacy] of image.legacyLayers.entries()) {
-    const l = image.layers[i] as Layer;
-    const v1Json = digestOf(legacy.json);
-    await store.put(streamOf(legacy.json), { expectedDigest: v1Json });
-    layers.push({ diffId: l.diffId, size: l.size, tarsum: JSON.parse(legacy.json).checksum as string, v1Id: legacy.id, v1Json });
-  }
+  // Keep what a later build needs to use this image as its base: the config and legacy jsons.
+  await store.put(Readable.from([Buffer.from(image.config, 'utf8')]), { expectedDigest: image.configDigest });
+  const layers: StoredLayer[] = [
+    ...(base?.stored ?? []),
+    ...(await storeLegacyChain(
+      store,
+      { architecture: spec.architecture, os: 'linux', created: spec.created, config: (JSON.parse(image.config) as ImageConfig).config ?? {} },
+      [{ diffId: layer.diffId, size: layer.size, tarsum }],
+      base?.legacyLayers.at(-1)?.id,
+    )),
+  ];
 
   step('archive', { format: spec.format, compression: spec.compression });
   return {
@@ -177,8 +180,4 @@ async function runVmStep(spec: ResolvedSpec, contents: FsTree, base: BaseImage |
   } finally {
     await result.dispose();
   }
-}
-
-function streamOf(text: string): Readable {
-  return Readable.from([Buffer.from(text, 'utf8')]);
 }

@@ -1,7 +1,9 @@
 import type { ImageRunConfig } from '../builds/spec.ts';
-import { digestOf, hexOf, type Digest } from '../digest.ts';
+import { digestOf, type Digest } from '../digest.ts';
 import { canonicalJson } from './canonical-json.ts';
 import type { Layer } from './layer.ts';
+import { legacyLayer } from './legacy-layer.ts';
+import type { StoredLayer } from './sources/earlier-build.ts';
 
 export interface HistoryEntry {
   created: string;
@@ -39,6 +41,8 @@ export interface BaseImage {
   config: ImageConfig;
   layers: Layer[];
   legacyLayers: LegacyLayer[];
+  /** The same layers as the store keeps them, for the result of a build on this base. */
+  stored: StoredLayer[];
 }
 
 export interface NewImageInput {
@@ -90,14 +94,8 @@ export function assembleImage(input: NewImageInput, base: BaseImage | undefined,
   });
 
   const legacyLayers: LegacyLayer[] = [...(base?.legacyLayers ?? [])];
-  let parent = legacyLayers.at(-1)?.id;
-  for (const { layer, tarsum } of layers) {
-    // The seed's layer id is the hash of the layer json before `id` and `Size` are added.
-    const fields = { architecture: input.architecture, checksum: tarsum, config: runConfig, created: input.created, os: input.os, parent };
-    const id = hexOf(digestOf(canonicalJson(fields)));
-    legacyLayers.push({ id, json: canonicalJson({ ...fields, id, Size: layer.size }) });
-    parent = id;
-  }
+  const fields = { architecture: input.architecture, config: runConfig, created: input.created, os: input.os };
+  for (const { layer, tarsum } of layers) legacyLayers.push(legacyLayer(fields, tarsum, layer.size, legacyLayers.at(-1)?.id));
   return {
     layers: [...(base?.layers ?? []), ...layers.map((l) => l.layer)],
     config,

@@ -1,7 +1,20 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
+import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { assembleImage, mergeRunConfig, type BaseImage } from '../../src/image/image.ts';
 import type { Layer } from '../../src/image/layer.ts';
 import type { Digest } from '../../src/digest.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
+import { resolveSpec } from '../../src/builds/spec.ts';
+import { writeDockerArchive } from '../../src/image/sinks/docker-archive.ts';
+import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
+import { loadImage } from '../../src/image/stored-image.ts';
+import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { run } from '../support/run.ts';
 
 const layer = (n: number): Layer => ({
   diffId: `sha256:${String(n).repeat(64).slice(0, 64)}` as Digest,
@@ -46,7 +59,7 @@ describe('assembleImage', () => {
 
   it('chains new legacy layers onto the base top layer and keeps base layers, history and diff ids', () => {
     const first = assembleImage({ ...input, config: { Env: ['A=1'] } }, undefined, [{ layer: layer(1), tarsum: 't1' }]);
-    const base: BaseImage = { config: JSON.parse(first.config), layers: first.layers, legacyLayers: first.legacyLayers };
+    const base: BaseImage = { config: JSON.parse(first.config), layers: first.layers, legacyLayers: first.legacyLayers, stored: [] };
     const second = assembleImage({ ...input, config: { Cmd: ['run'] } }, base, [{ layer: layer(2), tarsum: 't2' }]);
     const config = JSON.parse(second.config);
     expect(config.rootfs.diff_ids).toEqual([layer(1).diffId, layer(2).diffId]);
@@ -63,5 +76,30 @@ describe('assembleImage', () => {
     const b = assembleImage({ ...input, config: { Labels: { a: '2', b: '1' } } }, undefined, [{ layer: layer(1), tarsum: 't' }]);
     expect(a.configDigest).toBe(b.configDigest);
     expect(a.config).not.toMatch(/\s/);
+  });
+});
+
+describe('a build result', () => {
+  it('keeps legacy jsons equal to the ones in its archive, so a later build reuses them as they are', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'baler-result-'));
+    const store = await FsBlobStore.create(dir);
+    const deps = {
+      store,
+      allowDevices: false,
+      vm: { run: () => Promise.reject(new Error('no VM')) },
+      loadBuildImage: async () => loadStoredImage(store, first.imageId, first.layers),
+    };
+    const first = await runBuild(resolveSpec({ name: 'a', contents: [{ text: '1', to: '/a' }], config: { Env: ['X=1'] } }, new Date()), deps);
+    const second = await runBuild(resolveSpec({ name: 'b', fromImage: { build: 'x' }, contents: [{ text: '2', to: '/b' }] }, new Date()), deps);
+    expect(second.layers[0]).toEqual(first.layers[0]);
+    const secondImage = await loadStoredImage(store, second.imageId, second.layers);
+    expect(JSON.parse(secondImage.legacyLayers[1]?.json ?? '{}').parent).toBe(first.layers[0]?.v1Id);
+    // What the archive holds for the top layer is the stored json.
+    const image = await loadImage(store, second.imageId, second.layers);
+    const archive = join(dir, 'b.tar');
+    await pipeline(writeDockerArchive(image, { name: 'b', tag: 'latest' }, 1), createWriteStream(archive));
+    const inArchive = (await run('tar', ['-xOf', archive, `${second.layers[1]?.v1Id}/json`])).stdout;
+    expect(inArchive).toBe(await text(await store.open(second.layers[1]!.v1Json)));
+    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -21,6 +21,7 @@ export async function loadStoredImage(store: BlobStore, configDigest: Digest, la
   return {
     config,
     legacyLayers,
+    stored: layers,
     layers: layers.map((l) => ({
       diffId: l.diffId,
       digest: l.diffId,
