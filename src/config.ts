@@ -22,6 +22,10 @@ export interface Config {
   jobLockMs: number;
   /** How often workers look for builds whose worker died. */
   stalledCheckMs: number;
+  /** Wall-clock limit of one build attempt, in seconds; over it the build fails `timed out`. */
+  buildTimeoutSeconds: number;
+  /** How long a stopping worker lets its running builds finish before handing them back. */
+  shutdownGraceMs: number;
   /** Largest build log kept, in bytes. */
   maxLogBytes: number;
   logLevel: string;
@@ -48,6 +52,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
+    buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
+    shutdownGraceMs: int(env, 'BALER_SHUTDOWN_GRACE_MS', 30_000),
     stalledCheckMs: int(env, 'BALER_STALLED_CHECK_MS', 5_000),
     logLevel: env.LOG_LEVEL || 'info',
   };

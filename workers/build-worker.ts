@@ -40,6 +40,7 @@ const worker = new Worker<BuildJobData>(
     logger,
     allowDevices: config.allowDevices,
     cancellations,
+    buildTimeoutSeconds: config.buildTimeoutSeconds,
   }),
   {
     connection: redis,
@@ -59,9 +60,15 @@ const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'worker stopping');
-  // close() waits for running jobs; a job not finished when the process dies is recovered
-  // by another worker as a stalled job.
-  await worker.close();
+  // Let running builds finish for a while; past the grace period stop waiting: their locks
+  // lapse and another worker takes them up again (BullMQ stalled jobs).
+  const graceful = worker.close();
+  const expired = new Promise<'expired'>((resolve) => setTimeout(() => resolve('expired'), config.shutdownGraceMs).unref());
+  if ((await Promise.race([graceful, expired])) === 'expired') {
+    // Exiting is the hand-back: the VMs die with this process, the job locks lapse.
+    logger.warn({ graceMs: config.shutdownGraceMs }, 'builds still running at the end of the grace period; handing them back');
+    process.exit(0);
+  }
   await cancellations.close();
   redis.disconnect();
   process.exit(0);

@@ -23,6 +23,8 @@ export interface ProcessorDeps {
   allowDevices: boolean;
   /** Where cancellations of running builds arrive; without it builds only stop when queued. */
   cancellations?: CancelListener;
+  /** Wall-clock limit of one attempt; over it the build fails `timed out after N s`. */
+  buildTimeoutSeconds?: number;
 }
 
 /** Failures caused by the build's own input or scripts: retrying cannot help. */
@@ -71,6 +73,8 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     log.info({ status: 'running' }, 'build started');
 
     const cancel = deps.cancellations?.register(buildId);
+    const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
+    const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     // Log lines are appended in order; the processor waits for the last before finishing.
     let logWrites = Promise.resolve();
     try {
@@ -83,7 +87,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         onLog: (text) => {
           logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
         },
-        signal: cancel?.signal,
+        signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
       });
       await logWrites;
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
@@ -98,6 +102,12 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         await deps.builds.transition(buildId, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date().toISOString() });
         log.info({ status: 'cancelled', durationMs: Date.now() - started }, 'build cancelled');
         throw new UnrecoverableError('cancelled');
+      }
+      if (deadline?.aborted) {
+        const error: ProblemBody = { type: 'about:blank', title: 'Build failed', status: 422, detail: `timed out after ${deps.buildTimeoutSeconds} s (the build time limit)` };
+        await deps.builds.transition(buildId, ['running'], { status: 'failed', error, finishedAt: new Date().toISOString() });
+        log.warn({ status: 'failed', durationMs: Date.now() - started }, 'build timed out');
+        throw new UnrecoverableError(error.detail ?? 'timed out');
       }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (isInputError(err) || lastAttempt) {

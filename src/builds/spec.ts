@@ -49,6 +49,7 @@ export interface BuildSpec {
   diskSize?: number;
   memorySize?: number;
   timeout?: number;
+  priority?: number;
 }
 
 export const VM_DEFAULTS = { diskSize: 1024, memorySize: 512, timeout: 600 } as const;
@@ -79,7 +80,11 @@ export interface ResolvedSpec {
   memorySize: number;
   /** Seconds the VM step may take. */
   timeout: number;
+  /** Queue order: 1 goes first; equal priorities in submission order. Not part of the image. */
+  priority: number;
 }
+
+export const DEFAULT_PRIORITY = 100;
 
 export const DEFAULT_CREATED = '1970-01-01T00:00:01Z';
 
@@ -100,6 +105,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     diskSize: spec.diskSize ?? VM_DEFAULTS.diskSize,
     memorySize: spec.memorySize ?? VM_DEFAULTS.memorySize,
     timeout: spec.timeout ?? VM_DEFAULTS.timeout,
+    priority: spec.priority ?? DEFAULT_PRIORITY,
   };
   if (spec.config) resolved.config = spec.config;
   if (spec.fromImage) resolved.fromImage = spec.fromImage;

@@ -17,6 +17,9 @@ export async function enqueueBuild(queue: Queue<BuildJobData>, data: BuildJobDat
   await queue.add('build', data, {
     // The build id as job id makes enqueueing idempotent.
     jobId: data.buildId,
+    // Every build has a priority, so none jumps ahead by having none (BullMQ takes
+    // unprioritised jobs first).
+    priority: data.spec.priority,
     attempts,
     backoff: { type: 'exponential', delay: 1000 },
     removeOnComplete: { age: 24 * 3600 },
