@@ -10,6 +10,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
 import { healthRoutes } from './health.ts';
+import { Idempotency } from './idempotency.ts';
 import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
@@ -44,13 +45,15 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { redis: deps.redis, store: deps.store });
-  await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes });
+  const idempotency = new Idempotency(deps.redis);
+  await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes, idempotency });
   await app.register(buildsRoutes, {
     redis: deps.redis,
     store: deps.store,
     builds: deps.builds,
     logs: deps.logs,
     queue: deps.queue,
+    idempotency,
     buildAttempts: deps.config.buildAttempts,
   });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

@@ -2,15 +2,17 @@ import type { FastifyPluginAsync } from 'fastify';
 import { isDigest, type Digest } from '../digest.ts';
 import { Problem } from '../problem.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import type { Idempotency } from './idempotency.ts';
 import { sendBlob } from './send-blob.ts';
 
 export interface BlobsOptions {
   store: BlobStore;
   maxUploadBytes: number;
+  idempotency: Idempotency;
 }
 
 /** `/v1/blobs`: uploads streamed straight into the store, and downloads. */
-export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes }) => {
+export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, idempotency }) => {
   // Any content type is a blob. The parser leaves the body unread so that the handler can
   // stream it to the store; the size limit is enforced while streaming.
   app.removeAllContentTypeParsers();
@@ -30,12 +32,13 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
         throw new Problem(413, `upload of ${declared} bytes is larger than the limit of ${maxUploadBytes}`);
       }
       try {
-        const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: maxUploadBytes });
-        request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
-        return reply
-          .status(put.created ? 201 : 200)
-          .header('Location', `/v1/blobs/${put.digest}`)
-          .send({ digest: put.digest, size: put.size });
+        // A replayed upload is answered without reading its body again; the request is the
+        // same one if it claims the same digest (or none).
+        return await idempotency.run(request, reply, 'blobs', request.query.digest ?? '', async () => {
+          const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: maxUploadBytes });
+          request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
+          return { status: put.created ? 201 : 200, location: `/v1/blobs/${put.digest}`, body: { digest: put.digest, size: put.size } };
+        });
       } catch (err) {
         if (err instanceof DigestMismatchError) throw new Problem(422, err.message, { cause: err });
         if (err instanceof BlobTooLargeError) {

@@ -14,6 +14,7 @@ import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import { fingerprintOf, type Idempotency } from './idempotency.ts';
 import { validationProblem } from './problems.ts';
 import { sendBlob } from './send-blob.ts';
 
@@ -23,6 +24,7 @@ export interface BuildsOptions {
   builds: BuildRepository;
   logs: BuildLogs;
   queue: Queue<BuildJobData>;
+  idempotency: Idempotency;
   buildAttempts: number;
 }
 
@@ -59,12 +61,14 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
       }
 
-      const now = new Date();
-      const record: BuildRecord = { id: newBuildId(), status: 'queued', spec: resolveSpec(spec, now), createdAt: now.toISOString() };
-      await builds.create(record);
-      await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts);
-      request.log.info({ buildId: record.id }, 'build queued');
-      return reply.status(202).header('Location', `/v1/builds/${record.id}`).send({ id: record.id, status: record.status });
+      return opts.idempotency.run(request, reply, 'builds', fingerprintOf(spec), async () => {
+        const now = new Date();
+        const record: BuildRecord = { id: newBuildId(), status: 'queued', spec: resolveSpec(spec, now), createdAt: now.toISOString() };
+        await builds.create(record);
+        await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts);
+        request.log.info({ buildId: record.id }, 'build queued');
+        return { status: 202, location: `/v1/builds/${record.id}`, body: { id: record.id, status: record.status } };
+      });
     },
   );
 
