@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Digest } from '../digest.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { BlobTooLargeError, type BlobStore } from '../store/blob-store.ts';
 import { pipeThrough } from '../streams.ts';
 import { LayerInputError } from './layer-entry.ts';
 
@@ -33,6 +33,20 @@ async function readHead(stream: Readable, bytes: number): Promise<Buffer> {
   return Buffer.concat(chunks).subarray(0, bytes);
 }
 
+/** No decompressed blob may exceed this, whatever its compressed size. */
+export const MAX_UNPACKED_BYTES = 64 * 1024 ** 3;
+/** Decompressing may multiply the size by this much at most (above the floor below). */
+export const MAX_UNPACK_RATIO = 200;
+const UNPACK_FLOOR_BYTES = 1024 ** 3;
+
+/**
+ * How large the decompressed form of `compressedSize` bytes may become: a guard against
+ * archive bombs (a few MB of gzip or zstd that would fill the disk).
+ */
+export function unpackLimit(compressedSize: number): number {
+  return Math.min(MAX_UNPACKED_BYTES, Math.max(UNPACK_FLOOR_BYTES, compressedSize * MAX_UNPACK_RATIO));
+}
+
 /**
  * The digest of the uncompressed form of a stored blob: the blob itself when it is not
  * compressed, else a decompressed copy put in the store (content-addressed, so shared).
@@ -47,10 +61,13 @@ export async function uncompressedBlob(store: BlobStore, digest: Digest): Promis
   const gunzip = createGunzip();
   const source = await store.open(digest);
   try {
-    const put = await store.put(pipeThrough(source, gunzip));
+    const put = await store.put(pipeThrough(source, gunzip), { maxBytes: unpackLimit(info.size) });
     return put.digest;
   } catch (err) {
     source.destroy();
+    if (err instanceof BlobTooLargeError) {
+      throw new LayerInputError(`blob ${digest} decompresses to more than ${err.limit} bytes (an archive bomb?)`, { cause: err });
+    }
     if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
       throw new LayerInputError(`blob ${digest} is not valid gzip: ${(err as Error).message}`, { cause: err });
     }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { digestFromHash, isDigest, type Digest } from '../../../digest.ts';
-import { DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
-import { uncompressedBlob } from '../../compression.ts';
+import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
+import { uncompressedBlob, unpackLimit } from '../../compression.ts';
 import { LayerInputError, normalizeLayerPath } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
 import { TarFormatError } from '../../tar-index.ts';
@@ -141,8 +141,11 @@ async function uncompressedArchive(store: BlobStore, digest: Digest): Promise<Di
   try {
     if (kind === 'none') return digest;
     if (kind === 'gzip') return await uncompressedBlob(store, digest);
-    return (await store.put(decompress(kind, await store.open(digest)))).digest;
+    return (await store.put(decompress(kind, await store.open(digest)), { maxBytes: unpackLimit(info.size) })).digest;
   } catch (err) {
+    if (err instanceof BlobTooLargeError) {
+      throw new ArchiveImportError(`the archive decompresses to more than ${err.limit} bytes (an archive bomb?)`, { cause: err });
+    }
     if (err instanceof LayerInputError || isDecompressionError(err)) {
       throw new ArchiveImportError(`the archive is not valid ${kind} data: ${err.message}`, { cause: err });
     }
@@ -198,8 +201,11 @@ async function importLayer(
   );
   let size: number;
   try {
-    size = (await store.put(decompress(kind, raw), { expectedDigest: diffId })).size;
+    size = (await store.put(decompress(kind, raw), { expectedDigest: diffId, maxBytes: kind === 'none' ? undefined : unpackLimit(member.size) })).size;
   } catch (err) {
+    if (err instanceof BlobTooLargeError) {
+      throw new ArchiveImportError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?)`, { cause: err });
+    }
     if (err instanceof DigestMismatchError) {
       throw new ArchiveImportError(`${what} does not match its diff_id ${diffId}: ${kind === 'none' ? 'it' : 'uncompressed, it'} hashes to ${err.actual}`, { cause: err });
     }
