@@ -28,6 +28,10 @@ export interface Config {
   shutdownGraceMs: number;
   /** Largest build log kept, in bytes. */
   maxLogBytes: number;
+  /** Bearer tokens (`TENANT TOKEN` lines); unset: no authentication, loopback only. */
+  tokensFile: string | undefined;
+  /** `BALER_AUTH=none`: the operator's explicit consent to listen beyond loopback without tokens. */
+  authNone: boolean;
   logLevel: string;
 }
 
@@ -55,6 +59,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
     shutdownGraceMs: int(env, 'BALER_SHUTDOWN_GRACE_MS', 30_000),
     stalledCheckMs: int(env, 'BALER_STALLED_CHECK_MS', 5_000),
+    tokensFile: env.BALER_TOKENS_FILE || undefined,
+    authNone: env.BALER_AUTH === 'none',
     logLevel: env.LOG_LEVEL || 'info',
   };
 }

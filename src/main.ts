@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApi } from './api/app.ts';
+import { isLoopback } from './auth/loopback.ts';
+import { TokenFile } from './auth/token-file.ts';
 import { BuildLogs } from './builds/build-log.ts';
 import { BuildRepository } from './builds/build-repository.ts';
 import { loadConfig } from './config.ts';
@@ -20,6 +22,17 @@ const WORKER_ENTRY = fileURLToPath(new URL('../workers/build-worker.ts', import.
 
 const config = loadConfig();
 const logger = createLogger('baler', config.logLevel);
+
+// Without tokens anyone who reaches the port can do anything: only on loopback, unless the
+// operator says so explicitly.
+const tokens = config.tokensFile ? await TokenFile.load(config.tokensFile) : null;
+if (!tokens) {
+  if (!isLoopback(config.host) && !config.authNone) {
+    logger.fatal({ host: config.host }, 'no BALER_TOKENS_FILE: refusing to listen beyond loopback without authentication (set BALER_AUTH=none to do it anyway)');
+    process.exit(2);
+  }
+  logger.warn({ host: config.host }, 'no BALER_TOKENS_FILE: the API has no authentication');
+}
 
 let privateRedis: PrivateRedis | undefined;
 let redisUrl = config.redisUrl;
@@ -39,6 +52,7 @@ const api = await createApi({
   builds: new BuildRepository(redis),
   logs: new BuildLogs(redis, config.maxLogBytes),
   queue,
+  tokens,
 });
 
 let stopping = false;

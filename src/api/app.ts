@@ -1,12 +1,15 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { BlobOwners } from '../auth/blob-owners.ts';
+import type { TokenFile } from '../auth/token-file.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import { registerAuth } from './auth.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
 import { healthRoutes } from './health.ts';
@@ -22,6 +25,8 @@ export interface ApiDeps {
   builds: BuildRepository;
   logs: BuildLogs;
   queue: Queue<BuildJobData>;
+  /** Bearer tokens; null: no authentication. */
+  tokens: TokenFile | null;
 }
 
 /** The HTTP API: validates, records and enqueues; it never builds. */
@@ -36,6 +41,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   for (const schema of loadSchemas()) app.addSchema(schema);
   registerProblemHandlers(app);
+  registerAuth(app, deps.tokens);
+  const owners = new BlobOwners(deps.redis);
 
   const routes = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
@@ -46,7 +53,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { redis: deps.redis, store: deps.store });
   const idempotency = new Idempotency(deps.redis);
-  await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes, idempotency });
+  await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes, idempotency, owners });
   await app.register(buildsRoutes, {
     redis: deps.redis,
     store: deps.store,
@@ -54,6 +61,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     logs: deps.logs,
     queue: deps.queue,
     idempotency,
+    owners,
     buildAttempts: deps.config.buildAttempts,
   });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

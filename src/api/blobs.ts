@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { isDigest, type Digest } from '../digest.ts';
 import { Problem } from '../problem.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import type { BlobOwners } from '../auth/blob-owners.ts';
 import type { Idempotency } from './idempotency.ts';
 import { sendBlob } from './send-blob.ts';
 
@@ -9,10 +10,11 @@ export interface BlobsOptions {
   store: BlobStore;
   maxUploadBytes: number;
   idempotency: Idempotency;
+  owners: BlobOwners;
 }
 
 /** `/v1/blobs`: uploads streamed straight into the store, and downloads. */
-export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, idempotency }) => {
+export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, idempotency, owners }) => {
   // Any content type is a blob. The parser leaves the body unread so that the handler can
   // stream it to the store; the size limit is enforced while streaming.
   app.removeAllContentTypeParsers();
@@ -34,8 +36,9 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
       try {
         // A replayed upload is answered without reading its body again; the request is the
         // same one if it claims the same digest (or none).
-        return await idempotency.run(request, reply, 'blobs', request.query.digest ?? '', async () => {
+        return await idempotency.run(request, reply, `${request.tenant}:blobs`, request.query.digest ?? '', async () => {
           const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: maxUploadBytes });
+          await owners.add(request.tenant, put.digest);
           request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
           return { status: put.created ? 201 : 200, location: `/v1/blobs/${put.digest}`, body: { digest: put.digest, size: put.size } };
         });
@@ -50,9 +53,11 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
     },
   );
 
-  const download = async (request: { params: { digest: string } }): Promise<Digest> => {
+  /** A tenant sees only the blobs it uploaded (the store keeps each content once for all). */
+  const download = async (request: { params: { digest: string }; tenant: string }): Promise<Digest> => {
     const { digest } = request.params;
     if (!isDigest(digest)) throw new Problem(400, `'${digest}' is not a digest (sha256:<64 hex>)`);
+    if (!(await owners.owns(request.tenant, digest))) throw new Problem(404, `blob ${digest} not found`);
     return digest;
   };
   app.get<{ Params: { digest: string } }>('/v1/blobs/:digest', { exposeHeadRoute: false }, async (request, reply) =>

@@ -14,6 +14,8 @@ import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import type { BlobOwners } from '../auth/blob-owners.ts';
+import { DEFAULT_TENANT } from './auth.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
 import { validationProblem } from './problems.ts';
 import { sendBlob } from './send-blob.ts';
@@ -26,6 +28,7 @@ export interface BuildsOptions {
   queue: Queue<BuildJobData>;
   idempotency: Idempotency;
   buildAttempts: number;
+  owners: BlobOwners;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
@@ -52,18 +55,26 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       }
       if (spec.fromImage && 'build' in spec.fromImage) {
         const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
-        if (!base) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
+        if (!base || tenantOf(base) !== request.tenant) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
         if (base.status !== 'succeeded') throw new Problem(422, `base build ${base.id} is ${base.status}; a base must have succeeded`);
       }
       const missing: string[] = [];
-      for (const digest of referencedBlobs(spec)) if (!(await store.stat(digest))) missing.push(digest);
+      for (const digest of referencedBlobs(spec)) {
+        if (!(await opts.owners.owns(request.tenant, digest)) || !(await store.stat(digest))) missing.push(digest);
+      }
       if (missing.length > 0) {
         throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
       }
 
-      return opts.idempotency.run(request, reply, 'builds', fingerprintOf(spec), async () => {
+      return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf(spec), async () => {
         const now = new Date();
-        const record: BuildRecord = { id: newBuildId(), status: 'queued', spec: resolveSpec(spec, now), createdAt: now.toISOString() };
+        const record: BuildRecord = {
+          id: newBuildId(),
+          tenant: request.tenant,
+          status: 'queued',
+          spec: resolveSpec(spec, now),
+          createdAt: now.toISOString(),
+        };
         await builds.create(record);
         await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts);
         request.log.info({ buildId: record.id }, 'build queued');
@@ -75,7 +86,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
     const { id } = request.params;
     const record = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
-    if (!record) throw new Problem(404, `build ${id} not found`);
+    // Another tenant's build does not exist, as far as this one can tell.
+    if (!record || tenantOf(record) !== request.tenant) throw new Problem(404, `build ${id} not found`);
     return record;
   };
 
@@ -146,6 +158,10 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   app.get('/v1/builds/:id/image', { exposeHeadRoute: false, schema: imageSchema }, image);
   app.head('/v1/builds/:id/image', { schema: imageSchema }, image);
 };
+
+function tenantOf(record: BuildRecord): string {
+  return record.tenant ?? DEFAULT_TENANT;
+}
 
 /** The reference grammar is one long pattern in the schema; say which rule a name broke. */
 function explainReference(spec: unknown, path: string): string | null {

@@ -9,6 +9,8 @@ export const FINAL_STATUSES: ReadonlySet<BuildStatus> = new Set(['succeeded', 'f
 /** A build as the API shows it (BuildStatus in openapi.yaml). */
 export interface BuildRecord {
   id: string;
+  /** Who owns it: only this tenant sees it. */
+  tenant?: string;
   status: BuildStatus;
   spec: ResolvedSpec;
   createdAt: string;
