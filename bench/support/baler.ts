@@ -1,0 +1,208 @@
+/**
+ * The baler side of `bench/vm.ts`: the base image (a pure build of a busybox-static root), the
+ * VM-overhead measurement (QemuVmRunner.run() of `true`) and the whole `fromImage` + `runAsRoot`
+ * build through runBuild() with a fresh FsBlobStore per run.
+ */
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
+import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
+import { hexOf, type Digest } from '../../src/digest.ts';
+import type { BaseImage } from '../../src/image/image.ts';
+import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
+import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import type { VmJob, VmRunner } from '../../src/vm/vm-runner.ts';
+import { run } from '../../test/support/run.ts';
+import { elapsedMs, msBetween } from './stats.ts';
+
+export const BUSYBOX = '/bin/busybox'; // Debian's busybox-static
+
+/**
+ * The change both sides make, as one `sh` script. Only `/bin/sh` is linked in the base, so every
+ * other command goes through `busybox` (on PATH in both: /bin for buildah, the guest's busybox
+ * for baler).
+ */
+export const CHANGE_SCRIPT = [
+  'set -e',
+  'busybox mkdir -p /etc /home/bench',
+  '[ -f /etc/passwd ] || : > /etc/passwd',
+  "echo 'bench:x:1000:1000:bench:/home/bench:/bin/sh' >> /etc/passwd",
+  "echo 'written by bench' > /home/bench/hello.txt",
+  'busybox chown -R 1000:1000 /home/bench',
+].join('\n');
+
+export const BASE_NAME = 'bench-base';
+const BASE_BUILD_ID = 'bench-base-build';
+
+/** A tar (GNU tar, numeric owners) with /bin/busybox and /bin/sh -> busybox, under `dir`. */
+export async function busyboxRootTar(dir: string): Promise<string> {
+  const root = join(dir, 'busybox-root');
+  await mkdir(join(root, 'bin'), { recursive: true });
+  await copyFile(BUSYBOX, join(root, 'bin/busybox'));
+  await symlink('busybox', join(root, 'bin/sh'));
+  const tar = join(dir, 'busybox-root.tar');
+  const result = await run('tar', ['--numeric-owner', '-C', root, '-cf', tar, '.'], { timeoutMs: 60_000 });
+  if (result.code !== 0) throw new Error(`tar failed: ${result.stderr}`);
+  await rm(root, { recursive: true, force: true });
+  return tar;
+}
+
+/** Pure builds never reach the VM. */
+const NO_VM: VmRunner = {
+  run: () => Promise.reject(new Error('a pure build must not use the VM')),
+};
+
+export interface BaleredBase {
+  store: FsBlobStore;
+  result: BuildResult;
+  image: BaseImage;
+  /** Path of the base build's docker-archive (uncompressed) in the store. */
+  archivePath: string;
+}
+
+/** In `storeDir`: a fresh store, the busybox tar uploaded, and the base image built from it (pure). */
+export async function buildBase(storeDir: string, busyboxTarPath: string): Promise<BaleredBase> {
+  const store = await FsBlobStore.create(storeDir);
+  const blob = await store.put(createReadStream(busyboxTarPath));
+  const spec: BuildSpec = {
+    name: BASE_NAME,
+    tag: '1',
+    contents: [{ tar: blob.digest }],
+    config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
+    compression: 'none',
+  };
+  const result = await runBuild(resolveSpec(spec, new Date(0)), {
+    store,
+    vm: NO_VM,
+    allowDevices: false,
+    loadBuildImage: () => Promise.reject(new Error('the base has no base')),
+  });
+  const image = await loadStoredImage(store, result.imageId, result.layers);
+  return { store, result, image, archivePath: blobPath(storeDir, result.archive.digest) };
+}
+
+export function blobPath(storeDir: string, digest: Digest): string {
+  return join(storeDir, 'blobs', 'sha256', hexOf(digest));
+}
+
+/** The change as a baler spec over the base build. */
+export function changeSpec(): BuildSpec {
+  return {
+    name: 'bench-change',
+    tag: '1',
+    fromImage: { build: BASE_BUILD_ID },
+    runAsRoot: CHANGE_SCRIPT,
+    compression: 'none',
+  };
+}
+
+export interface BuildRun {
+  /** runBuild() call → archive stored. */
+  ms: number;
+  /** call → the VM step starts (base image loaded, contents resolved). */
+  beforeVmMs: number;
+  /** the VM step: upper input + lowers written, QEMU run, upper tar stored, dispose(), upper → tree. */
+  vmStepMs: number;
+  /** the new layer, config, legacy metadata and the archive, stored. */
+  afterVmMs: number;
+  result: BuildResult;
+  archivePath: string;
+  log: string;
+}
+
+/**
+ * One whole baler build, in a fresh store under `workDir` (the base is built there first,
+ * untimed: in reality it is already stored). Timed: runBuild() from the call to the archive
+ * stored. The caller removes `workDir`.
+ */
+export async function timedBalerBuild(workDir: string, busyboxTarPath: string, vm: VmRunner): Promise<BuildRun> {
+  const storeDir = join(workDir, 'store');
+  const base = await buildBase(storeDir, busyboxTarPath);
+  const spec = resolveSpec(changeSpec(), new Date(0));
+  let log = '';
+  const marks = new Map<string, bigint>();
+  const t0 = process.hrtime.bigint();
+  const result = await runBuild(spec, {
+    store: base.store,
+    vm,
+    allowDevices: false,
+    loadBuildImage: async (id) => {
+      if (id !== BASE_BUILD_ID) throw new Error(`unknown base build ${id}`);
+      return loadStoredImage(base.store, base.result.imageId, base.result.layers);
+    },
+    onLog: (text) => {
+      log += text;
+    },
+    onStep: (step) => {
+      if (!marks.has(step)) marks.set(step, process.hrtime.bigint());
+    },
+  });
+  const t1 = process.hrtime.bigint();
+  const vmStart = marks.get('vm');
+  const vmEnd = marks.get('layer');
+  if (vmStart === undefined || vmEnd === undefined) throw new Error(`runBuild reported no 'vm'/'layer' steps (saw: ${[...marks.keys()].join(', ')})`);
+  return {
+    ms: msBetween(t0, t1),
+    beforeVmMs: msBetween(t0, vmStart),
+    vmStepMs: msBetween(vmStart, vmEnd),
+    afterVmMs: msBetween(vmEnd, t1),
+    result,
+    archivePath: blobPath(storeDir, result.archive.digest),
+    log,
+  };
+}
+
+/** The VM step's job for the overhead measurement: `true`, no lowers, no contents. */
+export function trivialJob(): VmJob {
+  return {
+    lowerCount: 0,
+    runAsRoot: 'true',
+    shadowSetup: false,
+    clock: 1,
+    limits: { diskMiB: 1024, memoryMiB: 512, timeoutSeconds: 600 },
+  };
+}
+
+export interface VmRun {
+  /** run() call → upper tar fully read. */
+  ms: number;
+  /** run() call → dispose() done. */
+  withDisposeMs: number;
+  upperBytes: number;
+}
+
+/** One VM step of `true`: timed from the run() call until the upper tar is fully read; then dispose(). */
+export async function timedVmOverhead(vm: VmRunner): Promise<VmRun> {
+  const t0 = process.hrtime.bigint();
+  const result = await vm.run(trivialJob());
+  let upperBytes = 0;
+  let ms: number;
+  try {
+    if (!result.outcome.ok) throw new Error(`trivial VM step failed: ${result.outcome.reason}`);
+    upperBytes = await drain(await result.openUpperTar());
+    ms = elapsedMs(t0);
+  } finally {
+    await result.dispose();
+  }
+  return { ms, withDisposeMs: elapsedMs(t0), upperBytes };
+}
+
+async function drain(stream: Readable): Promise<number> {
+  let n = 0;
+  for await (const chunk of stream) n += (chunk as Buffer).length;
+  return n;
+}
+
+/** A logger for QemuVmRunner that keeps its records (to find the accelerator it chose) and prints nothing. */
+export function recordingLogger(level: string): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const logger = pino({ name: 'bench-vm', level }, { write: (s: string) => void lines.push(s) });
+  return { logger, lines };
+}
+
+export async function makeTempDir(base: string, prefix: string): Promise<string> {
+  return mkdtemp(join(base, prefix));
+}
