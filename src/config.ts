@@ -13,6 +13,8 @@ export interface Config {
   /** Allow character and block devices in uploaded tars. */
   allowDevices: boolean;
   workerConcurrency: number;
+  /** Worker processes `npm start` runs beside the API (0: an API-only process). */
+  localWorkers: number;
   /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
   buildAttempts: number;
   /**
@@ -53,6 +55,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
+    localWorkers: int(env, 'BALER_LOCAL_WORKERS', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),

@@ -56,6 +56,8 @@ const api = await createApi({
 });
 
 let stopping = false;
+// One local worker (BALER_LOCAL_WORKERS=0: none, for an API-only process); more run anywhere
+// with `node --import tsx workers/build-worker.ts`.
 let worker: ChildProcess | undefined;
 const startWorker = () => {
   worker = spawn(process.execPath, ['--import', 'tsx', WORKER_ENTRY], {
@@ -70,7 +72,7 @@ const startWorker = () => {
     setTimeout(startWorker, 1000).unref();
   });
 };
-startWorker();
+if (config.localWorkers > 0) startWorker();
 
 await api.listen({ port: config.port, host: config.host });
 logger.info({ port: config.port, host: config.host, dataDir: config.dataDir }, 'baler is up');

@@ -42,7 +42,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   const deadline = Date.now() + 30_000;
   for (;;) {
     const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ready && output.includes('worker started')) break;
+    if (ready && (output.includes('worker started') || env.BALER_LOCAL_WORKERS === '0')) break;
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       await redis.stop();
