@@ -13,6 +13,8 @@ export interface Config {
   /** Allow character and block devices in uploaded tars. */
   allowDevices: boolean;
   workerConcurrency: number;
+  /** Builds one tenant may have waiting in the queue; over it submissions get 429. */
+  tenantMaxQueued: number;
   /** Worker processes `npm start` runs beside the API (0: an API-only process). */
   localWorkers: number;
   /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
@@ -55,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
+    tenantMaxQueued: int(env, 'BALER_TENANT_MAX_QUEUED', 1000),
     localWorkers: int(env, 'BALER_LOCAL_WORKERS', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),

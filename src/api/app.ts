@@ -18,7 +18,7 @@ import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts'>;
+  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued'>;
   logger: Logger;
   redis: Redis;
   store: BlobStore;
@@ -62,6 +62,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     queue: deps.queue,
     idempotency,
     owners,
+    tenantMaxQueued: deps.config.tenantMaxQueued,
     buildAttempts: deps.config.buildAttempts,
   });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

@@ -29,6 +29,8 @@ export interface BuildsOptions {
   idempotency: Idempotency;
   buildAttempts: number;
   owners: BlobOwners;
+  /** Builds one tenant may have waiting; over it, 429. */
+  tenantMaxQueued: number;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
@@ -43,28 +45,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       if (request.validationError) {
         throw validationProblem(request.validationError.validation, 'build spec', spec, (path) => explainReference(spec, path));
       }
-      if (spec.compression && !FORMAT_COMPRESSIONS[spec.format ?? 'docker-archive'].includes(spec.compression)) {
-        const allowed = FORMAT_COMPRESSIONS[spec.format ?? 'docker-archive'];
-        throw new Problem(400, `compression '${spec.compression}' is not available for ${spec.format ?? 'docker-archive'} (one of: ${allowed.join(', ')})`, {
-          errors: [{ path: '/compression', message: `one of ${allowed.join(', ')} for this format` }],
-        });
-      }
-      const created = spec.created;
-      if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
-        throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
-      }
-      if (spec.fromImage && 'build' in spec.fromImage) {
-        const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
-        if (!base || tenantOf(base) !== request.tenant) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
-        if (base.status !== 'succeeded') throw new Problem(422, `base build ${base.id} is ${base.status}; a base must have succeeded`);
-      }
-      const missing: string[] = [];
-      for (const digest of referencedBlobs(spec)) {
-        if (!(await opts.owners.owns(request.tenant, digest)) || !(await store.stat(digest))) missing.push(digest);
-      }
-      if (missing.length > 0) {
-        throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
-      }
+      await checkSubmission(spec, request.tenant);
 
       return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf(spec), async () => {
         const now = new Date();
@@ -75,13 +56,44 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           spec: resolveSpec(spec, now),
           createdAt: now.toISOString(),
         };
-        await builds.create(record);
-        await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts);
+        const queued = await builds.create(record, opts.tenantMaxQueued);
+        if (queued === null) {
+          void reply.header('Retry-After', '30');
+          throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
+        }
+        await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts, queued);
         request.log.info({ buildId: record.id }, 'build queued');
         return { status: 202, location: `/v1/builds/${record.id}`, body: { id: record.id, status: record.status } };
       });
     },
   );
+
+  /** What the schema cannot say: option combinations, dates, and that what it names exists. */
+  const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<void> => {
+    const format = spec.format ?? 'docker-archive';
+    if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
+      const allowed = FORMAT_COMPRESSIONS[format];
+      throw new Problem(400, `compression '${spec.compression}' is not available for ${format} (one of: ${allowed.join(', ')})`, {
+        errors: [{ path: '/compression', message: `one of ${allowed.join(', ')} for this format` }],
+      });
+    }
+    const created = spec.created;
+    if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
+      throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
+    }
+    if (spec.fromImage && 'build' in spec.fromImage) {
+      const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
+      if (!base || tenantOf(base) !== tenant) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
+      if (base.status !== 'succeeded') throw new Problem(422, `base build ${base.id} is ${base.status}; a base must have succeeded`);
+    }
+    const missing: string[] = [];
+    for (const digest of referencedBlobs(spec)) {
+      if (!(await opts.owners.owns(tenant, digest)) || !(await store.stat(digest))) missing.push(digest);
+    }
+    if (missing.length > 0) {
+      throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
+    }
+  };
 
   const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
     const { id } = request.params;

@@ -2,6 +2,13 @@ import type { Redis } from 'ioredis';
 import type { BuildRecord, BuildStatus } from './build-record.ts';
 
 const KEY_PREFIX = 'baler:build:';
+const TENANT_PREFIX = 'baler:tenant:';
+/** Builds without a tenant (made before tenants, or by the service without tokens). */
+const DEFAULT_TENANT = 'default';
+
+function queuedKey(tenant: string): string {
+  return `${TENANT_PREFIX}${tenant}:queued`;
+}
 
 /**
  * Build records, kept in Redis so that every API replica and worker sees the same state. A
@@ -11,11 +18,28 @@ const KEY_PREFIX = 'baler:build:';
 export class BuildRepository {
   constructor(private readonly redis: Redis) {}
 
-  async create(record: BuildRecord): Promise<void> {
-    const key = KEY_PREFIX + record.id;
-    const created = await this.redis.hsetnx(key, 'id', JSON.stringify(record.id));
-    if (created !== 1) throw new Error(`build ${record.id} already exists`);
-    await this.redis.hset(key, encode(record));
+  /**
+   * Store a new queued build if its tenant has fewer than `maxQueued` builds waiting, in one
+   * atomic step (so concurrent submissions cannot overshoot the quota). Returns how many were
+   * waiting before it, or null when the quota is reached.
+   */
+  async create(record: BuildRecord, maxQueued = Number.MAX_SAFE_INTEGER): Promise<number | null> {
+    const queued = await this.redis.eval(
+      `local waiting = redis.call('SCARD', KEYS[2])
+       if waiting >= tonumber(ARGV[1]) then return -1 end
+       if redis.call('HSETNX', KEYS[1], 'id', ARGV[3]) == 0 then return redis.error_reply('build exists') end
+       for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+       if ARGV[2] == 'queued' then redis.call('SADD', KEYS[2], cjson.decode(ARGV[3])) end
+       return waiting`,
+      2,
+      KEY_PREFIX + record.id,
+      queuedKey(record.tenant ?? DEFAULT_TENANT),
+      String(maxQueued),
+      record.status,
+      JSON.stringify(record.id),
+      ...Object.entries(encode(record)).flat(),
+    );
+    return queued === -1 ? null : Number(queued);
   }
 
   async get(id: string): Promise<BuildRecord | null> {
@@ -33,7 +57,7 @@ export class BuildRepository {
   /**
    * Apply `patch` only if the build's status is one of `from`, atomically (a Lua script), so
    * that a cancel and a worker finishing at the same moment cannot both win. Returns whether
-   * it applied.
+   * it applied. The tenant's set of queued builds follows the status in the same step.
    */
   async transition(id: string, from: BuildStatus[], patch: Partial<BuildRecord>): Promise<boolean> {
     const fields = encode(patch);
@@ -43,7 +67,16 @@ export class BuildRepository {
        local allowed = cjson.decode(ARGV[1])
        for _, s in ipairs(allowed) do
          if cjson.encode(s) == status then
-           for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+           for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+           local tenant = redis.call('HGET', KEYS[1], 'tenant')
+           tenant = tenant and cjson.decode(tenant) or ARGV[2]
+           local queued = '${TENANT_PREFIX}' .. tenant .. ':queued'
+           local id = cjson.decode(redis.call('HGET', KEYS[1], 'id'))
+           if redis.call('HGET', KEYS[1], 'status') == '"queued"' then
+             redis.call('SADD', queued, id)
+           else
+             redis.call('SREM', queued, id)
+           end
            return 1
          end
        end
@@ -51,6 +84,7 @@ export class BuildRepository {
       1,
       KEY_PREFIX + id,
       JSON.stringify(from),
+      DEFAULT_TENANT,
       ...Object.entries(fields).flat(),
     );
     return applied === 1;

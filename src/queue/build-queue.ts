@@ -13,13 +13,21 @@ export function createBuildQueue(connection: ConnectionOptions): Queue<BuildJobD
   return new Queue<BuildJobData>(BUILD_QUEUE, { connection });
 }
 
-export async function enqueueBuild(queue: Queue<BuildJobData>, data: BuildJobData, attempts: number): Promise<void> {
+/** BullMQ's largest priority. */
+const MAX_PRIORITY = 2 ** 21;
+
+/**
+ * Queue a build. Its place is its spec's priority plus how many builds its tenant already
+ * has waiting: a tenant with 500 queued builds does not starve another's single one (a fair
+ * share without per-tenant queues).
+ */
+export async function enqueueBuild(queue: Queue<BuildJobData>, data: BuildJobData, attempts: number, tenantQueued = 0): Promise<void> {
   await queue.add('build', data, {
     // The build id as job id makes enqueueing idempotent.
     jobId: data.buildId,
     // Every build has a priority, so none jumps ahead by having none (BullMQ takes
     // unprioritised jobs first).
-    priority: data.spec.priority,
+    priority: Math.min(MAX_PRIORITY, data.spec.priority + tenantQueued),
     attempts,
     backoff: { type: 'exponential', delay: 1000 },
     removeOnComplete: { age: 24 * 3600 },
