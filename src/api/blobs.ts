@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { isDigest, type Digest } from '../digest.ts';
 import { Problem } from '../problem.ts';
-import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import { BlobTooLargeError, DigestMismatchError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import type { Idempotency } from './idempotency.ts';
 import { sendBlob } from './send-blob.ts';
@@ -44,6 +44,10 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
         });
       } catch (err) {
         if (err instanceof DigestMismatchError) throw new Problem(422, err.message, { cause: err });
+        if (err instanceof StoreFullError) {
+          void reply.header('Connection', 'close');
+          throw new Problem(507, err.message, { cause: err });
+        }
         if (err instanceof BlobTooLargeError) {
           void reply.header('Connection', 'close');
           throw new Problem(413, err.message, { cause: err });

@@ -5,7 +5,7 @@ import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
 import { loadStoredImage } from '../image/sources/earlier-build.ts';
 import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
-import { BlobNotFoundError, type BlobStore } from '../store/blob-store.ts';
+import { BlobNotFoundError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
 import { VmInputError } from '../vm/errors.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
@@ -47,6 +47,7 @@ export class BaseImageError extends Error {
 }
 
 function failure(err: unknown): ProblemBody {
+  if (err instanceof StoreFullError) return { type: 'about:blank', title: 'Build failed', status: 507, detail: err.message };
   if (isInputError(err)) return { type: 'about:blank', title: 'Build failed', status: 422, detail: (err as Error).message };
   return { type: 'about:blank', title: 'Build failed', status: 500, detail: `internal error: ${(err as Error).message}` };
 }
@@ -110,14 +111,16 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         throw new UnrecoverableError(error.detail ?? 'timed out');
       }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (isInputError(err) || lastAttempt) {
+      // A full store fails the build at once (retrying would not free space); new builds
+      // work again as soon as there is room.
+      if (isInputError(err) || err instanceof StoreFullError || lastAttempt) {
         await deps.builds.transition(buildId, ['running'], { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
         log.warn({ status: 'failed', err, durationMs: Date.now() - started }, 'build failed');
       } else {
         await deps.builds.transition(buildId, ['running'], { status: 'queued' });
         log.error({ err }, 'build attempt failed; it will be retried');
       }
-      if (isInputError(err)) throw new UnrecoverableError((err as Error).message);
+      if (isInputError(err) || err instanceof StoreFullError) throw new UnrecoverableError((err as Error).message);
       throw err;
     } finally {
       deps.cancellations?.unregister(buildId);

@@ -11,7 +11,7 @@ import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { epochSeconds, needsVm, type Compression, type OutputFormat, type ResolvedSpec } from './spec.ts';
 
@@ -175,7 +175,7 @@ async function runVmStep(spec: ResolvedSpec, contents: FsTree, base: BaseImage |
     deps.onStep?.('vm-done', { upper: upper.digest, size: upper.size });
     return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 });
   } catch (err) {
-    if (err instanceof VmStepError || err instanceof LayerInputError) throw err;
+    if (err instanceof VmStepError || err instanceof LayerInputError || err instanceof StoreFullError) throw err;
     throw new Error(`reading the VM step's output failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await result.dispose();

@@ -61,3 +61,11 @@ export class BlobTooLargeError extends Error {
     this.name = 'BlobTooLargeError';
   }
 }
+
+/** The store has no room left: nothing was kept of the blob being written. */
+export class StoreFullError extends Error {
+  constructor(opts?: { cause?: unknown }) {
+    super('store full: no space left for blobs', opts);
+    this.name = 'StoreFullError';
+  }
+}

@@ -9,6 +9,7 @@ import {
   BlobNotFoundError,
   BlobTooLargeError,
   DigestMismatchError,
+  StoreFullError,
   type BlobInfo,
   type BlobStore,
   type ByteRange,
@@ -90,6 +91,8 @@ export class FsBlobStore implements BlobStore {
       return { digest, size, created: true };
     } catch (err) {
       await rm(tmp, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new StoreFullError({ cause: err });
       throw err;
     }
   }
