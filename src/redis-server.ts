@@ -23,14 +23,19 @@ export async function freePort(): Promise<number> {
 
 /**
  * A redis-server of our own on loopback, for `npm start` without REDIS_URL and for tests. It
- * keeps an append-only file under `dir`, so queued builds survive a restart.
+ * keeps an append-only file under `dir`, fsynced on every write, so queued and running builds
+ * survive a restart.
  */
-export async function startPrivateRedis(dir: string, logger?: Logger): Promise<PrivateRedis> {
+export async function startPrivateRedis(dir: string, logger?: Logger, port?: number): Promise<PrivateRedis> {
   await mkdir(dir, { recursive: true });
-  const port = await freePort();
+  port ??= await freePort();
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'yes'],
+    [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--protected-mode', 'yes',
+      // Every write is on disk before it is acknowledged: a restart loses no build.
+      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -101,12 +101,25 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     if (status >= 400 && status < 500) {
       return sendProblem(reply, new Problem(status, clientMessage(error)), request);
     }
+    if (isRedisUnavailable(error)) {
+      request.log.warn({ err: error }, 'redis unavailable');
+      void reply.header('Retry-After', '5');
+      return sendProblem(reply, new Problem(503, 'the queue (Redis) is not reachable right now; retry shortly'), request);
+    }
     request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, new Problem(500, 'internal error; see the service log'), request);
   });
 
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new Problem(404, `no route ${request.method} ${request.url.split('?')[0]}`), request),
+  );
+}
+
+/** ioredis' ways of saying the server is gone (a restart, a network cut): not our bug, a 503. */
+function isRedisUnavailable(error: Error): boolean {
+  return (
+    error.name === 'MaxRetriesPerRequestError' ||
+    /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET/.test(error.message)
   );
 }
 

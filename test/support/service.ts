@@ -22,39 +22,53 @@ export interface Service {
   workerPid(): Promise<number>;
   /** The service's output so far (JSON log lines). */
   output(): string;
+  /** Stop Redis and start it again on the same port and data (its AOF); `whileDown` runs in between. */
+  restartRedis(whileDown?: () => Promise<void>): Promise<void>;
+  /** Kill the API process (SIGKILL; its worker goes with it) and start it again, same port and data. */
+  restartApi(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startService(env: Record<string, string> = {}): Promise<Service> {
   const dataDir = await mkdtemp(join(tmpdir(), 'baler-test-'));
-  const redis: PrivateRedis = await startPrivateRedis(join(dataDir, 'redis'));
+  let redis: PrivateRedis = await startPrivateRedis(join(dataDir, 'redis'));
+  const redisPort = Number(new URL(redis.url).port);
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dataDir, 'store'), REDIS_URL: redis.url, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
+  let output = '';
+  let child: ChildProcess;
+  let exited: Promise<void>;
 
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ready && (output.includes('worker started') || env.BALER_LOCAL_WORKERS === '0')) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await redis.stop();
-      throw new Error(`service did not start:\n${output}`);
+  const launch = async () => {
+    const started = output.length;
+    child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dataDir, 'store'), REDIS_URL: redis.url, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+      const fresh = output.slice(started);
+      if (ready && (fresh.includes('worker started') || env.BALER_LOCAL_WORKERS === '0')) return;
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        await redis.stop();
+        throw new Error(`service did not start:\n${output}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  await launch();
 
   return {
     url,
     dataDir,
-    apiPid: child.pid as number,
+    get apiPid() {
+      return child.pid as number;
+    },
     async workerPid() {
       const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8');
       const pid = Number(children.trim().split(/\s+/)[0]);
@@ -62,6 +76,16 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       return pid;
     },
     output: () => output,
+    async restartRedis(whileDown) {
+      await redis.stop();
+      await whileDown?.();
+      redis = await startPrivateRedis(join(dataDir, 'redis'), undefined, redisPort);
+    },
+    async restartApi() {
+      child.kill('SIGKILL');
+      await exited;
+      await launch();
+    },
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
