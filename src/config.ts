@@ -30,6 +30,12 @@ export interface Config {
   buildTimeoutSeconds: number;
   /** How long a stopping worker lets its running builds finish before handing them back. */
   shutdownGraceMs: number;
+  /** How long finished builds (and their archives) are kept. */
+  retentionSeconds: number;
+  /** How long a blob no build needs is kept after it was last written. */
+  gcGraceSeconds: number;
+  /** How often a worker collects garbage (one worker at a time); 0 disables it. */
+  gcIntervalSeconds: number;
   /** Largest build log kept, in bytes. */
   maxLogBytes: number;
   /** Bearer tokens (`TENANT TOKEN` lines); unset: no authentication, loopback only. */
@@ -63,6 +69,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
     buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
+    retentionSeconds: int(env, 'BALER_RETENTION_S', 7 * 24 * 3600),
+    gcGraceSeconds: int(env, 'BALER_GC_GRACE_S', 3600),
+    gcIntervalSeconds: int(env, 'BALER_GC_INTERVAL_S', 3600),
     shutdownGraceMs: int(env, 'BALER_SHUTDOWN_GRACE_MS', 30_000),
     stalledCheckMs: int(env, 'BALER_STALLED_CHECK_MS', 5_000),
     tokensFile: env.BALER_TOKENS_FILE || undefined,

@@ -6,6 +6,7 @@ import { Worker } from 'bullmq';
 import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor } from '../src/builds/build-processor.ts';
 import { CancelListener } from '../src/builds/cancellation.ts';
+import { scheduleGarbageCollection } from '../src/builds/garbage-collection.ts';
 import { BuildRepository } from '../src/builds/build-repository.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
@@ -53,6 +54,17 @@ const worker = new Worker<BuildJobData>(
   },
 );
 worker.on('error', (err) => logger.error({ err }, 'worker error'));
+const stopCollecting =
+  config.gcIntervalSeconds > 0
+    ? scheduleGarbageCollection(
+        redis,
+        builds,
+        store,
+        { retentionMs: config.retentionSeconds * 1000, graceMs: config.gcGraceSeconds * 1000 },
+        config.gcIntervalSeconds * 1000,
+        logger,
+      )
+    : () => {};
 logger.info({ concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'worker started');
 
 let stopping = false;
@@ -60,6 +72,7 @@ const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'worker stopping');
+  stopCollecting();
   // Let running builds finish for a while; past the grace period stop waiting: their locks
   // lapse and another worker takes them up again (BullMQ stalled jobs).
   const graceful = worker.close();

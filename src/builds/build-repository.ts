@@ -3,6 +3,8 @@ import type { BuildRecord, BuildStatus } from './build-record.ts';
 
 const KEY_PREFIX = 'baler:build:';
 const TENANT_PREFIX = 'baler:tenant:';
+/** Finished builds by when they finished (ms), for retention. */
+const FINISHED_KEY = 'baler:builds:finished';
 /** Builds without a tenant (made before tenants, or by the service without tokens). */
 const DEFAULT_TENANT = 'default';
 
@@ -42,6 +44,33 @@ export class BuildRepository {
     return queued === -1 ? null : Number(queued);
   }
 
+  /** Ids of builds that finished before `ms` (epoch milliseconds). */
+  async finishedBefore(ms: number): Promise<string[]> {
+    return this.redis.zrangebyscore(FINISHED_KEY, '-inf', `(${ms}`);
+  }
+
+  /** Forget a build: its record, its log and its place in every index. */
+  async remove(id: string): Promise<void> {
+    const record = await this.get(id);
+    const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`).zrem(FINISHED_KEY, id);
+    if (record) tx.srem(queuedKey(record.tenant ?? DEFAULT_TENANT), id);
+    await tx.exec();
+  }
+
+  /** Every build record (a SCAN: it does not block Redis). */
+  async *all(): AsyncIterable<BuildRecord> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${KEY_PREFIX}*`, 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        if (key.endsWith(':log')) continue;
+        const record = await this.get(key.slice(KEY_PREFIX.length));
+        if (record) yield record;
+      }
+    } while (cursor !== '0');
+  }
+
   async get(id: string): Promise<BuildRecord | null> {
     const fields = await this.redis.hgetall(KEY_PREFIX + id);
     if (!fields.status) return null;
@@ -72,10 +101,15 @@ export class BuildRepository {
            tenant = tenant and cjson.decode(tenant) or ARGV[2]
            local queued = '${TENANT_PREFIX}' .. tenant .. ':queued'
            local id = cjson.decode(redis.call('HGET', KEYS[1], 'id'))
-           if redis.call('HGET', KEYS[1], 'status') == '"queued"' then
+           local now = redis.call('HGET', KEYS[1], 'status')
+           if now == '"queued"' then
              redis.call('SADD', queued, id)
            else
              redis.call('SREM', queued, id)
+           end
+           if now == '"succeeded"' or now == '"failed"' or now == '"cancelled"' then
+             local t = redis.call('TIME')
+             redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), id)
            end
            return 1
          end

@@ -36,6 +36,10 @@ export interface BlobStore {
   open(digest: Digest, range?: ByteRange): Promise<Readable>;
   /** Throws when the store cannot be written. */
   ping(): Promise<void>;
+  /** Every stored blob, with when it was last written (a re-upload counts as a write). */
+  list(): AsyncIterable<BlobInfo & { modifiedMs: number }>;
+  /** Remove a blob; no error if it is already gone. */
+  delete(digest: Digest): Promise<void>;
 }
 
 export class BlobNotFoundError extends Error {

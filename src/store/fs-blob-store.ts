@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -85,6 +85,9 @@ export class FsBlobStore implements BlobStore {
       const final = this.pathOf(digest);
       if (await stat(final).catch(() => null)) {
         await unlink(tmp);
+        // Written again: it is fresh for garbage collection's grace period.
+        const now = new Date();
+        await utimes(final, now, now).catch(() => {});
         return { digest, size, created: false };
       }
       await rename(tmp, final);
@@ -110,6 +113,18 @@ export class FsBlobStore implements BlobStore {
       throw err;
     });
     return handle.createReadStream({ start: range?.start, end: range?.end });
+  }
+
+  async *list(): AsyncIterable<BlobInfo & { modifiedMs: number }> {
+    for (const name of await readdir(this.blobDir)) {
+      if (!/^[a-f0-9]{64}$/.test(name)) continue;
+      const info = await stat(join(this.blobDir, name)).catch(() => null);
+      if (info) yield { digest: `sha256:${name}`, size: info.size, modifiedMs: info.mtimeMs };
+    }
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await rm(this.pathOf(digest), { force: true });
   }
 
   async ping(): Promise<void> {
