@@ -15,6 +15,10 @@ export interface Config {
   workerConcurrency: number;
   /** Builds one tenant may have waiting in the queue; over it submissions get 429. */
   tenantMaxQueued: number;
+  /** Builds of one tenant running at once; more wait in the queue. */
+  tenantMaxRunning: number;
+  /** Bytes one tenant's uploads may take in the store; over it uploads get 413. */
+  tenantMaxStoredBytes: number;
   /** Worker processes `npm start` runs beside the API (0: an API-only process). */
   localWorkers: number;
   /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
@@ -64,6 +68,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
     tenantMaxQueued: int(env, 'BALER_TENANT_MAX_QUEUED', 1000),
+    tenantMaxRunning: int(env, 'BALER_TENANT_MAX_RUNNING', 4),
+    tenantMaxStoredBytes: int(env, 'BALER_TENANT_MAX_STORED_BYTES', 100 * 1024 ** 3),
     localWorkers: int(env, 'BALER_LOCAL_WORKERS', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),

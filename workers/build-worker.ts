@@ -3,6 +3,7 @@
  * any host that reaches Redis and the store.
  */
 import { Worker } from 'bullmq';
+import { BlobOwners } from '../src/auth/blob-owners.ts';
 import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor } from '../src/builds/build-processor.ts';
 import { CancelListener } from '../src/builds/cancellation.ts';
@@ -30,6 +31,7 @@ if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of d
 const vm = new QemuVmRunner({ logger });
 await vm.assets();
 const builds = new BuildRepository(redis);
+const owners = new BlobOwners(redis);
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
 const worker = new Worker<BuildJobData>(
   BUILD_QUEUE,
@@ -42,6 +44,7 @@ const worker = new Worker<BuildJobData>(
     allowDevices: config.allowDevices,
     cancellations,
     buildTimeoutSeconds: config.buildTimeoutSeconds,
+    tenantMaxRunning: config.tenantMaxRunning,
   }),
   {
     connection: redis,
@@ -60,7 +63,7 @@ const stopCollecting =
         redis,
         builds,
         store,
-        { retentionMs: config.retentionSeconds * 1000, graceMs: config.gcGraceSeconds * 1000 },
+        { retentionMs: config.retentionSeconds * 1000, graceMs: config.gcGraceSeconds * 1000, onDeleted: (digest, size) => owners.forget(digest, size) },
         config.gcIntervalSeconds * 1000,
         logger,
       )

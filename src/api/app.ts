@@ -18,7 +18,7 @@ import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued'>;
+  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes'>;
   logger: Logger;
   redis: Redis;
   store: BlobStore;
@@ -53,7 +53,13 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { redis: deps.redis, store: deps.store });
   const idempotency = new Idempotency(deps.redis);
-  await app.register(blobsRoutes, { store: deps.store, maxUploadBytes: deps.config.maxUploadBytes, idempotency, owners });
+  await app.register(blobsRoutes, {
+    store: deps.store,
+    maxUploadBytes: deps.config.maxUploadBytes,
+    tenantMaxStoredBytes: deps.config.tenantMaxStoredBytes,
+    idempotency,
+    owners,
+  });
   await app.register(buildsRoutes, {
     redis: deps.redis,
     store: deps.store,

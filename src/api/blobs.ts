@@ -9,12 +9,14 @@ import { sendBlob } from './send-blob.ts';
 export interface BlobsOptions {
   store: BlobStore;
   maxUploadBytes: number;
+  /** Bytes one tenant's uploads may take in the store. */
+  tenantMaxStoredBytes: number;
   idempotency: Idempotency;
   owners: BlobOwners;
 }
 
 /** `/v1/blobs`: uploads streamed straight into the store, and downloads. */
-export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, idempotency, owners }) => {
+export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, tenantMaxStoredBytes, idempotency, owners }) => {
   // Any content type is a blob. The parser leaves the body unread so that the handler can
   // stream it to the store; the size limit is enforced while streaming.
   app.removeAllContentTypeParsers();
@@ -33,12 +35,20 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
         void reply.header('Connection', 'close');
         throw new Problem(413, `upload of ${declared} bytes is larger than the limit of ${maxUploadBytes}`);
       }
+      // Bytes the tenant already holds cost nothing again (known in advance with ?digest=).
+      const claimed = request.query.digest;
+      const alreadyHeld = claimed !== undefined && (await owners.owns(request.tenant, claimed)) && (await store.stat(claimed)) !== null;
+      const room = alreadyHeld ? maxUploadBytes : tenantMaxStoredBytes - (await owners.bytesOf(request.tenant));
+      if (declared > room || room <= 0) {
+        void reply.header('Connection', 'close');
+        throw new Problem(413, `your stored blobs would exceed your quota of ${tenantMaxStoredBytes} bytes (${Math.max(0, room)} left)`);
+      }
       try {
         // A replayed upload is answered without reading its body again; the request is the
         // same one if it claims the same digest (or none).
         return await idempotency.run(request, reply, `${request.tenant}:blobs`, request.query.digest ?? '', async () => {
-          const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: maxUploadBytes });
-          await owners.add(request.tenant, put.digest);
+          const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: Math.min(maxUploadBytes, room) });
+          await owners.add(request.tenant, put.digest, put.size);
           request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
           return { status: put.created ? 201 : 200, location: `/v1/blobs/${put.digest}`, body: { digest: put.digest, size: put.size } };
         });

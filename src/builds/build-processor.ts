@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { BaseImage } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
@@ -25,7 +25,11 @@ export interface ProcessorDeps {
   cancellations?: CancelListener;
   /** Wall-clock limit of one attempt; over it the build fails `timed out after N s`. */
   buildTimeoutSeconds?: number;
+  /** Builds of one tenant running at once (0: no limit). */
+  tenantMaxRunning?: number;
 }
+
+const BUSY_TENANT_DELAY_MS = 1000;
 
 /** Failures caused by the build's own input or scripts: retrying cannot help. */
 function isInputError(err: unknown): boolean {
@@ -58,13 +62,23 @@ function failure(err: unknown): ProblemBody {
  * output lands in the content-addressed store and the record only changes at the end.
  */
 export function createBuildProcessor(deps: ProcessorDeps) {
-  return async (job: Job<BuildJobData>): Promise<void> => {
+  return async (job: Job<BuildJobData>, token?: string): Promise<void> => {
     const { buildId, spec } = job.data;
     const log = deps.logger.child({ buildId, jobId: job.id, attempt: job.attemptsMade + 1 });
     const started = Date.now();
     // From queued, or from running when a dead worker's job is picked up again; a build that
     // was cancelled (or finished) meanwhile is left alone.
-    const claimed = await deps.builds.transition(buildId, ['queued', 'running'], { status: 'running', startedAt: new Date(started).toISOString() });
+    const claimed = await deps.builds.transition(
+      buildId,
+      ['queued', 'running'],
+      { status: 'running', startedAt: new Date(started).toISOString() },
+      deps.tenantMaxRunning ?? 0,
+    );
+    if (claimed === 'busy') {
+      // Its tenant has its share running: back to the queue for a moment, still queued.
+      await job.moveToDelayed(Date.now() + BUSY_TENANT_DELAY_MS, token);
+      throw new DelayedError();
+    }
     if (!claimed) {
       const record = await deps.builds.get(buildId);
       log.info({ status: record?.status ?? 'gone' }, 'build is not runnable; dropping the job');

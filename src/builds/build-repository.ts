@@ -53,7 +53,7 @@ export class BuildRepository {
   async remove(id: string): Promise<void> {
     const record = await this.get(id);
     const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`).zrem(FINISHED_KEY, id);
-    if (record) tx.srem(queuedKey(record.tenant ?? DEFAULT_TENANT), id);
+    if (record) tx.srem(queuedKey(record.tenant ?? DEFAULT_TENANT), id).srem(`${TENANT_PREFIX}${record.tenant ?? DEFAULT_TENANT}:running`, id);
     await tx.exec();
   }
 
@@ -86,27 +86,29 @@ export class BuildRepository {
   /**
    * Apply `patch` only if the build's status is one of `from`, atomically (a Lua script), so
    * that a cancel and a worker finishing at the same moment cannot both win. Returns whether
-   * it applied. The tenant's set of queued builds follows the status in the same step.
+   * it applied. The tenant's sets of queued and running builds follow the status in the same
+   * step. With `maxRunning`, a queued build is not moved on while its tenant already has that
+   * many running ('busy').
    */
-  async transition(id: string, from: BuildStatus[], patch: Partial<BuildRecord>): Promise<boolean> {
+  async transition(id: string, from: BuildStatus[], patch: Partial<BuildRecord>, maxRunning = 0): Promise<boolean | 'busy'> {
     const fields = encode(patch);
     const applied = await this.redis.eval(
       `local status = redis.call('HGET', KEYS[1], 'status')
        if not status then return 0 end
        local allowed = cjson.decode(ARGV[1])
+       local tenant = redis.call('HGET', KEYS[1], 'tenant')
+       tenant = tenant and cjson.decode(tenant) or ARGV[2]
+       local queued = '${TENANT_PREFIX}' .. tenant .. ':queued'
+       local running = '${TENANT_PREFIX}' .. tenant .. ':running'
+       local id = cjson.decode(redis.call('HGET', KEYS[1], 'id'))
        for _, s in ipairs(allowed) do
          if cjson.encode(s) == status then
-           for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-           local tenant = redis.call('HGET', KEYS[1], 'tenant')
-           tenant = tenant and cjson.decode(tenant) or ARGV[2]
-           local queued = '${TENANT_PREFIX}' .. tenant .. ':queued'
-           local id = cjson.decode(redis.call('HGET', KEYS[1], 'id'))
+           local limit = tonumber(ARGV[3])
+           if limit > 0 and status == '"queued"' and redis.call('SCARD', running) >= limit then return -1 end
+           for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
            local now = redis.call('HGET', KEYS[1], 'status')
-           if now == '"queued"' then
-             redis.call('SADD', queued, id)
-           else
-             redis.call('SREM', queued, id)
-           end
+           if now == '"queued"' then redis.call('SADD', queued, id) else redis.call('SREM', queued, id) end
+           if now == '"running"' then redis.call('SADD', running, id) else redis.call('SREM', running, id) end
            if now == '"succeeded"' or now == '"failed"' or now == '"cancelled"' then
              local t = redis.call('TIME')
              redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), id)
@@ -119,9 +121,10 @@ export class BuildRepository {
       KEY_PREFIX + id,
       JSON.stringify(from),
       DEFAULT_TENANT,
+      String(maxRunning),
       ...Object.entries(fields).flat(),
     );
-    return applied === 1;
+    return applied === -1 ? 'busy' : applied === 1;
   }
 }
 

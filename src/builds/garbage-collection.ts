@@ -14,6 +14,8 @@ export interface RetentionPolicy {
    * whose build has not been submitted yet, or the intermediates of a running build, survive.
    */
   graceMs: number;
+  /** Told of every blob deleted (e.g. to take it off its uploaders' storage use). */
+  onDeleted?: (digest: Digest, size: number) => Promise<void>;
 }
 
 export interface CollectionReport {
@@ -55,6 +57,7 @@ export async function collectGarbage(builds: BuildRepository, store: BlobStore, 
       continue;
     }
     await store.delete(blob.digest);
+    await policy.onDeleted?.(blob.digest, blob.size);
     report.deletedBlobs++;
     report.freedBytes += blob.size;
   }

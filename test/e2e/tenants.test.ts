@@ -1,8 +1,9 @@
 /** Per-tenant queue quota and fairness between tenants, against the real service. */
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type Service } from '../support/service.ts';
 
 const MANY = 500;
@@ -67,3 +68,61 @@ it(`one tenant's ${MANY} queued builds do not starve another's single build; ove
   }
   expect(before).toBeLessThanOrEqual(2);
 }, 300_000);
+
+describe('per-tenant running and storage limits', () => {
+  let limited: Service;
+  let tokens: string;
+  beforeAll(async () => {
+    tokens = await mkdtemp(join(tmpdir(), 'baler-limits-'));
+    await writeFile(join(tokens, 'tokens'), 'busy token-a\nother token-b\n');
+    limited = await startService({
+      BALER_TOKENS_FILE: join(tokens, 'tokens'),
+      BALER_WORKER_CONCURRENCY: '2',
+      BALER_TENANT_MAX_RUNNING: '1',
+      BALER_TENANT_MAX_STORED_BYTES: String(1024 * 1024),
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await limited?.stop();
+    await rm(tokens, { recursive: true, force: true });
+  });
+
+  const post = (token: string, path: string, body: string, type = 'application/json') =>
+    fetch(`${limited.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': type }, body });
+  const statusOf = async (token: string, id: string) =>
+    ((await (await fetch(`${limited.url}/v1/builds/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string }).status;
+
+  it('runs one build of a tenant at a time while another tenant uses the free worker slot', async () => {
+    const submit = async (token: string, name: string) =>
+      ((await (await post(token, '/v1/builds', JSON.stringify({ name, runAsRoot: 'sleep 3' }))).json()) as { id: string }).id;
+    const a1 = await submit('token-a', 'busy/one');
+    const a2 = await submit('token-a', 'busy/two');
+    const b1 = await submit('token-b', 'other/one');
+    let bothOfA = false;
+    let bWithA = false;
+    for (;;) {
+      const [s1, s2, s3] = await Promise.all([statusOf('token-a', a1), statusOf('token-a', a2), statusOf('token-b', b1)]);
+      if (s1 === 'running' && s2 === 'running') bothOfA = true;
+      if (s3 === 'running' && (s1 === 'running' || s2 === 'running')) bWithA = true;
+      if ([s1, s2, s3].every((s) => s === 'succeeded' || s === 'failed')) {
+        expect([s1, s2, s3]).toEqual(['succeeded', 'succeeded', 'succeeded']);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(bothOfA).toBe(false);
+    expect(bWithA).toBe(true);
+  }, 180_000);
+
+  it("refuses uploads over a tenant's storage quota with 413, without touching other tenants", async () => {
+    const chunk = (c: string) => c.repeat(600 * 1024);
+    expect((await post('token-b', '/v1/blobs', chunk('a'), 'application/octet-stream')).status).toBe(201);
+    const over = await post('token-b', '/v1/blobs', chunk('b'), 'application/octet-stream');
+    expect(over.status).toBe(413);
+    expect(((await over.json()) as { detail: string }).detail).toMatch(/quota/);
+    // The same bytes again, named by their digest, are already counted: no new use.
+    const digest = `sha256:${createHash('sha256').update(chunk('a')).digest('hex')}`;
+    expect((await post('token-b', `/v1/blobs?digest=${digest}`, chunk('a'), 'application/octet-stream')).status).toBe(200);
+    expect((await post('token-a', '/v1/blobs', chunk('b'), 'application/octet-stream')).status).toBe(201);
+  });
+});
