@@ -14,6 +14,7 @@ import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
 import { healthRoutes } from './health.ts';
 import { Idempotency } from './idempotency.ts';
+import { limitJsonDepth } from './json-depth.ts';
 import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
@@ -42,6 +43,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   for (const schema of loadSchemas()) app.addSchema(schema);
   registerProblemHandlers(app);
   registerAuth(app, deps.tokens);
+  limitJsonDepth(app);
   const owners = new BlobOwners(deps.redis);
 
   const routes = new Map<string, Set<string>>();

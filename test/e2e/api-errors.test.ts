@@ -87,6 +87,12 @@ describe('client mistakes', () => {
     expect(problem.errors?.[0]?.message).toMatch(/exactly one of the keys tar, file, text, dir, symlink/);
   });
 
+  it('a JSON body nested deeper than 32 levels is 400', async () => {
+    const deep = `{"name":"x","config":{"Labels":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`;
+    const problem = await expectProblem(await post('/v1/builds', deep), 400);
+    expect(problem.detail).toMatch(/nests deeper than 32 levels/);
+  });
+
   it('a JSON body that is not an object is 400', async () => {
     await expectProblem(await post('/v1/builds', '[1,2]'), 400);
     await expectProblem(await post('/v1/builds', 'null'), 400);
