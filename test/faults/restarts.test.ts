@@ -2,9 +2,12 @@
  * Redis restarted with builds queued and running, and the API process killed while clients
  * poll and download: no build is lost, downloads resume with Range.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startService, submitBuild, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
 
 let service: Service;
 beforeAll(async () => {
@@ -60,4 +63,28 @@ it('the API process killed while a client downloads: the download resumes with R
   expect(`sha256:${createHash('sha256').update(whole).digest('hex')}`).toBe(build.result?.archive.digest);
   // Polling goes on where it left off.
   expect(await statusOf(id)).toBe('succeeded');
+}, 120_000);
+
+it('SIGTERM to the API: it stops accepting, but an in-flight download finishes whole', async () => {
+  const file = join(tmpdir(), `inflight-${process.pid}`);
+  await writeFile(file, randomBytes(24 * 1024 * 1024));
+  const id = await submitBuild(service, { name: 'restart/inflight', compression: 'none', contents: [{ file: await uploadFile(service, file), to: '/big' }] });
+  const build = await waitForBuild(service, id);
+  expect(build.status).toBe('succeeded');
+
+  const res = await fetch(`${service.url}/v1/builds/${id}/image`);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const hash = createHash('sha256');
+  const first = await reader.read();
+  hash.update(first.value as Uint8Array);
+  process.kill(service.apiPid, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  // New requests are refused while the download goes on.
+  expect(await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused')).toBe('refused');
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    hash.update(value);
+  }
+  expect(`sha256:${hash.digest('hex')}`).toBe(build.result?.archive.digest);
 }, 120_000);
