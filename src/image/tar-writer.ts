@@ -1,23 +1,11 @@
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
-import { TYPEFLAG_OF, type EntryType } from './tar-entry.ts';
+import { TYPEFLAG_OF, type TarHeader } from './tar-entry.ts';
 
 /** What one tar entry's header says. Names are full paths; PAX carries what ustar cannot. */
-export interface TarWriteHeader {
-  name: string;
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Seconds since the epoch. */
-  mtime: number;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-  /** Extended attributes; values are byte strings held as latin1 (binary-safe). */
-  xattrs?: Record<string, string>;
-}
+/** A header to write: what tar-entry.ts's TarHeader holds, the rarely used fields optional. */
+export type TarWriteHeader = Omit<TarHeader, 'linkname' | 'devmajor' | 'devminor' | 'xattrs'> &
+  Partial<Pick<TarHeader, 'linkname' | 'devmajor' | 'devminor' | 'xattrs'>>;
 
 const BLOCK = 512;
 const USTAR_MAX_ID = 0o7777777;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pidsMentioning } from '../support/run.ts';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+import { until } from '../support/wait.ts';
 
 let service: Service;
 let work: string;
@@ -26,13 +27,6 @@ const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/bu
 const cancel = (id: string, how: 'DELETE' | 'POST' = 'DELETE') =>
   fetch(`${service.url}/v1/builds/${id}${how === 'POST' ? '/cancel' : ''}`, { method: how });
 
-async function until(what: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await what())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 it('a queued build never starts; a running one stops within seconds with its VM killed; a finished one is 409', async () => {
   const running = await submitBuild(service, { name: 'cancel/running', runAsRoot: 'echo started; sleep 600', timeout: 600 });

@@ -1,6 +1,7 @@
 /** Priorities, the global build time limit, and a worker's graceful stop, against the real service. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startService, submitBuild, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+import { until } from '../support/wait.ts';
 
 let service: Service;
 
@@ -12,13 +13,6 @@ afterAll(async () => service?.stop(), 60_000);
 
 const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView & { startedAt: string };
 
-async function until(what: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await what())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 it('takes queued builds by priority, then in submission order', async () => {
   const busy = await submitBuild(service, { name: 'control/busy', runAsRoot: 'sleep 3' });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+import { until } from '../support/wait.ts';
 
 let service: Service;
 beforeAll(async () => {
@@ -15,13 +16,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => service?.stop(), 60_000);
 
-async function until(what: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await what().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const statusOf = async (id: string) => ((await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView).status;
 

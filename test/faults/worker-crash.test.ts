@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxTar } from '../support/images.ts';
 import { pidsMentioning } from '../support/run.ts';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+import { until } from '../support/wait.ts';
 
 const TRIALS = Number(process.env.FAULT_TRIALS ?? 2);
 let service: Service;
@@ -33,13 +34,6 @@ afterAll(async () => {
 
 const logOf = async (id: string) => (await fetch(`${service.url}/v1/builds/${id}/logs`)).text();
 
-async function until(what: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await what())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const kinds = {
   'a pure-layer build': (n: number) => ({
