@@ -182,6 +182,15 @@ describe('builds that fail', () => {
     expect(build.error?.detail).toMatch(/not valid gzip/);
   });
 
+  it('a tar with a device node ends failed (devices are for the operator to allow)', async () => {
+    const dir = join(tmpdir(), `device-${process.pid}`);
+    await run('sh', ['-c', `mkdir -p ${dir} && mknod ${dir}/null c 1 3 && tar -C ${dir} -cf ${dir}.tar .`]);
+    const id = await submitBuild(service, { name: 'device', contents: [{ tar: await uploadFile(service, `${dir}.tar`) }] });
+    const build = await waitForBuild(service, id);
+    expect(build.status).toBe('failed');
+    expect(build.error?.detail).toMatch(/is a device node; devices are not allowed in uploads/);
+  });
+
   it('a tar entry escaping with .. ends failed', async () => {
     const dir = join(tmpdir(), `dotdot-${process.pid}`);
     await run('sh', ['-c', `mkdir -p ${dir}/a && echo x > ${dir}/a/f && tar -C ${dir}/a -P -cf ${dir}.tar ../a/f`]);
