@@ -42,6 +42,8 @@ export interface Config {
   gcIntervalSeconds: number;
   /** Largest build log kept, in bytes. */
   maxLogBytes: number;
+  /** Registries allowed for pulls and pushes (JSON `{"host:port": {insecure, username, password}}`); unset: none. */
+  registriesFile: string | undefined;
   /** Bearer tokens (`TENANT TOKEN` lines); unset: no authentication, loopback only. */
   tokensFile: string | undefined;
   /** `BALER_AUTH=none`: the operator's explicit consent to listen beyond loopback without tokens. */
@@ -81,6 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: int(env, 'BALER_SHUTDOWN_GRACE_MS', 30_000),
     stalledCheckMs: int(env, 'BALER_STALLED_CHECK_MS', 5_000),
     tokensFile: env.BALER_TOKENS_FILE || undefined,
+    registriesFile: env.BALER_REGISTRIES_FILE || undefined,
     authNone: env.BALER_AUTH === 'none',
     logLevel: env.LOG_LEVEL || 'info',
   };

@@ -14,6 +14,8 @@ import { BuildRepository } from './builds/build-repository.ts';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createBuildQueue } from './queue/build-queue.ts';
+import { createPushQueue } from './queue/push-queue.ts';
+import { loadRegistries } from './registry/registries.ts';
 import { connectRedis } from './redis.ts';
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts';
 import { FsBlobStore } from './store/fs-blob-store.ts';
@@ -44,6 +46,7 @@ if (!redisUrl) {
 const redis = connectRedis(redisUrl);
 const store = await FsBlobStore.create(config.dataDir);
 const queue = createBuildQueue(connectRedis(redisUrl, { forWorker: true }));
+const pushQueue = createPushQueue(connectRedis(redisUrl, { forWorker: true }));
 const api = await createApi({
   config,
   logger,
@@ -53,6 +56,8 @@ const api = await createApi({
   logs: new BuildLogs(redis, config.maxLogBytes),
   queue,
   tokens,
+  pushQueue,
+  registries: loadRegistries(config.registriesFile),
 });
 
 let stopping = false;
@@ -88,6 +93,7 @@ const stop = async (signal: string) => {
     await exited;
   }
   await queue.close();
+  await pushQueue.close();
   redis.disconnect();
   await privateRedis?.stop();
   process.exit(0);

@@ -9,7 +9,10 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import type { PushJobData } from '../queue/push-queue.ts';
+import type { Registries } from '../registry/registries.ts';
 import { registerAuth } from './auth.ts';
+import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
 import { healthRoutes } from './health.ts';
@@ -28,6 +31,9 @@ export interface ApiDeps {
   queue: Queue<BuildJobData>;
   /** Bearer tokens; null: no authentication. */
   tokens: TokenFile | null;
+  pushQueue: Queue<PushJobData>;
+  /** Registries the operator allows (pulls and pushes). */
+  registries: Registries;
 }
 
 /** The HTTP API: validates, records and enqueues; it never builds. */
@@ -71,8 +77,10 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     idempotency,
     owners,
     tenantMaxQueued: deps.config.tenantMaxQueued,
+    registries: deps.registries,
     buildAttempts: deps.config.buildAttempts,
   });
+  await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));
   return app;
 }

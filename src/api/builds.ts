@@ -15,6 +15,7 @@ import { Problem } from '../problem.ts';
 import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
+import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
 import { DEFAULT_TENANT } from './auth.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
 import { validationProblem } from './problems.ts';
@@ -31,6 +32,7 @@ export interface BuildsOptions {
   owners: BlobOwners;
   /** Builds one tenant may have waiting; over it, 429. */
   tenantMaxQueued: number;
+  registries: Registries;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
@@ -80,6 +82,15 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     const created = spec.created;
     if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
       throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
+    }
+    if (spec.fromImage && 'ref' in spec.fromImage) {
+      // A bad reference or a registry the operator does not allow is known before queueing.
+      try {
+        registryFor(opts.registries, parseReference(spec.fromImage.ref).host);
+      } catch (err) {
+        if (err instanceof RegistryError) throw new Problem(422, err.message, { cause: err, errors: [{ path: '/fromImage/ref', message: err.message }] });
+        throw err;
+      }
     }
     if (spec.fromImage && 'build' in spec.fromImage) {
       const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;

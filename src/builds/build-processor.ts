@@ -8,6 +8,7 @@ import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
 import { VmInputError } from '../vm/errors.ts';
+import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import type { BuildLogs } from './build-log.ts';
 import type { CancelListener } from './cancellation.ts';
@@ -27,6 +28,7 @@ export interface ProcessorDeps {
   buildTimeoutSeconds?: number;
   /** Builds of one tenant running at once (0: no limit). */
   tenantMaxRunning?: number;
+  registries?: Registries;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -39,6 +41,8 @@ function isInputError(err: unknown): boolean {
     err instanceof VmStepError ||
     err instanceof VmInputError ||
     err instanceof ArchiveImportError ||
+    // A registry that is down or misbehaves may come back: only those are worth a retry.
+    (err instanceof RegistryError && err.kind !== 'unreachable' && err.kind !== 'protocol') ||
     err instanceof BaseImageError
   );
 }
@@ -97,6 +101,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         store: deps.store,
         vm: deps.vm,
         allowDevices: deps.allowDevices,
+        registries: deps.registries,
         loadBuildImage: (id) => loadBuildImage(deps, id),
         onStep: (step, detail) => log.info({ step, ...detail }, 'build step'),
         onLog: (text) => {

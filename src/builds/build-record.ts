@@ -21,4 +21,17 @@ export interface BuildRecord {
   result?: BuildResult;
   /** Other formats of the image made on request, by `format/compression`. */
   artifacts?: Record<string, ArchiveInfo>;
+  /** Pushes of the image to registries, by reference. */
+  pushes?: Record<string, PushRecord>;
+}
+
+export interface PushRecord {
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  requestedAt: string;
+  finishedAt?: string;
+  /** The manifest digest the registry has, once pushed. */
+  manifestDigest?: string;
+  /** How many blobs had to be uploaded (the rest the registry had, or mounted). */
+  uploadedBlobs?: number;
+  error?: string;
 }

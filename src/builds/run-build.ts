@@ -11,6 +11,8 @@ import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
+import { pullImage } from '../registry/pull.ts';
+import type { Registries } from '../registry/registries.ts';
 import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { epochSeconds, needsVm, type Compression, type OutputFormat, type ResolvedSpec } from './spec.ts';
@@ -47,6 +49,8 @@ export interface BuildDeps {
   /** The image of an earlier build, for `fromImage: {build}`. */
   loadBuildImage(buildId: string): Promise<BaseImage>;
   allowDevices: boolean;
+  /** Registries the operator allows for `fromImage: {ref}`; none when absent. */
+  registries?: Registries;
   /** Called at each step, for logs and progress. */
   onStep?: (step: string, detail?: Record<string, unknown>) => void;
   /** Output of the build's scripts. */
@@ -136,6 +140,11 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
   const from = spec.fromImage;
   if (!from) return undefined;
   if ('build' in from) return deps.loadBuildImage(from.build);
+  if ('ref' in from) {
+    deps.onStep?.('pull', { ref: from.ref });
+    const pulled = await pullImage(deps.store, from.ref, { registries: deps.registries ?? new Map(), architecture: spec.architecture, maxLayers: MAX_IMAGE_LAYERS - 1 });
+    return loadStoredImage(deps.store, pulled.configDigest, pulled.layers);
+  }
   const imported = await importArchive(deps.store, from.blob, {
     name: spec.fromImageName,
     tag: spec.fromImageTag,

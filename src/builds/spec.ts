@@ -25,8 +25,8 @@ export type ContentEntry =
 export type Compression = LayerCompression;
 export type OutputFormat = ImageFormat;
 
-/** The base image: an earlier succeeded build of this service, or an uploaded image archive. */
-export type FromImage = { build: string } | { blob: Digest };
+/** The base image: an earlier build of this service, an uploaded image archive, or a registry image. */
+export type FromImage = { build: string } | { blob: Digest } | { ref: string };
 
 /** A BuildSpec as posted (see BuildSpec in openapi.yaml). */
 export interface BuildSpec {

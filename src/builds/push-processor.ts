@@ -1,0 +1,52 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { loadImage } from '../image/stored-image.ts';
+import type { Logger } from '../log.ts';
+import type { PushJobData } from '../queue/push-queue.ts';
+import { pushImage } from '../registry/push.ts';
+import { RegistryError, type Registries } from '../registry/registries.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { BuildRepository } from './build-repository.ts';
+import type { PushRecord } from './build-record.ts';
+
+export interface PushProcessorDeps {
+  store: BlobStore;
+  builds: BuildRepository;
+  registries: Registries;
+  logger: Logger;
+}
+
+/** Pushes a finished build's image to a registry and keeps the push's state on the build. */
+export function createPushProcessor(deps: PushProcessorDeps) {
+  const record = async (buildId: string, ref: string, patch: Partial<PushRecord>) => {
+    const build = await deps.builds.get(buildId);
+    const pushes = { ...(build?.pushes ?? {}) };
+    pushes[ref] = { ...(pushes[ref] ?? { status: 'queued', requestedAt: new Date().toISOString() }), ...patch };
+    await deps.builds.update(buildId, { pushes });
+  };
+
+  return async (job: Job<PushJobData>): Promise<void> => {
+    const { buildId, ref } = job.data;
+    const log = deps.logger.child({ buildId, jobId: job.id, ref });
+    const build = await deps.builds.get(buildId);
+    if (!build?.result) {
+      log.warn('build gone or without an image; dropping the push');
+      return;
+    }
+    await record(buildId, ref, { status: 'running' });
+    log.info('push started');
+    try {
+      const image = await loadImage(deps.store, build.result.imageId, build.result.layers);
+      const pushed = await pushImage(deps.store, image, ref, { registries: deps.registries });
+      const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').length;
+      await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, finishedAt: new Date().toISOString() });
+      log.info({ manifestDigest: pushed.manifestDigest, uploaded }, 'push succeeded');
+    } catch (err) {
+      const retryable = err instanceof RegistryError ? err.kind === 'unreachable' || err.kind === 'protocol' : true;
+      const last = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      await record(buildId, ref, last ? { status: 'failed', error: (err as Error).message, finishedAt: new Date().toISOString() } : { status: 'queued' });
+      log.warn({ err, last }, 'push failed');
+      if (!retryable) throw new UnrecoverableError((err as Error).message);
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,221 @@
+import { Readable } from 'node:stream';
+import { isDigest, type Digest } from '../digest.ts';
+import { unpackLimit } from '../image/compression.ts';
+import { LayerInputError, normalizeLayerPath } from '../image/layer-entry.ts';
+import { storeLegacyChain } from '../image/legacy-layer.ts';
+import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
+import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive/import-archive.ts';
+import { TarFormatError } from '../image/tar-index.ts';
+import { tarsumOfStoredTar } from '../image/tarsum-of-tar.ts';
+import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
+import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
+import { defaultRegistryIndex, type RegistryIndex } from './registry-index.ts';
+
+export interface PullOptions extends ClientOptions {
+  /** Picks the linux/<architecture> image of an index or manifest list; default amd64. */
+  architecture?: string;
+  registries: Registries;
+  /** More layers than this fail before any layer is fetched; default 125. */
+  maxLayers?: number;
+  /** Default: `defaultRegistryIndex(store)`. */
+  index?: RegistryIndex;
+}
+
+export interface PullResult extends ImportedImage {
+  /** The image manifest's digest (after resolving an index). */
+  manifestDigest: Digest;
+  /** true when the result came from the cache of earlier pulls. */
+  cached: boolean;
+}
+
+/**
+ * Pull `ref` (`host:port/repo[:tag|@sha256:…]`) from an allowed registry into the store, as an
+ * archive import would: the config stored as is (its digest is the image id); each layer
+ * fetched once, checked against the manifest's digest and size, decompressed (gzip, zstd or
+ * plain, by its magic bytes), checked against its diff_id as the store writes it, and stored
+ * uncompressed under the diff_id; the legacy chain as the seed's. A layer whose diff_id the
+ * store already holds is not fetched. The result is cached under the image manifest digest:
+ * pulling the same digest again costs the manifest GET of the tag (nothing for an `@sha256:`
+ * ref of an image manifest). Any failure is a RegistryError.
+ */
+export async function pullImage(store: BlobStore, refText: string, opts: PullOptions): Promise<PullResult> {
+  const ref = parseReference(refText);
+  const client = RegistryClient.forReference(ref, opts.registries, opts);
+  const index = opts.index ?? defaultRegistryIndex(store);
+  const architecture = opts.architecture ?? 'amd64';
+  const what = formatReference(ref);
+
+  if (ref.digest) {
+    const hit = await cachedPull(store, index, ref.digest);
+    if (hit) return { ...hit, repoTags: repoTagsOf(ref), manifestDigest: ref.digest, cached: true };
+  }
+  let manifest = await client.getManifest(ref.repository, manifestReference(ref));
+  if (manifest.kind === 'index') {
+    const chosen: Descriptor = selectPlatform(manifest.index!, architecture, what);
+    const hit = await cachedPull(store, index, chosen.digest);
+    if (hit) return { ...hit, repoTags: repoTagsOf(ref), manifestDigest: chosen.digest, cached: true };
+    manifest = await client.getManifest(ref.repository, chosen.digest);
+    if (manifest.kind !== 'image') throw new RegistryError(`${what}: the linux/${architecture} entry of the index is itself an index`, 'invalid');
+  } else {
+    const hit = await cachedPull(store, index, manifest.digest);
+    if (hit) return { ...hit, repoTags: repoTagsOf(ref), manifestDigest: manifest.digest, cached: true };
+  }
+  const image = await fetchImage(store, client, ref, manifest, { maxLayers: opts.maxLayers ?? DEFAULT_MAX_LAYERS, index });
+  await index.setPulled(manifest.digest, image);
+  return { ...image, manifestDigest: manifest.digest, cached: false };
+}
+
+function repoTagsOf(ref: ImageReference): string[] {
+  return ref.tag ? [`${ref.host}/${ref.repository}:${ref.tag}`] : [];
+}
+
+/** A cached pull, if everything it names is still in the store. */
+async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest: Digest): Promise<ImportedImage | null> {
+  const image = await index.getPulled(manifestDigest);
+  if (!image) return null;
+  const needed = [image.configDigest, ...image.layers.flatMap((l) => [l.diffId, l.v1Json])];
+  for (const digest of new Set(needed)) if (!(await store.stat(digest))) return null;
+  return image;
+}
+
+interface ParsedConfig {
+  architecture?: string;
+  os?: string;
+  created?: string;
+  config: unknown;
+  diffIds: Digest[];
+}
+
+function parseConfig(bytes: Buffer, what: string): ParsedConfig {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw new RegistryError(`${what}: the image config is not JSON`, 'invalid');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new RegistryError(`${what}: the image config is not a JSON object`, 'invalid');
+  const rootfs = v.rootfs as Record<string, unknown> | null | undefined;
+  if (!rootfs || typeof rootfs !== 'object' || !Array.isArray(rootfs.diff_ids)) throw new RegistryError(`${what}: the image config has no rootfs.diff_ids`, 'invalid');
+  const diffIds = rootfs.diff_ids.map((d, i) => {
+    if (typeof d !== 'string' || !isDigest(d)) throw new RegistryError(`${what}: diff_id ${i + 1} is not a sha256 digest`, 'invalid');
+    return d;
+  });
+  const str = (key: string) => (typeof v[key] === 'string' ? (v[key] as string) : undefined);
+  const runConfig = v.config;
+  if (runConfig !== undefined && runConfig !== null && (typeof runConfig !== 'object' || Array.isArray(runConfig))) {
+    throw new RegistryError(`${what}: the image config's config is not an object`, 'invalid');
+  }
+  return { architecture: str('architecture'), os: str('os'), created: str('created'), config: runConfig ?? {}, diffIds };
+}
+
+async function fetchImage(
+  store: BlobStore,
+  client: RegistryClient,
+  ref: ImageReference,
+  manifest: FetchedManifest,
+  opts: { maxLayers: number; index: RegistryIndex },
+): Promise<ImportedImage> {
+  const what = `${ref.host}/${ref.repository}@${manifest.digest}`;
+  const m = manifest.image as ImageManifest;
+  if (m.layers.length > opts.maxLayers) throw new RegistryError(`${what} has ${m.layers.length} layers, more than the limit of ${opts.maxLayers}`, 'invalid');
+  const configBytes = await client.getBlobBytes(ref.repository, m.config.digest, m.config.size);
+  const config = parseConfig(configBytes, what);
+  if (config.diffIds.length !== m.layers.length) {
+    throw new RegistryError(`${what}: the manifest lists ${m.layers.length} layers but the config ${config.diffIds.length} diff_ids`, 'invalid');
+  }
+
+  const sizes = new Map<Digest, number>();
+  for (const [i, layer] of m.layers.entries()) {
+    const diffId = config.diffIds[i] as Digest;
+    const layerWhat = `${what}: layer ${i + 1} of ${m.layers.length} (${layer.digest})`;
+    if (layer.urls?.length || layer.mediaType.includes('foreign') || layer.mediaType.includes('nondistributable')) {
+      throw new RegistryError(`${layerWhat} is a foreign layer (${layer.mediaType}), which cannot be pulled`, 'invalid');
+    }
+    if (!sizes.has(diffId)) {
+      const have = await store.stat(diffId);
+      sizes.set(diffId, have ? have.size : await fetchLayer(store, client, ref.repository, layer, diffId, layerWhat));
+    }
+    await opts.index.addBlobRepo(ref.host, layer.digest, ref.repository);
+  }
+
+  const tarsums = new Map<Digest, string>();
+  for (const [i, diffId] of config.diffIds.entries()) {
+    if (!tarsums.has(diffId)) tarsums.set(diffId, await layerTarsum(store, diffId, `${what}: layer ${i + 1}`));
+  }
+  const layers = await storeLegacyChain(
+    store,
+    { architecture: config.architecture, os: config.os, created: config.created, config: config.config },
+    config.diffIds.map((diffId) => ({ diffId, size: sizes.get(diffId) as number, tarsum: tarsums.get(diffId) as string })),
+  );
+  await store.put(Readable.from([configBytes]), { expectedDigest: m.config.digest });
+  await opts.index.addBlobRepo(ref.host, m.config.digest, ref.repository);
+  return { configDigest: m.config.digest, layers, repoTags: repoTagsOf(ref) };
+}
+
+/** The first `n` bytes of a stream, and a stream of all of it. */
+async function peek(source: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let got = 0;
+  let done = false;
+  while (got < n) {
+    const next = await it.next();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    chunks.push(next.value);
+    got += next.value.length;
+  }
+  const head = Buffer.concat(chunks);
+  async function* all(): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    if (done) return;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+  const stream = Readable.from(all(), { objectMode: false });
+  stream.once('close', () => {
+    if (!source.destroyed) source.destroy();
+  });
+  return { head: head.subarray(0, n), stream };
+}
+
+/** One layer blob: fetched (verified by the client), decompressed, stored under its diff_id. */
+async function fetchLayer(store: BlobStore, client: RegistryClient, repository: string, layer: Descriptor, diffId: Digest, what: string): Promise<number> {
+  const blob = await client.getBlob(repository, layer.digest, layer.size);
+  try {
+    const { head, stream } = await peek(blob, 8);
+    const kind = detectCompression(head);
+    const put = await store.put(decompress(kind, stream), {
+      expectedDigest: diffId,
+      maxBytes: kind === 'none' ? undefined : unpackLimit(layer.size),
+    });
+    return put.size;
+  } catch (err) {
+    blob.destroy();
+    if (err instanceof RegistryError) throw err;
+    if (err instanceof DigestMismatchError) throw new RegistryError(`${what} does not match its diff_id ${diffId}: uncompressed, it hashes to ${err.actual}`, 'invalid', { cause: err });
+    if (err instanceof BlobTooLargeError) throw new RegistryError(`${what} decompresses to more than ${err.limit} bytes`, 'invalid', { cause: err });
+    if (isDecompressionError(err)) throw new RegistryError(`${what} is not valid compressed data: ${err.message}`, 'invalid', { cause: err });
+    if ((err as Error)?.cause instanceof RegistryError) throw (err as Error).cause;
+    throw err;
+  }
+}
+
+async function layerTarsum(store: BlobStore, diffId: Digest, what: string): Promise<string> {
+  try {
+    return await tarsumOfStoredTar(store, diffId, (entry) => {
+      normalizeLayerPath(entry.name, `${what}: entry`);
+      if (entry.type === 'link') normalizeLayerPath(entry.linkname, `${what}: hard link target`);
+    });
+  } catch (err) {
+    if (err instanceof LayerInputError) throw new RegistryError(err.message, 'invalid', { cause: err });
+    if (err instanceof TarFormatError) throw new RegistryError(`${what} is not a valid tar: ${err.message}`, 'invalid', { cause: err });
+    throw err;
+  }
+}
