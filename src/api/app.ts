@@ -12,6 +12,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { PushJobData } from '../queue/push-queue.ts';
 import type { Registries } from '../registry/registries.ts';
 import { registerAuth } from './auth.ts';
+import { mergesRoutes } from './merges.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
@@ -80,6 +81,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     registries: deps.registries,
     buildAttempts: deps.config.buildAttempts,
   });
+  await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));
   return app;

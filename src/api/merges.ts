@@ -1,0 +1,40 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { BlobOwners } from '../auth/blob-owners.ts';
+import { BUILD_ID_PATTERN } from '../builds/build-id.ts';
+import type { BuildRepository } from '../builds/build-repository.ts';
+import { epochSeconds } from '../builds/spec.ts';
+import { writeMergedDockerArchive } from '../image/sinks/docker-archive.ts';
+import { loadImage } from '../image/stored-image.ts';
+import { Problem } from '../problem.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import { DEFAULT_TENANT } from './auth.ts';
+
+export interface MergesOptions {
+  store: BlobStore;
+  builds: BuildRepository;
+  owners: BlobOwners;
+}
+
+/**
+ * `POST /v1/merges {"builds": [...]}`: dockerTools' mergeImages, one docker-archive holding
+ * the images of several succeeded builds (every tag loadable by one `docker load`), stored as
+ * a blob of the caller's and answered with its digest. Deterministic: the same builds in the
+ * same order give the same blob.
+ */
+export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { store, builds, owners }) => {
+  app.post<{ Body: { builds: string[] } }>('/v1/merges', { schema: { body: { $ref: 'MergeRequest#' } } }, async (request, reply) => {
+    const images = [];
+    let mtime = 0;
+    for (const id of request.body.builds) {
+      const build = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
+      if (!build || (build.tenant ?? DEFAULT_TENANT) !== request.tenant) throw new Problem(404, `build ${id} not found`);
+      if (build.status !== 'succeeded' || !build.result) throw new Problem(409, `build ${id} is ${build.status}; only succeeded builds can be merged`);
+      images.push({ image: await loadImage(store, build.result.imageId, build.result.layers), repoTag: { name: build.spec.name, tag: build.spec.tag } });
+      mtime = Math.max(mtime, epochSeconds(build.spec.created));
+    }
+    const merged = await store.put(writeMergedDockerArchive(images, mtime));
+    await owners.add(request.tenant, merged.digest, merged.size);
+    request.log.info({ builds: request.body.builds, digest: merged.digest }, 'images merged');
+    return reply.status(201).header('Location', `/v1/blobs/${merged.digest}`).send({ digest: merged.digest, size: merged.size });
+  });
+};
