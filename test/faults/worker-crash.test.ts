@@ -41,7 +41,7 @@ const kinds = {
     tag: `t${n}`,
     compression: 'gzip',
     // Big enough that the worker is still at it when it is killed.
-    contents: [{ tar: busybox }, ...Array.from({ length: 40 }, (_, i) => ({ tar: busybox, to: `/copies/${i}` }))],
+    contents: [{ tar: busybox }, ...Array.from({ length: 80 }, (_, i) => ({ tar: busybox, to: `/copies/${i}` }))],
   }),
   'its VM step': (n: number) => ({
     name: 'faults/vm',
@@ -56,7 +56,8 @@ describe.each(Object.entries(kinds))('kill -9 of the worker during %s', (kind, s
     const reference = await waitForBuild(service, await submitBuild(service, spec(0)));
     expect(reference.status).toBe('succeeded');
     let recovered = 0;
-    for (let trial = 1; trial <= TRIALS; trial++) {
+    let missed = 0;
+    while (recovered < TRIALS) {
       // The same spec as the reference (same tag), so the same bytes are expected.
       const id = await submitBuild(service, spec(0));
       const victim = await service.workerPid();
@@ -67,13 +68,14 @@ describe.each(Object.entries(kinds))('kill -9 of the worker during %s', (kind, s
       expect(build.status, JSON.stringify(build.error)).toBe('succeeded');
       expect(build.result?.archive.digest).toBe(reference.result?.archive.digest);
       expect(await service.workerPid()).not.toBe(victim);
-      // It was really cut off mid-build: a second worker started it again.
-      const starts = service.output().split('\n').filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
-      expect(starts.length).toBeGreaterThanOrEqual(2);
       await until(async () => pidsMentioning(vmTmp).length === 0 && (await readdir(vmTmp)).length === 0, 30_000);
-      recovered++;
+      // A trial counts only if the kill really cut the build off: a second worker started it
+      // again. (A fast build may finish between "running" and the kill; then it is no trial.)
+      const starts = service.output().split('\n').filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
+      if (starts.length >= 2) recovered++;
+      else expect(++missed, 'the kill keeps landing after the build finished').toBeLessThanOrEqual(TRIALS);
     }
-    console.log(`faults: kill -9 during ${kind}: ${recovered}/${TRIALS} recovered with identical bytes`);
+    console.log(`faults: kill -9 during ${kind}: ${recovered}/${TRIALS} recovered with identical bytes (${missed} kills landed after the build had finished and were not counted)`);
     expect(recovered).toBe(TRIALS);
-  }, 120_000 + TRIALS * 90_000);
+  }, 120_000 + TRIALS * 180_000);
 });
