@@ -69,7 +69,7 @@ const body = fc.oneof(
 let service: Service;
 beforeAll(async () => {
   // The spec fuzz needs no worker: valid specs just wait in the queue.
-  service = await startService({ BALER_LOCAL_WORKERS: '0' });
+  service = await startService({ BALER_LOCAL_WORKERS: '0', BALER_TENANT_MAX_QUEUED: '1000000' });
 }, 60_000);
 afterAll(async () => service?.stop(), 60_000);
 
