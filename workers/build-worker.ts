@@ -8,6 +8,9 @@ import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor } from '../src/builds/build-processor.ts';
 import { CancelListener } from '../src/builds/cancellation.ts';
 import { scheduleGarbageCollection } from '../src/builds/garbage-collection.ts';
+import { createPushProcessor } from '../src/builds/push-processor.ts';
+import { PUSH_QUEUE, type PushJobData } from '../src/queue/push-queue.ts';
+import { loadRegistries } from '../src/registry/registries.ts';
 import { BuildRepository } from '../src/builds/build-repository.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
@@ -31,6 +34,7 @@ if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of d
 const vm = new QemuVmRunner({ logger });
 await vm.assets();
 const builds = new BuildRepository(redis);
+const registries = loadRegistries(config.registriesFile);
 const owners = new BlobOwners(redis);
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
 const worker = new Worker<BuildJobData>(
@@ -45,6 +49,7 @@ const worker = new Worker<BuildJobData>(
     cancellations,
     buildTimeoutSeconds: config.buildTimeoutSeconds,
     tenantMaxRunning: config.tenantMaxRunning,
+    registries,
   }),
   {
     connection: redis,
@@ -57,6 +62,13 @@ const worker = new Worker<BuildJobData>(
   },
 );
 worker.on('error', (err) => logger.error({ err }, 'worker error'));
+const pusher = new Worker<PushJobData>(PUSH_QUEUE, createPushProcessor({ store, builds, registries, logger }), {
+  connection: redis,
+  concurrency: 1,
+  lockDuration: config.jobLockMs,
+  stalledInterval: config.stalledCheckMs,
+});
+pusher.on('error', (err) => logger.error({ err }, 'push worker error'));
 const stopCollecting =
   config.gcIntervalSeconds > 0
     ? scheduleGarbageCollection(
@@ -78,7 +90,7 @@ const stop = async (signal: string) => {
   stopCollecting();
   // Let running builds finish for a while; past the grace period stop waiting: their locks
   // lapse and another worker takes them up again (BullMQ stalled jobs).
-  const graceful = worker.close();
+  const graceful = Promise.all([worker.close(), pusher.close()]);
   const expired = new Promise<'expired'>((resolve) => setTimeout(() => resolve('expired'), config.shutdownGraceMs).unref());
   if ((await Promise.race([graceful, expired])) === 'expired') {
     // Exiting is the hand-back: the VMs die with this process, the job locks lapse.
