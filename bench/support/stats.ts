@@ -13,6 +13,7 @@ export function msBetween(a: bigint, b: bigint): number {
 export interface Summary {
   n: number;
   median: number;
+  mean: number;
   min: number;
   max: number;
 }
@@ -22,7 +23,8 @@ export function summarize(samples: readonly number[]): Summary {
   const sorted = [...samples].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   const median = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  return { n: sorted.length, median, min: sorted[0] as number, max: sorted[sorted.length - 1] as number };
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  return { n: sorted.length, median, mean, min: sorted[0] as number, max: sorted[sorted.length - 1] as number };
 }
 
 /** A Markdown table (readable as plain text too): columns padded to the widest cell. */
