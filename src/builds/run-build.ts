@@ -10,12 +10,13 @@ import { writeImage } from '../image/sinks/formats.ts';
 import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
+import { planContentLayers } from '../image/layering.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
 import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
 import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
-import { epochSeconds, needsVm, type Compression, type OutputFormat, type ResolvedSpec } from './spec.ts';
+import { epochSeconds, needsVm, type Compression, type ContentEntry, type OutputFormat, type ResolvedSpec } from './spec.ts';
 
 export interface ArchiveInfo {
   digest: Digest;
@@ -86,20 +87,40 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
 
   const base = await loadBase(spec, deps);
   step('contents');
-  const contents = await resolveContents(spec.contents, store, { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices });
-  const layerTree = needsVm(spec) ? await runVmStep(spec, contents, base, mtime, deps) : contents;
-
-  step('layer', { entries: layerTree.size });
-  const layerTar = writeLayerTar(layerTree.sortedEntries(), store, mtime);
-  const stored = await store.put(layerTar.stream);
-  const tarsum = await layerTar.tarsum;
-  const layer: Layer = {
-    diffId: stored.digest,
-    digest: stored.digest,
-    size: stored.size,
-    mediaType: MEDIA_TYPE_DOCKER_LAYER,
-    open: () => store.open(stored.digest),
+  const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices };
+  const storeLayer = async (tree: FsTree, createdBy: string) => {
+    step('layer', { entries: tree.size, createdBy });
+    const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
+    const stored = await store.put(layerTar.stream);
+    const layer: Layer = { diffId: stored.digest, digest: stored.digest, size: stored.size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(stored.digest) };
+    return { layer, tarsum: await layerTar.tarsum, createdBy };
   };
+
+  const newLayers: Array<{ layer: Layer; tarsum: string; createdBy: string }> = [];
+  if (spec.layering) {
+    // One layer per contents entry where the budget allows; the VM step's changes on top.
+    const budget = spec.layering.maxLayers - (base?.layers.length ?? 0) - (needsVm(spec) ? 1 : 0);
+    if (budget < 1 && spec.contents.length > 0) {
+      throw new LayerInputError(`layering.maxLayers ${spec.layering.maxLayers} leaves no room: the base has ${base?.layers.length ?? 0} layers`);
+    }
+    const trees = [];
+    for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
+    const sizes = trees.map((tree) => tree.sortedEntries().reduce((sum, e) => sum + e.size, 0));
+    for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
+      const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, contentsOptions);
+      newLayers.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`));
+    }
+    if (needsVm(spec)) {
+      const empty = await resolveContents([], store, contentsOptions);
+      const top = await runVmStep(spec, empty, base, mtime, deps, newLayers.map((l) => l.layer.diffId));
+      newLayers.push(await storeLayer(top, 'baler: runAsRoot, extraCommands'));
+    }
+    if (newLayers.length === 0) newLayers.push(await storeLayer(await resolveContents([], store, contentsOptions), 'baler: empty'));
+  } else {
+    const contents = await resolveContents(spec.contents, store, contentsOptions);
+    const tree = needsVm(spec) ? await runVmStep(spec, contents, base, mtime, deps, []) : contents;
+    newLayers.push(await storeLayer(tree, needsVm(spec) ? 'baler: contents, runAsRoot, extraCommands' : 'baler: contents'));
+  }
 
   const image = assembleImage(
     {
@@ -107,10 +128,10 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       os: 'linux',
       created: spec.created,
       config: spec.config,
-      history: [{ created: spec.created, created_by: needsVm(spec) ? 'baler: contents, runAsRoot, extraCommands' : 'baler: contents' }],
+      history: newLayers.map((l) => ({ created: spec.created, created_by: l.createdBy })),
     },
     base,
-    [{ layer, tarsum }],
+    newLayers,
   );
   // Keep what a later build needs to use this image as its base: the config and legacy jsons.
   await store.put(Readable.from([Buffer.from(image.config, 'utf8')]), { expectedDigest: image.configDigest });
@@ -119,7 +140,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     ...(await storeLegacyChain(
       store,
       { architecture: spec.architecture, os: 'linux', created: spec.created, config: (JSON.parse(image.config) as ImageConfig).config ?? {} },
-      [{ diffId: layer.diffId, size: layer.size, tarsum }],
+      newLayers.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum })),
       base?.legacyLayers.at(-1)?.id,
     )),
   ];
@@ -159,16 +180,25 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
  * runAsRoot and extraCommands: the contents go in as the upper dir over the base's layers, the
  * scripts run in a VM, and the upper dir that comes back is the new layer's tree.
  */
-async function runVmStep(spec: ResolvedSpec, contents: FsTree, base: BaseImage | undefined, mtime: number, deps: BuildDeps): Promise<FsTree> {
+async function runVmStep(
+  spec: ResolvedSpec,
+  contents: FsTree,
+  base: BaseImage | undefined,
+  mtime: number,
+  deps: BuildDeps,
+  /** This build's own layers below the step (layered builds), bottom first. */
+  ownLayers: Digest[],
+): Promise<FsTree> {
   const { store } = deps;
   deps.signal?.throwIfAborted();
   deps.onStep?.('vm', { diskSize: spec.diskSize, memorySize: spec.memorySize, timeout: spec.timeout });
   const upperInput = await store.put(writeLayerTar(contents.sortedEntries(), store, mtime).stream);
-  const lowers = base ? await overlayLowerTree(base.layers.map((l) => l.diffId), store) : undefined;
+  const lowerLayers = [...(base?.layers.map((l) => l.diffId) ?? []), ...ownLayers];
+  const lowers = lowerLayers.length > 0 ? await overlayLowerTree(lowerLayers, store) : undefined;
 
   const result = await deps.vm.run({
     lowerTar: lowers ? async () => writeLayerTar(lowers.sortedEntries(), store).stream : undefined,
-    lowerCount: base?.layers.length ?? 0,
+    lowerCount: lowerLayers.length,
     upperTar: () => store.open(upperInput.digest),
     runAsRoot: spec.runAsRoot,
     extraCommands: spec.extraCommands,

@@ -50,6 +50,7 @@ export interface BuildSpec {
   memorySize?: number;
   timeout?: number;
   priority?: number;
+  layering?: { maxLayers: number };
 }
 
 export const VM_DEFAULTS = { diskSize: 1024, memorySize: 512, timeout: 600 } as const;
@@ -82,6 +83,8 @@ export interface ResolvedSpec {
   timeout: number;
   /** Queue order: 1 goes first; equal priorities in submission order. Not part of the image. */
   priority: number;
+  /** Split contents into up to this many layers, base included (buildLayeredImage). */
+  layering?: { maxLayers: number };
 }
 
 export const DEFAULT_PRIORITY = 100;
@@ -109,6 +112,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
   };
   if (spec.config) resolved.config = spec.config;
   if (spec.fromImage) resolved.fromImage = spec.fromImage;
+  if (spec.layering) resolved.layering = spec.layering;
   if (spec.fromImageName !== undefined) resolved.fromImageName = spec.fromImageName;
   if (spec.fromImageTag !== undefined) resolved.fromImageTag = spec.fromImageTag;
   if (spec.runAsRoot !== undefined) resolved.runAsRoot = spec.runAsRoot;

@@ -190,6 +190,29 @@ it('runs scripts in an image with no shell of its own, leaving the guest tools o
   expect(listing.stdout).not.toMatch(/\.baler|bin\/sh/);
 }, 120_000);
 
+it('layers contents separately, with the scripts seeing them and their changes on top', async () => {
+  const result = await build({
+    name: 'baler-e2e/layered',
+    fromImage: { build: baseId },
+    layering: { maxLayers: 10 },
+    contents: [
+      { text: 'first\n', to: '/etc/first' },
+      { text: 'second\n', to: '/etc/second' },
+    ],
+    runAsRoot: 'cat /etc/first /etc/second > /etc/both; rm /etc/first',
+    compression: 'none',
+  });
+  expect(result.status, JSON.stringify(result.error)).toBe('succeeded');
+  expect(result.result?.diffIds).toHaveLength(4); // base, two contents layers, the script's layer
+  const path = join(work, 'layered.tar');
+  await downloadImage(service, result.id, path);
+  const top = await run('sh', ['-c', `tar -xOf '${path}' manifest.json`]);
+  const layers = (JSON.parse(top.stdout) as Array<{ Layers: string[] }>)[0]?.Layers ?? [];
+  const listing = await run('sh', ['-c', `tar -xOf '${path}' '${layers.at(-1)}' | tar -tv`]);
+  expect(listing.stdout).toMatch(/etc\/both/);
+  expect(listing.stdout).toMatch(/etc\/\.wh\.first/);
+}, 120_000);
+
 describe('limits', () => {
   const limited = (runAsRoot: string, limits: Record<string, number>) => ({
     name: 'baler-e2e/limits',
