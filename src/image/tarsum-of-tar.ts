@@ -1,6 +1,7 @@
 import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import { indexTar, type IndexedTarEntry } from './tar-index.ts';
+import { LayerInputError, normalizeLayerPath } from './layer-entry.ts';
+import { indexTar, TarFormatError, type IndexedTarEntry } from './tar-index.ts';
 import { TarSum } from './tarsum.ts';
 
 /**
@@ -24,4 +25,21 @@ export async function tarsumOfStoredTar(
     }
   }
   return sum.digest();
+}
+
+/**
+ * The tarsum of a stored layer from outside (an archive, a registry), checking on the way that
+ * it is a tar whose paths and hard links stay inside it. Throws LayerInputError saying what is
+ * wrong, for the caller to wrap in its own error.
+ */
+export async function checkedLayerTarsum(store: BlobStore, diffId: Digest, what: string): Promise<string> {
+  try {
+    return await tarsumOfStoredTar(store, diffId, (entry) => {
+      normalizeLayerPath(entry.name, `${what}: entry`);
+      if (entry.type === 'link') normalizeLayerPath(entry.linkname, `${what}: hard link target`);
+    });
+  } catch (err) {
+    if (err instanceof TarFormatError) throw new LayerInputError(`${what} is not a valid tar: ${err.message}`, { cause: err });
+    throw err;
+  }
 }

@@ -1,12 +1,11 @@
 import { Readable } from 'node:stream';
 import { isDigest, type Digest } from '../digest.ts';
 import { unpackLimit } from '../image/compression.ts';
-import { LayerInputError, normalizeLayerPath } from '../image/layer-entry.ts';
+import { LayerInputError } from '../image/layer-entry.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
 import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive/import-archive.ts';
-import { TarFormatError } from '../image/tar-index.ts';
-import { tarsumOfStoredTar } from '../image/tarsum-of-tar.ts';
+import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
 import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
@@ -209,13 +208,9 @@ async function fetchLayer(store: BlobStore, client: RegistryClient, repository: 
 
 async function layerTarsum(store: BlobStore, diffId: Digest, what: string): Promise<string> {
   try {
-    return await tarsumOfStoredTar(store, diffId, (entry) => {
-      normalizeLayerPath(entry.name, `${what}: entry`);
-      if (entry.type === 'link') normalizeLayerPath(entry.linkname, `${what}: hard link target`);
-    });
+    return await checkedLayerTarsum(store, diffId, what);
   } catch (err) {
     if (err instanceof LayerInputError) throw new RegistryError(err.message, 'invalid', { cause: err });
-    if (err instanceof TarFormatError) throw new RegistryError(`${what} is not a valid tar: ${err.message}`, 'invalid', { cause: err });
     throw err;
   }
 }

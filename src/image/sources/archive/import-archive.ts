@@ -3,10 +3,9 @@ import { Readable, Transform } from 'node:stream';
 import { digestFromHash, isDigest, type Digest } from '../../../digest.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
 import { uncompressedBlob, unpackLimit } from '../../compression.ts';
-import { LayerInputError, normalizeLayerPath } from '../../layer-entry.ts';
+import { LayerInputError } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
-import { TarFormatError } from '../../tar-index.ts';
-import { tarsumOfStoredTar } from '../../tarsum-of-tar.ts';
+import { checkedLayerTarsum } from '../../tarsum-of-tar.ts';
 import type { StoredLayer } from '../earlier-build.ts';
 import { pipeThrough } from '../../../streams.ts';
 import { ArchiveReader } from './archive-reader.ts';
@@ -219,16 +218,11 @@ async function importLayer(
   return size;
 }
 
-/** The tarsum of a stored layer, checking on the way that it is a tar whose paths stay inside it. */
 async function layerTarsum(store: BlobStore, diffId: Digest, what: string): Promise<string> {
   try {
-    return await tarsumOfStoredTar(store, diffId, (entry) => {
-      normalizeLayerPath(entry.name, `${what}: entry`);
-      if (entry.type === 'link') normalizeLayerPath(entry.linkname, `${what}: hard link target`);
-    });
+    return await checkedLayerTarsum(store, diffId, what);
   } catch (err) {
     if (err instanceof LayerInputError) throw new ArchiveImportError(err.message, { cause: err });
-    if (err instanceof TarFormatError) throw new ArchiveImportError(`${what} is not a valid tar: ${err.message}`, { cause: err });
     throw err;
   }
 }
