@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream';
-import { isDigest, type Digest } from '../digest.ts';
+import type { Digest } from '../digest.ts';
 import { unpackLimit } from '../image/compression.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
 import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive/import-archive.ts';
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
+import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
 import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
@@ -78,34 +79,20 @@ async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest
   return image;
 }
 
-interface ParsedConfig {
-  architecture?: string;
-  os?: string;
-  created?: string;
-  config: unknown;
-  diffIds: Digest[];
-}
 
-function parseConfig(bytes: Buffer, what: string): ParsedConfig {
-  let v: Record<string, unknown>;
+function parseConfig(bytes: Buffer, what: string): ParsedImageConfig {
+  let value: unknown;
   try {
-    v = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    value = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new RegistryError(`${what}: the image config is not JSON`, 'invalid');
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new RegistryError(`${what}: the image config is not a JSON object`, 'invalid');
-  const rootfs = v.rootfs as Record<string, unknown> | null | undefined;
-  if (!rootfs || typeof rootfs !== 'object' || !Array.isArray(rootfs.diff_ids)) throw new RegistryError(`${what}: the image config has no rootfs.diff_ids`, 'invalid');
-  const diffIds = rootfs.diff_ids.map((d, i) => {
-    if (typeof d !== 'string' || !isDigest(d)) throw new RegistryError(`${what}: diff_id ${i + 1} is not a sha256 digest`, 'invalid');
-    return d;
-  });
-  const str = (key: string) => (typeof v[key] === 'string' ? (v[key] as string) : undefined);
-  const runConfig = v.config;
-  if (runConfig !== undefined && runConfig !== null && (typeof runConfig !== 'object' || Array.isArray(runConfig))) {
-    throw new RegistryError(`${what}: the image config's config is not an object`, 'invalid');
+  try {
+    return parseImageConfig(value, `${what}: the image config`);
+  } catch (err) {
+    if (err instanceof LayerInputError) throw new RegistryError(err.message, 'invalid', { cause: err });
+    throw err;
   }
-  return { architecture: str('architecture'), os: str('os'), created: str('created'), config: runConfig ?? {}, diffIds };
 }
 
 async function fetchImage(

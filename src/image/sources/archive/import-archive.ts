@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
-import { digestFromHash, isDigest, type Digest } from '../../../digest.ts';
+import { digestFromHash, type Digest } from '../../../digest.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
 import { uncompressedBlob, unpackLimit } from '../../compression.ts';
 import { LayerInputError } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
 import { checkedLayerTarsum } from '../../tarsum-of-tar.ts';
+import { parseImageConfig, type ParsedImageConfig } from '../../config-parse.ts';
 import type { StoredLayer } from '../earlier-build.ts';
 import { pipeThrough } from '../../../streams.ts';
 import { ArchiveReader } from './archive-reader.ts';
@@ -38,13 +39,6 @@ export interface ImportedImage {
   repoTags: string[];
 }
 
-interface ParsedConfig {
-  architecture?: string;
-  os?: string;
-  created?: string;
-  config: unknown;
-  diffIds: Digest[];
-}
 
 /**
  * Import an image from an uploaded archive blob, in any form real tools write: `docker save`
@@ -152,27 +146,13 @@ async function uncompressedArchive(store: BlobStore, digest: Digest): Promise<Di
   }
 }
 
-function parseConfig(value: unknown, path: string): ParsedConfig {
-  const what = `image config ${path}`;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ArchiveImportError(`${what} is not a JSON object`);
-  const v = value as Record<string, unknown>;
-  const rootfs = v.rootfs as Record<string, unknown> | null | undefined;
-  if (rootfs === null || typeof rootfs !== 'object' || !Array.isArray(rootfs.diff_ids)) throw new ArchiveImportError(`${what} has no rootfs.diff_ids`);
-  if (rootfs.type !== 'layers') throw new ArchiveImportError(`${what}: rootfs.type is not 'layers'`);
-  const diffIds = rootfs.diff_ids.map((d, i) => {
-    if (typeof d !== 'string' || !isDigest(d)) throw new ArchiveImportError(`${what}: diff_id ${i + 1} is not a sha256 digest`);
-    return d;
-  });
-  const str = (key: string): string | undefined => {
-    const field = v[key];
-    if (field !== undefined && field !== null && typeof field !== 'string') throw new ArchiveImportError(`${what}: ${key} is not a string`);
-    return typeof field === 'string' ? field : undefined;
-  };
-  const runConfig = v.config;
-  if (runConfig !== undefined && runConfig !== null && (typeof runConfig !== 'object' || Array.isArray(runConfig))) {
-    throw new ArchiveImportError(`${what}: config is not an object`);
+function parseConfig(value: unknown, path: string): ParsedImageConfig {
+  try {
+    return parseImageConfig(value, `image config ${path}`);
+  } catch (err) {
+    if (err instanceof LayerInputError) throw new ArchiveImportError(err.message, { cause: err });
+    throw err;
   }
-  return { architecture: str('architecture'), os: str('os'), created: str('created'), config: runConfig ?? undefined, diffIds };
 }
 
 /**
