@@ -166,7 +166,7 @@ describe('hand-crafted archives', () => {
       },
       { name: 'repositories', data: JSON.stringify({ 'seed/a': { '1': idA }, b: { latest: idB } }) },
     ]);
-    expect(await failure(archive)).toBe('ambiguous: the archive holds seed/a:1, b:latest; set fromImageName/fromImageTag');
+    expect(await failure(archive)).toBe('ambiguous: the archive holds b:latest, seed/a:1; set fromImageName/fromImageTag');
     expect(await importBuffer(archive, { name: 'b' })).toMatchObject({ configDigest: sha(configB), repoTags: ['b:latest'] });
     expect(await importBuffer(archive, { name: 'seed/a', tag: '1' })).toMatchObject({ configDigest: sha(configA), repoTags: ['seed/a:1'] });
   });
@@ -245,8 +245,8 @@ describe('picking an image', () => {
     expect(pick(all, { name: 'busybox' })).toBe('docker.io/library/busybox:1,busybox:latest');
     expect(pick(all, { name: 'app', tag: '1' })).toBe('localhost/app:1');
     expect(pick(all, { tag: '2' })).toBe('app:2');
-    expect(() => pick(all, { name: 'app' })).toThrow('ambiguous: app (any tag) matches several images of the archive: localhost/app:1, app:2; set fromImageName and fromImageTag');
-    expect(() => pick(all, {})).toThrow('ambiguous: the archive holds docker.io/library/busybox:1 (also busybox:latest), localhost/app:1, app:2; set fromImageName/fromImageTag');
+    expect(() => pick(all, { name: 'app' })).toThrow('ambiguous: app (any tag) matches several images of the archive: app:2, localhost/app:1; set fromImageName and fromImageTag');
+    expect(() => pick(all, {})).toThrow('ambiguous: the archive holds app:2, docker.io/library/busybox:1 (also busybox:latest), localhost/app:1; set fromImageName/fromImageTag');
     expect(() => pick([c([]), c([])], {})).toThrow('ambiguous: the archive holds an untagged image (config x.json), an untagged image (config x.json)');
     expect(() => pick([c([])], { name: 'x' })).toThrow('the archive holds no image x (any tag); it holds an untagged image (config x.json)');
   });
@@ -260,6 +260,6 @@ describe('picking an image', () => {
     const amd = c(['app:1'], { os: 'linux', architecture: 'amd64' });
     expect(pick([arm, amd], {})).toBe('app:1');
     expect(pickImage([arm, amd], { architecture: 'arm64' })).toBe(arm);
-    expect(() => pick([arm, amd], { architecture: 'riscv64' })).toThrow('the archive holds no linux/riscv64 image; it holds app:1 (linux/arm64/v8), app:1 (linux/amd64)');
+    expect(() => pick([arm, amd], { architecture: 'riscv64' })).toThrow('the archive holds no linux/riscv64 image; it holds app:1 (linux/amd64), app:1 (linux/arm64/v8)');
   });
 });

@@ -84,7 +84,11 @@ function describe<T>(c: Candidate<T>, withPlatform: boolean): string {
 function describeAll<T>(candidates: Candidate<T>[]): string {
   if (candidates.length === 0) return 'no images';
   const withPlatform = candidates.some((c) => c.platform);
-  return candidates.map((c) => describe(c, withPlatform)).join(', ');
+  // Sorted: tools write multi-image archives in no fixed order (dockerd's save follows a map).
+  return candidates
+    .map((c) => describe(c, withPlatform))
+    .sort()
+    .join(', ');
 }
 
 /**
