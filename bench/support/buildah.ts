@@ -221,3 +221,46 @@ export async function timedBuildahBuild(b: PrivateBuildah, baseArchive: string, 
   const phases = { from: msBetween(t0, t1), run: msBetween(t1, t2), commit: msBetween(t2, t3), rm: msBetween(t3, t4) };
   return { ms: msBetween(t0, t4), phases, archivePath: outPath };
 }
+
+export interface BuildahScratchRun {
+  /** from + add/copy + commit + rm. */
+  ms: number;
+  phases: { from: number; add: number; commit: number; rm: number };
+  archivePath: string;
+}
+
+/**
+ * The peer's build of (a) in `bench/build.ts`, timed: `buildah from scratch`, then `buildah add
+ * <ctr> <tree.tar> /` (buildah unpacks a local tar, as Dockerfile ADD does) or, with `input.dir`,
+ * `buildah copy <ctr> <dir>/ /` (Dockerfile COPY), `buildah commit <ctr> docker-archive:<out>`
+ * (uncompressed), `buildah rm <ctr>`. Each a real CLI process.
+ */
+export async function timedBuildahScratchBuild(b: PrivateBuildah, input: { tar: string } | { dir: string }, outPath: string, name = 'localhost/bench-a:latest'): Promise<BuildahScratchRun> {
+  const must = (what: string, r: RunResult): RunResult => {
+    if (r.code !== 0) throw new Error(`buildah ${what} failed (code ${r.code}):\n${r.stdout}\n${r.stderr}`);
+    return r;
+  };
+  const t0 = process.hrtime.bigint();
+  const ctr = must('from', await b.buildah(['from', '--quiet', '--name', 'bench-a', 'scratch'])).stdout.trim();
+  const t1 = process.hrtime.bigint();
+  if ('tar' in input) must('add', await b.buildah(['add', ctr, input.tar, '/']));
+  else must('copy', await b.buildah(['copy', ctr, `${input.dir}/`, '/']));
+  const t2 = process.hrtime.bigint();
+  must('commit', await b.buildah(['commit', '--quiet', '--format', 'docker', ctr, `docker-archive:${outPath}:${name}`]));
+  const t3 = process.hrtime.bigint();
+  must('rm', await b.buildah(['rm', ctr]));
+  const t4 = process.hrtime.bigint();
+  return { ms: msBetween(t0, t4), phases: { from: msBetween(t0, t1), add: msBetween(t1, t2), commit: msBetween(t2, t3), rm: msBetween(t3, t4) }, archivePath: outPath };
+}
+
+/** The (a) peer command lines as `bench/build.ts` runs them (R = the private root). */
+export function describeBuildahScratchCommands(input: 'tar' | 'dir'): string[] {
+  const g = globalFlags('R/storage', 'R/run').join(' ');
+  const f = commandFlags({ policy: 'R/policy.json', cgroupParent: 'bench-buildah-<random>', runcState: 'R/runc-state' });
+  return [
+    `buildah ${g} from ${(f.from ?? []).join(' ')} --quiet --name bench-a scratch`,
+    input === 'tar' ? `buildah ${g} add <ctr> <tree.tar> /` : `buildah ${g} copy <ctr> <tree dir>/ /`,
+    `buildah ${g} commit ${(f.commit ?? []).join(' ')} --quiet --format docker <ctr> docker-archive:<out>:localhost/bench-a:latest`,
+    `buildah ${g} rm <ctr>`,
+  ];
+}
