@@ -53,7 +53,7 @@ import { autocannon, enqueueTinyBuilds, killCannons, mapLimit, type CannonResult
 import { machineInfo, QemuWatcher, waitForQuiet, type Machine } from './support/machine.ts';
 import { ForeignCpu } from './support/cpu.ts';
 import { RssMonitor, type PhasePeaks, type Role } from './support/rss.ts';
-import { fileSink, logProblems, redisPidOf, startBalerService, workerPidOf, type BalerService } from './support/service.ts';
+import { buildSteps, fileSink, logProblems, redisPidOf, startBalerService, workerPidOf, type BalerService, type StepSegment } from './support/service.ts';
 import { elapsedMs, fmtMs, fmtRatio, markdownTable, msBetween, summarize } from './support/stats.ts';
 import { generateTree, writeBigTar, type BenchTree } from './support/tree.ts';
 
@@ -81,6 +81,7 @@ const { values: opts } = parseArgs({
     'cpu-quiet-wait': { type: 'string', default: '10' },
     'cpu-quiet-cores': { type: 'string', default: '0.25' },
     'log-level': { type: 'string' },
+    'save-log': { type: 'string' },
     'no-results-file': { type: 'boolean', default: false },
   },
   strict: true,
@@ -412,6 +413,8 @@ interface Notes {
   logSummary: string;
   workerPids: number[];
   commit: string;
+  /** The worker's step timings of the timed (a) and (b) builds, from its log. */
+  steps: { a: StepSegment[][]; b: StepSegment[][] };
 }
 
 async function countTreeFiles(archivePath: string, prefix: string): Promise<{ files: number; bytes: number }> {
@@ -481,6 +484,7 @@ async function main(): Promise<void> {
           const outDir = join(work, 'out');
           await mkdir(outDir, { recursive: true });
           let lastABuild = '';
+          const timedIds = { a: [] as string[], b: [] as string[] };
           let noCacheServedCached = 0;
 
           // 3. (a) and (b), alternating
@@ -546,6 +550,7 @@ async function main(): Promise<void> {
               }
               const sm = serverMs(done);
               if (timed) {
+                timedIds.a.push(sub.id);
                 s.aBaler.push(msBetween(t0, t3));
                 s.aUpload.push(msBetween(t0, t1));
                 s.aSubmitToDone.push(msBetween(t1, t2));
@@ -619,6 +624,7 @@ async function main(): Promise<void> {
               notes.bArchiveBytes = dl.bytes;
               const sm = serverMs(done);
               if (timed) {
+                timedIds.b.push(sub.id);
                 s.bBaler.push(msBetween(t0, t3));
                 s.bUpload.push(msBetween(t0, t1));
                 s.bSubmitToDone.push(msBetween(t1, t2));
@@ -798,6 +804,12 @@ async function main(): Promise<void> {
             (problems.messages.size > 0 ? `: ${[...problems.messages].map(([m, n]) => `${m} ×${n}`).join('; ')}` : '');
           notes.noCacheServedCached = noCacheServedCached;
           await svc.stop();
+          const steps = await buildSteps(svc.logPath);
+          notes.steps = { a: timedIds.a.map((id) => steps.get(id) ?? []), b: timedIds.b.map((id) => steps.get(id) ?? []) };
+          if (opts['save-log']) {
+            await copyFile(svc.logPath, opts['save-log']);
+            progress(`service log saved to ${opts['save-log']}`);
+          }
 
           const report = renderReport(machine, s, stores, monitor, api, big, notes as Notes, baler);
           process.stdout.write(`${report.text}\n${report.finalLine}\n`);
@@ -870,6 +882,15 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
     [false, true, true, true, true, true],
   );
 
+  const stepRows = (which: 'a' | 'b'): string[][] => {
+    const byLabel = new Map<string, number[]>();
+    for (const segs of n.steps[which]) for (const seg of segs) byLabel.set(seg.label, [...(byLabel.get(seg.label) ?? []), seg.ms]);
+    return [...byLabel].map(([label, xs]) => row(`(${which}) ${label}`, xs));
+  };
+  const stepRowsAll = [...stepRows('a'), ...stepRows('b')];
+  const steps = stepRowsAll.length > 0
+    ? markdownTable(['worker steps of the timed builds (its log; step → next step)', 'runs', 'median ms', 'min ms', 'max ms', 'mean ms'], stepRowsAll, [false, true, true, true, true, true])
+    : 'worker steps: none in the service log (LOG_LEVEL above info?)';
   const cacheX = summarize(s.cacheHit);
   const cacheP = summarize(s.cachePost);
   const cache = markdownTable(
@@ -980,7 +1001,7 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
   ];
 
   const finalLine = `bench: a=${aRatio.toFixed(2)} b=${bRatio.toFixed(2)} cache_hit_ms=${cacheMedian.toFixed(1)} worker_rss_mb=${(workerPeak / MiB).toFixed(0)}`;
-  const body = [times, '', ratios, '', cache, '', memory, '', store, '', apiTable, '', queueTable, '', bigTable, '', targets];
+  const body = [times, '', steps, '', ratios, '', cache, '', memory, '', store, '', apiTable, '', queueTable, '', bigTable, '', targets];
   const text = [...machineLines, '', ...body].join('\n');
 
   const markdown = [

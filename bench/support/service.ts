@@ -259,7 +259,44 @@ export async function logProblems(logPath: string): Promise<{ warn: number; erro
   return { warn, error, messages };
 }
 
-/** A file sink for downloads. */
+/** A file sink for downloads (1 MiB buffer: with the default 16 KiB, writing costs as much as the download). */
 export function fileSink(path: string): Writable {
-  return createWriteStream(path);
+  return createWriteStream(path, { highWaterMark: 1 << 20 });
+}
+
+export interface StepSegment {
+  /** `<event> → <next event>`, events being `started`, each `build step`'s step, and `succeeded`. */
+  label: string;
+  ms: number;
+}
+
+/**
+ * The worker's own account of each build, from its log records (`build started`, `build step`
+ * with `step`, `build succeeded`; info level): the time between consecutive events, by build id.
+ */
+export async function buildSteps(logPath: string): Promise<Map<string, StepSegment[]>> {
+  const text = await readFile(logPath, 'utf8').catch(() => '');
+  const events = new Map<string, { name: string; t: number }[]>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('"buildId"')) continue;
+    let rec: { msg?: string; buildId?: string; step?: string; time?: number };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      continue;
+    }
+    const name = rec.msg === 'build started' ? 'started' : rec.msg === 'build step' ? rec.step : rec.msg === 'build succeeded' ? 'succeeded' : undefined;
+    if (!name || !rec.buildId || rec.time === undefined) continue;
+    const list = events.get(rec.buildId) ?? [];
+    if (name === 'started') list.length = 0; // a retried attempt starts over
+    list.push({ name, t: rec.time });
+    events.set(rec.buildId, list);
+  }
+  const out = new Map<string, StepSegment[]>();
+  for (const [id, list] of events) {
+    const segs: StepSegment[] = [];
+    for (let i = 1; i < list.length; i++) segs.push({ label: `${list[i - 1]?.name} → ${list[i]?.name}`, ms: (list[i]?.t ?? 0) - (list[i - 1]?.t ?? 0) });
+    out.set(id, segs);
+  }
+  return out;
 }
