@@ -37,25 +37,40 @@ export function cpuHasVirtualization(): boolean {
   }
 }
 
+/**
+ * Whether this process may raise a child's CPU priority back after lowering it (CAP_SYS_NICE
+ * in its effective set: root outside containers, usually not root in a default container).
+ */
+export function canRaisePriority(): boolean {
+  try {
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return hex !== undefined && (BigInt(`0x${hex}`) & (1n << 23n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
 /**
  * Spawns a child that is SIGKILLed when this process exits (an 'exit' hook) or dies (via
  * `setpriv --pdeathsig KILL` when util-linux's setpriv is there: it execs the command, so the
- * child's pid is the command's).
+ * child's pid is the command's), optionally at a lower CPU priority (`nice`).
  */
-export function spawnOwned(cmd: string, args: readonly string[], stdio: ('pipe' | 'ignore')[]): ChildProcess {
+export function spawnOwned(cmd: string, args: readonly string[], stdio: ('pipe' | 'ignore')[], opts: { nice?: number } = {}): ChildProcess {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
       for (const child of live) child.kill('SIGKILL');
     });
   }
+  // `nice -n N cmd` execs cmd: every thread it starts has the lower priority, the pid stays.
+  const command = opts.nice ? ['nice', '-n', String(opts.nice), cmd, ...args] : [cmd, ...args];
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
   const child = setpriv
-    ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio })
-    : spawn(cmd, args, { stdio });
+    ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command], { stdio })
+    : spawn(command[0] as string, command.slice(1), { stdio });
   live.add(child);
   child.once('exit', () => live.delete(child));
   child.once('error', () => live.delete(child));

@@ -1,34 +1,48 @@
 /**
  * VmRunner on QEMU microVMs: every user script runs in a throwaway VM with no NIC.
  *
- * Per step, in a private temp dir (`$BALER_VM_TMPDIR` or the OS temp dir, `baler-vm-*`):
- *   job.tar      params + scripts (a tar the guest's busybox reads)
- *   lower.sqfs   `mksquashfs - lower.sqfs -tar` of job.lowerTar (layer i under i/)
- *   upper.tar    job.upperTar as it came (raw disk, GNU tar unpacks it in the guest)
- *   scratch.img  sparse ext4 of limits.diskMiB (mke2fs, no journal, no reserved blocks)
- *   out.img      sparse raw disk the guest writes the upper dir to, as a tar
- *   status.img   key=value lines the guest writes last (result, reason, tarBytes)
- *   console.log  the guest's ttyS0 (kernel + /init), for diagnostics
+ * A step runs in one of two ways, with the same guest, the same disks and the same result:
+ *  - cold: its inputs are written to a private temp dir (step-files.ts), then a VM boots with
+ *    them attached, runs the step and exits;
+ *  - warm (poolSize > 0): a VM from the pool (vm-pool.ts), booted earlier with empty disk files
+ *    attached, gets the job's inputs written into those files and is told to go (warm-vm.ts).
+ *    Each warm VM runs one job and is thrown away like a cold one; the pool boots another.
+ *    Jobs whose limits the pooled VMs do not have (memory other than poolLimits.memoryMiB,
+ *    diskMiB above poolLimits.diskMiB) boot cold, as do jobs arriving when the pool is empty.
  * The scripts' stdout/stderr come on the guest's ttyS1 = QEMU's stdout → job.onLog.
  * The guest side is src/vm/guest/init; the kernel and initramfs come from
  * scripts/build-vm-assets.mjs (ensureVmAssets).
  */
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
-import tar from 'tar-stream';
 import { ensureVmAssets, type VmAssets } from '../../scripts/build-vm-assets.mjs';
 import type { Logger } from '../log.ts';
 import { VmError, VmInputError, VmStartError } from './errors.ts';
-import { cpuHasVirtualization, hostTscKhz, runTool, spawnOwned, ToolError } from './host.ts';
+import { canRaisePriority, cpuHasVirtualization } from './host.ts';
+import { qemuArgs, type Drive, type VmAccel } from './qemu-command.ts';
+import { QemuProcess } from './qemu-process.ts';
+import {
+  FILES,
+  makeOutputFiles,
+  makeScratch,
+  makeStepDir,
+  padToSector,
+  sparseFile,
+  TEMP_PREFIX,
+  WARM_INPUT_BYTES,
+  writeInputs,
+  type WrittenInputs,
+} from './step-files.ts';
+import { stepOutcome } from './step-outcome.ts';
 import { VmCancelledError, type VmJob, type VmOutcome, type VmResult, type VmRunner } from './vm-runner.ts';
+import { VmPool, type WarmVmInfo } from './vm-pool.ts';
+import { WarmVm, WarmVmLost } from './warm-vm.ts';
 
-export type VmAccel = 'kvm' | 'tcg';
+export type { VmAccel };
 
 export interface QemuVmRunnerOptions {
   /** Kernel + initramfs; default: ensureVmAssets() on first use. */
@@ -43,15 +57,39 @@ export interface QemuVmRunnerOptions {
   cpus?: number;
   /** Processes the scripts may have at once; over it the step fails (fork bombs). Default: 1024. */
   pidsMax?: number;
-  /** Records the accelerator chosen (info) and each step's timings and outcome (debug). */
+  /**
+   * Warm VMs kept booted and waiting for jobs, each used for one job (0: none, every step boots
+   * its own VM). Default 0; the worker passes BALER_VM_POOL (config.vmPoolSize). The pool starts
+   * booting at construction; close() kills it.
+   */
+  poolSize?: number;
+  /**
+   * The limits warm VMs boot with. A job runs in one when its memoryMiB equals this memoryMiB
+   * and its diskMiB is at most this diskMiB (its scratch filesystem is then made at its own
+   * size); other jobs boot cold. Default: POOL_DEFAULT_LIMITS (the build spec's defaults).
+   */
+  poolLimits?: { memoryMiB: number; diskMiB: number };
+  /** Records the accelerator chosen (info), each step's timings and outcome (debug) and the pool's trouble (warn). */
   logger?: Logger;
 }
 
-const TEMP_PREFIX = 'baler-vm-';
-const STATUS_BYTES = 64 * 1024;
+/** Warm VMs' limits unless poolLimits says otherwise: VM_DEFAULTS of src/builds/spec.ts (memorySize, diskSize). */
+export const POOL_DEFAULT_LIMITS = { memoryMiB: 512, diskMiB: 1024 } as const;
+
 /** Seconds a KVM probe boot may take before auto falls back to TCG. */
 const KVM_PROBE_SECONDS = 20;
-const CONSOLE_TAIL = 4000;
+/** A warm VM not ready this long after its start is killed and replaced. */
+const WARM_BOOT_TIMEOUT_MS = 60_000;
+/** A warm VM that does not confirm `go` this fast is killed; its job boots cold. */
+const WARM_ACK_TIMEOUT_MS = 15_000;
+/** Warm VMs' RTC (the job's clock is set when the job arrives): 2000-01-01, nothing of the host's time. */
+const WARM_RTC_SECONDS = 946_684_800;
+/**
+ * Warm VMs boot at this nice value when the worker may raise them back for their job: a boot
+ * for a future job then takes CPU from running jobs only when it is idle (TCG boots use a core).
+ * 10, not 19: on a saturated host a boot still gets a tenth of a core, enough for the boot timeout.
+ */
+const WARM_BOOT_NICE = 10;
 
 /** Per process: the accelerator auto-detection's answer. */
 let autoAccel: Promise<VmAccel> | undefined;
@@ -73,65 +111,6 @@ async function kvmOpens(): Promise<boolean> {
   }
 }
 
-function sanitize(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').slice(0, max);
-}
-
-interface GuestStatus {
-  result: 'ok' | 'fail';
-  reason: string;
-  tarBytes: number;
-}
-
-async function readStatus(path: string): Promise<GuestStatus | undefined> {
-  const buf = await readFile(path);
-  const end = buf.indexOf(0);
-  const text = buf.subarray(0, end < 0 ? buf.length : end).toString('utf8');
-  const fields = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  if (fields.get('end') !== '1') return undefined;
-  const result = fields.get('result');
-  if (result !== 'ok' && result !== 'fail') return undefined;
-  const tarBytes = Number(fields.get('tarBytes') ?? '0');
-  return {
-    result,
-    reason: sanitize(fields.get('reason') ?? '', 1000),
-    tarBytes: Number.isSafeInteger(tarBytes) && tarBytes >= 0 ? tarBytes : 0,
-  };
-}
-
-async function tail(path: string, bytes: number): Promise<string> {
-  try {
-    const buf = await readFile(path);
-    return sanitize(buf.subarray(Math.max(0, buf.length - bytes)).toString('utf8'), bytes);
-  } catch {
-    return '';
-  }
-}
-
-/** A tar holding `name → content` files, written to `path` (what the guest's busybox tar reads). */
-async function writeJobTar(path: string, files: Record<string, string>): Promise<void> {
-  const pack = tar.pack();
-  const done = pipeline(pack, createWriteStream(path));
-  for (const [name, content] of Object.entries(files)) {
-    pack.entry({ name, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, content);
-  }
-  pack.finalize();
-  await done;
-}
-
-/** Pads a raw disk image to a multiple of 512 bytes (QEMU ignores a partial last sector). */
-async function padToSector(path: string): Promise<number> {
-  const { size } = await stat(path);
-  const padded = Math.ceil(size / 512) * 512;
-  if (padded !== size) await truncate(path, padded);
-  return size;
-}
-
 function validate(job: VmJob): void {
   const { diskMiB, memoryMiB, timeoutSeconds } = job.limits;
   const bad = (what: string, v: number, min: number): never => {
@@ -144,17 +123,54 @@ function validate(job: VmJob): void {
   if (!Number.isSafeInteger(job.lowerCount) || job.lowerCount < 0) throw new VmInputError(`lowerCount must be >= 0, got ${job.lowerCount}`);
 }
 
+/** Resolves with `p`, or rejects with VmCancelledError as soon as `signal` aborts. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new VmCancelledError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new VmCancelledError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export class QemuVmRunner implements VmRunner {
   readonly #options: QemuVmRunnerOptions;
   #assets: Promise<VmAssets> | undefined;
   #accelLogged = false;
+  readonly #pool: VmPool | undefined;
+  readonly #poolLimits: { memoryMiB: number; diskMiB: number };
 
   constructor(options: QemuVmRunnerOptions = {}) {
     this.#options = options;
+    this.#poolLimits = { ...(options.poolLimits ?? POOL_DEFAULT_LIMITS) };
+    const size = options.poolSize ?? 0;
+    if (!Number.isSafeInteger(size) || size < 0) throw new VmStartError(`poolSize must be a non-negative integer, got ${size}`);
+    if (size > 0) {
+      const { memoryMiB, diskMiB } = this.#poolLimits;
+      if (!Number.isSafeInteger(memoryMiB) || memoryMiB < 128 || !Number.isSafeInteger(diskMiB) || diskMiB < 8) {
+        throw new VmStartError(`poolLimits must be at least 128 MiB of memory and 8 MiB of disk, got ${memoryMiB}/${diskMiB}`);
+      }
+      this.#pool = new VmPool({ size, boot: () => this.#bootWarm(), logger: options.logger });
+      this.#pool.start();
+    }
   }
 
   get tmpDir(): string {
     return this.#options.tmpDir ?? (process.env.BALER_VM_TMPDIR || tmpdir());
+  }
+
+  /** The warm VMs waiting in the pool (none without a pool). */
+  warmVms(): WarmVmInfo[] {
+    return this.#pool?.vms() ?? [];
+  }
+
+  /**
+   * Kills the pool's waiting VMs and removes their files; later steps boot cold. Steps running
+   * now are not touched (cancel them through their signal).
+   */
+  async close(): Promise<void> {
+    await this.#pool?.close();
   }
 
   /** Kernel and initramfs paths (built into the cache on first use). */
@@ -188,7 +204,7 @@ export class QemuVmRunner implements VmRunner {
     if (!cpuHasVirtualization() || !(await kvmOpens())) return 'tcg';
     // /dev/kvm can be there and still not work (e.g. kvm_pvm: stock kernels stall): boot one.
     try {
-      const result = await this.#run(
+      const result = await this.#runCold(
         { lowerCount: 0, shadowSetup: false, clock: 0, limits: { diskMiB: 16, memoryMiB: 128, timeoutSeconds: KVM_PROBE_SECONDS } },
         'kvm',
       );
@@ -204,183 +220,188 @@ export class QemuVmRunner implements VmRunner {
     validate(job);
     if (job.signal?.aborted) throw new VmCancelledError();
     const accel = await this.accel();
-    return this.#run(job, accel);
+    const pool = this.#pool;
+    if (pool && !pool.closed && job.limits.memoryMiB === this.#poolLimits.memoryMiB && job.limits.diskMiB <= this.#poolLimits.diskMiB) {
+      const warm = pool.take();
+      if (warm) {
+        const result = await this.#runWarm(warm, job, accel);
+        if (result) return result;
+      }
+    }
+    return this.#runCold(job, accel);
   }
 
-  async #run(job: VmJob, accel: VmAccel): Promise<VmResult> {
+  get #pidsMax(): number {
+    return this.#options.pidsMax ?? 1024;
+  }
+
+  get #qemuBinary(): string {
+    return this.#options.qemuBinary ?? 'qemu-system-x86_64';
+  }
+
+  async #runCold(job: VmJob, accel: VmAccel): Promise<VmResult> {
     const assets = await this.assets();
     if (job.signal?.aborted) throw new VmCancelledError();
-    const dir = await mkdtemp(join(this.tmpDir, TEMP_PREFIX));
-    let disposed = false;
-    const dispose = async (): Promise<void> => {
-      if (disposed) return;
-      disposed = true;
-      await rm(dir, { recursive: true, force: true });
-    };
+    const dir = await makeStepDir(this.tmpDir);
     try {
-      await writeFile(join(dir, 'owner'), `${process.pid}\n`);
-      const { outcome, tarBytes } = await this.#step(dir, job, assets, accel);
-      const outPath = join(dir, 'out.img');
-      return {
-        outcome,
-        openUpperTar: async (): Promise<Readable> => {
-          if (!outcome.ok) throw new VmError(`the VM step failed (${outcome.reason}): there is no upper tar`);
-          if (disposed) throw new VmError('the VM step was disposed: its upper tar is gone');
-          return createReadStream(outPath, { start: 0, end: tarBytes - 1 });
-        },
-        dispose,
-      };
+      const path = (name: string): string => join(dir, name);
+      const inputs = await writeInputs(dir, job, { pidsMax: this.#pidsMax, trace: process.env.BALER_VM_TRACE === '1' });
+      const drives: Drive[] = [];
+      if (inputs.lowerCount > 0) drives.push({ id: 'lower', file: path(FILES.lower), readonly: true });
+      if (inputs.hasUpper) {
+        await padToSector(path(FILES.upper));
+        drives.push({ id: 'upper', file: path(FILES.upper), readonly: true });
+      }
+      await padToSector(path(FILES.job));
+      drives.push({ id: 'job', file: path(FILES.job), readonly: true });
+      await makeScratch(path(FILES.scratch), job.limits.diskMiB, { signal: job.signal });
+      await makeOutputFiles(dir, job.limits.diskMiB);
+      drives.push(
+        { id: 'scratch', file: path(FILES.scratch), readonly: false },
+        { id: 'out', file: path(FILES.out), readonly: false },
+        { id: 'status', file: path(FILES.status), readonly: false },
+      );
+      const args = qemuArgs({
+        accel,
+        cpus: this.#options.cpus ?? 1,
+        memoryMiB: job.limits.memoryMiB,
+        assets,
+        rtcSeconds: job.clock,
+        consoleLog: path(FILES.console),
+        drives,
+        pooled: false,
+        trace: false,
+      });
+      const proc = new QemuProcess(this.#qemuBinary, args, { stdin: false });
+      const { outcome, tarBytes } = await this.#supervise(proc, dir, job, accel, undefined);
+      return this.#result(dir, outcome, tarBytes);
     } catch (err) {
-      await dispose();
+      await rm(dir, { recursive: true, force: true });
       throw err;
     }
   }
 
-  async #step(dir: string, job: VmJob, assets: VmAssets, accel: VmAccel): Promise<{ outcome: VmOutcome; tarBytes: number }> {
-    const { diskMiB, memoryMiB, timeoutSeconds } = job.limits;
-    const signal = job.signal;
-    const disk = (name: string): string => join(dir, name);
-    const drives: string[] = [];
-    const addDrive = (id: string, file: string, readonly: boolean): void => {
-      drives.push(
-        '-drive', `id=${id},file=${file},format=raw,if=none,${readonly ? 'readonly=on' : 'cache=unsafe'}`,
-        '-device', `virtio-blk-device,drive=${id},serial=${id}`,
-      );
-    };
-
-    // Lower layers → squashfs (keeps owners, modes, devices, hard links, xattrs; rootless).
-    let lowerCount = 0;
-    if (job.lowerTar && job.lowerCount > 0) {
-      const input = await job.lowerTar();
-      try {
-        await runTool('mksquashfs', ['-', disk('lower.sqfs'), '-tar', '-noI', '-noD', '-noF', '-noX', '-no-progress', '-quiet'], { input, signal });
-        lowerCount = job.lowerCount;
-      } catch (err) {
-        if (err instanceof VmCancelledError) throw err;
-        if (err instanceof ToolError && err.stderr.trim() === '' && (await stat(disk('lower.sqfs')).catch(() => undefined)) === undefined) {
-          // An empty stream (no entries at all): mksquashfs exits 1 without a word. No lower layers then.
-        } else {
-          throw new VmInputError(`the base layers could not be turned into a squashfs: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-        }
-      }
-      if (lowerCount > 0) addDrive('lower', disk('lower.sqfs'), true);
-    }
-
-    // This build's contents: the tar as it is, a raw disk.
-    let hasUpper = false;
-    if (job.upperTar) {
-      try {
-        await pipeline(await job.upperTar(), createWriteStream(disk('upper.tar')), { signal });
-      } catch (err) {
-        if (signal?.aborted) throw new VmCancelledError();
-        throw new VmInputError(`reading this build's contents failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      }
-      hasUpper = (await padToSector(disk('upper.tar'))) > 0;
-      if (hasUpper) addDrive('upper', disk('upper.tar'), true);
-    }
-    if (signal?.aborted) throw new VmCancelledError();
-
-    const pidsMax = this.#options.pidsMax ?? 1024;
-    const params = {
-      CLOCK: job.clock,
-      SHADOW_SETUP: job.shadowSetup ? 1 : 0,
-      LOWER_COUNT: lowerCount,
-      HAS_UPPER: hasUpper ? 1 : 0,
-      HAS_RUN_AS_ROOT: job.runAsRoot !== undefined ? 1 : 0,
-      HAS_EXTRA: job.extraCommands !== undefined ? 1 : 0,
-      PIDS_MAX: pidsMax,
-      MEMORY_MIB: memoryMiB,
-      DISK_MIB: diskMiB,
-      TRACE: process.env.BALER_VM_TRACE === '1' ? 1 : 0,
-    };
-    const files: Record<string, string> = {
-      params: Object.entries(params).map(([k, v]) => `${k}=${v}\n`).join(''),
-    };
-    if (job.runAsRoot !== undefined) files.runAsRoot = job.runAsRoot;
-    if (job.extraCommands !== undefined) files.extraCommands = job.extraCommands;
-    await writeJobTar(disk('job.tar'), files);
-    await padToSector(disk('job.tar'));
-    addDrive('job', disk('job.tar'), true);
-
-    // Scratch ext4 (the upper dir's home: its size is the disk limit), output and status disks.
-    await writeFile(disk('scratch.img'), '');
-    await truncate(disk('scratch.img'), diskMiB * 1024 * 1024);
+  /** A warm VM with every disk file attached, booting in the background. */
+  async #bootWarm(): Promise<WarmVm> {
+    const [assets, accel] = await Promise.all([this.assets(), this.accel()]);
+    const { memoryMiB, diskMiB } = this.#poolLimits;
+    const dir = await makeStepDir(this.tmpDir);
     try {
-      await runTool('mke2fs', ['-q', '-F', '-t', 'ext4', '-O', '^has_journal', '-m', '0', '-E', 'root_owner=0:0', disk('scratch.img')], { signal });
+      const path = (name: string): string => join(dir, name);
+      for (const name of [FILES.job, FILES.lower, FILES.upper]) await sparseFile(path(name), WARM_INPUT_BYTES);
+      await makeScratch(path(FILES.scratch), diskMiB);
+      await makeOutputFiles(dir, diskMiB);
+      const args = qemuArgs({
+        accel,
+        cpus: this.#options.cpus ?? 1,
+        memoryMiB,
+        assets,
+        rtcSeconds: WARM_RTC_SECONDS,
+        consoleLog: path(FILES.console),
+        drives: [
+          { id: 'job', file: path(FILES.job), readonly: true },
+          { id: 'lower', file: path(FILES.lower), readonly: true },
+          { id: 'upper', file: path(FILES.upper), readonly: true },
+          { id: 'scratch', file: path(FILES.scratch), readonly: false },
+          { id: 'out', file: path(FILES.out), readonly: false },
+          { id: 'status', file: path(FILES.status), readonly: false },
+        ],
+        pooled: true,
+        trace: process.env.BALER_VM_TRACE === '1',
+      });
+      const nice = canRaisePriority() ? WARM_BOOT_NICE : 0;
+      return new WarmVm(dir, this.#qemuBinary, args, { memoryMiB, diskMiB, bootTimeoutMs: WARM_BOOT_TIMEOUT_MS, nice });
     } catch (err) {
-      if (err instanceof VmCancelledError) throw err;
-      throw new VmStartError(`mke2fs failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      await rm(dir, { recursive: true, force: true });
+      throw err;
     }
-    addDrive('scratch', disk('scratch.img'), false);
-    // The layer as a tar: room for the whole scratch disk plus headers (sparse until written).
-    await writeFile(disk('out.img'), '');
-    await truncate(disk('out.img'), (2 * diskMiB + 64) * 1024 * 1024);
-    addDrive('out', disk('out.img'), false);
-    await writeFile(disk('status.img'), Buffer.alloc(STATUS_BYTES));
-    addDrive('status', disk('status.img'), false);
+  }
 
-    const append = [
-      'console=ttyS0',
-      'panic=-1',
-      'reboot=t',
-      'quiet',
-      `tsc_early_khz=${hostTscKhz()}`,
-      'tsc=reliable',
-      'cryptomgr.notests',
-      'noreplace-smp',
-    ].join(' ');
-    const rtcBase = new Date(job.clock * 1000).toISOString().slice(0, 19);
-    const args = [
-      '-M', 'microvm,pit=off,pic=off,rtc=on',
-      // TCG's default CPU (qemu64) lacks SSE4.2/AVX: binaries built for x86-64-v2/v3 would die
-      // with SIGILL. `max` is every feature TCG emulates; it boots as fast.
-      ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
-      '-smp', String(this.#options.cpus ?? 1),
-      '-m', String(memoryMiB),
-      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-      '-nic', 'none',
-      '-rtc', `base=${rtcBase},clock=vm`,
-      '-kernel', assets.kernel,
-      '-initrd', assets.initrd,
-      '-append', append,
-      '-chardev', `file,id=con,path=${disk('console.log')}`,
-      '-serial', 'chardev:con',
-      '-chardev', 'stdio,id=log,signal=off',
-      '-device', 'isa-serial,chardev=log,iobase=0x2f8,irq=3',
-      ...drives,
-    ];
+  /**
+   * The job in a warm VM taken from the pool (booting or ready): its inputs go into the VM's
+   * disk files, then, once it is ready, `go`. Undefined when the VM was lost before it took the
+   * job (it died, misbehaved, or the inputs exceed its disks): the caller boots cold.
+   */
+  async #runWarm(warm: WarmVm, job: VmJob, accel: VmAccel): Promise<VmResult | undefined> {
+    try {
+      const inputs = await writeInputs(warm.dir, job, { pidsMax: this.#pidsMax, trace: process.env.BALER_VM_TRACE === '1' });
+      if (!(await this.#fitWarmDisks(warm, inputs))) {
+        this.#options.logger?.debug({ bytes: inputs.bytes }, 'VM step: inputs larger than a warm VM takes; booting cold');
+        await warm.discard();
+        return undefined;
+      }
+      if (job.limits.diskMiB !== warm.diskMiB) {
+        await makeScratch(join(warm.dir, FILES.scratch), job.limits.diskMiB, { deviceMiB: warm.diskMiB, signal: job.signal });
+      }
+      await abortable(warm.ready, job.signal);
+      const { outcome, tarBytes } = await this.#supervise(warm.proc, warm.dir, job, accel, (sink) => warm.go(sink, WARM_ACK_TIMEOUT_MS));
+      return this.#result(warm.dir, outcome, tarBytes);
+    } catch (err) {
+      await warm.discard();
+      if (err instanceof WarmVmLost) {
+        this.#options.logger?.warn({ err: err.message }, 'VM step: the warm VM was lost before it took the job; booting cold');
+        return undefined;
+      }
+      throw err;
+    }
+  }
 
-    const qemu = this.#options.qemuBinary ?? 'qemu-system-x86_64';
-    const bootedAt = Date.now();
-    const child = spawnOwned(qemu, args, ['ignore', 'pipe', 'pipe']);
-    let timedOut = false;
-    let cancelled = false;
-    let spawnError: Error | undefined;
-    let stderr = '';
+  /** Whether the written inputs fit the warm VM's disks; grows the input files back to their disks' size. */
+  async #fitWarmDisks(warm: WarmVm, inputs: WrittenInputs): Promise<boolean> {
+    const { job, lower, upper } = inputs.bytes;
+    if (job > WARM_INPUT_BYTES || lower > WARM_INPUT_BYTES || upper > WARM_INPUT_BYTES) return false;
+    // O_TRUNC shortened them: keep each file as long as the disk QEMU attached.
+    await sparseFile(join(warm.dir, FILES.job), WARM_INPUT_BYTES);
+    if (inputs.lowerCount > 0) await sparseFile(join(warm.dir, FILES.lower), WARM_INPUT_BYTES);
+    if (inputs.hasUpper) await sparseFile(join(warm.dir, FILES.upper), WARM_INPUT_BYTES);
+    return true;
+  }
+
+  /**
+   * Runs a started QEMU to its end: output to job.onLog, killed at the timeout or on abort.
+   * `handOver` (warm VMs) starts the job and resolves once the guest took it; the timeout
+   * counts from then on for a warm VM, from QEMU's start for a cold one.
+   */
+  async #supervise(
+    proc: QemuProcess,
+    dir: string,
+    job: VmJob,
+    accel: VmAccel,
+    handOver: ((sink: (chunk: Buffer) => void) => Promise<void>) | undefined,
+  ): Promise<{ outcome: VmOutcome; tarBytes: number }> {
+    const { timeoutSeconds } = job.limits;
+    const signal = job.signal;
     const decoder = new StringDecoder('utf8');
-    child.stdout?.on('data', (chunk: Buffer) => {
+    const sink = (chunk: Buffer): void => {
       const text = decoder.write(chunk);
       if (text && job.onLog) job.onLog(text);
-    });
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-      if (stderr.length < 16384) stderr += s;
-    });
-    child.on('error', (err) => {
-      spawnError = err;
-    });
+    };
+    const startedAt = Date.now();
+    let timedOut = false;
+    let cancelled = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      proc.kill();
     }, timeoutSeconds * 1000);
     const onAbort = (): void => {
       cancelled = true;
-      child.kill('SIGKILL');
+      proc.kill();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
     let code: number | null;
     try {
-      [code] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      if (handOver) {
+        try {
+          await handOver(sink);
+        } catch (err) {
+          // Killed for the timeout or the abort while handing over: that is what it ended in.
+          if (!timedOut && !cancelled) throw err;
+        }
+      } else {
+        proc.onStdout(sink);
+      }
+      code = await proc.closed;
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -388,46 +409,43 @@ export class QemuVmRunner implements VmRunner {
     const rest = decoder.end();
     if (rest && job.onLog) job.onLog(rest);
 
-    this.#options.logger?.debug({ accel, vmMs: Date.now() - bootedAt, exitCode: code, timedOut, cancelled }, 'VM step ended');
+    this.#options.logger?.debug({ accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled }, 'VM step ended');
     if (cancelled) throw new VmCancelledError();
-    if (spawnError) throw new VmStartError(`cannot start ${qemu}: ${spawnError.message}`, { cause: spawnError });
+    if (proc.spawnError) throw new VmStartError(`cannot start ${proc.binary}: ${proc.spawnError.message}`, { cause: proc.spawnError });
     if (timedOut) return { outcome: { ok: false, reason: `timed out after ${timeoutSeconds} s` }, tarBytes: 0 };
+    return stepOutcome(dir, { binary: proc.binary, code, stderr: proc.stderr });
+  }
 
-    const status = await readStatus(disk('status.img'));
-    if (!status) {
-      const console = await tail(disk('console.log'), CONSOLE_TAIL);
-      if (code !== 0) {
-        throw new VmStartError(`${qemu} failed (exit code ${code}): ${sanitize(stderr.trim(), 2000) || 'no message'}`, { console });
-      }
-      // The guest stopped on its own without a result: a script rebooted it, or the kernel panicked.
-      const last = console.split('\n').map((l) => l.trim()).filter((l) => l && !/reboot: Restarting system/.test(l)).pop() ?? '';
-      const oom = /Out of memory|oom-kill/i.test(console);
-      return {
-        outcome: {
-          ok: false,
-          reason: oom ? 'out of memory: the VM ran out of memory' : `the VM stopped before the step finished${last ? ` (${last.slice(0, 300)})` : ''}`,
-        },
-        tarBytes: 0,
-      };
-    }
-    if (status.result === 'fail') return { outcome: { ok: false, reason: status.reason || 'the VM step failed' }, tarBytes: 0 };
-    const outSize = (await stat(disk('out.img'))).size;
-    if (status.tarBytes < 1024 || status.tarBytes > outSize) {
-      throw new VmError(`the guest reported an impossible layer size (${status.tarBytes} bytes)`, { console: await tail(disk('console.log'), CONSOLE_TAIL) });
-    }
-    return { outcome: { ok: true }, tarBytes: status.tarBytes };
+  /** The step's result over its dir (QEMU has exited): the upper tar, and dispose() removing the dir. */
+  #result(dir: string, outcome: VmOutcome, tarBytes: number): VmResult {
+    let disposed = false;
+    const outPath = join(dir, FILES.out);
+    return {
+      outcome,
+      openUpperTar: async (): Promise<Readable> => {
+        if (!outcome.ok) throw new VmError(`the VM step failed (${outcome.reason}): there is no upper tar`);
+        if (disposed) throw new VmError('the VM step was disposed: its upper tar is gone');
+        return createReadStream(outPath, { start: 0, end: tarBytes - 1 });
+      },
+      dispose: async (): Promise<void> => {
+        if (disposed) return;
+        disposed = true;
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
   }
 
   /**
-   * Removes temp dirs of steps whose process is gone (a worker that was killed cannot dispose).
-   * Safe with several workers sharing the temp dir: a dir whose owner pid lives is kept.
+   * Removes temp dirs of steps and warm VMs whose process is gone (a worker that was killed
+   * cannot dispose). Safe with several workers sharing the temp dir: a dir whose owner pid
+   * lives is kept.
    */
   static async sweepStaleTempDirs(tmpDir: string = process.env.BALER_VM_TMPDIR || tmpdir()): Promise<string[]> {
     const removed: string[] = [];
     for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
       if (!name.startsWith(TEMP_PREFIX)) continue;
       const path = join(tmpDir, name);
-      const pid = Number((await readFile(join(path, 'owner'), 'utf8').catch(() => '')).trim());
+      const pid = Number((await readFile(join(path, FILES.owner), 'utf8').catch(() => '')).trim());
       let alive = false;
       if (Number.isSafeInteger(pid) && pid > 0) {
         try {

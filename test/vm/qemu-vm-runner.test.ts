@@ -1,89 +1,19 @@
 /**
- * QemuVmRunner against real QEMU (TCG on machines without usable KVM): what a script changes
- * comes back as an overlay-form upper tar, and every limit ends the VM with a reason naming it.
- * Inputs are made with GNU tar from directories created here (mknod whiteouts, setfattr
- * opaque dirs and capabilities); outputs are read with tar-stream, PAX xattrs included.
+ * QemuVmRunner against real QEMU (TCG on machines without usable KVM), cold boots (no pool:
+ * poolSize 0, the runner's default): what a script changes comes back as an overlay-form upper
+ * tar, and every limit ends the VM with a reason naming it. Inputs are made with GNU tar from
+ * directories created here; outputs are read with tar-stream, PAX xattrs included. The pool of
+ * warm VMs is tested in vm-pool.test.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QemuVmRunner } from '../../src/vm/qemu-vm-runner.ts';
 import { VmCancelledError, type VmJob, type VmResult } from '../../src/vm/vm-runner.ts';
-
-const CLOCK = 1_700_000_000;
-/** security.capability for cap_net_bind_service+ep (VFS caps v2), as `setcap` writes it. */
-const CAP = Buffer.from('0100000200040000000000000000000000000000', 'hex');
-
-interface Entry {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-  xattrs: Map<string, Buffer>;
-  data: Buffer;
-}
-
-async function readTar(stream: Readable): Promise<Map<string, Entry>> {
-  const extract = tar.extract();
-  stream.pipe(extract as unknown as NodeJS.WritableStream);
-  const entries = new Map<string, Entry>();
-  for await (const entry of extract) {
-    const h = entry.header;
-    const chunks: Buffer[] = [];
-    for await (const c of entry) chunks.push(c as Buffer);
-    const xattrs = new Map<string, Buffer>();
-    for (const [k, v] of Object.entries(h.pax ?? {})) {
-      // tar-stream decodes PAX values as UTF-8 text; binary xattrs need the raw bytes.
-      if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'latin1'));
-    }
-    const name = h.name.replace(/^\.\//, '').replace(/\/$/, '') || '.';
-    entries.set(name, {
-      type: h.type ?? 'file',
-      mode: h.mode ?? 0,
-      uid: h.uid ?? 0,
-      gid: h.gid ?? 0,
-      linkname: h.linkname ?? '',
-      devmajor: h.devmajor ?? 0,
-      devminor: h.devminor ?? 0,
-      xattrs,
-      data: Buffer.concat(chunks),
-    });
-  }
-  return entries;
-}
-
-function sh(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
-}
-
-/** GNU tar of `dir`'s children, xattrs and numeric owners kept. */
-function gnuTar(dir: string, out: string, members: string[]): void {
-  sh('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--format=posix', '-C', dir, '-cf', out, ...members]);
-}
-
-/** Processes whose command line mentions `needle` (QEMU started for our temp dir). */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
-  for (const pid of spawnSync('ls', ['/proc'], { encoding: 'utf8' }).stdout.split('\n')) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    try {
-      const cmdline = spawnSync('cat', [`/proc/${pid}/cmdline`], { encoding: 'utf8' }).stdout.replaceAll('\0', ' ');
-      if (cmdline.includes('qemu-system') && cmdline.includes(needle)) found.push(`${pid}: ${cmdline.slice(0, 200)}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return found;
-}
+import { CAP, CLOCK, gnuTar, job, makeLowerTar, makeUpperTar, processesMentioning, readTar, type Entry } from './support.ts';
 
 let work: string;
 let vmTmp: string;
@@ -91,16 +21,6 @@ let runner: QemuVmRunner;
 let lowerTar: string;
 let upperTar: string;
 const open: VmResult[] = [];
-
-function job(overrides: Partial<VmJob>): VmJob {
-  return {
-    lowerCount: 0,
-    shadowSetup: false,
-    clock: CLOCK,
-    limits: { diskMiB: 64, memoryMiB: 256, timeoutSeconds: 60 },
-    ...overrides,
-  };
-}
 
 async function run(j: VmJob): Promise<{ result: VmResult; log: string; seconds: number }> {
   let log = '';
@@ -114,41 +34,15 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-vm-test-'));
   vmTmp = join(work, 'vm-tmp');
   await mkdir(vmTmp);
-  runner = new QemuVmRunner({ tmpDir: vmTmp });
+  runner = new QemuVmRunner({ tmpDir: vmTmp, poolSize: 0 });
   await runner.assets(); // built into the cache on first use (downloads the kernel package once)
-
-  // Base image in overlay form: layer 0 a small tree; layer 1 deletes /etc/gone (a 0/0 char
-  // device) and makes /opq opaque (only its own child shows).
-  const L = join(work, 'lower');
-  for (const d of ['0/etc', '0/some/dir', '0/bin', '0/usr/bin', '0/opq', '0/home', '1/etc', '1/opq']) await mkdir(join(L, d), { recursive: true });
-  await writeFile(join(L, '0/etc/a'), 'a\n');
-  await writeFile(join(L, '0/etc/gone'), 'gone\n');
-  await writeFile(join(L, '0/some/dir/x'), 'x\n');
-  await writeFile(join(L, '0/some/dir/y'), 'y\n');
-  await writeFile(join(L, '0/opq/from0'), '0\n');
-  await writeFile(join(L, '0/usr/bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
-  await writeFile(join(L, '0/bin/prog'), 'prog\n', { mode: 0o755 });
-  sh('setfattr', ['-n', 'security.capability', '-v', `0x${CAP.toString('hex')}`, join(L, '0/bin/prog')]);
-  await writeFile(join(L, '1/opq/from1'), '1\n');
-  sh('mknod', [join(L, '1/etc/gone'), 'c', '0', '0']);
-  sh('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', join(L, '1/opq')]);
-  lowerTar = join(work, 'lower.tar');
-  gnuTar(L, lowerTar, ['0', '1']);
-
-  // This build's contents: a file with a capability, and /etc/motd.
-  const U = join(work, 'upper');
-  await mkdir(join(U, 'usr/local/bin'), { recursive: true });
-  await mkdir(join(U, 'etc'), { recursive: true });
-  await writeFile(join(U, 'etc/motd'), 'hi\n');
-  await writeFile(join(U, 'usr/local/bin/capped'), 'capped\n', { mode: 0o755 });
-  sh('setfattr', ['-n', 'security.capability', '-v', `0x${CAP.toString('hex')}`, join(U, 'usr/local/bin/capped')]);
-  await symlink('motd', join(U, 'etc/motd.link'));
-  upperTar = join(work, 'upper.tar');
-  gnuTar(U, upperTar, ['.']);
+  lowerTar = await makeLowerTar(work);
+  upperTar = await makeUpperTar(work);
 });
 
 afterEach(async () => {
   while (open.length) await open.pop()?.dispose();
+  expect(runner.warmVms()).toEqual([]);
   expect(processesMentioning(vmTmp)).toEqual([]);
   expect(await readdir(vmTmp)).toEqual([]);
 });
