@@ -13,6 +13,8 @@ export interface Config {
   /** Allow character and block devices in uploaded tars. */
   allowDevices: boolean;
   workerConcurrency: number;
+  /** Warm VMs each worker keeps booted for runAsRoot/extraCommands steps (BALER_VM_POOL; 0: every step boots its own VM). */
+  vmPoolSize: number;
   /** Builds one tenant may have waiting in the queue; over it submissions get 429. */
   tenantMaxQueued: number;
   /** Builds of one tenant running at once; more wait in the queue. */
@@ -69,6 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
+    vmPoolSize: int(env, 'BALER_VM_POOL', 1),
     tenantMaxQueued: int(env, 'BALER_TENANT_MAX_QUEUED', 1000),
     tenantMaxRunning: int(env, 'BALER_TENANT_MAX_RUNNING', 4),
     tenantMaxStoredBytes: int(env, 'BALER_TENANT_MAX_STORED_BYTES', 100 * 1024 ** 3),

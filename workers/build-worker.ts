@@ -31,7 +31,8 @@ const store = await FsBlobStore.create(config.dataDir);
 // Temp dirs of VM steps whose worker died; then the kernel and initramfs, before any job.
 const swept = await QemuVmRunner.sweepStaleTempDirs();
 if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of dead workers');
-const vm = new QemuVmRunner({ logger });
+// BALER_VM_POOL warm VMs start booting now; stop() kills them (and the exit hook, however we end).
+const vm = new QemuVmRunner({ logger, poolSize: config.vmPoolSize });
 await vm.assets();
 const builds = new BuildRepository(redis);
 const registries = loadRegistries(config.registriesFile);
@@ -88,6 +89,8 @@ const stop = async (signal: string) => {
   stopping = true;
   logger.info({ signal }, 'worker stopping');
   stopCollecting();
+  // The warm VMs waiting for jobs: killed, their files removed (running steps go on).
+  await vm.close();
   // Let running builds finish for a while; past the grace period stop waiting: their locks
   // lapse and another worker takes them up again (BullMQ stalled jobs).
   const graceful = Promise.all([worker.close(), pusher.close()]);
