@@ -12,6 +12,7 @@ import { createPushProcessor } from '../src/builds/push-processor.ts';
 import { PUSH_QUEUE, type PushJobData } from '../src/queue/push-queue.ts';
 import { loadRegistries } from '../src/registry/registries.ts';
 import { BuildRepository } from '../src/builds/build-repository.ts';
+import { RedisResultCache } from '../src/builds/result-cache.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { BUILD_QUEUE, type BuildJobData } from '../src/queue/build-queue.ts';
@@ -51,6 +52,7 @@ const worker = new Worker<BuildJobData>(
     buildTimeoutSeconds: config.buildTimeoutSeconds,
     tenantMaxRunning: config.tenantMaxRunning,
     registries,
+    cache: new RedisResultCache(redis, config.retentionSeconds),
   }),
   {
     connection: redis,

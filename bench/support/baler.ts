@@ -3,16 +3,19 @@
  * VM-overhead measurement (QemuVmRunner.run() of `true`) and the whole `fromImage` + `runAsRoot`
  * build through runBuild() with a fresh FsBlobStore per run.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
+import { imageOutput } from '../../src/builds/build-archive.ts';
 import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import { hexOf, type Digest } from '../../src/digest.ts';
 import type { BaseImage } from '../../src/image/image.ts';
 import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
+import { loadImage } from '../../src/image/stored-image.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import type { VmJob, VmRunner } from '../../src/vm/vm-runner.ts';
 import { run } from '../../test/support/run.ts';
@@ -81,7 +84,15 @@ export async function buildBase(storeDir: string, busyboxTarPath: string): Promi
     loadBuildImage: () => Promise.reject(new Error('the base has no base')),
   });
   const image = await loadStoredImage(store, result.imageId, result.layers);
-  return { store, result, image, archivePath: blobPath(storeDir, result.archive.digest) };
+  return { store, result, image, archivePath: await saveArchive(store, result, spec, join(storeDir, 'base-archive.tar')) };
+}
+
+/** The build's archive (assembled from the store, as a download is) written to `path`. */
+export async function saveArchive(store: FsBlobStore, result: BuildResult, spec: BuildSpec, path: string): Promise<string> {
+  const resolved = resolveSpec(spec, new Date(0));
+  const out = await imageOutput(await loadImage(store, result.imageId, result.layers), resolved, result.archive.format, result.archive.compression, store);
+  await pipeline(out.stream, createWriteStream(path));
+  return path;
 }
 
 export function blobPath(storeDir: string, digest: Digest): string {
@@ -150,7 +161,7 @@ export async function timedBalerBuild(workDir: string, busyboxTarPath: string, v
     vmStepMs: msBetween(vmStart, vmEnd),
     afterVmMs: msBetween(vmEnd, t1),
     result,
-    archivePath: blobPath(storeDir, result.archive.digest),
+    archivePath: await saveArchive(base.store, result, changeSpec(), join(workDir, 'archive.tar')),
     log,
   };
 }

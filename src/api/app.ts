@@ -16,6 +16,7 @@ import { mergesRoutes } from './merges.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
+import { RedisResultCache } from '../builds/result-cache.ts';
 import { healthRoutes } from './health.ts';
 import { Idempotency } from './idempotency.ts';
 import { limitJsonDepth } from './json-depth.ts';
@@ -23,7 +24,7 @@ import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes'>;
+  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices'>;
   logger: Logger;
   redis: Redis;
   store: BlobStore;
@@ -80,6 +81,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     tenantMaxQueued: deps.config.tenantMaxQueued,
     registries: deps.registries,
     buildAttempts: deps.config.buildAttempts,
+    cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
+    allowDevices: deps.config.allowDevices,
   });
   await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
@@ -7,8 +7,11 @@ import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
-import { storeArchive } from '../builds/run-build.ts';
+import { imageOutput } from '../builds/build-archive.ts';
+import { buildCacheKey, findCachedBuild } from '../builds/build-cache.ts';
+import type { ResultCache } from '../builds/result-cache.ts';
 import { referencedBlobs, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
+import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
@@ -19,7 +22,7 @@ import { parseReference, registryFor, RegistryError, type Registries } from '../
 import { DEFAULT_TENANT } from './auth.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
 import { validationProblem } from './problems.ts';
-import { sendBlob } from './send-blob.ts';
+import { sendPlan } from './send-blob.ts';
 
 export interface BuildsOptions {
   redis: Redis;
@@ -33,45 +36,62 @@ export interface BuildsOptions {
   /** Builds one tenant may have waiting; over it, 429. */
   tenantMaxQueued: number;
   registries: Registries;
+  /** The build cache; absent: every build is built. */
+  cache?: ResultCache;
+  /** Part of the cache key: the same spec may give another layer where devices are allowed. */
+  allowDevices: boolean;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
 export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts) => {
   const { store, builds, queue } = opts;
 
-  app.post<{ Body: BuildSpec }>(
+  app.post<{ Body: BuildSpec; Querystring: { noCache?: 'true' | 'false' } }>(
     '/v1/builds',
-    { schema: { body: { $ref: 'BuildSpec#' } }, attachValidation: true },
+    {
+      schema: { body: { $ref: 'BuildSpec#' }, querystring: { type: 'object', properties: { noCache: { type: 'string', enum: ['true', 'false'] } } } },
+      attachValidation: true,
+    },
     async (request, reply) => {
       const spec = request.body;
       if (request.validationError) {
+        if (request.validationError.validationContext === 'querystring') throw new Problem(400, `querystring ${request.validationError.message}`);
         throw validationProblem(request.validationError.validation, 'build spec', spec, (path) => explainReference(spec, path));
       }
-      await checkSubmission(spec, request.tenant);
+      const base = await checkSubmission(spec, request.tenant);
+      const noCache = request.query.noCache === 'true';
 
-      return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf(spec), async () => {
+      return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf({ spec, noCache }), async () => {
         const now = new Date();
-        const record: BuildRecord = {
-          id: newBuildId(),
-          tenant: request.tenant,
-          status: 'queued',
-          spec: resolveSpec(spec, now),
-          createdAt: now.toISOString(),
-        };
+        const resolved = resolveSpec(spec, now);
+        const cacheKey = opts.cache ? (buildCacheKey(resolved, { base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
+        const hit = opts.cache && cacheKey && !noCache ? await findCachedBuild(opts.cache, store, cacheKey) : null;
+        const id = newBuildId();
+        const record: BuildRecord = hit
+          ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cachedFrom: hit.buildId, result: hit.result }
+          : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
         const queued = await builds.create(record, opts.tenantMaxQueued);
         if (queued === null) {
           void reply.header('Retry-After', '30');
           throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
         }
-        await enqueueBuild(queue, { buildId: record.id, spec: record.spec }, opts.buildAttempts, queued);
-        request.log.info({ buildId: record.id }, 'build queued');
-        return { status: 202, location: `/v1/builds/${record.id}`, body: { id: record.id, status: record.status } };
+        if (hit) {
+          await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
+          request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
+          return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cachedFrom: hit.buildId } };
+        }
+        await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
+        request.log.info({ buildId: id }, 'build queued');
+        return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status } };
       });
     },
   );
 
-  /** What the schema cannot say: option combinations, dates, and that what it names exists. */
-  const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<void> => {
+  /**
+   * What the schema cannot say: option combinations, dates, and that what it names exists.
+   * Resolves with the base build, when the spec names one.
+   */
+  const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<BuildRecord | undefined> => {
     const format = spec.format ?? 'docker-archive';
     if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
       const allowed = FORMAT_COMPRESSIONS[format];
@@ -92,10 +112,12 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         throw err;
       }
     }
+    let base: BuildRecord | undefined;
     if (spec.fromImage && 'build' in spec.fromImage) {
-      const base = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
-      if (!base || tenantOf(base) !== tenant) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
-      if (base.status !== 'succeeded') throw new Problem(422, `base build ${base.id} is ${base.status}; a base must have succeeded`);
+      const found = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
+      if (!found || tenantOf(found) !== tenant) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
+      if (found.status !== 'succeeded') throw new Problem(422, `base build ${found.id} is ${found.status}; a base must have succeeded`);
+      base = found;
     }
     const missing: string[] = [];
     for (const digest of referencedBlobs(spec)) {
@@ -104,6 +126,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     if (missing.length > 0) {
       throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
     }
+    return base;
   };
 
   const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
@@ -144,10 +167,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: Compression } }>;
   /**
    * The image archive: the build's own format, or another one on request (`?format=`,
-   * `?compression=`), made from the stored layers on first request and kept in the store
-   * (the bytes are deterministic, so later requests, Range and ETag see the same blob).
+   * `?compression=`), assembled from the stored blobs as it is sent (nothing per build is
+   * stored). Planned archives have an exact length, ETag and Range; a gzip'd rootfs is
+   * compressed as it streams, without them.
    */
-  const image = async (request: ImageRequest, reply: Parameters<typeof sendBlob>[1]) => {
+  const image = async (request: ImageRequest, reply: FastifyReply) => {
     const record = await findBuild(request);
     if (record.status !== 'succeeded' || !record.result) {
       throw new Problem(409, `build ${record.id} is ${record.status}; the image is available once it has succeeded`);
@@ -158,18 +182,15 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     if (!compression || !FORMAT_COMPRESSIONS[format].includes(compression)) {
       throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
     }
-    let archive = result.archive;
-    if (format !== archive.format || compression !== archive.compression) {
-      const key = `${format}/${compression}`;
-      const kept = record.artifacts?.[key];
-      if (kept && (await store.stat(kept.digest))) {
-        archive = kept;
-      } else {
-        archive = await storeArchive(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, store);
-        await builds.update(record.id, { artifacts: { ...(record.artifacts ?? {}), [key]: archive } });
-      }
+    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, store);
+    const opts = { contentType: out.mediaType, filename: out.filename };
+    if (out.plan) {
+      const own = format === result.archive.format && compression === result.archive.compression && planSize(out.plan) === result.archive.size;
+      return sendPlan(request, reply, store, out.plan, own ? result.archive.digest : planEtag(out.plan), opts);
     }
-    return sendBlob(request, reply, store, archive.digest, { contentType: archive.mediaType, filename: archive.filename });
+    void reply.header('Content-Type', opts.contentType).header('Content-Disposition', `attachment; filename="${opts.filename}"`);
+    if (request.method === 'HEAD') return reply.send();
+    return reply.send(out.stream);
   };
   const imageSchema = {
     querystring: {

@@ -32,7 +32,7 @@ export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { sto
       images.push({ image: await loadImage(store, build.result.imageId, build.result.layers), repoTag: { name: build.spec.name, tag: build.spec.tag } });
       mtime = Math.max(mtime, epochSeconds(build.spec.created));
     }
-    const merged = await store.put(writeMergedDockerArchive(images, mtime));
+    const merged = await store.put(writeMergedDockerArchive(images, mtime, store));
     await owners.add(request.tenant, merged.digest, merged.size);
     request.log.info({ builds: request.body.builds, digest: merged.digest }, 'images merged');
     return reply.status(201).header('Location', `/v1/blobs/${merged.digest}`).send({ digest: merged.digest, size: merged.size });

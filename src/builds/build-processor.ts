@@ -14,6 +14,8 @@ import type { BuildLogs } from './build-log.ts';
 import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
 import { runBuild, VmStepError } from './run-build.ts';
+import type { CachedBuild } from './build-cache.ts';
+import type { ResultCache } from './result-cache.ts';
 
 export interface ProcessorDeps {
   store: BlobStore;
@@ -29,6 +31,8 @@ export interface ProcessorDeps {
   /** Builds of one tenant running at once (0: no limit). */
   tenantMaxRunning?: number;
   registries?: Registries;
+  /** Layers, imports and whole builds made before; absent: no caching. */
+  cache?: ResultCache;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -108,8 +112,11 @@ export function createBuildProcessor(deps: ProcessorDeps) {
           logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
         },
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
+        cache: deps.cache,
+        noCache: job.data.noCache,
       });
       await logWrites;
+      if (deps.cache && job.data.cacheKey) await deps.cache.set('build', job.data.cacheKey, { buildId, result } satisfies CachedBuild);
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
         log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
       } else {

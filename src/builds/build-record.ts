@@ -1,5 +1,5 @@
 import type { ProblemBody } from '../problem.ts';
-import type { ArchiveInfo, BuildResult } from './run-build.ts';
+import type { BuildResult } from './run-build.ts';
 import type { ResolvedSpec } from './spec.ts';
 
 export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -16,11 +16,11 @@ export interface BuildRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** Set when the result came from the build cache: the build that made it. */
+  cachedFrom?: string;
   /** Set when the build failed: why, as a problem object. */
   error?: ProblemBody;
   result?: BuildResult;
-  /** Other formats of the image made on request, by `format/compression`. */
-  artifacts?: Record<string, ArchiveInfo>;
   /** Pushes of the image to registries, by reference. */
   pushes?: Record<string, PushRecord>;
 }

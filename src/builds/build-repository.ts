@@ -21,9 +21,10 @@ export class BuildRepository {
   constructor(private readonly redis: Redis) {}
 
   /**
-   * Store a new queued build if its tenant has fewer than `maxQueued` builds waiting, in one
-   * atomic step (so concurrent submissions cannot overshoot the quota). Returns how many were
-   * waiting before it, or null when the quota is reached.
+   * Store a new build (queued, or already finished: a build-cache hit) if its tenant has fewer
+   * than `maxQueued` builds waiting, in one atomic step (so concurrent submissions cannot
+   * overshoot the quota). Returns how many were waiting before it, or null when the quota is
+   * reached.
    */
   async create(record: BuildRecord, maxQueued = Number.MAX_SAFE_INTEGER): Promise<number | null> {
     const queued = await this.redis.eval(
@@ -32,6 +33,10 @@ export class BuildRepository {
        if redis.call('HSETNX', KEYS[1], 'id', ARGV[3]) == 0 then return redis.error_reply('build exists') end
        for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
        if ARGV[2] == 'queued' then redis.call('SADD', KEYS[2], cjson.decode(ARGV[3])) end
+       if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
+         local t = redis.call('TIME')
+         redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), cjson.decode(ARGV[3]))
+       end
        return waiting`,
       2,
       KEY_PREFIX + record.id,

@@ -30,10 +30,9 @@ function blobsOf(record: BuildRecord): Digest[] {
   const digests: Digest[] = referencedBlobs(record.spec);
   const result = record.result;
   if (result) {
-    digests.push(result.imageId, result.archive.digest, ...result.diffIds);
+    digests.push(result.imageId, ...result.diffIds, ...(result.archive.parts ?? []));
     for (const layer of result.layers ?? []) digests.push(layer.diffId, layer.v1Json);
   }
-  for (const artifact of Object.values(record.artifacts ?? {})) digests.push(artifact.digest);
   return digests;
 }
 

@@ -6,27 +6,18 @@ import { LayerInputError } from '../image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
-import { writeImage } from '../image/sinks/formats.ts';
-import { importArchive } from '../image/sources/archive/import-archive.ts';
+import { importArchive, type ImportedImage } from '../image/sources/archive/import-archive.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { planContentLayers } from '../image/layering.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
 import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
+import { cacheKey, type ResultCache } from './result-cache.ts';
 import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
-import { epochSeconds, needsVm, type Compression, type ContentEntry, type OutputFormat, type ResolvedSpec } from './spec.ts';
-
-export interface ArchiveInfo {
-  digest: Digest;
-  size: number;
-  mediaType: string;
-  format: OutputFormat;
-  compression: Compression;
-  /** For Content-Disposition, e.g. `name-tag.tar.gz`. */
-  filename: string;
-}
+import { describeArchive, type ArchiveInfo } from './build-archive.ts';
+import { epochSeconds, needsVm, type ContentEntry, type ResolvedSpec } from './spec.ts';
 
 export interface BuildResult {
   /** The config digest; the config itself is stored as a blob under it. */
@@ -57,23 +48,40 @@ export interface BuildDeps {
   /** Output of the build's scripts. */
   onLog?: (text: string) => void;
   signal?: AbortSignal;
+  /** Layers and base imports made before, by what produced them. Absent: no caching. */
+  cache?: ResultCache;
+  /** Look nothing up in the cache (still record what this build makes): `?noCache=true`. */
+  noCache?: boolean;
 }
 
-/** The image in one output format, stored (deterministic bytes, so the same digest each time). */
-export async function storeArchive(
-  image: Image,
-  spec: Pick<ResolvedSpec, 'name' | 'tag' | 'created'>,
-  format: OutputFormat,
-  compression: Compression,
-  store: BlobStore,
-): Promise<ArchiveInfo> {
-  const out = await writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created });
-  const blob = await store.put(out.stream);
-  return { digest: blob.digest, size: blob.size, mediaType: out.mediaType, format, compression, filename: out.filename };
+/** A layer as the cache keeps it: enough to use it without reading anything. */
+interface CachedLayer {
+  diffId: Digest;
+  size: number;
+  tarsum: string;
+}
+
+interface NewLayer {
+  layer: Layer;
+  tarsum: string;
+  createdBy: string;
+}
+
+function storedLayer(store: BlobStore, diffId: Digest, size: number): Layer {
+  return { diffId, digest: diffId, size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(diffId) };
+}
+
+/** Whether every blob named is still stored (with the size expected, where one is given). */
+async function allStored(store: BlobStore, blobs: Array<{ digest: Digest; size?: number }>): Promise<boolean> {
+  for (const { digest, size } of blobs) {
+    const info = await store.stat(digest);
+    if (!info || (size !== undefined && info.size !== size)) return false;
+  }
+  return true;
 }
 
 /**
- * Build the image a resolved spec describes and store its archive. Every intermediate is
+ * Build the image a resolved spec describes and describe its archive. Every intermediate is
  * content-addressed in the store, so running this again after a crash redoes the work and
  * lands on the same blobs; nothing is visible until it is complete.
  */
@@ -88,38 +96,79 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   const base = await loadBase(spec, deps);
   step('contents');
   const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices };
-  const storeLayer = async (tree: FsTree, createdBy: string) => {
+  const storeLayer = async (tree: FsTree, createdBy: string): Promise<NewLayer> => {
     step('layer', { entries: tree.size, createdBy });
     const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
     const stored = await store.put(layerTar.stream);
-    const layer: Layer = { diffId: stored.digest, digest: stored.digest, size: stored.size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(stored.digest) };
-    return { layer, tarsum: await layerTar.tarsum, createdBy };
+    return { layer: storedLayer(store, stored.digest, stored.size), tarsum: await layerTar.tarsum, createdBy };
   };
+  /**
+   * The layers `make` produces, or the same layers from the cache when `inputs` (everything
+   * they depend on: blob digests, paths, modes, owners, times, scripts, base layers) were
+   * built before and their blobs are still stored: then no input is read at all.
+   */
+  const cachedLayers = async (inputs: Record<string, unknown>, make: () => Promise<NewLayer[]>): Promise<NewLayer[]> => {
+    const cache = deps.cache;
+    if (!cache) return make();
+    const key = cacheKey('layer', { ...inputs, uid: spec.uid, gid: spec.gid, mtime, allowDevices: deps.allowDevices, architecture: spec.architecture });
+    if (!deps.noCache) {
+      const hit = await cache.get<Array<CachedLayer & { createdBy: string }>>('layer', key);
+      if (hit && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size }))))) {
+        step('layers-cached', { layers: hit.map((l) => l.diffId) });
+        return hit.map((l) => ({ layer: storedLayer(store, l.diffId, l.size), tarsum: l.tarsum, createdBy: l.createdBy }));
+      }
+    }
+    const made = await make();
+    await cache.set('layer', key, made.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum, createdBy: l.createdBy })));
+    return made;
+  };
+  const baseDiffIds = base?.layers.map((l) => l.diffId) ?? [];
+  const vmInputs = { runAsRoot: spec.runAsRoot, extraCommands: spec.extraCommands, shadowSetup: spec.shadowSetup, diskSize: spec.diskSize, memorySize: spec.memorySize };
 
-  const newLayers: Array<{ layer: Layer; tarsum: string; createdBy: string }> = [];
+  const newLayers: NewLayer[] = [];
   if (spec.layering) {
+    const layering = spec.layering;
     // One layer per contents entry where the budget allows; the VM step's changes on top.
-    const budget = spec.layering.maxLayers - (base?.layers.length ?? 0) - (needsVm(spec) ? 1 : 0);
+    const budget = layering.maxLayers - (base?.layers.length ?? 0) - (needsVm(spec) ? 1 : 0);
     if (budget < 1 && spec.contents.length > 0) {
-      throw new LayerInputError(`layering.maxLayers ${spec.layering.maxLayers} leaves no room: the base has ${base?.layers.length ?? 0} layers`);
+      throw new LayerInputError(`layering.maxLayers ${layering.maxLayers} leaves no room: the base has ${base?.layers.length ?? 0} layers`);
     }
-    const trees = [];
-    for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
-    const sizes = trees.map((tree) => tree.sortedEntries().reduce((sum, e) => sum + e.size, 0));
-    for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
-      const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, contentsOptions);
-      newLayers.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`));
-    }
+    const contentLayers = await cachedLayers({ kind: 'layered-contents', contents: spec.contents, budget }, async () => {
+      const made: NewLayer[] = [];
+      const trees = [];
+      for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
+      const sizes = trees.map((tree) => tree.sortedEntries().reduce((sum, e) => sum + e.size, 0));
+      for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
+        const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, contentsOptions);
+        made.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`));
+      }
+      return made;
+    });
+    newLayers.push(...contentLayers);
     if (needsVm(spec)) {
-      const empty = await resolveContents([], store, contentsOptions);
-      const top = await runVmStep(spec, empty, base, mtime, deps, newLayers.map((l) => l.layer.diffId));
-      newLayers.push(await storeLayer(top, 'baler: runAsRoot, extraCommands'));
+      const lowers = [...baseDiffIds, ...newLayers.map((l) => l.layer.diffId)];
+      newLayers.push(
+        ...(await cachedLayers({ kind: 'vm', lowers, contents: [], ...vmInputs }, async () => {
+          const empty = await resolveContents([], store, contentsOptions);
+          const top = await runVmStep(spec, empty, base, mtime, deps, newLayers.map((l) => l.layer.diffId));
+          return [await storeLayer(top, 'baler: runAsRoot, extraCommands')];
+        })),
+      );
     }
     if (newLayers.length === 0) newLayers.push(await storeLayer(await resolveContents([], store, contentsOptions), 'baler: empty'));
+  } else if (needsVm(spec)) {
+    newLayers.push(
+      ...(await cachedLayers({ kind: 'vm', lowers: baseDiffIds, contents: spec.contents, ...vmInputs }, async () => {
+        const contents = await resolveContents(spec.contents, store, contentsOptions);
+        return [await storeLayer(await runVmStep(spec, contents, base, mtime, deps, []), 'baler: contents, runAsRoot, extraCommands')];
+      })),
+    );
   } else {
-    const contents = await resolveContents(spec.contents, store, contentsOptions);
-    const tree = needsVm(spec) ? await runVmStep(spec, contents, base, mtime, deps, []) : contents;
-    newLayers.push(await storeLayer(tree, needsVm(spec) ? 'baler: contents, runAsRoot, extraCommands' : 'baler: contents'));
+    newLayers.push(
+      ...(await cachedLayers({ kind: 'contents', contents: spec.contents }, async () => [
+        await storeLayer(await resolveContents(spec.contents, store, contentsOptions), 'baler: contents'),
+      ])),
+    );
   }
 
   const image = assembleImage(
@@ -150,7 +199,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     imageId: image.configDigest,
     diffIds: image.layers.map((l) => l.diffId),
     layers,
-    archive: await storeArchive(image, spec, spec.format, spec.compression, store),
+    archive: await describeArchive(image, spec, spec.format, spec.compression, store),
   };
 }
 
@@ -166,13 +215,22 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
     const pulled = await pullImage(deps.store, from.ref, { registries: deps.registries ?? new Map(), architecture: spec.architecture, maxLayers: MAX_IMAGE_LAYERS - 1 });
     return loadStoredImage(deps.store, pulled.configDigest, pulled.layers);
   }
-  const imported = await importArchive(deps.store, from.blob, {
+  const importOptions = {
     name: spec.fromImageName,
     tag: spec.fromImageTag,
     architecture: spec.architecture,
     // This build adds one layer on top.
     maxLayers: MAX_IMAGE_LAYERS - 1,
-  });
+  };
+  // An archive is verified and stored layer by layer once; later builds on it read nothing.
+  const key = cacheKey('import', { blob: from.blob, ...importOptions });
+  const cached = deps.cache && !deps.noCache ? await deps.cache.get<ImportedImage>('import', key) : null;
+  if (cached && (await allStored(deps.store, [{ digest: cached.configDigest }, ...cached.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])]))) {
+    deps.onStep?.('import-cached', { blob: from.blob });
+    return loadStoredImage(deps.store, cached.configDigest, cached.layers);
+  }
+  const imported = await importArchive(deps.store, from.blob, importOptions);
+  await deps.cache?.set('import', key, imported);
   return loadStoredImage(deps.store, imported.configDigest, imported.layers);
 }
 

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../store/blob-store.ts';
+import { BlobRangeReader } from './blob-range-reader.ts';
 import type { LayerEntry } from './layer-entry.ts';
 import { TarStreamWriter, type TarWriteHeader } from './tar-writer.ts';
 import { TarSum } from './tarsum.ts';
@@ -18,6 +19,7 @@ export interface LayerTar {
 export function writeLayerTar(entries: Iterable<LayerEntry>, store: BlobStore, mtime?: number): LayerTar {
   const writer = new TarStreamWriter();
   const tarsum = new TarSum();
+  const reader = new BlobRangeReader(store);
 
   const done = (async () => {
     for (const entry of entries) {
@@ -42,13 +44,12 @@ export function writeLayerTar(entries: Iterable<LayerEntry>, store: BlobStore, m
         tarsum.update(entry.data.inline);
         await writer.add(header, entry.data.inline);
       } else {
-        const range = { start: entry.data.offset, end: entry.data.offset + entry.size - 1 };
-        await writer.addStream(header, await store.open(entry.data.blob, range), (chunk) => tarsum.update(chunk));
+        await writer.addStream(header, reader.read(entry.data.blob, entry.data.offset, entry.size), (chunk) => tarsum.update(chunk));
       }
     }
     await writer.finish();
     return tarsum.digest();
-  })();
+  })().finally(() => reader.close());
   done.catch((err: unknown) => writer.fail(err));
   return { stream: writer.stream, tarsum: done };
 }

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { TYPEFLAG_OF, type TarHeader } from './tar-entry.ts';
 
@@ -150,9 +149,19 @@ export class TarStreamWriter {
   private async push(chunk: Buffer): Promise<void> {
     if (this.stream.destroyed) throw new Error('tar stream was closed by its reader');
     if (!this.stream.write(chunk)) {
-      await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close').then(() => {
-        throw new Error('tar stream was closed by its reader');
-      })]);
+      // Both listeners go once either fires: waits must not pile up listeners on the stream.
+      await new Promise<void>((resolve, reject) => {
+        const settle = (err?: Error) => {
+          this.stream.off('drain', onDrain);
+          this.stream.off('close', onClose);
+          if (err) reject(err);
+          else resolve();
+        };
+        const onDrain = () => settle();
+        const onClose = () => settle(new Error('tar stream was closed by its reader'));
+        this.stream.once('drain', onDrain);
+        this.stream.once('close', onClose);
+      });
     }
   }
 
@@ -164,8 +173,8 @@ export class TarStreamWriter {
     if (body.length > 0) await this.push(Buffer.concat([body, Buffer.alloc(padding(body.length))]));
   }
 
-  /** An entry whose data comes from a stream of exactly `header.size` bytes. */
-  async addStream(header: TarWriteHeader, source: Readable, onChunk?: (chunk: Buffer) => void): Promise<void> {
+  /** An entry whose data comes from a stream (or chunks) of exactly `header.size` bytes. */
+  async addStream(header: TarWriteHeader, source: Readable | AsyncGenerator<Buffer>, onChunk?: (chunk: Buffer) => void): Promise<void> {
     await this.push(encodeHeader(header));
     let written = 0;
     try {
@@ -176,7 +185,7 @@ export class TarStreamWriter {
         await this.push(chunk);
       }
     } finally {
-      source.destroy();
+      if ('destroy' in source) source.destroy();
     }
     if (written !== header.size) throw new Error(`tar entry ${header.name}: ${written} bytes for a size of ${header.size}`);
     const pad = padding(written);

@@ -7,6 +7,10 @@ export const BUILD_QUEUE = 'baler-builds';
 export interface BuildJobData {
   buildId: string;
   spec: ResolvedSpec;
+  /** The build-cache key its result is recorded under; absent when it cannot be cached. */
+  cacheKey?: string;
+  /** `?noCache=true`: look nothing up in the caches. */
+  noCache?: boolean;
 }
 
 export function createBuildQueue(connection: ConnectionOptions): Queue<BuildJobData> {

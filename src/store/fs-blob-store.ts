@@ -112,7 +112,8 @@ export class FsBlobStore implements BlobStore {
       if (err.code === 'ENOENT') throw new BlobNotFoundError(digest);
       throw err;
     });
-    return handle.createReadStream({ start: range?.start, end: range?.end });
+    // 1 MiB reads: a layer streams in a few dozen chunks per 50 MB, not eight hundred.
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 1 << 20 });
   }
 
   async *list(): AsyncIterable<BlobInfo & { modifiedMs: number }> {

@@ -97,7 +97,7 @@ describe('a build result', () => {
     // What the archive holds for the top layer is the stored json.
     const image = await loadImage(store, second.imageId, second.layers);
     const archive = join(dir, 'b.tar');
-    await pipeline(writeDockerArchive(image, { name: 'b', tag: 'latest' }, 1), createWriteStream(archive));
+    await pipeline(writeDockerArchive(image, { name: 'b', tag: 'latest' }, 1, store), createWriteStream(archive));
     const inArchive = (await run('tar', ['-xOf', archive, `${second.layers[1]?.v1Id}/json`])).stdout;
     expect(inArchive).toBe(await text(await store.open(second.layers[1]!.v1Json)));
     await rm(dir, { recursive: true, force: true });

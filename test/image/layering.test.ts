@@ -1,12 +1,16 @@
 /** Layered builds (buildLayeredImage): the plan, and real builds through runBuild, read by skopeo. */
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imageOutput } from '../../src/builds/build-archive.ts';
 import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import { planContentLayers } from '../../src/image/layering.ts';
+import { loadImage } from '../../src/image/stored-image.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { run } from '../support/run.ts';
 
@@ -60,7 +64,8 @@ describe('layered builds', () => {
     expect(changed.diffIds.filter((d, i) => d !== roomy.diffIds[i])).toHaveLength(1);
 
     const archive = join(dir, 'layered.tar');
-    await run('sh', ['-c', `cat '${join(dir, 'blobs', 'sha256', first.archive.digest.slice(7))}' > '${archive}'`]);
+    const out = await imageOutput(await loadImage(store, first.imageId, first.layers), { name: 'layered', tag: 'latest', created: '1970-01-01T00:00:01Z' }, 'docker-archive', 'none', store);
+    await pipeline(out.stream, createWriteStream(archive));
     const inspect = await run('skopeo', ['inspect', '--config', `docker-archive:${archive}`]);
     expect(inspect.code, inspect.stderr).toBe(0);
     const config = JSON.parse(inspect.stdout) as { rootfs: { diff_ids: string[] }; history: unknown[] };

@@ -111,21 +111,26 @@ export async function uploadFile(service: Service, path: string): Promise<string
   return ((await res.json()) as { digest: string }).digest;
 }
 
-export async function submitBuild(service: Service, spec: unknown): Promise<string> {
-  const res = await fetch(`${service.url}/v1/builds`, {
+/**
+ * Submit a build and return its id: 202 (queued) or 201 (taken from the build cache).
+ * `noCache`: build it even if an identical spec was built before (tests of building itself).
+ */
+export async function submitBuild(service: Service, spec: unknown, opts: { noCache?: boolean } = {}): Promise<string> {
+  const res = await fetch(`${service.url}/v1/builds${opts.noCache ? '?noCache=true' : ''}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(spec),
   });
-  if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${await res.text()}`);
+  if (res.status !== 202 && res.status !== 201) throw new Error(`submit failed: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
 }
 
 export interface BuildView {
   id: string;
   status: string;
+  cachedFrom?: string;
   error?: { detail: string; status: number };
-  result?: { imageId: string; diffIds: string[]; archive: { digest: string; size: number; mediaType: string } };
+  result?: { imageId: string; diffIds: string[]; archive: { digest: string; size: number; mediaType: string; parts?: string[] } };
 }
 
 export async function waitForBuild(service: Service, id: string, timeoutMs = 120_000): Promise<BuildView> {

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
 import { hexOf } from '../../digest.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
-import { TarStreamWriter } from '../tar-writer.ts';
+import { assertStoredUncompressed } from './layer-compression.ts';
+import { writePlannedTar, type PlannedEntry } from './tar-plan.ts';
 
 export interface RepoTag {
   name: string;
@@ -12,11 +14,12 @@ export interface RepoTag {
 /**
  * The image as a `docker save` (v1.2) archive in the seed's layout: per layer `<id>/VERSION`,
  * `<id>/json`, `<id>/layer.tar`, then `<config-hex>.json`, `manifest.json` and `repositories`.
- * Entry order, times and owners are fixed, so equal images give equal bytes. Layer data is
- * streamed from each layer, never held.
+ * Entry order, times and owners are fixed, so equal images give equal bytes. Planned, not
+ * written: layer data is a range of the stored layer blob, so the archive can be assembled on
+ * download, with its exact length known before the first byte.
  */
-export function writeDockerArchive(image: Image, repoTag: RepoTag, mtime: number): Readable {
-  return writeMergedDockerArchive([{ image, repoTag }], mtime);
+export function planDockerArchive(image: Image, repoTag: RepoTag, mtime: number): PlannedEntry[] {
+  return planMergedDockerArchive([{ image, repoTag }], mtime);
 }
 
 /**
@@ -24,44 +27,52 @@ export function writeDockerArchive(image: Image, repoTag: RepoTag, mtime: number
  * mergeImages): layers the images share are written once, `manifest.json` lists every image,
  * `repositories` every tag.
  */
-export function writeMergedDockerArchive(images: Array<{ image: Image; repoTag: RepoTag }>, mtime: number): Readable {
-  const writer = new TarStreamWriter();
+export function planMergedDockerArchive(images: Array<{ image: Image; repoTag: RepoTag }>, mtime: number): PlannedEntry[] {
+  const entries: PlannedEntry[] = [];
   const file = { type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime };
   const text = (name: string, content: string) => {
-    const data = Buffer.from(content, 'utf8');
-    return writer.add({ ...file, name, size: data.length }, data);
+    const bytes = Buffer.from(content, 'utf8');
+    entries.push({ header: { ...file, name, size: bytes.length }, data: { bytes } });
   };
 
-  (async () => {
-    const written = new Set<string>();
-    const manifest: Array<{ Config: string; Layers: string[]; RepoTags: string[] }> = [];
-    const repositories: Record<string, Record<string, string>> = {};
-    for (const { image, repoTag } of images) {
-      for (const [i, legacy] of image.legacyLayers.entries()) {
-        const layer = image.layers[i];
-        if (!layer) throw new Error('image has fewer layers than legacy layer records');
-        if (written.has(legacy.id)) continue;
-        written.add(legacy.id);
-        await writer.add({ ...file, name: `${legacy.id}/`, type: 'directory', mode: 0o755, size: 0 });
-        await text(`${legacy.id}/VERSION`, '1.0');
-        await text(`${legacy.id}/json`, legacy.json);
-        await writer.addStream({ ...file, name: `${legacy.id}/layer.tar`, size: layer.size }, await layer.open());
-      }
-      const configName = `${hexOf(image.configDigest)}.json`;
-      if (!written.has(configName)) {
-        written.add(configName);
-        await text(configName, image.config);
-      }
-      const reference = `${repoTag.name}:${repoTag.tag}`;
-      const same = manifest.find((m) => m.Config === configName);
-      if (same) same.RepoTags.push(reference);
-      else manifest.push({ Config: configName, Layers: image.legacyLayers.map((l) => `${l.id}/layer.tar`), RepoTags: [reference] });
-      const top = image.legacyLayers.at(-1);
-      if (top) (repositories[repoTag.name] ??= {})[repoTag.tag] = top.id;
+  const written = new Set<string>();
+  const manifest: Array<{ Config: string; Layers: string[]; RepoTags: string[] }> = [];
+  const repositories: Record<string, Record<string, string>> = {};
+  for (const { image, repoTag } of images) {
+    for (const [i, legacy] of image.legacyLayers.entries()) {
+      const layer = image.layers[i];
+      if (!layer) throw new Error('image has fewer layers than legacy layer records');
+      if (written.has(legacy.id)) continue;
+      written.add(legacy.id);
+      assertStoredUncompressed(layer);
+      entries.push({ header: { ...file, name: `${legacy.id}/`, type: 'directory', mode: 0o755, size: 0 } });
+      text(`${legacy.id}/VERSION`, '1.0');
+      text(`${legacy.id}/json`, legacy.json);
+      entries.push({ header: { ...file, name: `${legacy.id}/layer.tar`, size: layer.size }, data: { blob: layer.digest, offset: 0 } });
     }
-    await text('manifest.json', canonicalJson(manifest));
-    await text('repositories', canonicalJson(repositories));
-    await writer.finish();
-  })().catch((err: unknown) => writer.fail(err));
-  return writer.stream;
+    const configName = `${hexOf(image.configDigest)}.json`;
+    if (!written.has(configName)) {
+      written.add(configName);
+      text(configName, image.config);
+    }
+    const reference = `${repoTag.name}:${repoTag.tag}`;
+    const same = manifest.find((m) => m.Config === configName);
+    if (same) same.RepoTags.push(reference);
+    else manifest.push({ Config: configName, Layers: image.legacyLayers.map((l) => `${l.id}/layer.tar`), RepoTags: [reference] });
+    const top = image.legacyLayers.at(-1);
+    if (top) (repositories[repoTag.name] ??= {})[repoTag.tag] = top.id;
+  }
+  text('manifest.json', canonicalJson(manifest));
+  text('repositories', canonicalJson(repositories));
+  return entries;
+}
+
+/** The archive of one image as a stream (layers read from `store`). */
+export function writeDockerArchive(image: Image, repoTag: RepoTag, mtime: number, store: BlobStore): Readable {
+  return writePlannedTar(planDockerArchive(image, repoTag, mtime), store);
+}
+
+/** The merged archive of several images as a stream. */
+export function writeMergedDockerArchive(images: Array<{ image: Image; repoTag: RepoTag }>, mtime: number, store: BlobStore): Readable {
+  return writePlannedTar(planMergedDockerArchive(images, mtime), store);
 }

@@ -1,14 +1,14 @@
 import type { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
 import type { BlobStore } from '../../store/blob-store.ts';
-import { pipeThrough } from '../../streams.ts';
+import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { Image } from '../image.ts';
-import { writeDockerArchive } from './docker-archive.ts';
+import { planDockerArchive } from './docker-archive.ts';
 import { writeDockerArchiveOci } from './docker-archive-oci.ts';
+import { gzipBytePlan } from './gzip-plan.ts';
 import type { CompressedLayerIndex, LayerCompression } from './layer-compression.ts';
 import { writeOciArchive } from './oci-archive.ts';
 import { writeRootfs } from './rootfs.ts';
-import { epochOf, type SinkOutput } from './tar-plan.ts';
+import { epochOf, planOutput, tarBytePlan, type SinkOutput } from './tar-plan.ts';
 
 /** Every archive form an image can be downloaded in (`GET /v1/builds/{id}/image?format=`). */
 export const IMAGE_FORMATS = ['docker-archive', 'docker-archive-oci', 'oci-archive', 'rootfs'] as const;
@@ -52,9 +52,28 @@ export interface ImageOutput extends SinkOutput {
   filename: string;
 }
 
-function gzipped(stream: Readable): SinkOutput {
-  // zlib's gzip header carries no name and mtime 0: the bytes depend only on the input.
-  return { stream: pipeThrough(stream, createGzip({ level: 6 })), mediaType: 'application/gzip' };
+/** A whole-stream gzip, compressed as it is read (no plan: size unknown until the end). */
+function gzipped(source: SinkOutput): SinkOutput {
+  let stream: Readable | undefined;
+  return {
+    mediaType: 'application/gzip',
+    get stream() {
+      return (stream ??= parallelGzip(source.stream));
+    },
+  };
+}
+
+/** The output with its download file name, without opening its stream. */
+function named(out: SinkOutput, filename: string): ImageOutput {
+  return {
+    filename,
+    mediaType: out.mediaType,
+    size: out.size,
+    plan: out.plan,
+    get stream() {
+      return out.stream;
+    },
+  };
 }
 
 /**
@@ -73,22 +92,23 @@ export async function writeImage(format: ImageFormat, image: Image, opts: ImageO
   const created = opts.created ?? (JSON.parse(image.config) as { created: string }).created;
   switch (format) {
     case 'docker-archive': {
-      const tar = writeDockerArchive(image, { name: opts.name, tag: opts.tag }, epochOf(created));
+      const tar = tarBytePlan(planDockerArchive(image, { name: opts.name, tag: opts.tag }, epochOf(created)));
       return compression === 'gzip'
-        ? { ...gzipped(tar), filename: `${base}.tar.gz` }
-        : { stream: tar, mediaType: 'application/x-tar', filename: `${base}.tar` };
+        ? named(planOutput(await gzipBytePlan(tar, opts.store, opts.layerIndex), opts.store, 'application/gzip'), `${base}.tar.gz`)
+        : named(planOutput(tar, opts.store, 'application/x-tar'), `${base}.tar`);
     }
     case 'docker-archive-oci': {
       const out = await writeDockerArchiveOci(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression: compression as 'none' | 'gzip' });
-      return { ...out, filename: `${base}.tar` };
+      return named(out, `${base}.tar`);
     }
     case 'oci-archive': {
       const out = await writeOciArchive(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression });
-      return { ...out, filename: `${base}.oci.tar` };
+      return named(out, `${base}.oci.tar`);
     }
     case 'rootfs': {
       const out = await writeRootfs(image, { store: opts.store });
-      return compression === 'gzip' ? { ...gzipped(out.stream), filename: `${base}.rootfs.tar.gz` } : { ...out, filename: `${base}.rootfs.tar` };
+      // A flattened rootfs reads many small ranges of the layers: compressed as a stream.
+      return compression === 'gzip' ? named(gzipped(out), `${base}.rootfs.tar.gz`) : named(out, `${base}.rootfs.tar`);
     }
   }
 }

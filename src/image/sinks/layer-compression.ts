@@ -4,11 +4,10 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { hexOf, isDigest, type Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { FsBlobStore } from '../../store/fs-blob-store.ts';
-import { pipeThrough } from '../../streams.ts';
+import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { Layer } from '../layer.ts';
 
 /** How layer blobs are written into an archive. */
@@ -22,18 +21,22 @@ export const OCI_LAYER_MEDIA_TYPES: Record<LayerCompression, string> = {
 
 /**
  * The exact method of each kind. Part of the cache key, so changing a level never serves a
- * blob made another way. gzip: Node's zlib (no file name, mtime 0, OS byte fixed by zlib).
+ * blob made another way. gzip: parallelGzip (pigz-style blocks compressed on the thread pool;
+ * the bytes do not depend on the thread count; no file name, mtime 0, fixed OS byte).
  * zstd: Debian's `zstd` binary, one worker (`-T1`: the output does not depend on the CPU
  * count), no progress output; reading stdin, it records no content size.
  */
 export const GZIP_LEVEL = 6;
 export const ZSTD_LEVEL = 3;
 export const ZSTD_BIN = 'zstd';
-const METHODS = { gzip: `gzip-${GZIP_LEVEL}`, zstd: `zstd-${ZSTD_LEVEL}` } as const;
+const METHODS = { gzip: `pgzip-${GZIP_LEVEL}-b128k`, zstd: `zstd-${ZSTD_LEVEL}` } as const;
 
 export interface CompressedBlob {
   digest: Digest;
   size: number;
+  /** For deflate pieces (gzip-plan.ts): the CRC-32 and length of the uncompressed bytes. */
+  crc32?: number;
+  rawLength?: number;
 }
 
 /** Remembers which stored blob is the compressed form of which layer. */
@@ -61,7 +64,9 @@ export class FsCompressedLayerIndex implements CompressedLayerIndex {
       const entry = JSON.parse(await readFile(this.pathOf(method, diffId), 'utf8')) as Partial<CompressedBlob & { diffId: string; method: string }>;
       if (entry.diffId !== diffId || entry.method !== method) return null;
       if (typeof entry.digest !== 'string' || !isDigest(entry.digest) || !Number.isSafeInteger(entry.size)) return null;
-      return { digest: entry.digest, size: entry.size as number };
+      const blob: CompressedBlob = { digest: entry.digest, size: entry.size as number };
+      if (Number.isSafeInteger(entry.crc32) && Number.isSafeInteger(entry.rawLength)) Object.assign(blob, { crc32: entry.crc32, rawLength: entry.rawLength });
+      return blob;
     } catch {
       return null;
     }
@@ -72,7 +77,7 @@ export class FsCompressedLayerIndex implements CompressedLayerIndex {
     await mkdir(join(this.dir, method), { recursive: true });
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await writeFile(tmp, JSON.stringify({ diffId, method, digest: blob.digest, size: blob.size }));
+      await writeFile(tmp, JSON.stringify({ diffId, method, ...blob }));
       await rename(tmp, path);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -118,7 +123,7 @@ export function assertStoredUncompressed(layer: Layer): void {
 /** Compress a stream; `done` settles when the compressor has finished (or failed). */
 export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { stream: Readable; done: Promise<void> } {
   if (kind === 'gzip') {
-    const gzip = pipeThrough(source, createGzip({ level: GZIP_LEVEL }));
+    const gzip = parallelGzip(source, { level: GZIP_LEVEL });
     const done = new Promise<void>((resolve, reject) => {
       gzip.once('end', resolve);
       gzip.once('error', reject);

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
-import { encodeHeader, padding, TarStreamWriter, type TarWriteHeader } from '../tar-writer.ts';
+import { encodeHeader, padding, type TarWriteHeader } from '../tar-writer.ts';
+import { compactPlan, openPlan, planSize, type BytePlan, type Segment } from './byte-plan.ts';
 
 /** Where a planned entry's bytes come from: held (small JSON), or a range of a stored blob. */
 export type PlannedData = { bytes: Buffer } | { blob: Digest; offset: number };
@@ -13,21 +14,45 @@ export interface PlannedEntry {
   data?: PlannedData;
 }
 
-/** The output of a sink: the stream, and its exact length when known before writing. */
+/**
+ * The output of a sink. `plan` when the bytes are decided up front (exact size, any range
+ * readable alone); otherwise only a stream (compressed on the fly). `stream` is made on first
+ * access, so asking only for the plan opens nothing.
+ */
 export interface SinkOutput {
-  stream: Readable;
+  readonly stream: Readable;
   /** Bytes the stream will give (for `Content-Length`); undefined when compressed on the fly. */
-  size?: number;
-  mediaType: string;
+  readonly size?: number;
+  readonly mediaType: string;
+  readonly plan?: BytePlan;
 }
 
-const END_OF_ARCHIVE = 1024;
+const END_OF_ARCHIVE = Buffer.alloc(1024);
+const ZEROS = Buffer.alloc(512);
+
+/** The tar of these entries as a byte plan: each header, its data, its padding, the end. */
+export function tarBytePlan(entries: Iterable<PlannedEntry>): Segment[] {
+  const plan: Segment[] = [];
+  for (const { header, data } of entries) {
+    plan.push({ bytes: encodeHeader(header) });
+    if (header.size === 0) continue;
+    if (!data) throw new Error(`tar entry ${header.name}: ${header.size} bytes planned but no data`);
+    if ('bytes' in data) {
+      if (data.bytes.length !== header.size) throw new Error(`tar entry ${header.name}: ${data.bytes.length} bytes for a size of ${header.size}`);
+      plan.push({ bytes: data.bytes });
+    } else {
+      plan.push({ blob: data.blob, offset: data.offset, length: header.size });
+    }
+    const pad = padding(header.size);
+    if (pad > 0) plan.push({ bytes: ZEROS.subarray(0, pad) });
+  }
+  plan.push({ bytes: END_OF_ARCHIVE });
+  return compactPlan(plan);
+}
 
 /** The exact size of the tar `writePlannedTar` writes for these entries. */
 export function plannedTarSize(entries: Iterable<PlannedEntry>): number {
-  let size = END_OF_ARCHIVE;
-  for (const { header } of entries) size += encodeHeader(header).length + header.size + padding(header.size);
-  return size;
+  return planSize(tarBytePlan(entries));
 }
 
 /**
@@ -35,26 +60,25 @@ export function plannedTarSize(entries: Iterable<PlannedEntry>): number {
  * (one entry open at a time, never a whole layer in memory). A failure destroys the stream.
  */
 export function writePlannedTar(entries: readonly PlannedEntry[], store: BlobStore): Readable {
-  const writer = new TarStreamWriter();
-  (async () => {
-    for (const { header, data } of entries) {
-      if (!data || header.size === 0) {
-        await writer.add(header);
-      } else if ('bytes' in data) {
-        await writer.add(header, data.bytes);
-      } else {
-        const range = { start: data.offset, end: data.offset + header.size - 1 };
-        await writer.addStream(header, await store.open(data.blob, range));
-      }
-    }
-    await writer.finish();
-  })().catch((err: unknown) => writer.fail(err));
-  return writer.stream;
+  return openPlan(tarBytePlan(entries), store);
+}
+
+/** A sink output over a byte plan: exact size, stream opened on first access. */
+export function planOutput(plan: BytePlan, store: BlobStore, mediaType: string): SinkOutput {
+  let stream: Readable | undefined;
+  return {
+    mediaType,
+    plan,
+    size: planSize(plan),
+    get stream() {
+      return (stream ??= openPlan(plan, store));
+    },
+  };
 }
 
 /** A tar as planned: the stream and its exact size. */
 export function plannedTar(entries: readonly PlannedEntry[], store: BlobStore, mediaType = 'application/x-tar'): SinkOutput {
-  return { stream: writePlannedTar(entries, store), size: plannedTarSize(entries), mediaType };
+  return planOutput(tarBytePlan(entries), store, mediaType);
 }
 
 /** RFC 3339 → seconds since the epoch (what tar headers carry). */

@@ -156,8 +156,8 @@ describe('compressedLayer', () => {
     const index = new CountingIndex(new FsCompressedLayerIndex(join(first.store.root, 'index', 'compressed-layers')));
     const gz = await compressedLayer(first.store, layer, 'gzip', index);
     expect(index.sets).toBe(0); // the archives above already made it
-    const file = join(first.store.root, 'index/compressed-layers/gzip-6', `${hexOf(layer.diffId)}.json`);
-    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ diffId: layer.diffId, method: 'gzip-6', digest: gz.digest, size: gz.size });
+    const file = join(first.store.root, 'index/compressed-layers/pgzip-6-b128k', `${hexOf(layer.diffId)}.json`);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ diffId: layer.diffId, method: 'pgzip-6-b128k', digest: gz.digest, size: gz.size });
     expect(await first.store.stat(gz.digest)).toEqual({ digest: gz.digest, size: gz.size });
     expect(await compressedLayer(first.store, layer, 'none', index)).toEqual({ digest: layer.diffId, size: layer.size });
 
@@ -218,8 +218,10 @@ describe('writeImage (the formats the API offers)', () => {
     expect(oci.filename).toBe('baler-test_sinks-1.0.oci.tar');
     expect((await saveOutput(oci, join(inputs.dir, 'default.tar'))).digest).toBe(digests.gzip);
     const seed = await writeImage('docker-archive', first.image, { ...opts, compression: 'none' });
-    expect([seed.filename, seed.size, seed.mediaType]).toEqual(['baler-test_sinks-1.0.tar', undefined, 'application/x-tar']);
+    expect([seed.filename, seed.mediaType]).toEqual(['baler-test_sinks-1.0.tar', 'application/x-tar']);
     const skopeoPath = join(inputs.dir, 'seed.tar');
+    // Planned: its exact size is known before a byte is read (saveOutput checks it).
+    expect(seed.size).toBeGreaterThan(0);
     await saveOutput(seed, skopeoPath);
     expect((await run('skopeo', ['inspect', `docker-archive:${skopeoPath}`])).code).toBe(0);
   });

@@ -113,7 +113,7 @@ async function seedArchive(work: string, store: BlobStore, baseTar: string): Pro
     [await storedLayer(store, baseTar), await storedLayer(store, await upperLayerTar(work))],
   );
   const path = join(work, 'seed.tar');
-  await pipeline(writeDockerArchive(image, { name: 'seed/img', tag: '1' }, Date.parse(created) / 1000), createWriteStream(path));
+  await pipeline(writeDockerArchive(image, { name: 'seed/img', tag: '1' }, Date.parse(created) / 1000, store), createWriteStream(path));
   return { path, image };
 }
 

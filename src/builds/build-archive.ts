@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import type { Digest } from '../digest.ts';
+import type { Image } from '../image/image.ts';
+import { digestPlan } from '../image/sinks/byte-plan.ts';
+import { writeImage, type ImageOutput } from '../image/sinks/formats.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { Compression, OutputFormat, ResolvedSpec } from './spec.ts';
+
+/**
+ * A build's image archive as the result records it. The archive itself is not stored: it is
+ * assembled from the stored layer, config and compressed-piece blobs on each download, and
+ * its bytes are deterministic, so `digest` and `size` hold for every download.
+ */
+export interface ArchiveInfo {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  format: OutputFormat;
+  compression: Compression;
+  /** For Content-Disposition, e.g. `name-tag.tar.gz`. */
+  filename: string;
+  /** Every stored blob the archive is assembled from (kept while the build is). */
+  parts?: Digest[];
+}
+
+type SpecNames = Pick<ResolvedSpec, 'name' | 'tag' | 'created'>;
+
+/** The image in one output format, ready to stream (and, when planned, to read by range). */
+export function imageOutput(image: Image, spec: SpecNames, format: OutputFormat, compression: Compression, store: BlobStore): Promise<ImageOutput> {
+  return writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created });
+}
+
+/**
+ * What the archive of `format`/`compression` will be: made ready (compressed pieces stored),
+ * read once to learn its digest, nothing else stored.
+ */
+export async function describeArchive(image: Image, spec: SpecNames, format: OutputFormat, compression: Compression, store: BlobStore): Promise<ArchiveInfo> {
+  const out = await imageOutput(image, spec, format, compression, store);
+  let sum: { digest: Digest; size: number };
+  if (out.plan) {
+    sum = await digestPlan(out.plan, store);
+  } else {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of out.stream as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    sum = { digest: `sha256:${hash.digest('hex')}`, size };
+  }
+  const parts = out.plan ? [...new Set(out.plan.flatMap((s) => ('blob' in s ? [s.blob] : [])))] : [];
+  return { ...sum, mediaType: out.mediaType, format, compression, filename: out.filename, parts };
+}

@@ -1,0 +1,39 @@
+import type { Digest } from '../digest.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { BuildRecord } from './build-record.ts';
+import { cacheKey, type ResultCache } from './result-cache.ts';
+import type { BuildResult } from './run-build.ts';
+import type { ResolvedSpec } from './spec.ts';
+
+/** A finished build as the build cache keeps it. */
+export interface CachedBuild {
+  buildId: string;
+  result: BuildResult;
+}
+
+/**
+ * The build-cache key of a resolved spec: its canonical hash with everything it builds from
+ * pinned (blob digests are in the spec; an earlier build as base by its image id). Null when
+ * the input can change under the same spec: a registry tag (it may be moved).
+ */
+export function buildCacheKey(spec: ResolvedSpec, opts: { base?: BuildRecord; allowDevices: boolean }): string | null {
+  const from = spec.fromImage;
+  if (from && 'ref' in from && !from.ref.includes('@sha256:')) return null;
+  if (from && 'build' in from && !opts.base?.result) return null;
+  // Queue order is not part of the image.
+  const { priority: _priority, ...inputs } = spec;
+  return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices });
+}
+
+/** Every blob a result is made of, so a hit is only taken when all are still stored. */
+function blobsOf(result: BuildResult): Digest[] {
+  return [result.imageId, ...result.diffIds, ...result.layers.flatMap((l) => [l.diffId, l.v1Json]), ...(result.archive.parts ?? [])];
+}
+
+/** The cached result for `key`, if every blob it names is still stored. */
+export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<CachedBuild | null> {
+  const hit = await cache.get<CachedBuild>('build', key);
+  if (!hit?.result) return null;
+  for (const digest of new Set(blobsOf(hit.result))) if (!(await store.stat(digest))) return null;
+  return hit;
+}

@@ -1,0 +1,81 @@
+import type { Digest } from '../../digest.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
+import { deflateBytesPiece, deflatePiece } from '../gzip/deflate-piece.ts';
+import { crc32Combine, FINAL_EMPTY_BLOCK, GZIP_HEADER, gzipTrailer } from '../gzip/gzip-frame.ts';
+import { compactPlan, type BytePlan, type Segment } from './byte-plan.ts';
+import { defaultLayerIndex, type CompressedLayerIndex } from './layer-compression.ts';
+
+/**
+ * How a blob's deflate piece is made; part of its cache key, so a change of level or block
+ * size never serves a piece made another way.
+ */
+export const DEFLATE_PIECE_METHOD = 'deflate-piece-v1-l6-b128k';
+
+interface Piece {
+  segment: Segment;
+  crc32: number;
+  rawLength: number;
+}
+
+/**
+ * The whole blob as a raw deflate piece (not final, byte-aligned) kept in the store, made on
+ * first use and found by the index afterwards: a layer shared by a hundred images is
+ * compressed, and stored compressed, once.
+ */
+async function blobPiece(store: BlobStore, blob: Digest, length: number, index: CompressedLayerIndex): Promise<Piece> {
+  const cached = await index.get(DEFLATE_PIECE_METHOD, blob);
+  if (cached && cached.crc32 !== undefined && cached.rawLength === length) {
+    const info = await store.stat(cached.digest);
+    if (info && info.size === cached.size) return { segment: { blob: cached.digest, offset: 0, length: cached.size }, crc32: cached.crc32, rawLength: length };
+  }
+  const source = await store.open(blob);
+  const { stream, info } = deflatePiece(source);
+  let put;
+  let made;
+  try {
+    [put, made] = await Promise.all([store.put(stream), info]);
+  } catch (err) {
+    source.destroy();
+    stream.destroy();
+    throw err;
+  }
+  if (made.rawLength !== length) {
+    throw new Error(`blob ${blob} has ${made.rawLength} bytes; a gzip plan takes whole blobs only (${length} planned)`);
+  }
+  await index.set(DEFLATE_PIECE_METHOD, blob, { digest: put.digest, size: put.size, crc32: made.crc32, rawLength: made.rawLength });
+  return { segment: { blob: put.digest, offset: 0, length: put.size }, crc32: made.crc32, rawLength: made.rawLength };
+}
+
+/**
+ * The gzip of a byte plan, itself a byte plan: one gzip member whose deflate stream is the
+ * concatenation of pieces (pigz's trick: each piece ends byte-aligned with a sync flush), so
+ * held bytes (tar headers, JSON) are compressed per request in microseconds and each whole
+ * blob (a layer) is compressed once and reused. The result has an exact size and supports
+ * ranges like the uncompressed plan. Blob ranges that are not whole blobs are refused: such
+ * plans (a flattened rootfs) are compressed as a stream instead.
+ */
+export async function gzipBytePlan(plan: BytePlan, store: BlobStore, index: CompressedLayerIndex = defaultLayerIndex(store)): Promise<Segment[]> {
+  const out: Segment[] = [{ bytes: GZIP_HEADER }];
+  let crc = 0;
+  let rawLength = 0;
+  for (const s of plan) {
+    let piece: Piece;
+    if ('bytes' in s) {
+      const made = await deflateBytesPiece(s.bytes);
+      piece = { segment: { bytes: made.bytes }, crc32: made.crc32, rawLength: made.rawLength };
+    } else {
+      if (s.offset !== 0) throw new Error(`a gzip plan takes whole blobs only, not ${s.blob} from offset ${s.offset}`);
+      piece = await blobPiece(store, s.blob, s.length, index);
+    }
+    crc = crc32Combine(crc, piece.crc32, piece.rawLength);
+    rawLength += piece.rawLength;
+    out.push(piece.segment);
+  }
+  out.push({ bytes: Buffer.concat([FINAL_EMPTY_BLOCK, gzipTrailer(crc, rawLength)]) });
+  return compactPlan(out);
+}
+
+/** Whether `gzipBytePlan` takes this plan: every blob segment is a whole blob from its start. */
+export function isWholeBlobPlan(plan: BytePlan): boolean {
+  return plan.every((s) => 'bytes' in s || s.offset === 0);
+}
