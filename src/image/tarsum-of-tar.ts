@@ -1,12 +1,13 @@
 import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { LayerInputError, normalizeLayerPath } from './layer-entry.ts';
+import { BlobRangeReader } from './blob-range-reader.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from './tar-index.ts';
 import { TarSum } from './tarsum.ts';
 
 /**
  * The legacy `tarsum.v1` of an uncompressed tar in the store: one pass of the tar index over
- * the blob, each regular file's data read by range. Nothing is held in memory but one entry's
+ * the blob, the files' data read beside it in order. Nothing is held in memory but one entry's
  * header. `onEntry` sees every header first (to validate paths, count entries, …) and may
  * throw to stop. Throws TarFormatError when the blob is not a tar.
  */
@@ -16,13 +17,16 @@ export async function tarsumOfStoredTar(
   onEntry?: (entry: IndexedTarEntry) => void,
 ): Promise<string> {
   const sum = new TarSum();
-  for await (const entry of indexTar(await store.open(digest))) {
-    onEntry?.(entry);
-    sum.beginEntry(entry);
-    if (entry.size > 0) {
-      const data = await store.open(digest, { start: entry.dataOffset, end: entry.dataOffset + entry.size - 1 });
-      for await (const chunk of data as AsyncIterable<Buffer>) sum.update(chunk);
+  // A second sequential read beside the index's: one open for all the entries' data.
+  const reader = new BlobRangeReader(store);
+  try {
+    for await (const entry of indexTar(await store.open(digest))) {
+      onEntry?.(entry);
+      sum.beginEntry(entry);
+      for await (const chunk of reader.read(digest, entry.dataOffset, entry.size)) sum.update(chunk);
     }
+  } finally {
+    reader.close();
   }
   return sum.digest();
 }

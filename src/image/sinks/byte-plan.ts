@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Digest } from '../../digest.ts';
 import type { BlobStore, ByteRange } from '../../store/blob-store.ts';
+import { BlobRangeReader } from '../blob-range-reader.ts';
 
 /**
  * A byte string decided before any byte is read: held bytes (tar headers, JSON, padding) and
@@ -60,31 +61,23 @@ export function openPlan(plan: BytePlan, store: BlobStore, range?: ByteRange): R
   const start = range?.start ?? 0;
   const end = range ? range.end + 1 : planSize(plan);
   async function* bytes(): AsyncGenerator<Buffer> {
-    let at = 0;
-    for (const s of plan) {
-      const length = 'bytes' in s ? s.bytes.length : s.length;
-      const from = Math.max(start, at);
-      const to = Math.min(end, at + length);
-      if (from < to) {
-        if ('bytes' in s) {
-          yield s.bytes.subarray(from - at, to - at);
-        } else {
-          const wanted = to - from;
-          const source = await store.open(s.blob, { start: s.offset + (from - at), end: s.offset + (to - at) - 1 });
-          let got = 0;
-          try {
-            for await (const chunk of source as AsyncIterable<Buffer>) {
-              got += chunk.length;
-              yield chunk;
-            }
-          } finally {
-            source.destroy();
-          }
-          if (got !== wanted) throw new Error(`blob ${s.blob} gave ${got} bytes where ${wanted} were planned`);
+    // Ranges of one blob in ascending order (a flattened rootfs) share one open stream.
+    const reader = new BlobRangeReader(store);
+    try {
+      let at = 0;
+      for (const s of plan) {
+        const length = 'bytes' in s ? s.bytes.length : s.length;
+        const from = Math.max(start, at);
+        const to = Math.min(end, at + length);
+        if (from < to) {
+          if ('bytes' in s) yield s.bytes.subarray(from - at, to - at);
+          else yield* reader.read(s.blob, s.offset + (from - at), to - from);
         }
+        at += length;
+        if (at >= end) break;
       }
-      at += length;
-      if (at >= end) break;
+    } finally {
+      reader.close();
     }
   }
   return Readable.from(bytes(), { objectMode: false, highWaterMark: 1 << 20 });
