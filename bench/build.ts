@@ -376,11 +376,16 @@ interface BigResult {
   archiveBytes: number;
   compression: string;
   peaks: PhasePeaks | undefined;
+  /** Others' CPU use (cores) over the phase. */
+  foreign: number;
 }
 
 interface ApiResult {
   idle: CannonResult;
   drain: CannonResult;
+  /** Others' CPU use (cores) during each autocannon run. */
+  idleForeign: number;
+  drainForeign: number;
   enqueueMs: number;
   retried429: number;
   drainMs: number;
@@ -708,19 +713,32 @@ async function main(): Promise<void> {
           monitor.phase('API idle (autocannon)');
           const getUrl = `${svc.url}/v1/builds/${lastABuild}`;
           progress(`autocannon GET /v1/builds/{id}, ${CONNECTIONS} connections, ${CANNON_S} s, idle`);
+          const quietApi = async (what: string): Promise<void> => {
+            if (QUIET_WAIT_S > 0 && (await waitForQuiet(QUIET_WAIT_S * 1000)) < 0) progress(`${what}: other QEMU processes still running after ${QUIET_WAIT_S} s; going on`);
+            if (CPU_WAIT_S > 0) {
+              const q = await cpu.waitForQuiet(CPU_WAIT_S * 1000, CPU_QUIET_CORES);
+              if (q.waitedMs < 0) progress(`${what}: others still used ${q.cores.toFixed(2)} cores after ${CPU_WAIT_S} s; going on`);
+            }
+          };
+          await quietApi('API idle');
+          let mark = cpu.mark();
           const idle = await autocannon(getUrl, { connections: CONNECTIONS, durationS: CANNON_S });
-          progress(`idle: ${idle.reqPerSec.toFixed(0)} req/s, p99 ${idle.p99} ms, non-2xx ${idle.non2xx}, errors ${idle.errors}`);
+          const idleForeign = cpu.foreignCores(mark);
+          progress(`idle: ${idle.reqPerSec.toFixed(0)} req/s, p99 ${idle.p99} ms, non-2xx ${idle.non2xx}, errors ${idle.errors} [others: ${idleForeign.toFixed(2)} cores]`);
           checkInterrupted();
 
           monitor.phase(`${QUEUE_BUILDS} builds draining`);
+          await quietApi('queue drain');
           progress(`enqueueing ${QUEUE_BUILDS} tiny builds`);
           const drainT0 = Date.now();
           const enq = await enqueueTinyBuilds(baler.client, QUEUE_BUILDS, 16, `q${process.pid}`);
           progress(`enqueued in ${fmtMs(enq.ms)} ms (${enq.retried429} answers 429, retried); autocannon while they drain`);
           const cannonStart = Date.now();
+          mark = cpu.mark();
           const drain = await autocannon(getUrl, { connections: CONNECTIONS, durationS: CANNON_S });
+          const drainForeign = cpu.foreignCores(mark);
           const cannonEnd = Date.now();
-          progress(`during drain: ${drain.reqPerSec.toFixed(0)} req/s, p99 ${drain.p99} ms, non-2xx ${drain.non2xx}, errors ${drain.errors}`);
+          progress(`during drain: ${drain.reqPerSec.toFixed(0)} req/s, p99 ${drain.p99} ms, non-2xx ${drain.non2xx}, errors ${drain.errors} [others: ${drainForeign.toFixed(2)} cores]`);
           const lastId = enq.ids[enq.ids.length - 1] as string;
           const drainDeadline = Date.now() + 30 * 60_000;
           let views: BuildView[] = [];
@@ -738,6 +756,8 @@ async function main(): Promise<void> {
           const api: ApiResult = {
             idle,
             drain,
+            idleForeign,
+            drainForeign,
             enqueueMs: enq.ms,
             retried429: enq.retried429,
             drainMs: Math.max(...finishedAt) - drainT0,
@@ -753,7 +773,9 @@ async function main(): Promise<void> {
           // 6. the 2 GiB image
           let big: BigResult | undefined;
           if (BIG) {
+            await quietApi('big image');
             monitor.phase(`${BIG_BYTES / MiB} MiB image`);
+            const bigMark = cpu.mark();
             const bigTar = join(work, 'big.tar');
             progress(`big: writing a ${BIG_BYTES / MiB} MiB tar of random files (streamed)`);
             const tg = process.hrtime.bigint();
@@ -788,6 +810,7 @@ async function main(): Promise<void> {
               archiveBytes: dl.bytes,
               compression: BIG_COMPRESSION,
               peaks,
+              foreign: cpu.foreignCores(bigMark),
             };
             progress(`big: downloaded ${dl.bytes} bytes in ${fmtMs(downloadMs)} ms; worker peak ${mib(peaks?.peak.worker)} MiB`);
             stores.push(await storeUsage(svc.dataDir, `after the ${BIG_BYTES / MiB} MiB image`, baler.succeeded));
@@ -933,11 +956,11 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
     [false, true, true, true, true, false],
   );
 
-  const cannonRow = (what: string, c: CannonResult): string[] => [what, c.reqPerSec.toFixed(0), String(c.p50), String(c.p99), String(c.maxMs), String(c.total), String(c.non2xx), String(c.errors + c.timeouts)];
+  const cannonRow = (what: string, c: CannonResult, foreignCores: number): string[] => [what, c.reqPerSec.toFixed(0), String(c.p50), String(c.p99), String(c.maxMs), String(c.total), String(c.non2xx), String(c.errors + c.timeouts), foreignCores.toFixed(2)];
   const apiTable = markdownTable(
-    [`GET /v1/builds/{id} (autocannon, ${CONNECTIONS} connections, ${CANNON_S} s)`, 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors'],
-    [cannonRow('idle (nothing queued)', api.idle), cannonRow(`while ${api.builds} tiny builds drain`, api.drain)],
-    [false, true, true, true, true, true, true, true],
+    [`GET /v1/builds/{id} (autocannon, ${CONNECTIONS} connections, ${CANNON_S} s)`, 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors', "others' cores"],
+    [cannonRow('idle (nothing queued)', api.idle, api.idleForeign), cannonRow(`while ${api.builds} tiny builds drain`, api.drain, api.drainForeign)],
+    [false, true, true, true, true, true, true, true, true],
   );
   const queueTable = markdownTable(
     ['queue', 'value'],
@@ -961,6 +984,7 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
           ['download (GET …/image)', `${fmtMs(big.downloadMs)} ms, ${(big.archiveBytes / MiB).toFixed(0)} MiB`],
           ['worker peak RSS during this phase', `${mib(big.peaks?.peak.worker)} MiB (target < 200 MB)`],
           ['API peak RSS during this phase', `${mib(big.peaks?.peak.api)} MiB`],
+          ["others' CPU use over this phase", `${big.foreign.toFixed(2)} cores of ${m.nproc}`],
         ],
         [false, false],
       )
