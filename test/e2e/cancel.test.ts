@@ -15,7 +15,9 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-cancel-'));
   vmTmp = join(work, 'vm-tmp');
   await mkdir(vmTmp);
-  service = await startService({ BALER_VM_TMPDIR: vmTmp });
+  // No warm VMs: these tests check that a step's VM and files are gone afterwards, and a
+  // pool keeps its next VM waiting in the same temp dir by design (test/vm covers the pool).
+  service = await startService({ BALER_VM_TMPDIR: vmTmp, BALER_VM_POOL: '0' });
 }, 60_000);
 
 afterAll(async () => {

@@ -88,7 +88,9 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-vm-e2e-'));
   vmTmp = join(work, 'vm-tmp');
   await mkdir(vmTmp);
-  service = await startService({ BALER_VM_TMPDIR: vmTmp });
+  // No warm VMs: these tests check that a step's VM and files are gone afterwards, and a
+  // pool keeps its next VM waiting in the same temp dir by design (test/vm covers the pool).
+  service = await startService({ BALER_VM_TMPDIR: vmTmp, BALER_VM_POOL: '0' });
   const base = await uploadFile(
     service,
     await baseImageTar({ 'etc/base-file': 'delete me\n', 'some/dir/old1': 'old\n', 'some/dir/sub/old2': 'old\n' }),

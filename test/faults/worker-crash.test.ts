@@ -23,7 +23,9 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-faults-'));
   vmTmp = join(work, 'vm-tmp');
   await mkdir(vmTmp);
-  service = await startService({ BALER_VM_TMPDIR: vmTmp, BALER_JOB_LOCK_MS: '4000', BALER_STALLED_CHECK_MS: '2000' });
+  // No warm VMs: these tests check that a step's VM and files are gone afterwards, and a
+  // pool keeps its next VM waiting in the same temp dir by design (test/vm covers the pool).
+  service = await startService({ BALER_VM_TMPDIR: vmTmp, BALER_VM_POOL: '0', BALER_JOB_LOCK_MS: '4000', BALER_STALLED_CHECK_MS: '2000' });
   busybox = await uploadFile(service, await busyboxTar());
 }, 60_000);
 
