@@ -190,9 +190,6 @@ function isCached(b: BuildView): boolean {
 }
 
 class Baler {
-  /** `?noCache=true` while the server takes it; '' after a 400 for it (see submit()). */
-  noCacheQuery = '?noCache=true';
-  noCacheRejected = '';
   succeeded = 0;
 
   constructor(readonly svc: BalerService) {}
@@ -210,17 +207,8 @@ class Baler {
   }
 
   async submit(spec: unknown, noCache: boolean): Promise<BuildView> {
-    const query = noCache ? this.noCacheQuery : '';
+    const query = noCache ? '?noCache=true' : '';
     const r = await this.client.json<BuildView>('POST', `/v1/builds${query}`, spec);
-    if (r.status === 400 && query && /nocache|querystring|query/i.test(r.text)) {
-      // TODO(noCache): the server does not take ?noCache=true yet (being added in parallel);
-      // builds go without it until it does, so a build-cache hit could hide a rebuild. Remove
-      // this fallback once the parameter has landed.
-      this.noCacheQuery = '';
-      this.noCacheRejected = r.text.slice(0, 300);
-      progress(`TODO(noCache): the server rejected ?noCache=true with 400 (${this.noCacheRejected}); submitting without it`);
-      return this.submit(spec, noCache);
-    }
     if (r.status < 200 || r.status >= 300) throw new Error(`POST /v1/builds${query}: ${r.status} ${r.text.slice(0, 1000)}`);
     return r.body;
   }
@@ -1005,9 +993,7 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
     [false, true, true],
   );
 
-  const noCacheNote = baler.noCacheRejected
-    ? `REJECTED by the server (400: ${baler.noCacheRejected}); builds were submitted without it (TODO(noCache) in bench/build.ts)`
-    : n.noCacheServedCached > 0
+  const noCacheNote = n.noCacheServedCached > 0
       ? `accepted, but ${n.noCacheServedCached} noCache build(s) came back marked cached`
       : 'accepted (no noCache build came back marked cached)';
   const machineLines = [
