@@ -68,7 +68,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const hit = opts.cache && cacheKey && !noCache ? await findCachedBuild(opts.cache, store, cacheKey) : null;
         const id = newBuildId();
         const record: BuildRecord = hit
-          ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cachedFrom: hit.buildId, result: hit.result }
+          ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
         const queued = await builds.create(record, opts.tenantMaxQueued);
         if (queued === null) {
@@ -78,7 +78,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         if (hit) {
           await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
           request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
-          return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cachedFrom: hit.buildId } };
+          return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
         await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
         request.log.info({ buildId: id }, 'build queued');

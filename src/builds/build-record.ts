@@ -16,7 +16,8 @@ export interface BuildRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
-  /** Set when the result came from the build cache: the build that made it. */
+  /** True when the result came from the build cache; `cachedFrom` is the build that made it. */
+  cached?: boolean;
   cachedFrom?: string;
   /** Set when the build failed: why, as a problem object. */
   error?: ProblemBody;

@@ -22,11 +22,11 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function submit(spec: unknown, query = ''): Promise<{ status: number; body: { id: string; status: string; cachedFrom?: string } }> {
+async function submit(spec: unknown, query = ''): Promise<{ status: number; body: { id: string; status: string; cached?: boolean; cachedFrom?: string } }> {
   const res = await fetch(`${service.url}/v1/builds${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
-  return { status: res.status, body: (await res.json()) as { id: string; status: string; cachedFrom?: string } };
+  return { status: res.status, body: (await res.json()) as { id: string; status: string; cached?: boolean; cachedFrom?: string } };
 }
-const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView & { result: { layers: unknown[] } };
+const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView & { cached?: boolean; result: { layers: unknown[] } };
 const logOf = async (id: string) => (await fetch(`${service.url}/v1/builds/${id}/logs`)).text();
 const sha256 = (b: ArrayBuffer) => createHash('sha256').update(Buffer.from(b)).digest('hex');
 const download = async (id: string, query = '') => {
@@ -46,11 +46,11 @@ describe('the build cache', () => {
 
     const again = await submit(spec);
     expect(again.status).toBe(201);
-    expect(again.body).toEqual({ id: expect.any(String), status: 'succeeded', cachedFrom: first.body.id });
+    expect(again.body).toEqual({ id: expect.any(String), status: 'succeeded', cached: true, cachedFrom: first.body.id });
     expect(again.body.id).not.toBe(first.body.id);
     const cached = await getBuild(again.body.id);
     expect(cached.status).toBe('succeeded');
-    expect(cached.cachedFrom).toBe(first.body.id);
+    expect(cached).toMatchObject({ cached: true, cachedFrom: first.body.id });
     expect(cached.result).toEqual(built.result);
     expect(await logOf(again.body.id)).toContain(`identical to build ${first.body.id}`);
     expect(sha256(await download(again.body.id))).toBe(sha256(await download(first.body.id)));
