@@ -30,15 +30,18 @@ async function blobPiece(store: BlobStore, blob: Digest, length: number, index: 
   }
   const source = await store.open(blob);
   const { stream, info } = deflatePiece(source);
+  // The store's own failure (a full disk) is the one to report; the compressor then only
+  // says its output was cut, so its outcome is read after the store's.
+  info.catch(() => {});
   let put;
-  let made;
   try {
-    [put, made] = await Promise.all([store.put(stream), info]);
+    put = await store.put(stream);
   } catch (err) {
     source.destroy();
     stream.destroy();
     throw err;
   }
+  const made = await info;
   if (made.rawLength !== length) {
     throw new Error(`blob ${blob} has ${made.rawLength} bytes; a gzip plan takes whole blobs only (${length} planned)`);
   }

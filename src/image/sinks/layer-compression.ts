@@ -175,9 +175,12 @@ export async function compressedLayer(
 
   const source = await store.open(layer.digest);
   const { stream, done } = compressStream(source, kind);
+  // The store's own failure (a full disk) is the one to report: the compressor's comes second.
+  done.catch(() => {});
   let put;
   try {
-    [put] = await Promise.all([store.put(stream), done]);
+    put = await store.put(stream);
+    await done;
   } catch (err) {
     source.destroy();
     stream.destroy();
