@@ -21,8 +21,8 @@
  *     store's bytes on disk after the builds.
  *  6. (--big, default on) a 2 GiB image: a streamed tar of random files, uploaded streamed,
  *     built, downloaded; the worker's peak RSS meanwhile.
- *  7. API throughput: autocannon GET /v1/builds/{id} (50 connections, 10 s) idle, then again
- *     while 1000 tiny builds drain; the enqueue and drain times.
+ *  7. API throughput: autocannon GET /v1/builds/{id} (50 connections, 10 s) idle, with 1000 tiny
+ *     builds queued and the worker paused (SIGSTOP), then while they drain; enqueue and drain times.
  *  8. A Markdown report on stdout and in bench/RESULTS.md; the last line is
  *     `bench: a=<ratio> b=<ratio> cache_hit_ms=<median> worker_rss_mb=<peak>`.
  *
@@ -370,9 +370,12 @@ interface BigResult {
 
 interface ApiResult {
   idle: CannonResult;
+  /** With the builds queued and the worker paused. */
+  queued: CannonResult;
   drain: CannonResult;
   /** Others' CPU use (cores) during each autocannon run. */
   idleForeign: number;
+  queuedForeign: number;
   drainForeign: number;
   enqueueMs: number;
   retried429: number;
@@ -717,11 +720,30 @@ async function main(): Promise<void> {
 
           monitor.phase(`${QUEUE_BUILDS} builds draining`);
           await quietApi('queue drain');
-          progress(`enqueueing ${QUEUE_BUILDS} tiny builds`);
-          const drainT0 = Date.now();
-          const enq = await enqueueTinyBuilds(baler.client, QUEUE_BUILDS, 16, `q${process.pid}`);
-          progress(`enqueued in ${fmtMs(enq.ms)} ms (${enq.retried429} answers 429, retried); autocannon while they drain`);
-          const cannonStart = Date.now();
+          // First with the worker stopped (SIGSTOP): 1000 builds queued and nobody taking them
+          // shows what the queue's size does to the API, apart from sharing 2 cores with a
+          // worker that is building.
+          const workerPid = workerPidOf(svc.apiPid);
+          if (workerPid === undefined) throw new Error('no worker process to pause');
+          process.kill(workerPid, 'SIGSTOP');
+          let enq;
+          let queued: CannonResult;
+          let queuedForeign: number;
+          let drainT0: number;
+          try {
+            progress(`enqueueing ${QUEUE_BUILDS} tiny builds (worker paused)`);
+            enq = await enqueueTinyBuilds(baler.client, QUEUE_BUILDS, 16, `q${process.pid}`);
+            progress(`enqueued in ${fmtMs(enq.ms)} ms (${enq.retried429} answers 429, retried); autocannon while they wait`);
+            mark = cpu.mark();
+            queued = await autocannon(getUrl, { connections: CONNECTIONS, durationS: CANNON_S });
+            queuedForeign = cpu.foreignCores(mark);
+            progress(`while queued: ${queued.reqPerSec.toFixed(0)} req/s, p99 ${queued.p99} ms [others: ${queuedForeign.toFixed(2)} cores]`);
+          } finally {
+            process.kill(workerPid, 'SIGCONT');
+          }
+          progress('worker resumed; autocannon while they drain');
+          drainT0 = Date.now();
+          const cannonStart = drainT0;
           mark = cpu.mark();
           const drain = await autocannon(getUrl, { connections: CONNECTIONS, durationS: CANNON_S });
           const drainForeign = cpu.foreignCores(mark);
@@ -743,8 +765,10 @@ async function main(): Promise<void> {
           const finishedAt = views.map((v) => Date.parse(v.finishedAt ?? ''));
           const api: ApiResult = {
             idle,
+            queued,
             drain,
             idleForeign,
+            queuedForeign,
             drainForeign,
             enqueueMs: enq.ms,
             retried429: enq.retried429,
@@ -947,7 +971,11 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
   const cannonRow = (what: string, c: CannonResult, foreignCores: number): string[] => [what, c.reqPerSec.toFixed(0), String(c.p50), String(c.p99), String(c.maxMs), String(c.total), String(c.non2xx), String(c.errors + c.timeouts), foreignCores.toFixed(2)];
   const apiTable = markdownTable(
     [`GET /v1/builds/{id} (autocannon, ${CONNECTIONS} connections, ${CANNON_S} s)`, 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors', "others' cores"],
-    [cannonRow('idle (nothing queued)', api.idle, api.idleForeign), cannonRow(`while ${api.builds} tiny builds drain`, api.drain, api.drainForeign)],
+    [
+      cannonRow('idle (nothing queued)', api.idle, api.idleForeign),
+      cannonRow(`${api.builds} builds queued (worker paused)`, api.queued, api.queuedForeign),
+      cannonRow(`while ${api.builds} tiny builds drain (worker building beside it)`, api.drain, api.drainForeign),
+    ],
     [false, true, true, true, true, true, true, true, true],
   );
   const queueTable = markdownTable(
@@ -988,6 +1016,7 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
       ['worker RSS < 200 MB while building a 2 GiB image', big ? `${mib(big.peaks?.peak.worker)} MiB` : 'not run', big ? yes((big.peaks?.peak.worker ?? Infinity) < 200 * MiB) : '–'],
       ['GET /v1/builds/{id} ≥ 5000 req/s', `${api.idle.reqPerSec.toFixed(0)} req/s`, yes(api.idle.reqPerSec >= 5000)],
       ['… p99 < 20 ms', `${api.idle.p99} ms`, yes(api.idle.p99 < 20)],
+      ['… not slower with 1000 builds queued', `${api.queued.reqPerSec.toFixed(0)} req/s, p99 ${api.queued.p99} ms`, yes(api.queued.reqPerSec >= 0.9 * api.idle.reqPerSec && api.queued.p99 < 20)],
       ['… not slower while 1000 builds drain', `${api.drain.reqPerSec.toFixed(0)} req/s, p99 ${api.drain.p99} ms`, yes(api.drain.reqPerSec >= 0.9 * api.idle.reqPerSec && api.drain.p99 < 20)],
     ],
     [false, true, true],
@@ -1056,7 +1085,8 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
     '- store: `du -sb` of each directory of DATA_DIR except redis/ (the queue\'s AOF), with the number of blob files;',
     '  the per-build growth is the store\'s size after minus before each timed (a) or (b) build.',
     '- API: autocannon (its CLI with --json, in its own process) against `GET /v1/builds/{id}` of a finished (a)',
-    '  build; then the same while tiny builds (distinct one-file contents, 16 POSTs in flight) drain. The drain',
+    '  build; then with tiny builds (distinct one-file contents, 16 POSTs in flight) queued while the worker is',
+    '  paused (SIGSTOP: what the queue size does to the API), then while they drain after SIGCONT. The drain',
     '  time runs from the first POST to the latest `finishedAt` among them.',
     '- 2 GiB image: a tar of random 4 MiB files written by streaming (never in memory), uploaded streamed, built',
     '  (`?noCache=true`), downloaded and hashed (not stored); the worker\'s peak RSS over that phase.',
