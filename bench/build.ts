@@ -1087,7 +1087,7 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
     '- API: autocannon (its CLI with --json, in its own process) against `GET /v1/builds/{id}` of a finished (a)',
     '  build; then with tiny builds (distinct one-file contents, 16 POSTs in flight) queued while the worker is',
     '  paused (SIGSTOP: what the queue size does to the API), then while they drain after SIGCONT. The drain',
-    '  time runs from the first POST to the latest `finishedAt` among them.',
+    '  time runs from SIGCONT to the latest `finishedAt` among them.',
     '- 2 GiB image: a tar of random 4 MiB files written by streaming (never in memory), uploaded streamed, built',
     '  (`?noCache=true`), downloaded and hashed (not stored); the worker\'s peak RSS over that phase.',
     '',
