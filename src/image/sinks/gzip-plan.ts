@@ -1,15 +1,17 @@
 import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
+import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { deflateBytesPiece, deflatePiece } from '../gzip/deflate-piece.ts';
 import { crc32Combine, FINAL_EMPTY_BLOCK, GZIP_HEADER, gzipTrailer } from '../gzip/gzip-frame.ts';
 import { compactPlan, type BytePlan, type Segment } from './byte-plan.ts';
 import { defaultLayerIndex, type CompressedLayerIndex } from './layer-compression.ts';
 
 /**
- * How a blob's deflate piece is made; part of its cache key, so a change of level or block
- * size never serves a piece made another way.
+ * How a blob's deflate piece is made (block and dictionary size, level, zlib version); part of
+ * its cache key, so a piece made another way — or by another zlib, whose bytes may differ — is
+ * never served.
  */
-export const DEFLATE_PIECE_METHOD = 'deflate-piece-v1-l6-b128k';
+export const DEFLATE_PIECE_METHOD = pieceFormatId();
 
 interface Piece {
   segment: Segment;

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { hexOf, isDigest, type Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { FsBlobStore } from '../../store/fs-blob-store.ts';
+import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { Layer } from '../layer.ts';
 
@@ -29,7 +30,7 @@ export const OCI_LAYER_MEDIA_TYPES: Record<LayerCompression, string> = {
 export const GZIP_LEVEL = 6;
 export const ZSTD_LEVEL = 3;
 export const ZSTD_BIN = 'zstd';
-const METHODS = { gzip: `pgzip-${GZIP_LEVEL}-b128k`, zstd: `zstd-${ZSTD_LEVEL}` } as const;
+const METHODS = { gzip: `gzip-${pieceFormatId(GZIP_LEVEL)}`, zstd: `zstd-${ZSTD_LEVEL}` } as const;
 
 export interface CompressedBlob {
   digest: Digest;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, hexOf, type Digest } from '../../../src/digest.ts';
 import { writeDockerArchiveOci } from '../../../src/image/sinks/docker-archive-oci.ts';
+import { pieceFormatId } from '../../../src/image/gzip/deflate-block.ts';
 import { FormatOptionError, writeImage } from '../../../src/image/sinks/formats.ts';
 import {
   compressedLayer,
@@ -156,8 +157,8 @@ describe('compressedLayer', () => {
     const index = new CountingIndex(new FsCompressedLayerIndex(join(first.store.root, 'index', 'compressed-layers')));
     const gz = await compressedLayer(first.store, layer, 'gzip', index);
     expect(index.sets).toBe(0); // the archives above already made it
-    const file = join(first.store.root, 'index/compressed-layers/pgzip-6-b128k', `${hexOf(layer.diffId)}.json`);
-    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ diffId: layer.diffId, method: 'pgzip-6-b128k', digest: gz.digest, size: gz.size });
+    const file = join(first.store.root, 'index/compressed-layers', `gzip-${pieceFormatId(6)}`, `${hexOf(layer.diffId)}.json`);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ diffId: layer.diffId, method: `gzip-${pieceFormatId(6)}`, digest: gz.digest, size: gz.size });
     expect(await first.store.stat(gz.digest)).toEqual({ digest: gz.digest, size: gz.size });
     expect(await compressedLayer(first.store, layer, 'none', index)).toEqual({ digest: layer.diffId, size: layer.size });
 
