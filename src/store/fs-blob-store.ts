@@ -71,24 +71,26 @@ export class FsBlobStore implements BlobStore {
       },
     });
     try {
-      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx' }));
-      const handle = await open(tmp, 'r');
-      try {
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
+      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
       const digest: Digest = `sha256:${hash.digest('hex')}`;
       if (opts.expectedDigest && opts.expectedDigest !== digest) {
         throw new DigestMismatchError(opts.expectedDigest, digest);
       }
       const final = this.pathOf(digest);
       if (await stat(final).catch(() => null)) {
+        // Already stored (a re-upload, a rebuilt layer): the copy goes, unsynced.
         await unlink(tmp);
         // Written again: it is fresh for garbage collection's grace period.
         const now = new Date();
         await utimes(final, now, now).catch(() => {});
         return { digest, size, created: false };
+      }
+      // On disk before it gets its name: after a power cut a blob is whole or absent.
+      const handle = await open(tmp, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
       }
       await rename(tmp, final);
       return { digest, size, created: true };
