@@ -518,46 +518,65 @@ async function main(): Promise<void> {
               return `${text}${cores >= 0.1 ? ` [others: ${cores.toFixed(2)} cores]` : ''}`;
             };
 
-            const balerA = async (): Promise<string> => {
+            /**
+             * One timed baler round of (a) or (b): upload, submit with noCache, poll, download;
+             * then the untimed checks (length, digest, not served from the cache) and `check`.
+             */
+            const balerRound = async (
+              which: 'a' | 'b',
+              input: { path: string; digest?: string },
+              /** The spec, given the uploaded blob's digest. */
+              spec: (digest: string) => unknown,
+              check: (out: string, digest: string, id: string) => Promise<void>,
+            ): Promise<string> => {
               checkInterrupted();
-              const out = join(outDir, 'baler-a.tar');
+              const out = join(outDir, `baler-${which}.tar`);
               const before = timed ? await storeBytes(svc.dataDir) : 0;
               const t0 = process.hrtime.bigint();
-              await baler.upload(tree.tar, tree.tarDigest);
+              const uploaded = await baler.upload(input.path, input.digest);
               const t1 = process.hrtime.bigint();
-              const sub = await baler.submit(specA, true);
+              const sub = await baler.submit(spec(uploaded.digest), true);
               const done = await baler.waitSucceeded(sub.id, POLL_MS, 600_000);
               const t2 = process.hrtime.bigint();
               const dl = await baler.download(sub.id, fileSink(out));
               const t3 = process.hrtime.bigint();
               // untimed checks
-              if (dl.bytes !== done.result?.archive.size || dl.contentLength !== dl.bytes) throw new Error(`(a) download: ${dl.bytes} bytes, Content-Length ${dl.contentLength}, archive ${done.result?.archive.size}`);
+              if (dl.bytes !== done.result?.archive.size || dl.contentLength !== dl.bytes) throw new Error(`(${which}) download: ${dl.bytes} bytes, Content-Length ${dl.contentLength}, archive ${done.result?.archive.size}`);
               const digest = await sha256Of(out);
-              if (digest !== done.result?.archive.digest) throw new Error(`(a) download digest ${digest} ≠ the build's archive ${done.result?.archive.digest}`);
+              if (digest !== done.result?.archive.digest) throw new Error(`(${which}) download digest ${digest} ≠ the build's archive ${done.result?.archive.digest}`);
               if (isCached(done)) noCacheServedCached++;
-              lastABuild = sub.id;
-              notes.aArchiveBytes = dl.bytes;
-              notes.aArchiveDigests?.add(digest);
-              if (round === 0) {
-                await copyFile(out, baseArchive);
-                const c = await countTreeFiles(out, tree.treePrefix);
-                if (c.files !== tree.files || c.bytes !== tree.bytes) throw new Error(`baler (a): the layer has ${c.files} tree files / ${c.bytes} bytes, expected ${tree.files} / ${tree.bytes}`);
-                notes.aChecks = `baler: ${c.files} files / ${c.bytes} bytes under /${tree.treePrefix}`;
-              }
+              await check(out, digest, sub.id);
               const sm = serverMs(done);
               if (timed) {
-                timedIds.a.push(sub.id);
-                s.aBaler.push(msBetween(t0, t3));
-                s.aUpload.push(msBetween(t0, t1));
-                s.aSubmitToDone.push(msBetween(t1, t2));
-                s.aDownload.push(msBetween(t2, t3));
-                s.aQueued.push(sm.queued);
-                s.aRunning.push(sm.running);
-                s.aStoreGrowth.push((await storeBytes(svc.dataDir)) - before);
+                const samples =
+                  which === 'a'
+                    ? { total: s.aBaler, upload: s.aUpload, build: s.aSubmitToDone, download: s.aDownload, queued: s.aQueued, running: s.aRunning, growth: s.aStoreGrowth }
+                    : { total: s.bBaler, upload: s.bUpload, build: s.bSubmitToDone, download: s.bDownload, queued: s.bQueued, running: s.bRunning, growth: s.bStoreGrowth };
+                timedIds[which].push(sub.id);
+                samples.total.push(msBetween(t0, t3));
+                samples.upload.push(msBetween(t0, t1));
+                samples.build.push(msBetween(t1, t2));
+                samples.download.push(msBetween(t2, t3));
+                samples.queued.push(sm.queued);
+                samples.running.push(sm.running);
+                samples.growth.push((await storeBytes(svc.dataDir)) - before);
               }
               await rm(out, { force: true });
-              return `baler (a) ${fmtMs(msBetween(t0, t3))} ms (upload ${fmtMs(msBetween(t0, t1))}, build ${fmtMs(msBetween(t1, t2))} [server: queued ${sm.queued}, running ${sm.running}], download ${fmtMs(msBetween(t2, t3))})${isCached(done) ? ' [CACHED despite noCache]' : ''}`;
+              return `baler (${which}) ${fmtMs(msBetween(t0, t3))} ms (upload ${fmtMs(msBetween(t0, t1))}, build ${fmtMs(msBetween(t1, t2))} [server: queued ${sm.queued}, running ${sm.running}], download ${fmtMs(msBetween(t2, t3))})${isCached(done) ? ' [CACHED despite noCache]' : ''}`;
             };
+
+            const balerA = (): Promise<string> =>
+              balerRound('a', { path: tree.tar, digest: tree.tarDigest }, () => specA, async (out, digest, id) => {
+                lastABuild = id;
+                notes.aArchiveBytes = (await stat(out)).size;
+                notes.aArchiveDigests?.add(digest);
+                if (round === 0) {
+                  await copyFile(out, baseArchive);
+                  const c = await countTreeFiles(out, tree.treePrefix);
+                  if (c.files !== tree.files || c.bytes !== tree.bytes) throw new Error(`baler (a): the layer has ${c.files} tree files / ${c.bytes} bytes, expected ${tree.files} / ${tree.bytes}`);
+                  notes.aChecks = `baler: ${c.files} files / ${c.bytes} bytes under /${tree.treePrefix}`;
+                }
+              });
 
             const buildahA = async (): Promise<string> => {
               let bh: PrivateBuildah | undefined;
@@ -599,39 +618,12 @@ async function main(): Promise<void> {
               return `limit ${fmtMs(ms)} ms`;
             };
 
-            const balerB = async (): Promise<string> => {
-              checkInterrupted();
-              const out = join(outDir, 'baler-b.tar');
-              const before = timed ? await storeBytes(svc.dataDir) : 0;
-              const t0 = process.hrtime.bigint();
-              const base = await baler.upload(baseArchive);
-              const t1 = process.hrtime.bigint();
-              const spec = { name: 'bench-b', fromImage: { blob: base.digest }, runAsRoot: CHANGE_SCRIPT, format: 'docker-archive', compression: 'none' };
-              const sub = await baler.submit(spec, true);
-              const done = await baler.waitSucceeded(sub.id, POLL_MS, 600_000);
-              const t2 = process.hrtime.bigint();
-              const dl = await baler.download(sub.id, fileSink(out));
-              const t3 = process.hrtime.bigint();
-              if (dl.bytes !== done.result?.archive.size) throw new Error(`(b) download: ${dl.bytes} bytes, archive ${done.result?.archive.size}`);
-              const digest = await sha256Of(out);
-              if (digest !== done.result?.archive.digest) throw new Error(`(b) download digest ${digest} ≠ the build's archive ${done.result?.archive.digest}`);
-              await checkChange(out, 'baler (b)');
-              if (isCached(done)) noCacheServedCached++;
-              notes.bArchiveBytes = dl.bytes;
-              const sm = serverMs(done);
-              if (timed) {
-                timedIds.b.push(sub.id);
-                s.bBaler.push(msBetween(t0, t3));
-                s.bUpload.push(msBetween(t0, t1));
-                s.bSubmitToDone.push(msBetween(t1, t2));
-                s.bDownload.push(msBetween(t2, t3));
-                s.bQueued.push(sm.queued);
-                s.bRunning.push(sm.running);
-                s.bStoreGrowth.push((await storeBytes(svc.dataDir)) - before);
-              }
-              await rm(out, { force: true });
-              return `baler (b) ${fmtMs(msBetween(t0, t3))} ms (upload ${fmtMs(msBetween(t0, t1))}, build ${fmtMs(msBetween(t1, t2))} [server: queued ${sm.queued}, running ${sm.running}], download ${fmtMs(msBetween(t2, t3))})${isCached(done) ? ' [CACHED despite noCache]' : ''}`;
-            };
+            const specB = (blob: string) => ({ name: 'bench-b', fromImage: { blob }, runAsRoot: CHANGE_SCRIPT, format: 'docker-archive', compression: 'none' });
+            const balerB = (): Promise<string> =>
+              balerRound('b', { path: baseArchive }, specB, async (out) => {
+                await checkChange(out, 'baler (b)');
+                notes.bArchiveBytes = (await stat(out)).size;
+              });
 
             const buildahB = async (): Promise<string> => {
               let bh: PrivateBuildah | undefined;
