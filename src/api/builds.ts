@@ -70,7 +70,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
-        const queued = await builds.create(record, opts.tenantMaxQueued);
+        // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
+        const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
         if (queued === null) {
           void reply.header('Retry-After', '30');
           throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
