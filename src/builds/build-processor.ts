@@ -116,9 +116,12 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         noCache: job.data.noCache,
       });
       await logWrites;
-      if (deps.cache && job.data.cacheKey) await deps.cache.set('build', job.data.cacheKey, { buildId, result } satisfies CachedBuild);
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
         log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
+        // Only a build that succeeded is named as the source of later hits.
+        if (deps.cache && job.data.cacheKey) {
+          await deps.cache.set('build', job.data.cacheKey, { buildId, result } satisfies CachedBuild).catch((err: unknown) => log.warn({ err }, 'could not record the build in the build cache'));
+        }
       } else {
         log.info('build finished but was cancelled meanwhile; result dropped');
       }
