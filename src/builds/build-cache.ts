@@ -1,8 +1,7 @@
-import type { Digest } from '../digest.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { allStored, type BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
-import type { BuildResult } from './run-build.ts';
+import { blobsOfResult, type BuildResult } from './run-build.ts';
 import type { ResolvedSpec } from './spec.ts';
 
 /** A finished build as the build cache keeps it. */
@@ -25,15 +24,11 @@ export function buildCacheKey(spec: ResolvedSpec, opts: { base?: BuildRecord; al
   return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices });
 }
 
-/** Every blob a result is made of, so a hit is only taken when all are still stored. */
-function blobsOf(result: BuildResult): Digest[] {
-  return [result.imageId, ...result.diffIds, ...result.layers.flatMap((l) => [l.diffId, l.v1Json]), ...(result.archive.parts ?? [])];
-}
-
 /** The cached result for `key`, if every blob it names is still stored. */
 export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<CachedBuild | null> {
   const hit = await cache.get<CachedBuild>('build', key);
   if (!hit?.result) return null;
-  for (const digest of new Set(blobsOf(hit.result))) if (!(await store.stat(digest))) return null;
-  return hit;
+  // Only when every blob of the result is still stored (garbage collection may have taken some).
+  const blobs = [...new Set(blobsOfResult(hit.result))].map((digest) => ({ digest }));
+  return (await allStored(store, blobs)) ? hit : null;
 }

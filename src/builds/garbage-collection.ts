@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import type { BuildRepository } from './build-repository.ts';
+import { blobsOfResult } from './run-build.ts';
 import { referencedBlobs } from './spec.ts';
 
 export interface RetentionPolicy {
@@ -27,13 +28,7 @@ export interface CollectionReport {
 
 /** Every blob a build needs: what its spec names, and everything its result is made of. */
 function blobsOf(record: BuildRecord): Digest[] {
-  const digests: Digest[] = referencedBlobs(record.spec);
-  const result = record.result;
-  if (result) {
-    digests.push(result.imageId, ...result.diffIds, ...(result.archive.parts ?? []));
-    for (const layer of result.layers ?? []) digests.push(layer.diffId, layer.v1Json);
-  }
-  return digests;
+  return [...referencedBlobs(record.spec), ...(record.result ? blobsOfResult(record.result) : [])];
 }
 
 /**

@@ -14,7 +14,7 @@ import { resolveContents } from '../image/sources/spec-contents.ts';
 import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
-import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
+import { allStored, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { describeArchive, type ArchiveInfo } from './build-archive.ts';
 import { epochSeconds, needsVm, type ContentEntry, type ResolvedSpec } from './spec.ts';
@@ -71,13 +71,9 @@ function storedLayer(store: BlobStore, diffId: Digest, size: number): Layer {
   return { diffId, digest: diffId, size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(diffId) };
 }
 
-/** Whether every blob named is still stored (with the size expected, where one is given). */
-async function allStored(store: BlobStore, blobs: Array<{ digest: Digest; size?: number }>): Promise<boolean> {
-  for (const { digest, size } of blobs) {
-    const info = await store.stat(digest);
-    if (!info || (size !== undefined && info.size !== size)) return false;
-  }
-  return true;
+/** Every blob a build result is made of: config, layers, legacy jsons, archive parts. */
+export function blobsOfResult(result: BuildResult): Digest[] {
+  return [result.imageId, ...result.diffIds, ...(result.layers ?? []).flatMap((l) => [l.diffId, l.v1Json]), ...(result.archive.parts ?? [])];
 }
 
 /**

@@ -42,6 +42,15 @@ export interface BlobStore {
   delete(digest: Digest): Promise<void>;
 }
 
+/** Whether every blob named is still stored (with the size expected, where one is given). */
+export async function allStored(store: BlobStore, blobs: Iterable<{ digest: Digest; size?: number }>): Promise<boolean> {
+  for (const { digest, size } of blobs) {
+    const info = await store.stat(digest);
+    if (!info || (size !== undefined && info.size !== size)) return false;
+  }
+  return true;
+}
+
 export class BlobNotFoundError extends Error {
   constructor(readonly digest: Digest) {
     super(`blob ${digest} not found`);
