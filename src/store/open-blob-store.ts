@@ -4,7 +4,6 @@ import { RedisCompressedLayerIndex, useLayerIndex } from '../image/sinks/layer-c
 import { RedisRegistryIndex, useRegistryIndex } from '../registry/registry-index.ts';
 import type { BlobStore } from './blob-store.ts';
 import { FsBlobStore } from './fs-blob-store.ts';
-import { S3BlobStore } from './s3-blob-store.ts';
 
 /**
  * The store the config names: the filesystem under DATA_DIR (one host; its indexes are JSON
@@ -14,6 +13,8 @@ import { S3BlobStore } from './s3-blob-store.ts';
  */
 export async function openBlobStore(config: Pick<Config, 'store' | 's3' | 'dataDir'>, deps: { redis?: Redis } = {}): Promise<BlobStore> {
   if (config.store === 'fs') return FsBlobStore.create(config.dataDir);
+  // Loaded only when used: the AWS SDK takes seconds to import.
+  const { S3BlobStore } = await import('./s3-blob-store.ts');
   const store = await S3BlobStore.create({ bucket: config.s3.bucket, region: config.s3.region, endpoint: config.s3.endpoint });
   if (deps.redis) {
     useLayerIndex(store, new RedisCompressedLayerIndex(deps.redis));
