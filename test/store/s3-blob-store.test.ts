@@ -4,12 +4,20 @@
  * (by racing processes), multipart commit copies, and the server's quota as StoreFullError.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/digest.ts';
+import { compressedLayer, defaultLayerIndex, RedisCompressedLayerIndex, type CompressedLayerIndex } from '../../src/image/sinks/layer-compression.ts';
+import { connectRedis } from '../../src/redis.ts';
+import { startPrivateRedis } from '../../src/redis-server.ts';
+import { defaultRegistryIndex, RedisRegistryIndex } from '../../src/registry/registry-index.ts';
 import { StoreFullError } from '../../src/store/blob-store.ts';
+import { openBlobStore } from '../../src/store/open-blob-store.ts';
 import { S3BlobStore, type S3StoreOptions } from '../../src/store/s3-blob-store.ts';
 import { startRgw, type Rgw } from '../support/rgw.ts';
 import { describeBlobStoreContract } from './blob-store-contract.ts';
@@ -95,5 +103,43 @@ describe('S3BlobStore, S3 specifics', () => {
     expect(await store.stat(digestOf(data))).toBeNull();
     expect(await ingestLeftovers(bucket)).toEqual([]);
     store.close();
+  });
+});
+
+describe('openBlobStore with BALER_STORE=s3', () => {
+  it('gives every host the same compressed-layer index, in Redis', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'baler-s3-hosts-'));
+    const redisServer = await startPrivateRedis(join(dir, 'redis'));
+    // The SDK's default credential chain, as the service uses it.
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey });
+    const config = { store: 's3' as const, s3: { endpoint: rgw.endpoint, bucket: `hosts-${randomBytes(4).toString('hex')}`, region: rgw.region }, dataDir: dir };
+    const [redisA, redisB] = [connectRedis(redisServer.url), connectRedis(redisServer.url)];
+    try {
+      const [hostA, hostB] = [await openBlobStore(config, { redis: redisA }), await openBlobStore(config, { redis: redisB })];
+      expect(defaultLayerIndex(hostA)).toBeInstanceOf(RedisCompressedLayerIndex);
+      expect(defaultRegistryIndex(hostB)).toBeInstanceOf(RedisRegistryIndex);
+
+      const data = randomBytes(256 * 1024);
+      const put = await hostA.put(Readable.from([data]));
+      const layer = { diffId: put.digest, digest: put.digest, size: put.size, mediaType: 'application/x-tar', open: () => hostA.open(put.digest) };
+      const gz = await compressedLayer(hostA, layer, 'gzip');
+      let compressions = 0;
+      const counting = (inner: CompressedLayerIndex): CompressedLayerIndex => ({
+        get: (method, diffId) => inner.get(method, diffId),
+        set: (method, diffId, blob) => (compressions++, inner.set(method, diffId, blob)),
+      });
+      // Host B finds host A's compressed layer: no second compression.
+      expect(await compressedLayer(hostB, layer, 'gzip', counting(defaultLayerIndex(hostB)))).toEqual(gz);
+      expect(compressions).toBe(0);
+      // A remembered blob that is gone is made again.
+      await hostA.delete(gz.digest);
+      expect(await compressedLayer(hostB, layer, 'gzip', counting(defaultLayerIndex(hostB)))).toEqual(gz);
+      expect(compressions).toBe(1);
+    } finally {
+      redisA.disconnect();
+      redisB.disconnect();
+      await redisServer.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
