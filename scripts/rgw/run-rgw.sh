@@ -161,19 +161,18 @@ cat >"$keyring" <<EOF
 	caps mon = "allow profile osd"
 	caps osd = "allow *"
 EOF
+# The OSD's store is made while the mon is (it needs no mon for that).
+osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+ceph-osd -c "$conf" --no-mon-config -i 0 --mkfs --osd-uuid "$osd_uuid" --keyring "$keyring" >"$RGW_DIR/log/setup-osd.log" 2>&1 &
+osd_mkfs=$!
 quiet monmaptool --create --add a "v2:$RGW_MON_ADDR:$RGW_MON_PORT" --fsid "$fsid" "$RGW_DIR/monmap"
 quiet ceph-mon -c "$conf" --mkfs -i a --monmap "$RGW_DIR/monmap" --keyring "$keyring"
 
 ceph-mon -c "$conf" -i a -f >>"$RGW_DIR/log/mon.out" 2>&1 &
 pids+=($!)
 
-# The OSD: registered in the osdmap (`ceph osd new`, the CLI is slow to start) while its
-# store is made; its key came into the mon's auth database with the keyring at mon mkfs.
-osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-timeout 30 ceph -c "$conf" --connect-timeout 20 osd new "$osd_uuid" 0 >>"$RGW_DIR/log/setup.log" 2>&1 &
-osd_new=$!
-quiet ceph-osd -c "$conf" --no-mon-config -i 0 --mkfs --osd-uuid "$osd_uuid" --keyring "$keyring"
-wait "$osd_new" || fail "failed: ceph osd new"
+# The OSD (made meanwhile, above) registers itself with the mon when it starts.
+wait "$osd_mkfs" || fail "failed: ceph-osd --mkfs (see log/setup-osd.log)"
 ceph-osd -c "$conf" -i 0 -f >>"$RGW_DIR/log/osd.out" 2>&1 &
 pids+=($!)
 
