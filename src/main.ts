@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole service on one machine. The API in this process, one worker process,
- * the store (the filesystem under DATA_DIR, or an S3 bucket: BALER_STORE), and Redis at REDIS_URL or, when that is unset, a
- * private redis-server that lives and dies with this process.
+ * the store (the filesystem under DATA_DIR, or an S3 bucket: BALER_STORE), and Redis at
+ * REDIS_URL or, when that is unset, a private redis-server that lives and dies with this process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
