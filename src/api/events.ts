@@ -66,7 +66,12 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
 
       if (type === SSE) {
         reply.sse.sendHeaders();
-        await reply.sse.send(events);
+        try {
+          await reply.sse.send(events);
+        } catch (err) {
+          // The response has begun: no problem document now. It ends; the client resumes.
+          if (reply.sse.isConnected) request.log.warn({ err, buildId: record.id }, 'following build events failed');
+        }
         return;
       }
       void reply.header('Content-Type', NDJSON).header('Cache-Control', 'no-cache').header('X-Accel-Buffering', 'no');
