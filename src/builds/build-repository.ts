@@ -8,8 +8,19 @@ const FINISHED_KEY = 'baler:builds:finished';
 /** Builds without a tenant (made before tenants, or by the service without tokens). */
 const DEFAULT_TENANT = 'default';
 
+/** How many of a tenant's newest builds `recent` can list; older ones fall off the index. */
+const RECENT_KEPT = 1000;
+
 function queuedKey(tenant: string): string {
   return `${TENANT_PREFIX}${tenant}:queued`;
+}
+
+/**
+ * A tenant's builds by when they were submitted, in microseconds (so that builds submitted one
+ * after another keep their order): what `GET /v1/builds` lists.
+ */
+function recentKey(tenant: string): string {
+  return `${TENANT_PREFIX}${tenant}:builds`;
 }
 
 /**
@@ -33,14 +44,19 @@ export class BuildRepository {
        if redis.call('HSETNX', KEYS[1], 'id', ARGV[3]) == 0 then return redis.error_reply('build exists') end
        for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
        if ARGV[2] == 'queued' then redis.call('SADD', KEYS[2], cjson.decode(ARGV[3])) end
+       local now = redis.call('TIME')
+       -- As text: Lua would print the number as 1.7641872e+15, losing the microseconds.
+       redis.call('ZADD', KEYS[3], now[1] .. string.format('%06d', tonumber(now[2])), cjson.decode(ARGV[3]))
+       redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -${RECENT_KEPT + 1})
        if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
          local t = redis.call('TIME')
          redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), cjson.decode(ARGV[3]))
        end
        return waiting`,
-      2,
+      3,
       KEY_PREFIX + record.id,
       queuedKey(record.tenant ?? DEFAULT_TENANT),
+      recentKey(record.tenant ?? DEFAULT_TENANT),
       String(maxQueued),
       record.status,
       JSON.stringify(record.id),
@@ -58,7 +74,10 @@ export class BuildRepository {
   async remove(id: string): Promise<void> {
     const record = await this.get(id);
     const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`).zrem(FINISHED_KEY, id);
-    if (record) tx.srem(queuedKey(record.tenant ?? DEFAULT_TENANT), id).srem(`${TENANT_PREFIX}${record.tenant ?? DEFAULT_TENANT}:running`, id);
+    if (record) {
+      const tenant = record.tenant ?? DEFAULT_TENANT;
+      tx.srem(queuedKey(tenant), id).srem(`${TENANT_PREFIX}${tenant}:running`, id).zrem(recentKey(tenant), id);
+    }
     await tx.exec();
   }
 
@@ -76,12 +95,22 @@ export class BuildRepository {
     } while (cursor !== '0');
   }
 
+  /** A tenant's newest builds, newest first, at most `limit` (their records, read in one round trip). */
+  async recent(tenant: string, limit: number): Promise<BuildRecord[]> {
+    const ids = await this.redis.zrevrange(recentKey(tenant), 0, limit - 1);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(KEY_PREFIX + id);
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.flatMap(([err, fields]) => {
+      if (err) throw err;
+      // Gone meanwhile (retention): skip it.
+      return decode(fields as Record<string, string>) ?? [];
+    });
+  }
+
   async get(id: string): Promise<BuildRecord | null> {
-    const fields = await this.redis.hgetall(KEY_PREFIX + id);
-    if (!fields.status) return null;
-    const record: Record<string, unknown> = {};
-    for (const [field, value] of Object.entries(fields)) record[field] = JSON.parse(value);
-    return record as unknown as BuildRecord;
+    return decode(await this.redis.hgetall(KEY_PREFIX + id));
   }
 
   async update(id: string, patch: Partial<BuildRecord>): Promise<void> {
@@ -131,6 +160,13 @@ export class BuildRepository {
     );
     return applied === -1 ? 'busy' : applied === 1;
   }
+}
+
+function decode(fields: Record<string, string>): BuildRecord | null {
+  if (!fields.status) return null;
+  const record: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(fields)) record[field] = JSON.parse(value);
+  return record as unknown as BuildRecord;
 }
 
 function encode(fields: Partial<BuildRecord>): Record<string, string> {
