@@ -194,3 +194,31 @@ it('a refused token brings the form back, saying why', async () => {
   // The browser reports the refused call itself; nothing else went wrong.
   expect(problems.filter((p) => !/\/v1\/builds\?limit=20/.test(p) && !/status of 401/.test(p))).toEqual([]);
 });
+
+it('without an events route (an older service) the page polls; a build-cache hit shows its layers as cached', async () => {
+  const spec = { name: 'dashboard/cached', contents: [{ text: 'same\n', to: '/same' }] };
+  const first = await submit(spec);
+  for (let i = 0; (await api<{ status: string }>(`/v1/builds/${first}`)).status !== 'succeeded'; i++) {
+    expect(i).toBeLessThan(600);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const hit = await api<{ id: string; cached?: boolean }>('/v1/builds', { method: 'POST', body: JSON.stringify(spec) });
+  expect(hit.cached).toBe(true);
+
+  // The events route answers 404, as on a service that predates it (the only thing mocked here).
+  await page.route('**/v1/builds/*/events', (route) => route.fulfill({ status: 404, contentType: 'application/problem+json', body: '{"type":"about:blank","title":"Not Found","status":404}' }));
+  await page.goto(`${service.url}/#/builds/${hit.id}`);
+  await tabTo('#token');
+  await page.keyboard.type(TOKEN);
+  await page.keyboard.press('Enter');
+
+  const build = page.locator(`article.build[data-build="${hit.id}"][data-status="succeeded"]`);
+  await build.waitFor();
+  await page.locator(`article.build[data-live="polling"]`).waitFor();
+  await page.waitForFunction((from) => document.querySelector('pre.log')?.textContent?.includes(`identical to build ${from}`), first);
+  const cells = build.locator('table.layers tbody tr td:nth-child(4)');
+  expect(await cells.allTextContents()).toEqual([`yes, build ${first}`]);
+  expect(await build.locator('dl.facts').textContent()).toContain(first);
+  // The mocked 404 is reported by the browser; nothing else went wrong.
+  expect(problems.filter((p) => !/\/events$/.test(p) && !/status of 404/.test(p))).toEqual([]);
+});
