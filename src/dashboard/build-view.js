@@ -26,6 +26,8 @@ export function buildView(id, { signal, onNeedsToken }) {
   const progress = h('progress', { id: 'progress', max: 1, value: 0 });
   const progressLabel = h('label', { for: 'progress' }, 'Progress');
   const progressBox = h('p', { class: 'progress', hidden: true }, progressLabel, ' ', progress);
+  // Shown once the events say something about steps (a polled build has none to show).
+  const stepsSection = h('section', { 'aria-labelledby': 'steps-title', hidden: true }, h('h2', { id: 'steps-title' }, 'Steps'), progressBox, steps);
   const log = h('pre', { class: 'log', tabindex: '0', 'aria-labelledby': 'log-title' });
   const layersBody = h('tbody');
   const layersSection = h(
@@ -48,7 +50,7 @@ export function buildView(id, { signal, onNeedsToken }) {
     facts,
     h('div', { class: 'actions' }, cancelButton, actionMessage),
     downloadSection,
-    h('section', { 'aria-labelledby': 'steps-title' }, h('h2', { id: 'steps-title' }, 'Steps'), progressBox, steps),
+    stepsSection,
     layersSection,
     h('section', { 'aria-labelledby': 'log-title' }, h('h2', { id: 'log-title' }, 'Log'), log),
   );
@@ -166,6 +168,7 @@ export function buildView(id, { signal, onNeedsToken }) {
 
   const onStep = ({ name, phase, index, durationMs, detail }) => {
     for (const diffId of detail?.layers ?? []) if (phase === 'cached') cachedLayers.add(diffId);
+    stepsSection.hidden = false;
     let item = stepItems.get(index);
     if (!item) {
       item = h('li', {});
@@ -179,6 +182,7 @@ export function buildView(id, { signal, onNeedsToken }) {
   };
 
   const onProgress = ({ what, bytesDone, bytesTotal }) => {
+    stepsSection.hidden = false;
     progressBox.hidden = false;
     progressLabel.textContent = `${what}: ${formatBytes(bytesDone)}${bytesTotal ? ` of ${formatBytes(bytesTotal)}` : ''}`;
     if (bytesTotal) {
