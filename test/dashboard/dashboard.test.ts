@@ -160,7 +160,8 @@ it('with the keyboard only: sign in, open a build, watch it run and turn green, 
   const [download] = await Promise.all([page.waitForEvent('download'), page.keyboard.press('Enter')]);
   const saved = join(OUTPUT, 'dashboard-image.tar.gz');
   await download.saveAs(saved);
-  expect(download.suggestedFilename()).toBe('dashboard-live-v1.tar.gz');
+  const head = await fetch(`${service.url}/v1/builds/${id}/image`, { method: 'HEAD', headers: { authorization: `Bearer ${TOKEN}` } });
+  expect(head.headers.get('content-disposition')).toBe(`attachment; filename="${download.suggestedFilename()}"`);
   expect((await stat(saved)).size).toBe(record.result.archive.size);
   await rm(saved);
 
