@@ -10,6 +10,7 @@ import { BuildEventReader } from '../events/event-reader.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
 import { Problem } from '../problem.ts';
 import { findTenantBuild } from './find-build.ts';
+import { loadSchemas } from './openapi.ts';
 
 export interface EventsOptions {
   /** The API's connection; the plugin opens one more for its shared blocking reader. */
@@ -22,6 +23,8 @@ export interface EventsOptions {
 
 const SSE = 'text/event-stream';
 const NDJSON = 'application/x-ndjson';
+/** Inlined for the header: Fastify cannot match a referenced schema's names to lowercased headers. */
+const { $id: _, ...EVENT_ID } = loadSchemas().find((schema) => schema.$id === 'EventId') ?? { $id: '' };
 
 /**
  * `GET /v1/builds/{id}/events`: a build's events (state, step, log, progress) from its Redis
@@ -43,7 +46,7 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
       exposeHeadRoute: false,
       schema: {
         querystring: { type: 'object', additionalProperties: false, properties: { lastEventId: { $ref: 'EventId#' } } },
-        headers: { type: 'object', properties: { 'last-event-id': { $ref: 'EventId#' } } },
+        headers: { type: 'object', properties: { 'last-event-id': EVENT_ID } },
       },
     },
     async (request, reply) => {

@@ -22,6 +22,7 @@ export class BuildReporter {
   constructor(
     private readonly stream: BuildEventStream,
     private readonly buildId: string,
+    /** The build's logger (its lines carry the build id). */
     private readonly logger: Logger,
   ) {}
 
@@ -52,7 +53,7 @@ export class BuildReporter {
   private emit<K extends BuildEventKind>(event: K, data: EventData[K]): void {
     this.pending = this.pending
       .then(() => this.stream.append(this.buildId, event, data))
-      .catch((err: unknown) => this.logger.warn({ err, buildId: this.buildId, event }, 'could not append a build event'));
+      .catch((err: unknown) => this.logger.warn({ err, event }, 'could not append a build event'));
   }
 }
 
