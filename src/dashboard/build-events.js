@@ -76,26 +76,31 @@ async function* ndjson(body, signal) {
   }
 }
 
-/** The fallback: the record's status and the log's new text, told as state and log events. */
+/**
+ * The fallback: the record's status and the log's new text, told as state and log events. A
+ * new attempt (a retry) is told as a new `running` state, as the events route does.
+ */
 async function pollBuild(id, { onEvent, signal }) {
-  let status = null;
+  let told = null;
   let logLength = 0;
   for (;;) {
     const build = await apiJson(`/v1/builds/${id}`, { signal });
+    const { id: _id, tenant: _tenant, spec: _spec, pushes: _pushes, ...state } = build;
     const res = await apiFetch(`/v1/builds/${id}/logs`, { signal });
-    if (res.ok) {
-      const log = await res.text();
-      // A retried build starts its log again.
-      if (log.length < logLength) logLength = 0;
-      if (log.length > logLength) onEvent({ event: 'log', data: { text: log.slice(logLength) } });
-      logLength = log.length;
-    }
-    if (build.status !== status) {
-      status = build.status;
-      const { id: _id, tenant: _tenant, spec: _spec, pushes: _pushes, ...state } = build;
+    const log = res.ok ? await res.text() : '';
+    // A retried build starts its log again (maybe before its new attempt was seen).
+    const restarted = log.length < logLength;
+    if (restarted) logLength = 0;
+    const now = `${build.status}/${build.attempt ?? 1}`;
+    if (now !== told || restarted) {
       onEvent({ event: 'state', data: state });
+      // The page starts the log afresh with each `running`: send it all again.
+      if (build.status === 'running') logLength = 0;
     }
-    if (FINAL_STATUSES.has(status)) return;
+    told = now;
+    if (log.length > logLength) onEvent({ event: 'log', data: { text: log.slice(logLength) } });
+    logLength = log.length;
+    if (FINAL_STATUSES.has(build.status)) return;
     await sleep(POLL_MS, signal);
   }
 }

@@ -68,6 +68,7 @@ export function buildView(id, { signal, onNeedsToken }) {
       ['Started', timeElement(build.startedAt)],
       ['Finished', timeElement(build.finishedAt)],
       ['Took', build.finishedAt ? formatDuration(build.startedAt, build.finishedAt) : ''],
+      ['Attempt', build.attempt > 1 ? String(build.attempt) : ''],
       ['Built before by', build.cachedFrom ? h('a', { href: `#/builds/${build.cachedFrom}` }, build.cachedFrom) : ''],
     ];
     facts.replaceChildren(...rows.filter(([, value]) => value).flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]));
@@ -202,6 +203,13 @@ export function buildView(id, { signal, onNeedsToken }) {
 
   const onEvent = ({ event, data }) => {
     if (event === 'state') {
+      // Each attempt (a retry after a worker was lost) starts its log and steps afresh.
+      if (data.status === 'running') {
+        log.textContent = '';
+        steps.replaceChildren();
+        stepItems.clear();
+        cachedLayers.clear();
+      }
       build = { ...build, ...data };
       render();
     } else if (event === 'step') onStep(data);
