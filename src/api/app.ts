@@ -17,6 +17,7 @@ import { mergesRoutes } from './merges.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { eventsRoutes } from './events.ts';
 import { RedisResultCache } from '../builds/result-cache.ts';
 import { healthRoutes } from './health.ts';
@@ -99,6 +100,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events });
   await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
+  await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));
   return app;
 }

@@ -135,6 +135,18 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id', async (request) => findBuild(request));
 
+  /** This tenant's newest builds, newest first, as summaries (for a dashboard or a CLI). */
+  app.get<{ Querystring: { limit?: string } }>(
+    '/v1/builds',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$' } } } }, attachValidation: true },
+    async (request) => {
+      const limit = Number(request.query.limit ?? DEFAULT_LIST_LIMIT);
+      if (request.validationError || limit < 1 || limit > MAX_LIST_LIMIT) throw new Problem(400, `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+      const records = await builds.recent(request.tenant, limit);
+      return { builds: records.map(summaryOf) };
+    },
+  );
+
   /**
    * Cancel: a queued build never starts, a running one is stopped by its worker (its VM
    * killed) within seconds; either way the record says `cancelled` at once. 409 once final.
@@ -198,6 +210,25 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   app.get('/v1/builds/:id/image', { exposeHeadRoute: false, schema: imageSchema }, image);
   app.head('/v1/builds/:id/image', { schema: imageSchema }, image);
 };
+
+const DEFAULT_LIST_LIMIT = 20;
+const MAX_LIST_LIMIT = 100;
+
+/** What a list shows of a build (BuildSummary in openapi.yaml): no spec, no result. */
+function summaryOf(record: BuildRecord) {
+  return {
+    id: record.id,
+    status: record.status,
+    name: record.spec.name,
+    tag: record.spec.tag,
+    createdAt: record.createdAt,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    cached: record.cached,
+    cachedFrom: record.cachedFrom,
+    error: record.error?.detail,
+  };
+}
 
 /** The reference grammar is one long pattern in the schema; say which rule a name broke. */
 function explainReference(spec: unknown, path: string): string | null {

@@ -10,6 +10,9 @@ const FINISHED_KEY = 'baler:builds:finished';
 /** Builds without a tenant (made before tenants, or by the service without tokens). */
 const DEFAULT_TENANT = 'default';
 
+/** How many of a tenant's newest builds `recent` can list; older ones fall off the index. */
+const RECENT_KEPT = 1000;
+
 function queuedKey(tenant: string): string {
   return `${TENANT_PREFIX}${tenant}:queued`;
 }
@@ -17,6 +20,14 @@ function queuedKey(tenant: string): string {
 /** Lua: the state event of a change (ARGV[4], empty for none) appended to `key`, expiring in ARGV[5] s. */
 function stateEventLua(key: string): string {
   return `if ARGV[4] ~= '' then ${appendEventLua(key, "'state'", 'ARGV[4]', 'ARGV[5]')} end`;
+}
+
+/**
+ * A tenant's builds by when they were submitted, in microseconds (so that builds submitted one
+ * after another keep their order): what `GET /v1/builds` lists.
+ */
+function recentKey(tenant: string): string {
+  return `${TENANT_PREFIX}${tenant}:builds`;
 }
 
 /**
@@ -51,15 +62,20 @@ export class BuildRepository {
        for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
        ${stateEventLua('KEYS[3]')}
        if ARGV[2] == 'queued' then redis.call('SADD', KEYS[2], cjson.decode(ARGV[3])) end
+       local now = redis.call('TIME')
+       -- As text: Lua would print the number as 1.7641872e+15, losing the microseconds.
+       redis.call('ZADD', KEYS[4], now[1] .. string.format('%06d', tonumber(now[2])), cjson.decode(ARGV[3]))
+       redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -${RECENT_KEPT + 1})
        if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
          local t = redis.call('TIME')
          redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), cjson.decode(ARGV[3]))
        end
        return waiting`,
-      3,
+      4,
       KEY_PREFIX + record.id,
       queuedKey(record.tenant ?? DEFAULT_TENANT),
       eventsKey(record.id),
+      recentKey(record.tenant ?? DEFAULT_TENANT),
       String(maxQueued),
       record.status,
       JSON.stringify(record.id),
@@ -78,7 +94,10 @@ export class BuildRepository {
   async remove(id: string): Promise<void> {
     const record = await this.get(id);
     const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`, eventsKey(id)).zrem(FINISHED_KEY, id);
-    if (record) tx.srem(queuedKey(record.tenant ?? DEFAULT_TENANT), id).srem(`${TENANT_PREFIX}${record.tenant ?? DEFAULT_TENANT}:running`, id);
+    if (record) {
+      const tenant = record.tenant ?? DEFAULT_TENANT;
+      tx.srem(queuedKey(tenant), id).srem(`${TENANT_PREFIX}${tenant}:running`, id).zrem(recentKey(tenant), id);
+    }
     await tx.exec();
   }
 
@@ -96,12 +115,22 @@ export class BuildRepository {
     } while (cursor !== '0');
   }
 
+  /** A tenant's newest builds, newest first, at most `limit` (their records, read in one round trip). */
+  async recent(tenant: string, limit: number): Promise<BuildRecord[]> {
+    const ids = await this.redis.zrevrange(recentKey(tenant), 0, limit - 1);
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(KEY_PREFIX + id);
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.flatMap(([err, fields]) => {
+      if (err) throw err;
+      // Gone meanwhile (retention): skip it.
+      return decode(fields as Record<string, string>) ?? [];
+    });
+  }
+
   async get(id: string): Promise<BuildRecord | null> {
-    const fields = await this.redis.hgetall(KEY_PREFIX + id);
-    if (!fields.status) return null;
-    const record: Record<string, unknown> = {};
-    for (const [field, value] of Object.entries(fields)) record[field] = JSON.parse(value);
-    return record as unknown as BuildRecord;
+    return decode(await this.redis.hgetall(KEY_PREFIX + id));
   }
 
   async update(id: string, patch: Partial<BuildRecord>): Promise<void> {
@@ -154,6 +183,13 @@ export class BuildRepository {
     );
     return applied === -1 ? 'busy' : applied === 1;
   }
+}
+
+function decode(fields: Record<string, string>): BuildRecord | null {
+  if (!fields.status) return null;
+  const record: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(fields)) record[field] = JSON.parse(value);
+  return record as unknown as BuildRecord;
 }
 
 function encode(fields: Partial<BuildRecord>): Record<string, string> {
