@@ -61,6 +61,8 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
       const after = request.headers['last-event-id'] ?? request.query.lastEventId;
       const abort = new AbortController();
       reply.raw.once('close', () => abort.abort());
+      // Gone while the build was looked up: 'close' came before anyone listened.
+      if (request.raw.socket.destroyed) abort.abort();
       const events = reader.watch(record.id, after, abort.signal);
       request.log.debug({ buildId: record.id, type, after, watches: reader.size }, 'following build events');
 
