@@ -19,10 +19,11 @@ const PACKAGES = {
   runtime: ['redis-server', ...VM],
   // Tools the tests check images with (we did not write them) and what they need to run; a
   // single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
-  // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core).
+  // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core);
+  // curl and jq run the README's curl guide.
   test: [
     'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
-    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq',
   ],
 };
 
