@@ -7,13 +7,16 @@ declare module 'fastify' {
     /** Who is asking: the token's tenant, or `default` when the service runs without tokens. */
     tenant: string;
   }
+  interface FastifyContextConfig {
+    /** Needs no token (read-only routes: health checks, the API's own docs). */
+    public?: boolean;
+  }
 }
 
 export const DEFAULT_TENANT = 'default';
-const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
 
 /**
- * Bearer tokens: with a token file, every route but the health checks needs
+ * Bearer tokens: with a token file, every route but the public ones (`config.public`) needs
  * `Authorization: Bearer <token>`, and the request acts as the token's tenant. Without one,
  * everyone is the default tenant (the service then listens on loopback only; see main.ts).
  */
@@ -21,7 +24,7 @@ export function registerAuth(app: FastifyInstance, tokens: TokenFile | null): vo
   app.decorateRequest('tenant', DEFAULT_TENANT);
   if (!tokens) return;
   app.addHook('onRequest', async (request, reply) => {
-    if (OPEN_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    if (request.routeOptions.config.public) return;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     const tenant = match ? await tokens.tenantOf(match[1] as string) : null;
     if (!tenant) {
