@@ -17,8 +17,13 @@ const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'bus
 
 const PACKAGES = {
   runtime: ['redis-server', ...VM],
-  // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah', 'chromium'],
+  // Tools the tests check images with (we did not write them) and what they need to run; a
+  // single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
+  // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core).
+  test: [
+    'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium',
+  ],
 };
 
 function log(message) {

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole service on one machine. The API in this process, one worker process,
- * the filesystem store under DATA_DIR, and Redis at REDIS_URL or, when that is unset, a
- * private redis-server that lives and dies with this process.
+ * the store (the filesystem under DATA_DIR, or an S3 bucket: BALER_STORE), and Redis at
+ * REDIS_URL or, when that is unset, a private redis-server that lives and dies with this process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { isLoopback } from './auth/loopback.ts';
 import { TokenFile } from './auth/token-file.ts';
 import { BuildLogs } from './builds/build-log.ts';
 import { BuildRepository } from './builds/build-repository.ts';
+import { BuildEventStream } from './events/event-stream.ts';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createBuildQueue } from './queue/build-queue.ts';
@@ -18,7 +19,7 @@ import { createPushQueue } from './queue/push-queue.ts';
 import { loadRegistries } from './registry/registries.ts';
 import { connectRedis } from './redis.ts';
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts';
-import { FsBlobStore } from './store/fs-blob-store.ts';
+import { openBlobStore } from './store/open-blob-store.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../workers/build-worker.ts', import.meta.url));
 
@@ -44,7 +45,8 @@ if (!redisUrl) {
 }
 
 const redis = connectRedis(redisUrl);
-const store = await FsBlobStore.create(config.dataDir);
+const store = await openBlobStore(config, { redis });
+const events = new BuildEventStream(redis, config.retentionSeconds);
 const queue = createBuildQueue(connectRedis(redisUrl, { forWorker: true }));
 const pushQueue = createPushQueue(connectRedis(redisUrl, { forWorker: true }));
 const api = await createApi({
@@ -52,8 +54,9 @@ const api = await createApi({
   logger,
   redis,
   store,
-  builds: new BuildRepository(redis),
-  logs: new BuildLogs(redis, config.maxLogBytes),
+  builds: new BuildRepository(redis, events),
+  logs: new BuildLogs(redis, config.maxLogBytes, events),
+  events,
   queue,
   tokens,
   pushQueue,
@@ -80,7 +83,7 @@ const startWorker = () => {
 if (config.localWorkers > 0) startWorker();
 
 await api.listen({ port: config.port, host: config.host });
-logger.info({ port: config.port, host: config.host, dataDir: config.dataDir }, 'baler is up');
+logger.info({ port: config.port, host: config.host, dataDir: config.dataDir, store: config.store }, 'baler is up');
 
 const stop = async (signal: string) => {
   if (stopping) return;

@@ -8,7 +8,7 @@ declare module 'fastify' {
     tenant: string;
   }
   interface FastifyContextConfig {
-    /** Needs no token (read-only routes: health checks, the API's own docs). */
+    /** Served without a token (read-only: health checks, the API's docs, the dashboard's static files). */
     public?: boolean;
   }
 }
@@ -16,9 +16,10 @@ declare module 'fastify' {
 export const DEFAULT_TENANT = 'default';
 
 /**
- * Bearer tokens: with a token file, every route but the public ones (`config.public`) needs
- * `Authorization: Bearer <token>`, and the request acts as the token's tenant. Without one,
- * everyone is the default tenant (the service then listens on loopback only; see main.ts).
+ * Bearer tokens: with a token file, every route but those marked `config: { public: true }`
+ * (health checks, docs, the dashboard's files) needs `Authorization: Bearer <token>`, and the
+ * request acts as the token's tenant. Without one, everyone is the default tenant (the service
+ * then listens on loopback only; see main.ts).
  */
 export function registerAuth(app: FastifyInstance, tokens: TokenFile | null): void {
   app.decorateRequest('tenant', DEFAULT_TENANT);

@@ -20,7 +20,7 @@ import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
-import { DEFAULT_TENANT } from './auth.ts';
+import { findTenantBuild, tenantOf } from './find-build.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
 import { operationSchema } from './openapi.ts';
 import { fieldProblem, validationProblem } from './problems.ts';
@@ -75,6 +75,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
+        // Its log line first: a build's final state (a hit's first) is its last event.
+        if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
         // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
         const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
         if (queued === null) {
@@ -82,7 +84,6 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
         }
         if (hit) {
-          await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
           request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
@@ -134,15 +135,21 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     return base;
   };
 
-  const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
-    const { id } = request.params;
-    const record = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
-    // Another tenant's build does not exist, as far as this one can tell.
-    if (!record || tenantOf(record) !== request.tenant) throw new Problem(404, `build ${id} not found`);
-    return record;
-  };
+  const findBuild = (request: FastifyRequest<{ Params: { id: string } }>) => findTenantBuild(builds, request);
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id', { schema: operationSchema('getBuild') }, async (request) => findBuild(request));
+
+  /** This tenant's newest builds, newest first, as summaries (for a dashboard or a CLI). */
+  app.get<{ Querystring: { limit?: string } }>(
+    '/v1/builds',
+    { schema: operationSchema('listBuilds'), attachValidation: true },
+    async (request) => {
+      const limit = Number(request.query.limit ?? DEFAULT_LIST_LIMIT);
+      if (request.validationError || limit < 1 || limit > MAX_LIST_LIMIT) throw new Problem(400, `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+      const records = await builds.recent(request.tenant, limit);
+      return { builds: records.map(summaryOf) };
+    },
+  );
 
   /**
    * Cancel: a queued build never starts, a running one is stopped by its worker (its VM
@@ -201,8 +208,23 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   app.head('/v1/builds/:id/image', { schema: operationSchema('headImage') }, image);
 };
 
-function tenantOf(record: BuildRecord): string {
-  return record.tenant ?? DEFAULT_TENANT;
+const DEFAULT_LIST_LIMIT = 20;
+const MAX_LIST_LIMIT = 100;
+
+/** What a list shows of a build (BuildSummary in openapi.yaml): no spec, no result. */
+function summaryOf(record: BuildRecord) {
+  return {
+    id: record.id,
+    status: record.status,
+    name: record.spec.name,
+    tag: record.spec.tag,
+    createdAt: record.createdAt,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    cached: record.cached,
+    cachedFrom: record.cachedFrom,
+    error: record.error?.detail,
+  };
 }
 
 /** The reference grammar is one long pattern in the schema; say which rule a name broke. */

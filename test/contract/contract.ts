@@ -42,9 +42,16 @@ export async function readContractLog(files: string[]): Promise<{ routes: RouteL
   };
 }
 
-/** `/v1/builds/:id` → `/v1/builds/{id}`. */
+/**
+ * The documented path a route's URL is: `/v1/builds/:id` is `/v1/builds/{id}`; a route of a
+ * concrete file (`/app.js`, served by a static-file plugin) is the templated path it matches
+ * (`/{file}`), when no path is documented as it is.
+ */
 export function openApiPath(fastifyUrl: string): string {
-  return fastifyUrl.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+  const path = fastifyUrl.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+  if (document.paths[path]) return path;
+  const templated = Object.keys(document.paths).find((p) => p.includes('{') && new RegExp(`^${p.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path));
+  return templated ?? path;
 }
 
 /** The documented operation a request was served by; HEAD falls back to GET (RFC 9110 §9.3.2). */

@@ -184,7 +184,7 @@ describe('openapi.yaml against the running service', () => {
 
   beforeAll(async () => {
     const { buildId, digest } = await exercise();
-    await probeDocumentedReads({ id: buildId, digest, asset: 'init.js' });
+    await probeDocumentedReads({ id: buildId, digest, asset: 'init.js', file: 'app.js' });
     responses = (await readContractLog(logs)).responses;
   }, 300_000);
 

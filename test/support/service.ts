@@ -18,6 +18,8 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export interface Service {
   url: string;
   dataDir: string;
+  /** The service's Redis (for a second API process, or to look inside). */
+  redisUrl: string;
   apiPid: number;
   workerPid(): Promise<number>;
   /** The service's output so far (JSON log lines). */
@@ -48,8 +50,8 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    // Generous: on a busy 2-core machine compiling and starting API and worker takes 20-40 s.
-    const deadline = Date.now() + 90_000;
+    // Generous: on a loaded machine the worker process alone can take half a minute to start.
+    const deadline = Date.now() + 120_000;
     for (;;) {
       const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
       const fresh = output.slice(started);
@@ -67,6 +69,9 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   return {
     url,
     dataDir,
+    get redisUrl() {
+      return redis.url;
+    },
     get apiPid() {
       return child.pid as number;
     },
