@@ -20,14 +20,16 @@ import { buildsRoutes } from './builds.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { eventsRoutes } from './events.ts';
 import { RedisResultCache } from '../builds/result-cache.ts';
+import { docsRoutes } from './docs.ts';
 import { healthRoutes } from './health.ts';
 import { Idempotency } from './idempotency.ts';
 import { limitJsonDepth } from './json-depth.ts';
+import { registerContractLog } from './contract-log.ts';
 import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices'>;
+  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog'>;
   logger: Logger;
   redis: Redis;
   store: BlobStore;
@@ -56,6 +58,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, strict: false },
     },
   });
+  // First, so that it sees every route and every response.
+  if (deps.config.contractLog) registerContractLog(app, deps.config.contractLog);
   for (const schema of loadSchemas()) app.addSchema(schema);
   registerProblemHandlers(app);
   app.addHook('onResponse', async (request, reply) => {
@@ -101,6 +105,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
+  await app.register(docsRoutes);
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));
   return app;
 }
