@@ -19,6 +19,10 @@ const PACKAGES = {
   runtime: ['redis-server', ...VM],
   // Tools the tests check images with (we did not write them) and what they need to run.
   test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah'],
+  // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
+  // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built
+  // inside the worker image.
+  compose: ['docker.io', 'containerd', 'runc', 'docker-compose', 'debootstrap', 'iptables', 'iproute2', 'curl', 'skopeo', 'tar'],
 };
 
 function log(message) {
@@ -55,7 +59,8 @@ npmPackages();
 debianPackages(PACKAGES[mode] ?? PACKAGES.runtime);
 // The VM's kernel + initramfs, into the cache (fast when cached; first time: downloads the
 // kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
-{
+// Not for `compose`: the worker image builds its own.
+if (mode !== 'compose') {
   const { ensureVmAssets } = await import('./build-vm-assets.mjs');
   try {
     await ensureVmAssets({ log });
