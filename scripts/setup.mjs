@@ -17,8 +17,13 @@ const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'bus
 
 const PACKAGES = {
   runtime: ['redis-server', ...VM],
-  // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah'],
+  // Tools the tests check images with (we did not write them) and what they need to run; and
+  // a single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
+  // (scripts/rgw/run-rgw.sh).
+  test: [
+    'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common',
+  ],
   // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
   // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built
   // inside the worker image.

@@ -17,7 +17,7 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { BUILD_QUEUE, type BuildJobData } from '../src/queue/build-queue.ts';
 import { connectRedis } from '../src/redis.ts';
-import { FsBlobStore } from '../src/store/fs-blob-store.ts';
+import { openBlobStore } from '../src/store/open-blob-store.ts';
 import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
 
 const config = loadConfig();
@@ -28,7 +28,7 @@ if (!config.redisUrl) {
 }
 
 const redis = connectRedis(config.redisUrl, { forWorker: true });
-const store = await FsBlobStore.create(config.dataDir);
+const store = await openBlobStore(config, { redis });
 // Temp dirs of VM steps whose worker died; then the kernel and initramfs, before any job.
 const swept = await QemuVmRunner.sweepStaleTempDirs();
 if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of dead workers');
