@@ -2,15 +2,47 @@
 #   api     the HTTP API (no worker), non-root
 #   worker  a build worker: QEMU, the microVM's kernel and initramfs, non-root
 #   redis   Debian's redis-server (the compose stack's queue and records)
+#   s3      a single-node Ceph RADOS Gateway (scripts/rgw/run-rgw.sh): the compose stack's S3 store
 #
 # Base images: the official Debian/Node images by default. Hosts that cannot reach Docker Hub
 # build local equivalents with scripts/docker/base-images.sh and pass
 #   --build-arg DEBIAN_IMAGE=baler-base/debian:bookworm --build-arg NODE_IMAGE=baler-base/node:20-bookworm
 # (docker-compose.yml does, from BALER_DEBIAN_IMAGE / BALER_NODE_IMAGE).
 #
-# Works with the classic builder (Debian's docker.io 20.10 without buildx): no RUN --mount.
+# Works with the classic builder (Debian's docker.io 20.10 without buildx): no RUN --mount. That
+# builder runs every stage before the target, so the ones without Node come first.
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---------------------------------------------------------------- redis
+FROM ${DEBIAN_IMAGE} AS redis
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends redis-server \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o redis -g redis -m 0750 /data
+USER redis
+VOLUME /data
+EXPOSE 6379
+HEALTHCHECK --interval=2s --timeout=2s --retries=10 CMD ["redis-cli", "ping"]
+# AOF, fsync every second; reachable only on the compose network (no published port).
+CMD ["redis-server", "--dir", "/data", "--appendonly", "yes", "--appendfsync", "everysec", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]
+
+# ---------------------------------------------------------------- s3
+# One mon, one memstore OSD (objects live in its memory: lost when the container stops) and
+# radosgw on :7480. For trying baler out and for tests; point BALER_S3_* at a real S3 service
+# in production.
+FROM ${DEBIAN_IMAGE} AS s3
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common \
+ && rm -rf /var/lib/apt/lists/*
+COPY scripts/rgw/run-rgw.sh /usr/local/bin/run-rgw.sh
+# RGW_DIR must be fresh at each start: docker-compose.yml mounts a tmpfs on /var/lib/rgw.
+ENV RGW_DIR=/var/lib/rgw/state RGW_ADDR=0.0.0.0 RGW_PORT=7480
+USER ceph
+EXPOSE 7480
+HEALTHCHECK --interval=2s --timeout=3s --start-period=10s --retries=15 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/7480 && printf 'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && IFS= read -r -t 2 line <&3 && [[ $line == HTTP/1.?' 200'* ]]"]
+ENTRYPOINT ["/usr/local/bin/run-rgw.sh"]
 
 # ---------------------------------------------------------------- runtime npm packages
 FROM ${NODE_IMAGE} AS deps
@@ -74,16 +106,3 @@ COPY workers workers
 ENV BALER_VM_CACHE=/opt/baler/vm BALER_VM_ACCEL=auto
 USER baler
 CMD ["node", "--import", "tsx", "workers/build-worker.ts"]
-
-# ---------------------------------------------------------------- redis
-FROM ${DEBIAN_IMAGE} AS redis
-RUN apt-get update \
- && apt-get install -y --no-install-recommends redis-server \
- && rm -rf /var/lib/apt/lists/* \
- && install -d -o redis -g redis -m 0750 /data
-USER redis
-VOLUME /data
-EXPOSE 6379
-HEALTHCHECK --interval=2s --timeout=2s --retries=10 CMD ["redis-cli", "ping"]
-# AOF, fsync every second; reachable only on the compose network (no published port).
-CMD ["redis-server", "--dir", "/data", "--appendonly", "yes", "--appendfsync", "everysec", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]

@@ -1,9 +1,11 @@
 /**
  * `npm run test:compose`: the Dockerfile and docker-compose.yml, for real. A private dockerd
  * with bridge networking (its own bridge, range 10.214.0.0/16, blackholed), the images built
- * from local Debian/Node base images (Docker Hub is not reachable here), the stack brought up
- * with Debian's docker-compose 1.29, one build through it with curl (upload to one API
- * replica, everything else through the other), the image checked with skopeo, and everything
+ * from local Debian/Node base images (Docker Hub is not reachable here), the stack (Redis,
+ * Ceph RGW as the S3 store, two API replicas, a worker) brought up with Debian's
+ * docker-compose 1.29, one build through it with curl (upload to one API replica, everything
+ * else through the other; a runAsRoot step in the worker's VM), the image checked with
+ * skopeo, and everything
  * torn down, also when a phase fails: containers, volumes, networks, dockerd, and exactly the
  * iptables chains and rules, bridges, route and mounts it added.
  *
@@ -127,6 +129,8 @@ describe('docker-compose stack', () => {
       COMPOSE_PROJECT_NAME: undefined,
       BALER_TOKENS_FILE: tokensFile,
       BALER_API_PORTS: `${port}-${port + 1}`,
+      BALER_S3_ACCESS_KEY: randomBytes(10).toString('hex'),
+      BALER_S3_SECRET_KEY: randomBytes(20).toString('hex'),
       BALER_KVM_GID: existsSync('/dev/kvm') ? String(statSync('/dev/kvm').gid) : undefined,
       ...LOCAL_BASES,
     };
@@ -146,14 +150,14 @@ describe('docker-compose stack', () => {
           ids.map(async (id) => check(await dockerd!.docker(['inspect', '--format', '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}', id]), 'inspect').trim()),
         );
         const workerLog = (await compose(['logs', '--no-color', 'worker'])).stdout;
-        const ready = ids.length === 4 && states.every((s) => / running( healthy)?$/.test(s)) && workerLog.includes('worker started');
+        const ready = ids.length === 5 && states.every((s) => / running( healthy)?$/.test(s)) && workerLog.includes('worker started');
         if (ready) break;
         if (Date.now() > deadline) throw new Error(`stack not healthy in time: ${states.join('; ')}\n${(await compose(['logs', '--no-color', '--tail', '40'])).stdout}`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     });
 
-    // Upload through one replica, everything else through the other: they share Redis and the store.
+    // Upload through one replica, everything else through the other: they share Redis and S3.
     const [apiA, apiB] = [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port + 1}`];
     const auth = ['-H', `Authorization: Bearer ${token}`];
     const curl = async (args: string[]): Promise<string> => check(await run('curl', ['-sS', '--fail-with-body', '--max-time', '120', ...auth, ...args], { timeoutMs: 150_000 }), `curl ${args.join(' ')}`);
