@@ -25,6 +25,10 @@ const PACKAGES = {
     'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
     'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq',
   ],
+  // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
+  // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built
+  // inside the worker image.
+  compose: ['docker.io', 'containerd', 'runc', 'docker-compose', 'debootstrap', 'iptables', 'iproute2', 'curl', 'skopeo', 'tar'],
 };
 
 function log(message) {
@@ -61,7 +65,8 @@ npmPackages();
 debianPackages(PACKAGES[mode] ?? PACKAGES.runtime);
 // The VM's kernel + initramfs, into the cache (fast when cached; first time: downloads the
 // kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
-{
+// Not for `compose`: the worker image builds its own.
+if (mode !== 'compose') {
   const { ensureVmAssets } = await import('./build-vm-assets.mjs');
   try {
     await ensureVmAssets({ log });
