@@ -16,6 +16,7 @@ import type { Registries } from '../registry/registries.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 import { allStored, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
+import type { Logger } from '../log.ts';
 import { describeArchive, type ArchiveInfo } from './build-archive.ts';
 import { epochSeconds, needsVm, type ContentEntry, type ResolvedSpec } from './spec.ts';
 
@@ -52,6 +53,10 @@ export interface BuildDeps {
   cache?: ResultCache;
   /** Look nothing up in the cache (still record what this build makes): `?noCache=true`. */
   noCache?: boolean;
+  /** Told of every cache lookup and whether it hit (a hit whose blobs are gone is a miss). */
+  onCacheLookup?: (cache: 'layer' | 'import', hit: boolean) => void;
+  /** Lines about the build's VM step (the build's logger, with its ids). */
+  logger?: Logger;
 }
 
 /** A layer as the cache keeps it: enough to use it without reading anything. */
@@ -109,7 +114,9 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     const key = cacheKey('layer', { ...inputs, uid: spec.uid, gid: spec.gid, mtime, allowDevices: deps.allowDevices, architecture: spec.architecture });
     if (!deps.noCache) {
       const hit = await cache.get<Array<CachedLayer & { createdBy: string }>>('layer', key);
-      if (hit && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size }))))) {
+      const usable = hit !== null && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size }))));
+      deps.onCacheLookup?.('layer', usable);
+      if (hit && usable) {
         step('layers-cached', { layers: hit.map((l) => l.diffId) });
         return hit.map((l) => ({ layer: storedLayer(store, l.diffId, l.size), tarsum: l.tarsum, createdBy: l.createdBy }));
       }
@@ -221,7 +228,9 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
   // An archive is verified and stored layer by layer once; later builds on it read nothing.
   const key = cacheKey('import', { blob: from.blob, ...importOptions });
   const cached = deps.cache && !deps.noCache ? await deps.cache.get<ImportedImage>('import', key) : null;
-  if (cached && (await allStored(deps.store, [{ digest: cached.configDigest }, ...cached.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])]))) {
+  const usable = cached !== null && (await allStored(deps.store, [{ digest: cached.configDigest }, ...cached.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])]));
+  if (deps.cache && !deps.noCache) deps.onCacheLookup?.('import', usable);
+  if (cached && usable) {
     deps.onStep?.('import-cached', { blob: from.blob });
     return loadStoredImage(deps.store, cached.configDigest, cached.layers);
   }
@@ -261,6 +270,7 @@ async function runVmStep(
     limits: { diskMiB: spec.diskSize, memoryMiB: spec.memorySize, timeoutSeconds: spec.timeout },
     onLog: deps.onLog,
     signal: deps.signal,
+    logger: deps.logger,
   });
   try {
     if (!result.outcome.ok) throw new VmStepError(result.outcome.reason);
