@@ -17,8 +17,9 @@ const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'bus
 
 const PACKAGES = {
   runtime: ['redis-server', ...VM],
-  // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah'],
+  // Tools the tests check images with (we did not write them) and what they need to run;
+  // python3-prometheus-client: the Prometheus project's own text-format parser, for /metrics.
+  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah', 'python3-prometheus-client'],
 };
 
 function log(message) {

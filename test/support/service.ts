@@ -48,7 +48,8 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const deadline = Date.now() + 30_000;
+    // Generous: a loaded 2-core machine can take that long to bring the worker up.
+    const deadline = Date.now() + 120_000;
     for (;;) {
       const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
       const fresh = output.slice(started);
