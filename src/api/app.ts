@@ -80,7 +80,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     storeUsageMaxAgeMs: deps.config.storeScanSeconds * 1000,
     logger: deps.logger,
   });
-  // Uploads through this replica count as bytes written; the walk above sees the store as is.
+  // Uploads through this replica count as bytes written (baler_store_bytes walks the store itself).
   const store = new WriteCountingStore(deps.store, metrics.storeWrittenBytes);
   registerAuth(app, deps.tokens);
   registerMetrics(app, metrics);
