@@ -20,10 +20,11 @@ const PACKAGES = {
   // Tools the tests check images with (we did not write them) and what they need to run; a
   // single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
   // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core);
-  // curl and jq run the README's curl guide.
+  // curl and jq run the README's curl guide; python3-prometheus-client: the Prometheus
+  // project's own text-format parser, for /metrics.
   test: [
     'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
-    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq', 'python3-prometheus-client',
   ],
   // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
   // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built

@@ -11,10 +11,20 @@ export interface BuildJobData {
   cacheKey?: string;
   /** `?noCache=true`: look nothing up in the caches. */
   noCache?: boolean;
+  /** When the build went back to the queue after a failed attempt (ms), for the time it waited. */
+  requeuedAt?: number;
 }
 
 export function createBuildQueue(connection: ConnectionOptions): Queue<BuildJobData> {
   return new Queue<BuildJobData>(BUILD_QUEUE, { connection });
+}
+
+/**
+ * A build's job id is its build id: enqueueing it twice is a no-op, and logs, metrics and
+ * queue tools name a build the same way.
+ */
+export function jobIdOf(buildId: string): string {
+  return buildId;
 }
 
 /** BullMQ's largest priority. */
@@ -27,8 +37,7 @@ const MAX_PRIORITY = 2 ** 21;
  */
 export async function enqueueBuild(queue: Queue<BuildJobData>, data: BuildJobData, attempts: number, tenantQueued = 0): Promise<void> {
   await queue.add('build', data, {
-    // The build id as job id makes enqueueing idempotent.
-    jobId: data.buildId,
+    jobId: jobIdOf(data.buildId),
     // Every build has a priority, so none jumps ahead by having none (BullMQ takes
     // unprioritised jobs first).
     priority: Math.min(MAX_PRIORITY, data.spec.priority + tenantQueued),
