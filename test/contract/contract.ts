@@ -104,7 +104,8 @@ export function responseViolation(line: ResponseLine): string | null {
   }
   const types = Object.keys(response.content ?? {});
   if (line.contentType === null) return types.length === 0 ? null : `${what}: no content type, documented ${types.join(', ')}`;
-  const type = types.find((t) => t === line.contentType || t === '*/*' || (t.endsWith('/*') && line.contentType?.startsWith(t.slice(0, -1))));
+  // A documented type may carry parameters (`text/plain; version=0.0.4`); the record has none.
+  const type = types.find((t) => t.split(';')[0]!.trim() === line.contentType || t === '*/*' || (t.endsWith('/*') && line.contentType?.startsWith(t.slice(0, -1))));
   if (!type) return `${what}: content type not documented for ${operation.operationId} (${types.join(', ') || 'none'})`;
   if (!isJsonMediaType(type)) return null;
   return bodyViolation(line, `${responsePointer}/content/${escape(type)}/schema`, what);
