@@ -7,12 +7,13 @@ import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { BuildJobData } from '../queue/build-queue.ts';
+import type { BuildQueues } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { PushJobData } from '../queue/push-queue.ts';
 import type { Registries } from '../registry/registries.ts';
 import { registerAuth } from './auth.ts';
 import { mergesRoutes } from './merges.ts';
+import { workersRoutes } from './workers.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
@@ -30,7 +31,7 @@ export interface ApiDeps {
   store: BlobStore;
   builds: BuildRepository;
   logs: BuildLogs;
-  queue: Queue<BuildJobData>;
+  queue: BuildQueues;
   /** Bearer tokens; null: no authentication. */
   tokens: TokenFile | null;
   pushQueue: Queue<PushJobData>;
@@ -92,6 +93,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
     allowDevices: deps.config.allowDevices,
   });
+  await app.register(workersRoutes, { redis: deps.redis });
   await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
@@ -15,7 +14,8 @@ import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
-import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
+import { enqueueBuild, type BuildQueues } from '../queue/build-queue.ts';
+import { whyNoWorkerServes } from '../queue/worker-registry.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
@@ -29,7 +29,7 @@ export interface BuildsOptions {
   store: BlobStore;
   builds: BuildRepository;
   logs: BuildLogs;
-  queue: Queue<BuildJobData>;
+  queue: BuildQueues;
   idempotency: Idempotency;
   buildAttempts: number;
   owners: BlobOwners;
@@ -82,8 +82,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
         await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
-        request.log.info({ buildId: id }, 'build queued');
-        return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status } };
+        // Accepted even when no live worker can run it (one may join): the answer and the log say so.
+        const waiting = await whyNoWorkerServes(opts.redis, resolved);
+        if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
+        request.log.info({ buildId: id, waiting }, 'build queued');
+        return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
       });
     },
   );
@@ -153,7 +156,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     }
     await publishCancel(opts.redis, record.id);
     // A job no worker has taken yet can go at once; an active one is stopped by its worker.
-    await queue.remove(record.id).catch(() => 0);
+    await queue.remove(record.id, record.spec);
     request.log.info({ buildId: record.id, was: record.status }, 'build cancelled');
     return builds.get(record.id);
   };

@@ -18,6 +18,10 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export interface Service {
   url: string;
   dataDir: string;
+  /** The service's Redis (for more workers: `workers/build-worker.ts` with REDIS_URL and DATA_DIR). */
+  redisUrl: string;
+  /** The store's directory (DATA_DIR). */
+  storeDir: string;
   apiPid: number;
   workerPid(): Promise<number>;
   /** The service's output so far (JSON log lines). */
@@ -66,6 +70,10 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   return {
     url,
     dataDir,
+    get redisUrl() {
+      return redis.url;
+    },
+    storeDir: join(dataDir, 'store'),
     get apiPid() {
       return child.pid as number;
     },
