@@ -18,7 +18,9 @@ const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'bus
 const PACKAGES = {
   runtime: ['redis-server', ...VM],
   // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah'],
+  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
+    // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
+    'iproute2', 'iptables'],
 };
 
 function log(message) {
