@@ -17,10 +17,15 @@ const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'bus
 
 const PACKAGES = {
   runtime: ['redis-server', ...VM],
-  // Tools the tests check images with (we did not write them) and what they need to run.
-  test: ['redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
+  // Tools the tests check images with (we did not write them) and what they need to run; and
+  // a single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
+  // (scripts/rgw/run-rgw.sh).
+  test: [
+    'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common',
     // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
-    'iproute2', 'iptables'],
+    'iproute2', 'iptables',
+  ],
 };
 
 function log(message) {

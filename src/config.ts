@@ -5,6 +5,15 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** Where blobs live: `fs`, under DATA_DIR (one host), or `s3`, an S3-compatible object store (many hosts). */
+  store: 'fs' | 's3';
+  /** For `store: 's3'`; credentials come from the SDK's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). */
+  s3: {
+    /** Unset: AWS itself. */
+    endpoint: string | undefined;
+    bucket: string;
+    region: string;
+  };
   /** Unset: `npm start` runs a private redis-server. */
   redisUrl: string | undefined;
   /** Largest blob upload accepted, in bytes. */
@@ -64,11 +73,24 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return value;
 }
 
+function storeKind(env: NodeJS.ProcessEnv): Config['store'] {
+  const kind = env.BALER_STORE || 'fs';
+  if (kind !== 'fs' && kind !== 's3') throw new Error(`BALER_STORE must be 'fs' or 's3', got '${kind}'`);
+  if (kind === 's3' && !env.BALER_S3_BUCKET) throw new Error('BALER_STORE=s3 needs BALER_S3_BUCKET');
+  return kind;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: int(env, 'PORT', 8080),
     host: env.HOST || '127.0.0.1',
     dataDir: resolve(env.DATA_DIR || './data'),
+    store: storeKind(env),
+    s3: {
+      endpoint: env.BALER_S3_ENDPOINT || undefined,
+      bucket: env.BALER_S3_BUCKET || '',
+      region: env.BALER_S3_REGION || 'us-east-1',
+    },
     redisUrl: env.REDIS_URL || undefined,
     maxUploadBytes: int(env, 'BALER_MAX_UPLOAD_BYTES', 8 * 1024 ** 3),
     maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),

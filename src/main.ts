@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole service on one machine. The API in this process, one worker process,
- * the filesystem store under DATA_DIR, and Redis at REDIS_URL or, when that is unset, a
- * private redis-server that lives and dies with this process.
+ * the store (the filesystem under DATA_DIR, or an S3 bucket: BALER_STORE), and Redis at
+ * REDIS_URL or, when that is unset, a private redis-server that lives and dies with this process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { createPushQueue } from './queue/push-queue.ts';
 import { loadRegistries } from './registry/registries.ts';
 import { connectRedis } from './redis.ts';
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts';
-import { FsBlobStore } from './store/fs-blob-store.ts';
+import { openBlobStore } from './store/open-blob-store.ts';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../workers/build-worker.ts', import.meta.url));
 
@@ -44,7 +44,7 @@ if (!redisUrl) {
 }
 
 const redis = connectRedis(redisUrl);
-const store = await FsBlobStore.create(config.dataDir);
+const store = await openBlobStore(config, { redis });
 const queue = createBuildQueue(connectRedis(redisUrl, { forWorker: true }));
 const pushQueue = createPushQueue(connectRedis(redisUrl, { forWorker: true }));
 const api = await createApi({
@@ -80,7 +80,7 @@ const startWorker = () => {
 if (config.localWorkers > 0) startWorker();
 
 await api.listen({ port: config.port, host: config.host });
-logger.info({ port: config.port, host: config.host, dataDir: config.dataDir }, 'baler is up');
+logger.info({ port: config.port, host: config.host, dataDir: config.dataDir, store: config.store }, 'baler is up');
 
 const stop = async (signal: string) => {
   if (stopping) return;

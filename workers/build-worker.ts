@@ -21,7 +21,7 @@ import { CapabilityConsumer } from '../src/queue/capability-consumer.ts';
 import { tiersServedBy } from '../src/queue/capabilities.ts';
 import { WorkerRegistration } from '../src/queue/worker-registry.ts';
 import { connectRedis } from '../src/redis.ts';
-import { FsBlobStore } from '../src/store/fs-blob-store.ts';
+import { openBlobStore } from '../src/store/open-blob-store.ts';
 import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
 
 const config = loadConfig();
@@ -32,7 +32,7 @@ if (!config.redisUrl) {
 }
 
 const redis = connectRedis(config.redisUrl, { forWorker: true });
-const store = await FsBlobStore.create(config.dataDir);
+const store = await openBlobStore(config, { redis });
 // Temp dirs of VM steps whose worker died; then the kernel and initramfs, before any job.
 const swept = await QemuVmRunner.sweepStaleTempDirs();
 if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of dead workers');

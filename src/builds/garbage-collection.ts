@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Digest } from '../digest.ts';
 import type { Logger } from '../log.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { STALE_INGEST_MS, type BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import type { BuildRepository } from './build-repository.ts';
 import { blobsOfResult } from './run-build.ts';
@@ -24,6 +24,8 @@ export interface CollectionReport {
   deletedBlobs: number;
   freedBytes: number;
   keptBlobs: number;
+  /** Leftovers of uploads whose writer died, removed from the store's ingest area. */
+  sweptIngest: number;
 }
 
 /** Every blob a build needs: what its spec names, and everything its result is made of. */
@@ -44,7 +46,7 @@ export async function collectGarbage(builds: BuildRepository, store: BlobStore, 
   const live = new Set<Digest>();
   for await (const record of builds.all()) for (const digest of blobsOf(record)) live.add(digest);
 
-  const report: CollectionReport = { expiredBuilds: expired.length, deletedBlobs: 0, freedBytes: 0, keptBlobs: 0 };
+  const report: CollectionReport = { expiredBuilds: expired.length, deletedBlobs: 0, freedBytes: 0, keptBlobs: 0, sweptIngest: 0 };
   for await (const blob of store.list()) {
     if (live.has(blob.digest) || now - blob.modifiedMs < policy.graceMs) {
       report.keptBlobs++;
@@ -55,6 +57,8 @@ export async function collectGarbage(builds: BuildRepository, store: BlobStore, 
     report.deletedBlobs++;
     report.freedBytes += blob.size;
   }
+  // Long-lived processes start rarely: their sweep at start is not enough.
+  report.sweptIngest = await store.sweepIngest(STALE_INGEST_MS);
   return report;
 }
 

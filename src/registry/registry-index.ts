@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { hexOf, isDigest, type Digest } from '../digest.ts';
 import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -51,9 +52,8 @@ export class FsRegistryIndex implements RegistryIndex {
   }
 
   async getPulled(manifestDigest: Digest): Promise<ImportedImage | null> {
-    const v = (await this.readJson(join(this.dir, 'pulled', `${hexOf(manifestDigest)}.json`))) as { manifestDigest?: string; image?: ImportedImage } | null;
-    if (!v || v.manifestDigest !== manifestDigest || !v.image || !isDigest(v.image.configDigest) || !Array.isArray(v.image.layers)) return null;
-    return v.image;
+    const raw = await readFile(join(this.dir, 'pulled', `${hexOf(manifestDigest)}.json`), 'utf8').catch(() => null);
+    return raw === null ? null : parsePulled(raw, manifestDigest);
   }
 
   async setPulled(manifestDigest: Digest, image: ImportedImage): Promise<void> {
@@ -72,8 +72,7 @@ export class FsRegistryIndex implements RegistryIndex {
   async addBlobRepo(host: string, digest: Digest, repository: string): Promise<void> {
     const repos = await this.reposWithBlob(host, digest);
     if (repos.includes(repository)) return;
-    // Most recent first; a few are plenty to try.
-    await this.writeJson(this.blobPath(host, digest), [repository, ...repos].slice(0, 8));
+    await this.writeJson(this.blobPath(host, digest), [repository, ...repos].slice(0, MAX_REPOS));
   }
 }
 
@@ -95,12 +94,67 @@ export class MemoryRegistryIndex implements RegistryIndex {
   }
 }
 
-const memoryIndexes = new WeakMap<BlobStore, RegistryIndex>();
+/** How long a Redis entry lives without being written (losing one only costs network work). */
+const REDIS_TTL_S = 30 * 24 * 3600;
+/** Repositories remembered per blob, most recent first; a few are plenty to try. */
+const MAX_REPOS = 8;
 
-/** For the filesystem store, files in `<DATA_DIR>/index/registry/`; else one in memory per store. */
+/**
+ * In Redis, shared by every host using one store (an S3 bucket): `baler:registry:pulled:<digest>`
+ * (JSON, as the files) and `baler:registry:blob-repos:<host>:<digest>` (a list, most recent
+ * first), each written in one atomic step.
+ */
+export class RedisRegistryIndex implements RegistryIndex {
+  constructor(private readonly redis: Redis) {}
+
+  async getPulled(manifestDigest: Digest): Promise<ImportedImage | null> {
+    const raw = await this.redis.get(`baler:registry:pulled:${manifestDigest}`);
+    return raw === null ? null : parsePulled(raw, manifestDigest);
+  }
+
+  async setPulled(manifestDigest: Digest, image: ImportedImage): Promise<void> {
+    await this.redis.set(`baler:registry:pulled:${manifestDigest}`, JSON.stringify({ manifestDigest, image }), 'EX', REDIS_TTL_S);
+  }
+
+  private blobKey(host: string, digest: Digest): string {
+    return `baler:registry:blob-repos:${safeHost(host)}:${digest}`;
+  }
+
+  async reposWithBlob(host: string, digest: Digest): Promise<string[]> {
+    return this.redis.lrange(this.blobKey(host, digest), 0, MAX_REPOS - 1);
+  }
+
+  async addBlobRepo(host: string, digest: Digest, repository: string): Promise<void> {
+    const key = this.blobKey(host, digest);
+    await this.redis.multi().lrem(key, 0, repository).lpush(key, repository).ltrim(key, 0, MAX_REPOS - 1).expire(key, REDIS_TTL_S).exec();
+  }
+}
+
+function parsePulled(raw: string, manifestDigest: Digest): ImportedImage | null {
+  try {
+    const v = JSON.parse(raw) as { manifestDigest?: string; image?: ImportedImage } | null;
+    if (!v || v.manifestDigest !== manifestDigest || !v.image || !isDigest(v.image.configDigest) || !Array.isArray(v.image.layers)) return null;
+    return v.image;
+  } catch {
+    return null;
+  }
+}
+
+const chosenIndexes = new WeakMap<BlobStore, RegistryIndex>();
+
+/** Use `index` for `store` from now on (openBlobStore: Redis for a store many hosts share). */
+export function useRegistryIndex(store: BlobStore, index: RegistryIndex): void {
+  chosenIndexes.set(store, index);
+}
+
+/**
+ * The one chosen with useRegistryIndex; else, for the filesystem store, files in
+ * `<DATA_DIR>/index/registry/`; else one in memory per store.
+ */
 export function defaultRegistryIndex(store: BlobStore): RegistryIndex {
+  let index = chosenIndexes.get(store);
+  if (index) return index;
   if (store instanceof FsBlobStore) return new FsRegistryIndex(join(store.root, 'index', 'registry'));
-  let index = memoryIndexes.get(store);
-  if (!index) memoryIndexes.set(store, (index = new MemoryRegistryIndex()));
+  chosenIndexes.set(store, (index = new MemoryRegistryIndex()));
   return index;
 }

@@ -40,7 +40,15 @@ export interface BlobStore {
   list(): AsyncIterable<BlobInfo & { modifiedMs: number }>;
   /** Remove a blob; no error if it is already gone. */
   delete(digest: Digest): Promise<void>;
+  /**
+   * Remove what writers that died mid-upload left in the ingest area, if older than
+   * `olderThanMs` (never visible as blobs, but taking space). Returns how many were removed.
+   */
+  sweepIngest(olderThanMs: number): Promise<number>;
 }
+
+/** Ingest leftovers older than this are from a crashed writer (no upload takes a day). */
+export const STALE_INGEST_MS = 24 * 3600 * 1000;
 
 /** Whether every blob named is still stored (with the size expected, where one is given). */
 export async function allStored(store: BlobStore, blobs: Iterable<{ digest: Digest; size?: number }>): Promise<boolean> {

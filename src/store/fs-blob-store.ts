@@ -1,14 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hexOf, type Digest } from '../digest.ts';
 import {
   BlobNotFoundError,
-  BlobTooLargeError,
   DigestMismatchError,
+  STALE_INGEST_MS,
   StoreFullError,
   type BlobInfo,
   type BlobStore,
@@ -16,9 +16,7 @@ import {
   type PutOptions,
   type PutResult,
 } from './blob-store.ts';
-
-/** Ingest files older than this are left over from a crashed writer and are removed. */
-const STALE_INGEST_MS = 24 * 3600 * 1000;
+import { IngestMeter } from './ingest-meter.ts';
 
 /**
  * Blob store on a local filesystem: `<root>/blobs/sha256/<hex>`, written through
@@ -41,14 +39,18 @@ export class FsBlobStore implements BlobStore {
     return store;
   }
 
-  /** Remove ingest files older than `olderThanMs` (writers that died mid-upload). */
-  async sweepIngest(olderThanMs: number): Promise<void> {
+  async sweepIngest(olderThanMs: number): Promise<number> {
     const now = Date.now();
+    let removed = 0;
     for (const name of await readdir(this.ingestDir)) {
       const path = join(this.ingestDir, name);
       const info = await stat(path).catch(() => null);
-      if (info && now - info.mtimeMs > olderThanMs) await rm(path, { force: true });
+      if (info && now - info.mtimeMs > olderThanMs) {
+        await rm(path, { force: true });
+        removed++;
+      }
     }
+    return removed;
   }
 
   private pathOf(digest: Digest): string {
@@ -57,22 +59,11 @@ export class FsBlobStore implements BlobStore {
 
   async put(source: Readable, opts: PutOptions = {}): Promise<PutResult> {
     const tmp = join(this.ingestDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
-          done(new BlobTooLargeError(opts.maxBytes));
-          return;
-        }
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    const meter = new IngestMeter(opts.maxBytes);
     try {
       await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 }));
-      const digest: Digest = `sha256:${hash.digest('hex')}`;
+      const size = meter.bytes;
+      const digest = meter.digest();
       if (opts.expectedDigest && opts.expectedDigest !== digest) {
         throw new DigestMismatchError(opts.expectedDigest, digest);
       }

@@ -52,7 +52,8 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const deadline = Date.now() + 30_000;
+    // Generous: the API and then its worker start on a shared 2-core machine.
+    const deadline = Date.now() + 90_000;
     for (;;) {
       const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
       const fresh = output.slice(started);

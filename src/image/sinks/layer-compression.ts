@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
 import { pipeline } from 'node:stream/promises';
 import { hexOf, isDigest, type Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
@@ -61,16 +62,8 @@ export class FsCompressedLayerIndex implements CompressedLayerIndex {
   }
 
   async get(method: string, diffId: Digest): Promise<CompressedBlob | null> {
-    try {
-      const entry = JSON.parse(await readFile(this.pathOf(method, diffId), 'utf8')) as Partial<CompressedBlob & { diffId: string; method: string }>;
-      if (entry.diffId !== diffId || entry.method !== method) return null;
-      if (typeof entry.digest !== 'string' || !isDigest(entry.digest) || !Number.isSafeInteger(entry.size)) return null;
-      const blob: CompressedBlob = { digest: entry.digest, size: entry.size as number };
-      if (Number.isSafeInteger(entry.crc32) && Number.isSafeInteger(entry.rawLength)) Object.assign(blob, { crc32: entry.crc32, rawLength: entry.rawLength });
-      return blob;
-    } catch {
-      return null;
-    }
+    const raw = await readFile(this.pathOf(method, diffId), 'utf8').catch(() => null);
+    return raw === null ? null : parseEntry(raw, method, diffId);
   }
 
   async set(method: string, diffId: Digest, blob: CompressedBlob): Promise<void> {
@@ -87,7 +80,7 @@ export class FsCompressedLayerIndex implements CompressedLayerIndex {
   }
 }
 
-/** An index in this process's memory (stores other than the filesystem one, tests). */
+/** An index in this process's memory (a store without a shared index, tests). */
 export class MemoryCompressedLayerIndex implements CompressedLayerIndex {
   private readonly entries = new Map<string, CompressedBlob>();
 
@@ -100,17 +93,62 @@ export class MemoryCompressedLayerIndex implements CompressedLayerIndex {
   }
 }
 
-const memoryIndexes = new WeakMap<BlobStore, CompressedLayerIndex>();
+/** How long a Redis index entry lives without being used (a stale one costs a recompression). */
+const REDIS_INDEX_TTL_S = 30 * 24 * 3600;
 
 /**
- * The index that goes with a store: for the filesystem store, JSON files beside the blobs
- * (`<DATA_DIR>/index/compressed-layers/`), shared by every process using that data dir;
- * for any other store, one in memory per store.
+ * The index in Redis, shared by every host using one store (an S3 bucket): a key per layer and
+ * method, `baler:layer-index:<method>:<diffId>`, holding the same JSON as the files. Each entry
+ * is one SET, so concurrent writers never leave half an entry; reading one renews it.
+ */
+export class RedisCompressedLayerIndex implements CompressedLayerIndex {
+  constructor(private readonly redis: Redis) {}
+
+  private keyOf(method: string, diffId: Digest): string {
+    return `baler:layer-index:${method}:${diffId}`;
+  }
+
+  async get(method: string, diffId: Digest): Promise<CompressedBlob | null> {
+    const raw = await this.redis.getex(this.keyOf(method, diffId), 'EX', REDIS_INDEX_TTL_S);
+    return raw === null ? null : parseEntry(raw, method, diffId);
+  }
+
+  async set(method: string, diffId: Digest, blob: CompressedBlob): Promise<void> {
+    await this.redis.set(this.keyOf(method, diffId), JSON.stringify({ diffId, method, ...blob }), 'EX', REDIS_INDEX_TTL_S);
+  }
+}
+
+/** An entry as stored, if it is whole and about this layer and method. */
+function parseEntry(raw: string, method: string, diffId: Digest): CompressedBlob | null {
+  try {
+    const entry = JSON.parse(raw) as Partial<CompressedBlob & { diffId: string; method: string }>;
+    if (entry.diffId !== diffId || entry.method !== method) return null;
+    if (typeof entry.digest !== 'string' || !isDigest(entry.digest) || !Number.isSafeInteger(entry.size)) return null;
+    const blob: CompressedBlob = { digest: entry.digest, size: entry.size as number };
+    if (Number.isSafeInteger(entry.crc32) && Number.isSafeInteger(entry.rawLength)) Object.assign(blob, { crc32: entry.crc32, rawLength: entry.rawLength });
+    return blob;
+  } catch {
+    return null;
+  }
+}
+
+const chosenIndexes = new WeakMap<BlobStore, CompressedLayerIndex>();
+
+/** Use `index` for `store` from now on (openBlobStore: Redis for a store many hosts share). */
+export function useLayerIndex(store: BlobStore, index: CompressedLayerIndex): void {
+  chosenIndexes.set(store, index);
+}
+
+/**
+ * The index that goes with a store: the one chosen with useLayerIndex; else, for the
+ * filesystem store, JSON files beside the blobs (`<DATA_DIR>/index/compressed-layers/`), shared
+ * by every process using that data dir; else one in memory per store.
  */
 export function defaultLayerIndex(store: BlobStore): CompressedLayerIndex {
+  let index = chosenIndexes.get(store);
+  if (index) return index;
   if (store instanceof FsBlobStore) return new FsCompressedLayerIndex(join(store.root, 'index', 'compressed-layers'));
-  let index = memoryIndexes.get(store);
-  if (!index) memoryIndexes.set(store, (index = new MemoryCompressedLayerIndex()));
+  chosenIndexes.set(store, (index = new MemoryCompressedLayerIndex()));
   return index;
 }
 
