@@ -1,6 +1,7 @@
 /**
- * Many hosts (`npm run test:cluster`): Redis and the store in one network namespace, two API
- * replicas and three workers each in their own, on a private subnet (test/support/netns-lab.ts).
+ * Many hosts (`npm run test:cluster`): Redis and the S3 store (Ceph RGW) in one network
+ * namespace, two API replicas and three workers each in their own, on a private subnet
+ * (test/support/netns-lab.ts); the hosts share no filesystem, only the network.
  * 30 builds go in through both APIs, alternating; mid-build one worker host is cut off the
  * network (its link down: the process lives on, unreachable) and another worker is SIGKILLed.
  * Every build must end `succeeded`, each image with the archive digest of an undisturbed
@@ -10,7 +11,7 @@
  * worker's log shows it started the cut-off build again, every build finished). The numbers
  * (builds, cuts, kills, total time, time to recover) are printed.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,10 @@ import { until } from '../support/wait.ts';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(REPO, 'src/main.ts');
 const WORKER = join(REPO, 'workers/build-worker.ts');
+const RUN_RGW = join(REPO, 'scripts/rgw/run-rgw.sh');
 const REDIS_PORT = 6379;
+const RGW_PORT = 7480;
+const RGW_MON_PORT = 6789;
 const API_PORT = 8080;
 const BUILDS = 30;
 // Short, so a cut-off worker's build is taken up again soon (not so short that a worker busy on
@@ -145,23 +149,44 @@ describe('many hosts', () => {
     const redis = lab.spawn(storeHost, 'redis-server', ['--bind', storeHost.address, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], process.env);
     await until(() => redis.output().includes('Ready to accept connections'), 30_000);
 
-    // Every host shares one filesystem: the store is one DATA_DIR (the filesystem store).
-    const common = { ...process.env, REDIS_URL: redisUrl, DATA_DIR: join(dataDir, 'store'), LOG_LEVEL: 'info' };
+    // The store: an S3 bucket on Ceph RGW (scripts/rgw/run-rgw.sh) in the same namespace.
+    const s3 = { accessKey: `AK${randomBytes(8).toString('hex').toUpperCase()}`, secretKey: randomBytes(20).toString('hex') };
+    const rgw = lab.spawn(
+      storeHost,
+      RUN_RGW,
+      [],
+      { ...process.env, RGW_DIR: join(dataDir, 'rgw'), RGW_ADDR: storeHost.address, RGW_PORT: String(RGW_PORT), RGW_MON_PORT: String(RGW_MON_PORT), RGW_ACCESS_KEY: s3.accessKey, RGW_SECRET_KEY: s3.secretKey },
+    );
+    await until(() => rgw.output().includes('rgw ready\n'), 300_000).catch((err: Error) => {
+      throw new Error(`RGW did not start: ${rgw.output().slice(-4000)}`, { cause: err });
+    });
+
+    // Hosts share nothing but the network: each its own DATA_DIR; blobs only in the bucket.
+    const common = {
+      ...process.env,
+      REDIS_URL: redisUrl,
+      LOG_LEVEL: 'info',
+      BALER_STORE: 's3',
+      BALER_S3_ENDPOINT: `http://${storeHost.address}:${RGW_PORT}`,
+      BALER_S3_BUCKET: 'baler-cluster',
+      BALER_S3_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: s3.accessKey,
+      AWS_SECRET_ACCESS_KEY: s3.secretKey,
+    };
+    const own = async (host: LabHost) => {
+      const dir = join(dataDir, host.name);
+      await mkdir(join(dir, 'vm-tmp'), { recursive: true });
+      return { DATA_DIR: dir, BALER_VM_TMPDIR: join(dir, 'vm-tmp') };
+    };
     const apiUrls = apiHosts.map((h) => `http://${h.address}:${API_PORT}`);
     for (const host of apiHosts) {
-      lab.spawn(host, process.execPath, ['--import', 'tsx', MAIN], { ...common, HOST: host.address, PORT: String(API_PORT), BALER_LOCAL_WORKERS: '0', BALER_AUTH: 'none' }, REPO);
+      lab.spawn(host, process.execPath, ['--import', 'tsx', MAIN], { ...common, ...(await own(host)), HOST: host.address, PORT: String(API_PORT), BALER_LOCAL_WORKERS: '0', BALER_AUTH: 'none' }, REPO);
     }
-    const vmTmp = join(dataDir, 'vm-tmp');
-    await mkdir(vmTmp);
-    const workers = workerHosts.map((host) =>
-      lab!.spawn(
-        host,
-        process.execPath,
-        ['--import', 'tsx', WORKER],
-        { ...common, BALER_JOB_LOCK_MS: String(LOCK_MS), BALER_STALLED_CHECK_MS: String(STALLED_CHECK_MS), BALER_VM_POOL: '0', BALER_GC_INTERVAL_S: '0', BALER_VM_TMPDIR: vmTmp },
-        REPO,
-      ),
-    );
+    const workers: LabProcess[] = [];
+    for (const host of workerHosts) {
+      const env = { ...common, ...(await own(host)), BALER_JOB_LOCK_MS: String(LOCK_MS), BALER_STALLED_CHECK_MS: String(STALLED_CHECK_MS), BALER_VM_POOL: '0', BALER_GC_INTERVAL_S: '0' };
+      workers.push(lab.spawn(host, process.execPath, ['--import', 'tsx', WORKER], env, REPO));
+    }
     for (const url of apiUrls) await until(async () => (await api(url, '/readyz')).ok, 120_000);
     await until(async () => ((await (await api(apiUrls[0] as string, '/v1/workers')).json()) as { workers: unknown[] }).workers.length === 3, 120_000);
     const upAt = Date.now();

@@ -166,10 +166,24 @@ export class NetnsLab {
   /** Remove everything this lab made, whatever state it is in; reports what it could not remove. */
   async destroy(): Promise<void> {
     const problems: string[] = [];
-    for (const proc of this.processes) {
+    // SIGTERM first (the RGW runner stops its daemons in order), SIGKILL what is left after 5 s.
+    const live = this.processes.filter((p) => p.child.exitCode === null && p.child.signalCode === null);
+    for (const proc of live) proc.child.kill('SIGTERM');
+    await Promise.race([Promise.all(live.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000))]);
+    for (const proc of live) {
       if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
       await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 10_000))]);
       if (pidAlive(proc.pid)) problems.push(`process ${proc.pid} still alive`);
+    }
+    // Whatever they started that still runs in our namespaces (e.g. ceph daemons): by pid.
+    for (const host of this.hosts) {
+      for (const pid of (await ip(['netns', 'pids', host.netns]).catch(() => '')).split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
     }
     if (this.rootVeth) await ip(['link', 'del', this.rootVeth]).catch((e: Error) => problems.push(e.message));
     for (const host of this.hosts) await ip(['netns', 'del', host.netns]).catch((e: Error) => problems.push(e.message));
