@@ -81,10 +81,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
-        await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
-        // Accepted even when no live worker can run it (one may join): the answer and the log say so.
+        // Accepted even when no live worker can run it (one may join): the answer and the log
+        // say so (written before it is queued: a worker clears the log when it starts).
         const waiting = await whyNoWorkerServes(opts.redis, resolved);
         if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
+        await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
         request.log.info({ buildId: id, waiting }, 'build queued');
         return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
       });
