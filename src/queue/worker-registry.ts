@@ -34,13 +34,24 @@ export async function liveWorkers(redis: Redis): Promise<WorkerEntry[]> {
   return entries.filter((e): e is string => e !== null).map((e) => JSON.parse(e) as WorkerEntry);
 }
 
+const recent = new WeakMap<Redis, { at: number; workers: Promise<WorkerEntry[]> }>();
+/** The live workers as of at most a second ago: a burst of submissions asks Redis once. */
+function recentWorkers(redis: Redis): Promise<WorkerEntry[]> {
+  const cached = recent.get(redis);
+  if (cached && Date.now() - cached.at < 1000) return cached.workers;
+  const workers = liveWorkers(redis);
+  recent.set(redis, { at: Date.now(), workers });
+  workers.catch(() => recent.delete(redis));
+  return workers;
+}
+
 /**
  * Why a build will wait for a worker, when no live worker can run it (none at all, or none with
  * a big enough VM); null when one can.
  */
 export async function whyNoWorkerServes(redis: Redis, spec: ResolvedSpec): Promise<string | null> {
   const requirement = requirementOf(spec);
-  const workers = await liveWorkers(redis);
+  const workers = await recentWorkers(redis);
   if (workers.some((w) => canServe(w, requirement))) return null;
   if (workers.length === 0) return 'no worker is running; the build waits in the queue until one starts';
   const largest = Math.max(...workers.map((w) => w.maxVmMemoryMiB));

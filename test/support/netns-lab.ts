@@ -157,9 +157,9 @@ export class NetnsLab {
     return this.processes.map((p) => `=== ${p.host.name} (pid ${p.pid})\n${p.output()}`).join('\n');
   }
 
-  /** SIGKILL one process (by its pid) and wait for it to be gone. */
-  async kill(proc: LabProcess): Promise<void> {
-    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+  /** Send one process (by its pid) a signal, SIGKILL by default, and wait for it to be gone. */
+  async kill(proc: LabProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill(signal);
     await proc.exited;
   }
 
