@@ -3,8 +3,6 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The multi-host test runs alone: `npm run test:cluster` (vitest.cluster.config.ts).
-    exclude: ['test/cluster/**', '**/node_modules/**'],
     // Tests start real processes (redis-server, the service, dockerd, podman): separate
     // processes per file, and generous limits for a 2-core machine.
     pool: 'forks',
