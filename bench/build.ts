@@ -44,11 +44,12 @@ import {
   describeBuildahCommands,
   describeBuildahScratchCommands,
   ensureBuildah,
-  startBuildah,
+  withPrivateBuildah,
   timedBuildahBuild,
   timedBuildahScratchBuild,
   type PrivateBuildah,
 } from './support/buildah.ts';
+import { Cleanups } from './support/cleanup.ts';
 import { autocannon, enqueueTinyBuilds, killCannons, mapLimit, type CannonResult } from './support/load.ts';
 import { machineInfo, QemuWatcher, waitForQuiet, type Machine } from './support/machine.ts';
 import { ForeignCpu } from './support/cpu.ts';
@@ -127,43 +128,9 @@ function progress(text: string): void {
 // ---------------------------------------------------------------------------
 // cleanup on every exit path
 
-const cleanups = new Set<() => Promise<void>>();
-let interrupted = false;
-async function cleanupAll(): Promise<void> {
-  killCannons();
-  // the service first (it may still read files of the work dir), the work dir last
-  const ordered = [...cleanups].reverse();
-  for (const c of ordered) {
-    try {
-      await c();
-    } catch (err) {
-      progress(`cleanup step failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  cleanups.clear();
-}
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    progress(`${signal}: cleaning up`);
-    void cleanupAll().then(() => process.exit(130));
-  });
-}
-
-async function withCleanup<T>(cleanup: () => Promise<void>, body: () => Promise<T>): Promise<T> {
-  cleanups.add(cleanup);
-  try {
-    return await body();
-  } finally {
-    cleanups.delete(cleanup);
-    await cleanup();
-  }
-}
-
-function checkInterrupted(): void {
-  if (interrupted) throw new Error('interrupted');
-}
+const cleanups = new Cleanups(progress, killCannons);
+const withCleanup = <T>(cleanup: () => Promise<void>, body: () => Promise<T>): Promise<T> => cleanups.with(cleanup, body);
+const checkInterrupted = (): void => cleanups.checkInterrupted();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -456,7 +423,7 @@ async function main(): Promise<void> {
       let svcRef: BalerService | undefined;
       await withCleanup(
         async () => {
-          await svcRef?.stop(interrupted ? 3000 : 15_000);
+          await svcRef?.stop(cleanups.interrupted ? 3000 : 15_000);
         },
         async () => {
           const svc = await startBalerService(work, svcEnv);
@@ -579,25 +546,17 @@ async function main(): Promise<void> {
               });
 
             const buildahA = async (): Promise<string> => {
-              let bh: PrivateBuildah | undefined;
-              const r = await withCleanup(
-                async () => {
-                  await bh?.cleanup();
-                },
-                async () => {
-                  checkInterrupted();
-                  bh = await startBuildah(tmpBase);
-                  const out = join(bh.root, 'out-a.tar');
-                  const res = await timedBuildahScratchBuild(bh, PEER_INPUT === 'tar' ? { tar: tree.tar } : { dir: tree.root }, out);
-                  if (round === 0) {
-                    const c = await countTreeFiles(out, tree.treePrefix);
-                    if (c.files !== tree.files || c.bytes !== tree.bytes) throw new Error(`buildah (a): the layer has ${c.files} tree files / ${c.bytes} bytes, expected ${tree.files} / ${tree.bytes}`);
-                    notes.aChecks += `; buildah: ${c.files} files / ${c.bytes} bytes`;
-                    notes.buildahAArchiveBytes = (await stat(out)).size;
-                  }
-                  return res;
-                },
-              );
+              const r = await withPrivateBuildah(cleanups, tmpBase, async (bh) => {
+                const out = join(bh.root, 'out-a.tar');
+                const res = await timedBuildahScratchBuild(bh, PEER_INPUT === 'tar' ? { tar: tree.tar } : { dir: tree.root }, out);
+                if (round === 0) {
+                  const c = await countTreeFiles(out, tree.treePrefix);
+                  if (c.files !== tree.files || c.bytes !== tree.bytes) throw new Error(`buildah (a): the layer has ${c.files} tree files / ${c.bytes} bytes, expected ${tree.files} / ${tree.bytes}`);
+                  notes.aChecks += `; buildah: ${c.files} files / ${c.bytes} bytes`;
+                  notes.buildahAArchiveBytes = (await stat(out)).size;
+                }
+                return res;
+              });
               if (timed) {
                 s.aBuildah.push(r.ms);
                 s.aBuildahFrom.push(r.phases.from);
@@ -626,19 +585,11 @@ async function main(): Promise<void> {
               });
 
             const buildahB = async (): Promise<string> => {
-              let bh: PrivateBuildah | undefined;
-              const r = await withCleanup(
-                async () => {
-                  await bh?.cleanup();
-                },
-                async () => {
-                  checkInterrupted();
-                  bh = await startBuildah(tmpBase);
-                  const res = await timedBuildahBuild(bh, baseArchive, CHANGE_SCRIPT, join(bh.root, 'out-b.tar'));
-                  await checkChange(res.archivePath, 'buildah (b)');
-                  return res;
-                },
-              );
+              const r = await withPrivateBuildah(cleanups, tmpBase, async (bh) => {
+                const res = await timedBuildahBuild(bh, baseArchive, CHANGE_SCRIPT, join(bh.root, 'out-b.tar'));
+                await checkChange(res.archivePath, 'buildah (b)');
+                return res;
+              });
               if (timed) {
                 s.bBuildah.push(r.ms);
                 s.bBuildahFrom.push(r.phases.from);
@@ -1098,8 +1049,8 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
 main().then(
   () => process.exit(0),
   async (err: unknown) => {
-    if (interrupted) return; // the signal handler cleans up and exits
-    await cleanupAll();
+    if (cleanups.interrupted) return; // the signal handler cleans up and exits
+    await cleanups.runAll();
     process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   },

@@ -34,9 +34,10 @@ import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
 import { harnessTmpBase } from '../test/support/run.ts';
 import { checkChange } from './support/archive.ts';
 import { busyboxRootTar, buildBase, CHANGE_SCRIPT, recordingLogger, timedBalerBuild, timedVmOverhead } from './support/baler.ts';
-import { describeBuildahCommands, ensureBuildah, startBuildah, timedBuildahBuild, type PrivateBuildah } from './support/buildah.ts';
+import { describeBuildahCommands, ensureBuildah, timedBuildahBuild, withPrivateBuildah } from './support/buildah.ts';
 import { foreignQemuPids, machineInfo, QemuWatcher, type Machine } from './support/machine.ts';
 import { fmtMs, fmtRatio, markdownTable, summarize, type Summary } from './support/stats.ts';
+import { Cleanups } from './support/cleanup.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RESULTS_FILE = join(here, 'RESULTS-vm.md');
@@ -64,26 +65,8 @@ function progress(text: string): void {
 // ---------------------------------------------------------------------------
 // cleanup on every exit path
 
-const cleanups = new Set<() => Promise<void>>();
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    progress(`${signal}: cleaning up`);
-    void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
-  });
-}
-
-async function withCleanup<T>(cleanup: () => Promise<void>, body: () => Promise<T>): Promise<T> {
-  cleanups.add(cleanup);
-  try {
-    return await body();
-  } finally {
-    await cleanup();
-    cleanups.delete(cleanup);
-  }
-}
+const cleanups = new Cleanups(progress);
+const withCleanup = <T>(cleanup: () => Promise<void>, body: () => Promise<T>): Promise<T> => cleanups.with(cleanup, body);
 
 /** CPU time (ticks of 1/100 s) a process has used, or undefined when it is gone. */
 function cpuTicks(pid: number): number | undefined {
@@ -282,19 +265,12 @@ async function main(): Promise<void> {
         return `pooled: vm ${fmtMs(v.ms)} ms, build ${fmtMs(b.ms)} ms (vm step ${fmtMs(b.vmStepMs)})`;
       };
       const peerSide = async (): Promise<string> => {
-        let bh: PrivateBuildah | undefined;
-        const r = await withCleanup(
-          async () => {
-            await bh?.cleanup();
-          },
-          async () => {
-            await quiet();
-            bh = await startBuildah(tmpBase);
-            const out = await timedBuildahBuild(bh, base.archivePath, CHANGE_SCRIPT, join(bh.root, 'out.tar'));
-            await checkChange(out.archivePath, 'buildah');
-            return out;
-          },
-        );
+        await quiet();
+        const r = await withPrivateBuildah(cleanups, tmpBase, async (bh) => {
+          const out = await timedBuildahBuild(bh, base.archivePath, CHANGE_SCRIPT, join(bh.root, 'out.tar'));
+          await checkChange(out.archivePath, 'buildah');
+          return out;
+        });
         if (timed) {
           s.buildah.push(r.ms);
           s.buildahFrom.push(r.phases.from);
@@ -474,7 +450,7 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
 }
 
 main().catch(async (err: unknown) => {
-  await Promise.allSettled([...cleanups].map((c) => c()));
+  await cleanups.runAll();
   process.stderr.write(`bench:vm failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

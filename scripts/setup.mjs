@@ -17,12 +17,13 @@ const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'bus
 
 const PACKAGES = {
   runtime: ['redis-server', ...VM],
-  // Tools the tests check images with (we did not write them) and what they need to run; and
-  // a single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
-  // (scripts/rgw/run-rgw.sh).
+  // Tools the tests check images with (we did not write them) and what they need to run; a
+  // single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
+  // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core);
+  // curl and jq run the README's curl guide.
   test: [
     'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
-    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq',
     // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
     'iproute2', 'iptables',
   ],

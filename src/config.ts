@@ -63,6 +63,8 @@ export interface Config {
   /** `BALER_AUTH=none`: the operator's explicit consent to listen beyond loopback without tokens. */
   authNone: boolean;
   logLevel: string;
+  /** Tests only: a file the API appends its routes and responses to (see src/api/contract-log.ts). */
+  contractLog: string | undefined;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -116,5 +118,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     registriesFile: env.BALER_REGISTRIES_FILE || undefined,
     authNone: env.BALER_AUTH === 'none',
     logLevel: env.LOG_LEVEL || 'info',
+    contractLog: env.BALER_CONTRACT_LOG || undefined,
   };
 }

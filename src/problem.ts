@@ -8,7 +8,18 @@ export interface ProblemBody {
   status: number;
   detail?: string;
   instance?: string;
-  errors?: Array<{ path: string; message: string }>;
+  errors?: FieldError[];
+}
+
+/**
+ * One offending field of a request (the `errors` extension member, RFC 9457 §3.2): `pointer`
+ * is a JSON Pointer (RFC 6901) into the request body, `parameter` names a query parameter.
+ */
+export type FieldError = { pointer: string; message: string } | { parameter: string; message: string };
+
+/** A JSON Pointer token for a member name (RFC 6901 §3: `~` and `/` escaped). */
+export function pointerToken(name: string | number): string {
+  return String(name).replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 const TITLES: Record<number, string> = {
@@ -16,6 +27,7 @@ const TITLES: Record<number, string> = {
   401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  406: 'Not Acceptable',
   409: 'Conflict',
   411: 'Length Required',
   413: 'Content Too Large',

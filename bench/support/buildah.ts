@@ -42,6 +42,7 @@ import {
   unmountUnder,
   type RunResult,
 } from '../../test/support/run.ts';
+import type { Cleanups } from './cleanup.ts';
 import { msBetween } from './stats.ts';
 
 export const BUILDAH_BIN = '/usr/bin/buildah';
@@ -263,4 +264,19 @@ export function describeBuildahScratchCommands(input: 'tar' | 'dir'): string[] {
     `buildah ${g} commit ${(f.commit ?? []).join(' ')} --quiet --format docker <ctr> docker-archive:<out>:localhost/bench-a:latest`,
     `buildah ${g} rm <ctr>`,
   ];
+}
+
+/** A fresh private buildah for `body`, removed when it ends, also on Ctrl-C. */
+export function withPrivateBuildah<T>(cleanups: Cleanups, tmpBase: string, body: (bh: PrivateBuildah) => Promise<T>): Promise<T> {
+  cleanups.checkInterrupted();
+  let bh: PrivateBuildah | undefined;
+  return cleanups.with(
+    async () => {
+      await bh?.cleanup();
+    },
+    async () => {
+      bh = await startBuildah(tmpBase);
+      return body(bh);
+    },
+  );
 }

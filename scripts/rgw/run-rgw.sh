@@ -4,7 +4,8 @@
 # no mgr, cephx on. All state under $RGW_DIR, which must be empty or absent (state is not kept
 # across runs). Prints exactly one line, `rgw ready`, on stdout once the S3 endpoint answers;
 # everything else goes to stderr or to $RGW_DIR/log/. On SIGTERM/SIGINT it stops every daemon it
-# started and exits. Works on a host and as a container entrypoint (no systemd, no fixed ports).
+# started and exits (started with `&` from a non-interactive shell, SIGINT is ignored by bash:
+# send SIGTERM). Works on a host and as a container entrypoint (no systemd, no fixed ports).
 #
 # Environment:
 #   RGW_DIR          state directory (required)
@@ -47,8 +48,10 @@ keyring=$RGW_DIR/keyring
 fsid=$(cat /proc/sys/kernel/random/uuid)
 
 pids=()
+eof_watcher=
 stop_all() {
   trap - TERM INT EXIT
+  [ -n "$eof_watcher" ] && kill "$eof_watcher" 2>/dev/null
   # One at a time in reverse start order (radosgw, OSD, mon): a stopping OSD tells the mon,
   # and waits up to 5 s for it if the mon is gone already. SIGKILL after 10 s each.
   local i pid n
@@ -65,6 +68,7 @@ if [ "${RGW_STOP_ON_EOF:-}" = 1 ]; then
   # In the background stdin would be /dev/null: hand it over on another descriptor.
   exec 4<&0
   (cat <&4 >/dev/null; kill -TERM $$) &
+  eof_watcher=$!
   exec 4<&-
 fi
 trap 'stop_all' EXIT

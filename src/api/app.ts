@@ -5,6 +5,7 @@ import { BlobOwners } from '../auth/blob-owners.ts';
 import type { TokenFile } from '../auth/token-file.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
+import type { BuildEventStream } from '../events/event-stream.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { BuildQueues } from '../queue/build-queue.ts';
@@ -17,20 +18,26 @@ import { workersRoutes } from './workers.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
+import { dashboardRoutes } from './dashboard.ts';
+import { eventsRoutes } from './events.ts';
 import { RedisResultCache } from '../builds/result-cache.ts';
+import { docsRoutes } from './docs.ts';
 import { healthRoutes } from './health.ts';
 import { Idempotency } from './idempotency.ts';
 import { limitJsonDepth } from './json-depth.ts';
+import { registerContractLog } from './contract-log.ts';
 import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices'>;
+  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog'>;
   logger: Logger;
   redis: Redis;
   store: BlobStore;
   builds: BuildRepository;
   logs: BuildLogs;
+  /** Builds' live events (the same stream `builds` and `logs` write state and log events to). */
+  events: BuildEventStream;
   queue: BuildQueues;
   /** Bearer tokens; null: no authentication. */
   tokens: TokenFile | null;
@@ -52,6 +59,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, strict: false },
     },
   });
+  // First, so that it sees every route and every response.
+  if (deps.config.contractLog) registerContractLog(app, deps.config.contractLog);
   for (const schema of loadSchemas()) app.addSchema(schema);
   registerProblemHandlers(app);
   app.addHook('onResponse', async (request, reply) => {
@@ -94,8 +103,11 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowDevices: deps.config.allowDevices,
   });
   await app.register(workersRoutes, { redis: deps.redis });
+  await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events });
   await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
+  await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
+  await app.register(docsRoutes);
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));
   return app;
 }

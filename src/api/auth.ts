@@ -7,21 +7,25 @@ declare module 'fastify' {
     /** Who is asking: the token's tenant, or `default` when the service runs without tokens. */
     tenant: string;
   }
+  interface FastifyContextConfig {
+    /** Served without a token (read-only: health checks, the API's docs, the dashboard's static files). */
+    public?: boolean;
+  }
 }
 
 export const DEFAULT_TENANT = 'default';
-const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
 
 /**
- * Bearer tokens: with a token file, every route but the health checks needs
- * `Authorization: Bearer <token>`, and the request acts as the token's tenant. Without one,
- * everyone is the default tenant (the service then listens on loopback only; see main.ts).
+ * Bearer tokens: with a token file, every route but those marked `config: { public: true }`
+ * (health checks, docs, the dashboard's files) needs `Authorization: Bearer <token>`, and the
+ * request acts as the token's tenant. Without one, everyone is the default tenant (the service
+ * then listens on loopback only; see main.ts).
  */
 export function registerAuth(app: FastifyInstance, tokens: TokenFile | null): void {
   app.decorateRequest('tenant', DEFAULT_TENANT);
   if (!tokens) return;
   app.addHook('onRequest', async (request, reply) => {
-    if (OPEN_ROUTES.has(request.url.split('?')[0] ?? '')) return;
+    if (request.routeOptions.config.public) return;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     const tenant = match ? await tokens.tenantOf(match[1] as string) : null;
     if (!tenant) {

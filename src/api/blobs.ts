@@ -4,6 +4,7 @@ import { Problem } from '../problem.ts';
 import { BlobTooLargeError, DigestMismatchError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import type { Idempotency } from './idempotency.ts';
+import { operationSchema } from './openapi.ts';
 import { sendBlob } from './send-blob.ts';
 
 export interface BlobsOptions {
@@ -24,11 +25,7 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
 
   app.post<{ Querystring: { digest?: Digest } }>(
     '/v1/blobs',
-    {
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { digest: { $ref: 'Digest#' } } },
-      },
-    },
+    { schema: operationSchema('uploadBlob') },
     async (request, reply) => {
       const declared = Number(request.headers['content-length'] ?? NaN);
       if (declared > maxUploadBytes) {
@@ -74,10 +71,10 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
     if (!(await owners.owns(request.tenant, digest))) throw new Problem(404, `blob ${digest} not found`);
     return digest;
   };
-  app.get<{ Params: { digest: string } }>('/v1/blobs/:digest', { exposeHeadRoute: false }, async (request, reply) =>
+  app.get<{ Params: { digest: string } }>('/v1/blobs/:digest', { exposeHeadRoute: false, schema: operationSchema('getBlob') }, async (request, reply) =>
     sendBlob(request, reply, store, await download(request), { contentType: 'application/octet-stream' }),
   );
-  app.head<{ Params: { digest: string } }>('/v1/blobs/:digest', async (request, reply) =>
+  app.head<{ Params: { digest: string } }>('/v1/blobs/:digest', { schema: operationSchema('headBlob') }, async (request, reply) =>
     sendBlob(request, reply, store, await download(request), { contentType: 'application/octet-stream' }),
   );
 };

@@ -9,19 +9,21 @@ import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { imageOutput } from '../builds/build-archive.ts';
 import { buildCacheKey, findCachedBuild } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
-import { referencedBlobs, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
+import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
+import { planBuild } from '../builds/build-plan.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
-import { Problem } from '../problem.ts';
+import { Problem, type FieldError } from '../problem.ts';
 import { enqueueBuild, type BuildQueues } from '../queue/build-queue.ts';
 import { whyNoWorkerServes } from '../queue/worker-registry.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
-import { DEFAULT_TENANT } from './auth.ts';
+import { findTenantBuild, tenantOf } from './find-build.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
-import { validationProblem } from './problems.ts';
+import { operationSchema } from './openapi.ts';
+import { fieldProblem, validationProblem } from './problems.ts';
 import { sendPlan } from './send-blob.ts';
 
 export interface BuildsOptions {
@@ -46,20 +48,23 @@ export interface BuildsOptions {
 export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts) => {
   const { store, builds, queue } = opts;
 
-  app.post<{ Body: BuildSpec; Querystring: { noCache?: 'true' | 'false' } }>(
+  app.post<{ Body: BuildSpec; Querystring: { noCache?: 'true' | 'false'; dryRun?: 'true' | 'false' } }>(
     '/v1/builds',
-    {
-      schema: { body: { $ref: 'BuildSpec#' }, querystring: { type: 'object', properties: { noCache: { type: 'string', enum: ['true', 'false'] } } } },
-      attachValidation: true,
-    },
+    { schema: operationSchema('createBuild'), attachValidation: true },
     async (request, reply) => {
       const spec = request.body;
       if (request.validationError) {
-        if (request.validationError.validationContext === 'querystring') throw new Problem(400, `querystring ${request.validationError.message}`);
-        throw validationProblem(request.validationError.validation, 'build spec', spec, (path) => explainReference(spec, path));
+        const { validation, validationContext } = request.validationError;
+        if (validationContext === 'querystring') throw validationProblem(validation, validationContext, 'query');
+        throw validationProblem(validation, validationContext, 'build spec', spec, (pointer) => explainReference(spec, pointer));
       }
       const base = await checkSubmission(spec, request.tenant);
       const noCache = request.query.noCache === 'true';
+      if (request.query.dryRun === 'true') {
+        // Resolved and planned like a submission, but nothing is recorded, queued or built.
+        const plan = await planBuild(resolveSpec(spec, new Date()), { store, cache: opts.cache, allowDevices: opts.allowDevices, base, noCache });
+        return reply.status(200).send(plan);
+      }
 
       return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf({ spec, noCache }), async () => {
         const now = new Date();
@@ -70,6 +75,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
+        // Its log line first: a build's final state (a hit's first) is its last event.
+        if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
         // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
         const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
         if (queued === null) {
@@ -77,7 +84,6 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
         }
         if (hit) {
-          await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
           request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
@@ -100,49 +106,54 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     const format = spec.format ?? 'docker-archive';
     if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
       const allowed = FORMAT_COMPRESSIONS[format];
-      throw new Problem(400, `compression '${spec.compression}' is not available for ${format} (one of: ${allowed.join(', ')})`, {
-        errors: [{ path: '/compression', message: `one of ${allowed.join(', ')} for this format` }],
-      });
+      throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: `'${spec.compression}' is not available for ${format} (one of: ${allowed.join(', ')})` }]);
     }
     const created = spec.created;
     if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
-      throw new Problem(400, `created '${created}' is not a valid date`, { errors: [{ path: '/created', message: 'not a valid date' }] });
+      throw fieldProblem(400, 'invalid build spec', [{ pointer: '/created', message: `'${created}' is not a valid date` }]);
     }
     if (spec.fromImage && 'ref' in spec.fromImage) {
       // A bad reference or a registry the operator does not allow is known before queueing.
       try {
         registryFor(opts.registries, parseReference(spec.fromImage.ref).host);
       } catch (err) {
-        if (err instanceof RegistryError) throw new Problem(422, err.message, { cause: err, errors: [{ path: '/fromImage/ref', message: err.message }] });
+        if (err instanceof RegistryError) throw fieldProblem(422, 'unusable base image', [{ pointer: '/fromImage/ref', message: err.message }], err);
         throw err;
       }
     }
     let base: BuildRecord | undefined;
     if (spec.fromImage && 'build' in spec.fromImage) {
-      const found = BUILD_ID_PATTERN.test(spec.fromImage.build) ? await builds.get(spec.fromImage.build) : null;
-      if (!found || tenantOf(found) !== tenant) throw new Problem(422, `base build ${spec.fromImage.build} not found`);
-      if (found.status !== 'succeeded') throw new Problem(422, `base build ${found.id} is ${found.status}; a base must have succeeded`);
+      const id = spec.fromImage.build;
+      const found = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
+      if (!found || tenantOf(found) !== tenant) throw fieldProblem(422, 'unusable base image', [{ pointer: '/fromImage/build', message: `base build ${id} not found` }]);
+      if (found.status !== 'succeeded') {
+        throw fieldProblem(422, 'unusable base image', [{ pointer: '/fromImage/build', message: `base build ${id} is ${found.status}; a base must have succeeded` }]);
+      }
       base = found;
     }
-    const missing: string[] = [];
-    for (const digest of referencedBlobs(spec)) {
-      if (!(await opts.owners.owns(tenant, digest)) || !(await store.stat(digest))) missing.push(digest);
+    const missing: FieldError[] = [];
+    for (const { digest, pointer } of blobReferences(spec)) {
+      if (!(await opts.owners.owns(tenant, digest)) || !(await store.stat(digest))) missing.push({ pointer, message: `blob ${digest} not found (upload it to /v1/blobs first)` });
     }
-    if (missing.length > 0) {
-      throw new Problem(422, `blobs not found (upload them to /v1/blobs first): ${missing.join(', ')}`);
-    }
+    if (missing.length > 0) throw fieldProblem(422, 'blobs not found', missing);
     return base;
   };
 
-  const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
-    const { id } = request.params;
-    const record = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
-    // Another tenant's build does not exist, as far as this one can tell.
-    if (!record || tenantOf(record) !== request.tenant) throw new Problem(404, `build ${id} not found`);
-    return record;
-  };
+  const findBuild = (request: FastifyRequest<{ Params: { id: string } }>) => findTenantBuild(builds, request);
 
-  app.get<{ Params: { id: string } }>('/v1/builds/:id', async (request) => findBuild(request));
+  app.get<{ Params: { id: string } }>('/v1/builds/:id', { schema: operationSchema('getBuild') }, async (request) => findBuild(request));
+
+  /** This tenant's newest builds, newest first, as summaries (for a dashboard or a CLI). */
+  app.get<{ Querystring: { limit?: string } }>(
+    '/v1/builds',
+    { schema: operationSchema('listBuilds'), attachValidation: true },
+    async (request) => {
+      const limit = Number(request.query.limit ?? DEFAULT_LIST_LIMIT);
+      if (request.validationError || limit < 1 || limit > MAX_LIST_LIMIT) throw new Problem(400, `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+      const records = await builds.recent(request.tenant, limit);
+      return { builds: records.map(summaryOf) };
+    },
+  );
 
   /**
    * Cancel: a queued build never starts, a running one is stopped by its worker (its VM
@@ -161,10 +172,10 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     request.log.info({ buildId: record.id, was: record.status }, 'build cancelled');
     return builds.get(record.id);
   };
-  app.delete<{ Params: { id: string } }>('/v1/builds/:id', cancel);
-  app.post<{ Params: { id: string } }>('/v1/builds/:id/cancel', cancel);
+  app.delete<{ Params: { id: string } }>('/v1/builds/:id', { schema: operationSchema('cancelBuild') }, cancel);
+  app.post<{ Params: { id: string } }>('/v1/builds/:id/cancel', { schema: operationSchema('cancelBuildByPost') }, cancel);
 
-  app.get<{ Params: { id: string } }>('/v1/builds/:id/logs', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/builds/:id/logs', { schema: operationSchema('getBuildLogs') }, async (request, reply) => {
     const record = await findBuild(request);
     return reply.type('text/plain; charset=utf-8').send(await opts.logs.read(record.id));
   });
@@ -197,25 +208,33 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     if (request.method === 'HEAD') return reply.send();
     return reply.send(out.stream);
   };
-  const imageSchema = {
-    querystring: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { format: { $ref: 'OutputFormat#' }, compression: { $ref: 'Compression#' } },
-    },
-  };
-  app.get('/v1/builds/:id/image', { exposeHeadRoute: false, schema: imageSchema }, image);
-  app.head('/v1/builds/:id/image', { schema: imageSchema }, image);
+  app.get('/v1/builds/:id/image', { exposeHeadRoute: false, schema: operationSchema('downloadImage') }, image);
+  app.head('/v1/builds/:id/image', { schema: operationSchema('headImage') }, image);
 };
 
-function tenantOf(record: BuildRecord): string {
-  return record.tenant ?? DEFAULT_TENANT;
+const DEFAULT_LIST_LIMIT = 20;
+const MAX_LIST_LIMIT = 100;
+
+/** What a list shows of a build (BuildSummary in openapi.yaml): no spec, no result. */
+function summaryOf(record: BuildRecord) {
+  return {
+    id: record.id,
+    status: record.status,
+    name: record.spec.name,
+    tag: record.spec.tag,
+    createdAt: record.createdAt,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    cached: record.cached,
+    cachedFrom: record.cachedFrom,
+    error: record.error?.detail,
+  };
 }
 
 /** The reference grammar is one long pattern in the schema; say which rule a name broke. */
-function explainReference(spec: unknown, path: string): string | null {
+function explainReference(spec: unknown, pointer: string): string | null {
   const { name, tag } = (spec ?? {}) as { name?: unknown; tag?: unknown };
-  if (path === '/name' && typeof name === 'string') return nameRuleViolation(name);
-  if (path === '/tag' && typeof tag === 'string') return tagRuleViolation(tag);
+  if (pointer === '/name' && typeof name === 'string') return nameRuleViolation(name);
+  if (pointer === '/tag' && typeof tag === 'string') return tagRuleViolation(tag);
   return null;
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BlobStore } from '../store/blob-store.ts';
+import { operationSchema } from './openapi.ts';
 
 export interface HealthOptions {
   redis: Redis;
@@ -18,9 +19,9 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
 
 /** `/healthz`: the process answers. `/readyz`: and Redis and the store work. */
 export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { redis, store }) => {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true }, schema: operationSchema('healthz') }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config: { public: true }, schema: operationSchema('readyz') }, async (_request, reply) => {
     const checks: Record<string, string> = {};
     const run = async (name: string, check: () => Promise<unknown>) => {
       try {

@@ -8,6 +8,7 @@ import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { DEFAULT_TENANT } from './auth.ts';
+import { operationSchema } from './openapi.ts';
 
 export interface MergesOptions {
   store: BlobStore;
@@ -22,7 +23,7 @@ export interface MergesOptions {
  * same order give the same blob.
  */
 export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { store, builds, owners }) => {
-  app.post<{ Body: { builds: string[] } }>('/v1/merges', { schema: { body: { $ref: 'MergeRequest#' } } }, async (request, reply) => {
+  app.post<{ Body: { builds: string[] } }>('/v1/merges', { schema: operationSchema('mergeImages') }, async (request, reply) => {
     const images = [];
     let mtime = 0;
     for (const id of request.body.builds) {

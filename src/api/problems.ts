@@ -1,9 +1,15 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { FastifySchemaValidationError } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
+import { pointerToken, Problem, type FieldError } from '../problem.ts';
+import { loadSchemas } from './openapi.ts';
 
 type ErrorObject = FastifySchemaValidationError;
-import { Problem } from '../problem.ts';
-import { loadSchemas } from './openapi.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** A route answering 405 for the methods a path lacks (see addMethodNotAllowedRoutes). */
+    methodNotAllowed?: boolean;
+  }
+}
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -11,16 +17,34 @@ export function sendProblem(reply: FastifyReply, problem: Problem, request: Fast
   return reply.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.toJSON(request.url));
 }
 
-/** Request validation failures as problem `errors` items, one per field, with readable messages. */
+/**
+ * A 400 for request validation failures, naming every offending field twice: in `detail`
+ * (`invalid build spec: /contents/2/mode: must match …`) and as `errors` items, by JSON
+ * Pointer into the body or by query parameter name, with readable messages.
+ */
 export function validationProblem(
   errors: ErrorObject[],
+  context: string | undefined,
   what: string,
   body?: unknown,
-  explain?: (path: string) => string | null,
+  explain?: (pointer: string) => string | null,
 ): Problem {
-  const items = describeValidationErrors(errors, body).map((item) => ({ ...item, message: explain?.(item.path) ?? item.message }));
-  const detail = items.map((item) => `${item.path || '/'}: ${item.message}`).join('; ');
-  return new Problem(400, `invalid ${what}: ${detail}`, { errors: items });
+  const described = describeValidationErrors(errors, body).map((item) => ({ ...item, message: explain?.(item.pointer) ?? item.message }));
+  const items: FieldError[] =
+    context === 'querystring'
+      ? described.map(({ pointer, message }) => ({ parameter: unescapePointer(pointer.slice(1)), message }))
+      : described;
+  return fieldProblem(400, `invalid ${what}`, items);
+}
+
+/** A problem about fields of the request: each `pointer: message` in `detail`, and in `errors`. */
+export function fieldProblem(status: number, what: string, items: FieldError[], cause?: unknown): Problem {
+  const detail = items.map((item) => `${'pointer' in item ? item.pointer || '(the whole body)' : `?${item.parameter}`}: ${item.message}`).join('; ');
+  return new Problem(status, `${what}: ${detail}`, { errors: items, cause });
+}
+
+function unescapePointer(token: string): string {
+  return token.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
 const CONTENT_KINDS: Record<string, string> = {
@@ -41,20 +65,21 @@ const contentShapes = new Map(
     ]),
 );
 
-function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{ path: string; message: string }> {
-  const out: Array<{ path: string; message: string }> = [];
+function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{ pointer: string; message: string }> {
+  const out: Array<{ pointer: string; message: string }> = [];
   const seen = new Set<string>();
   for (const error of errors) {
     const message = describe(error, body);
     if (message === null) continue;
-    const path = error.keyword === 'additionalProperties' || error.keyword === 'required'
-      ? `${error.instancePath}/${String(error.params.additionalProperty ?? error.params.missingProperty)}`
+    // Ajv's instancePath is already a JSON Pointer; a missing or unknown member is named below it.
+    const pointer = error.keyword === 'additionalProperties' || error.keyword === 'required'
+      ? `${error.instancePath}/${pointerToken(String(error.params.additionalProperty ?? error.params.missingProperty))}`
       : error.instancePath;
-    const key = `${path}\n${message}`;
-    if (!seen.has(key)) out.push({ path, message });
+    const key = `${pointer}\n${message}`;
+    if (!seen.has(key)) out.push({ pointer, message });
     seen.add(key);
   }
-  return out.length > 0 ? out : [{ path: '', message: 'invalid request' }];
+  return out.length > 0 ? out : [{ pointer: '', message: 'invalid request' }];
 }
 
 /**
@@ -95,7 +120,8 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Problem) return sendProblem(reply, error, request);
     if (error.validation) {
-      return sendProblem(reply, validationProblem(error.validation as ErrorObject[], `request ${error.validationContext ?? ''}`.trim(), request.body), request);
+      const context = error.validationContext;
+      return sendProblem(reply, validationProblem(error.validation as ErrorObject[], context, context === 'querystring' ? 'query' : `request ${context ?? ''}`.trim(), request.body), request);
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
@@ -151,6 +177,7 @@ export function addMethodNotAllowedRoutes(app: FastifyInstance, routes: Map<stri
     app.route({
       method: missing,
       url,
+      config: { methodNotAllowed: true },
       // Do not parse (or wait for) any body for a request that is refused anyway.
       handler: (request, reply) => {
         void reply.header('Allow', allow);

@@ -6,6 +6,7 @@ import { Problem } from '../problem.ts';
 import { enqueuePush, type PushJobData } from '../queue/push-queue.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
 import { DEFAULT_TENANT } from './auth.ts';
+import { operationSchema } from './openapi.ts';
 
 export interface PushesOptions {
   builds: BuildRepository;
@@ -20,7 +21,7 @@ export interface PushesOptions {
 export const pushesRoutes: FastifyPluginAsync<PushesOptions> = async (app, { builds, queue, registries }) => {
   app.post<{ Params: { id: string }; Body: { ref: string } }>(
     '/v1/builds/:id/push',
-    { schema: { body: { $ref: 'PushRequest#' } } },
+    { schema: operationSchema('pushBuild') },
     async (request, reply) => {
       const { id } = request.params;
       const build = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;

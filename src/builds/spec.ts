@@ -131,13 +131,18 @@ export function epochSeconds(created: string): number {
 
 /** Every blob a spec refers to, in order, without repeats. */
 export function referencedBlobs(spec: { contents?: ContentEntry[]; fromImage?: FromImage }): Digest[] {
-  const digests = new Set<Digest>();
-  if (spec.fromImage && 'blob' in spec.fromImage) digests.add(spec.fromImage.blob);
-  for (const entry of spec.contents ?? []) {
-    if ('tar' in entry) digests.add(entry.tar);
-    if ('file' in entry) digests.add(entry.file);
-  }
-  return [...digests];
+  return [...new Set(blobReferences(spec).map((r) => r.digest))];
+}
+
+/** Every place a spec names a blob, as a JSON Pointer into the spec, in order. */
+export function blobReferences(spec: { contents?: ContentEntry[]; fromImage?: FromImage }): Array<{ digest: Digest; pointer: string }> {
+  const references: Array<{ digest: Digest; pointer: string }> = [];
+  if (spec.fromImage && 'blob' in spec.fromImage) references.push({ digest: spec.fromImage.blob, pointer: '/fromImage/blob' });
+  (spec.contents ?? []).forEach((entry, i) => {
+    if ('tar' in entry) references.push({ digest: entry.tar, pointer: `/contents/${i}/tar` });
+    if ('file' in entry) references.push({ digest: entry.file, pointer: `/contents/${i}/file` });
+  });
+  return references;
 }
 
 /** Whether a spec has a step that must run in a VM. */

@@ -30,7 +30,7 @@ interface Problem {
   title: string;
   status: number;
   detail: string;
-  errors?: Array<{ path: string; message: string }>;
+  errors?: Array<{ pointer?: string; parameter?: string; message: string }>;
 }
 
 async function expectProblem(res: Response, status: number): Promise<Problem> {
@@ -54,16 +54,31 @@ describe('client mistakes', () => {
     const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', contents: [{ text: 'x' }], uid: -1, extra: true })), 400);
     expect(problem.errors).toEqual(
       expect.arrayContaining([
-        { path: '/extra', message: 'unknown field' },
-        { path: '/contents/0/to', message: 'is required' },
-        expect.objectContaining({ path: '/uid' }),
+        { pointer: '/extra', message: 'unknown field' },
+        { pointer: '/contents/0/to', message: 'is required' },
+        expect.objectContaining({ pointer: '/uid' }),
       ]),
     );
   });
 
+  it('detail and errors point at the bad field with a JSON Pointer (RFC 6901)', async () => {
+    const spec = { name: 'ok', contents: [{ dir: '/a' }, { dir: '/b' }, { text: 'x', to: '/x', mode: 755 }], config: { 'a/b~c': 1 } };
+    const problem = await expectProblem(await post('/v1/builds', JSON.stringify(spec)), 400);
+    expect(problem.detail).toContain('/contents/2/mode: must be string');
+    expect(problem.detail).toContain('/config/a~1b~0c: unknown field');
+    expect(problem.errors).toContainEqual({ pointer: '/contents/2/mode', message: 'must be string' });
+    expect(problem.errors).toContainEqual({ pointer: '/config/a~1b~0c', message: 'unknown field' });
+  });
+
+  it('a bad query parameter is 400 naming the parameter', async () => {
+    const problem = await expectProblem(await post('/v1/builds?dryRun=yes', JSON.stringify({ name: 'ok' })), 400);
+    expect(problem.errors).toEqual([{ parameter: 'dryRun', message: 'must be equal to one of the allowed values' }]);
+    expect(problem.detail).toBe('invalid query: ?dryRun: must be equal to one of the allowed values');
+  });
+
   it('a missing name is 400', async () => {
     const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ contents: [] })), 400);
-    expect(problem.errors).toContainEqual({ path: '/name', message: 'is required' });
+    expect(problem.errors).toContainEqual({ pointer: '/name', message: 'is required' });
   });
 
   it.each([
@@ -74,12 +89,12 @@ describe('client mistakes', () => {
     ['my.registry:port/app', /numeric port/],
   ])('name %j is 400 saying which rule failed', async (name, rule) => {
     const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ name })), 400);
-    expect(problem.errors?.find((e) => e.path === '/name')?.message).toMatch(rule);
+    expect(problem.errors?.find((e) => e.pointer === '/name')?.message).toMatch(rule);
   });
 
   it('a bad tag is 400 saying which rule failed', async () => {
     const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', tag: '.hidden' })), 400);
-    expect(problem.errors?.find((e) => e.path === '/tag')?.message).toMatch(/not starting with '\.' or '-'/);
+    expect(problem.errors?.find((e) => e.pointer === '/tag')?.message).toMatch(/not starting with '\.' or '-'/);
   });
 
   it('a content entry of no known kind is 400', async () => {
@@ -99,8 +114,9 @@ describe('client mistakes', () => {
   });
 
   it('a spec naming a blob that is not stored is 422', async () => {
-    const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', contents: [{ tar: NOT_STORED }] })), 422);
-    expect(problem.detail).toContain(NOT_STORED);
+    const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', contents: [{ dir: '/d' }, { tar: NOT_STORED }] })), 422);
+    expect(problem.detail).toContain(`/contents/1/tar: blob ${NOT_STORED} not found`);
+    expect(problem.errors).toEqual([{ pointer: '/contents/1/tar', message: `blob ${NOT_STORED} not found (upload it to /v1/blobs first)` }]);
   });
 
   it('an upload whose content does not match ?digest= is 422, and nothing is stored', async () => {
@@ -145,7 +161,7 @@ describe('client mistakes', () => {
   it('a wrong method is 405 with Allow', async () => {
     const res = await fetch(`${service.url}/v1/builds`, { method: 'PUT' });
     await expectProblem(res, 405);
-    expect(res.headers.get('allow')).toBe('POST');
+    expect(res.headers.get('allow')).toBe('GET, HEAD, POST');
     const del = await fetch(`${service.url}/v1/blobs/${NOT_STORED}`, { method: 'DELETE' });
     await expectProblem(del, 405);
     expect(del.headers.get('allow')).toBe('GET, HEAD');

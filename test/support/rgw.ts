@@ -91,8 +91,14 @@ export async function startRgw(opts: { bucket?: string; timeoutMs?: number } = {
     });
   if (opts.bucket) {
     const s3 = client();
-    await s3.send(new CreateBucketCommand({ Bucket: opts.bucket }));
-    s3.destroy();
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: opts.bucket }));
+    } catch (err) {
+      await stop();
+      throw err;
+    } finally {
+      s3.destroy();
+    }
   }
   return {
     endpoint,

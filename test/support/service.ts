@@ -18,7 +18,7 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export interface Service {
   url: string;
   dataDir: string;
-  /** The service's Redis (for more workers: `workers/build-worker.ts` with REDIS_URL and DATA_DIR). */
+  /** The service's Redis (for a second API process, for more workers, or to look inside). */
   redisUrl: string;
   /** The store's directory (DATA_DIR). */
   storeDir: string;
@@ -52,8 +52,8 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    // Generous: the API and then its worker start on a shared 2-core machine.
-    const deadline = Date.now() + 90_000;
+    // Generous: on a loaded machine the worker process alone can take half a minute to start.
+    const deadline = Date.now() + 120_000;
     for (;;) {
       const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
       const fresh = output.slice(started);

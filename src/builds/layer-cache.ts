@@ -1,0 +1,69 @@
+import type { Digest } from '../digest.ts';
+import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
+import { allStored, type BlobStore } from '../store/blob-store.ts';
+import { cacheKey, type ResultCache } from './result-cache.ts';
+import { epochSeconds, needsVm, type ContentEntry, type FromImage, type ResolvedSpec } from './spec.ts';
+
+/**
+ * What one build step's layers depend on, and so their layer-cache key. The worker (runBuild)
+ * looks layers up by these keys and the API's dry run predicts hits with the very same keys
+ * and lookups.
+ */
+export type LayerStep =
+  | { kind: 'contents'; contents: ContentEntry[] }
+  | { kind: 'layered-contents'; contents: ContentEntry[]; budget: number }
+  | ({ kind: 'vm'; lowers: Digest[]; contents: ContentEntry[] } & ReturnType<typeof vmInputs>);
+
+export function vmInputs(spec: ResolvedSpec) {
+  return { runAsRoot: spec.runAsRoot, extraCommands: spec.extraCommands, shadowSetup: spec.shadowSetup, diskSize: spec.diskSize, memorySize: spec.memorySize };
+}
+
+/** The layer-cache key of a step: its inputs plus what every layer of the spec depends on. */
+export function layerCacheKey(spec: ResolvedSpec, allowDevices: boolean, step: LayerStep): string {
+  return cacheKey('layer', { ...step, uid: spec.uid, gid: spec.gid, mtime: epochSeconds(spec.created), allowDevices, architecture: spec.architecture });
+}
+
+/** With `layering`: how many layers this build's contents may take (base and script layers count). */
+export function contentsLayerBudget(spec: ResolvedSpec & { layering: { maxLayers: number } }, baseLayerCount: number): number {
+  return spec.layering.maxLayers - baseLayerCount - (needsVm(spec) ? 1 : 0);
+}
+
+/** Docker refuses images deeper than this, base included. */
+export const MAX_IMAGE_LAYERS = 125;
+
+/** How an uploaded base archive is imported (one image of it, checked against the layer limit). */
+export function importOptionsOf(spec: ResolvedSpec) {
+  return {
+    name: spec.fromImageName,
+    tag: spec.fromImageTag,
+    architecture: spec.architecture,
+    // This build adds one layer on top.
+    maxLayers: MAX_IMAGE_LAYERS - 1,
+  };
+}
+
+/** The import-cache key of an uploaded base archive: verified and stored once per key. */
+export function importCacheKey(spec: ResolvedSpec, from: Extract<FromImage, { blob: Digest }>): string {
+  return cacheKey('import', { blob: from.blob, ...importOptionsOf(spec) });
+}
+
+/** A layer as the cache keeps it: enough to use it without reading anything. */
+export interface CachedLayer {
+  diffId: Digest;
+  size: number;
+  tarsum: string;
+  createdBy: string;
+}
+
+/** The cached layers of a step, if every one is still stored (garbage collection may have taken some). */
+export async function findCachedLayers(cache: ResultCache, store: BlobStore, key: string): Promise<CachedLayer[] | null> {
+  const hit = await cache.get<CachedLayer[]>('layer', key);
+  return hit && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size })))) ? hit : null;
+}
+
+/** The cached import of an uploaded base archive, if everything it names is still stored. */
+export async function findCachedImport(cache: ResultCache, store: BlobStore, key: string): Promise<ImportedImage | null> {
+  const hit = await cache.get<ImportedImage>('import', key);
+  const blobs = hit ? [{ digest: hit.configDigest }, ...hit.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
+  return hit && (await allStored(store, blobs)) ? hit : null;
+}
