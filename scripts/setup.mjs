@@ -20,13 +20,18 @@ const PACKAGES = {
   // Tools the tests check images with (we did not write them) and what they need to run; a
   // single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
   // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core);
-  // curl and jq run the README's curl guide.
+  // curl and jq run the README's curl guide; python3-prometheus-client: the Prometheus
+  // project's own text-format parser, for /metrics.
   test: [
     'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
-    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq',
+    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq', 'python3-prometheus-client',
     // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
     'iproute2', 'iptables',
   ],
+  // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
+  // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built
+  // inside the worker image.
+  compose: ['docker.io', 'containerd', 'runc', 'docker-compose', 'debootstrap', 'iptables', 'iproute2', 'curl', 'skopeo', 'tar'],
 };
 
 function log(message) {
@@ -63,7 +68,8 @@ npmPackages();
 debianPackages(PACKAGES[mode] ?? PACKAGES.runtime);
 // The VM's kernel + initramfs, into the cache (fast when cached; first time: downloads the
 // kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
-{
+// Not for `compose`: the worker image builds its own.
+if (mode !== 'compose') {
   const { ensureVmAssets } = await import('./build-vm-assets.mjs');
   try {
     await ensureVmAssets({ log });

@@ -62,6 +62,12 @@ export interface Config {
   tokensFile: string | undefined;
   /** `BALER_AUTH=none`: the operator's explicit consent to listen beyond loopback without tokens. */
   authNone: boolean;
+  /** How old the store's walked size (`baler_store_bytes`) may get before a scrape walks it again. */
+  storeScanSeconds: number;
+  /** Port of a build worker's own `/metrics` (BALER_WORKER_METRICS_PORT; 0: none). */
+  workerMetricsPort: number;
+  /** Address a build worker's `/metrics` listens on. */
+  workerMetricsHost: string;
   logLevel: string;
   /** Tests only: a file the API appends its routes and responses to (see src/api/contract-log.ts). */
   contractLog: string | undefined;
@@ -117,6 +123,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokensFile: env.BALER_TOKENS_FILE || undefined,
     registriesFile: env.BALER_REGISTRIES_FILE || undefined,
     authNone: env.BALER_AUTH === 'none',
+    storeScanSeconds: int(env, 'BALER_METRICS_STORE_SCAN_S', 60),
+    workerMetricsPort: int(env, 'BALER_WORKER_METRICS_PORT', 0),
+    workerMetricsHost: env.BALER_WORKER_METRICS_HOST || '127.0.0.1',
     logLevel: env.LOG_LEVEL || 'info',
     contractLog: env.BALER_CONTRACT_LOG || undefined,
   };

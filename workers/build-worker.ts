@@ -24,6 +24,9 @@ import { WorkerRegistration } from '../src/queue/worker-registry.ts';
 import { connectRedis } from '../src/redis.ts';
 import { openBlobStore } from '../src/store/open-blob-store.ts';
 import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
+import { serveMetrics } from '../src/metrics/metrics-server.ts';
+import { WriteCountingStore } from '../src/metrics/store-writes.ts';
+import { createWorkerMetrics } from '../src/metrics/worker-metrics.ts';
 
 const config = loadConfig();
 const logger = createLogger('baler-worker', config.logLevel);
@@ -32,13 +35,26 @@ if (!config.redisUrl) {
   process.exit(2);
 }
 
+const metrics = createWorkerMetrics();
+// Each worker serves its own metrics; Prometheus scrapes every worker host (BALER_WORKER_METRICS_PORT).
+const metricsServer =
+  config.workerMetricsPort > 0
+    ? await serveMetrics(metrics.registry, { host: config.workerMetricsHost, port: config.workerMetricsPort }, logger).catch((err: unknown) => {
+        logger.fatal({ err, host: config.workerMetricsHost, port: config.workerMetricsPort }, 'cannot serve metrics');
+        process.exit(2);
+      })
+    : undefined;
 const redis = connectRedis(config.redisUrl, { forWorker: true });
-const store = await openBlobStore(config, { redis });
+const store = new WriteCountingStore(await openBlobStore(config, { redis }), metrics.storeWrittenBytes);
 // Temp dirs of VM steps whose worker died; then the kernel and initramfs, before any job.
 const swept = await QemuVmRunner.sweepStaleTempDirs();
 if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of dead workers');
 // BALER_VM_POOL warm VMs start booting now; stop() kills them (and the exit hook, however we end).
-const vm = new QemuVmRunner({ logger, poolSize: config.vmPoolSize });
+const vm = new QemuVmRunner({
+  logger,
+  poolSize: config.vmPoolSize,
+  boots: { started: (kind) => metrics.vmBoots.inc({ kind }), failed: (kind) => metrics.vmBootFailures.inc({ kind }) },
+});
 await vm.assets();
 const events = new BuildEventStream(redis, config.retentionSeconds);
 const builds = new BuildRepository(redis, events);
@@ -62,6 +78,7 @@ const worker = new CapabilityConsumer(
     registries,
     cache: new RedisResultCache(redis, config.retentionSeconds),
     events,
+    metrics,
   }),
   {
     connection: redis,
@@ -122,6 +139,7 @@ const stop = async (signal: string) => {
     process.exit(0);
   }
   await cancellations.close();
+  metricsServer?.close();
   redis.disconnect();
   process.exit(0);
 };

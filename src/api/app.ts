@@ -8,7 +8,11 @@ import type { BuildRepository } from '../builds/build-repository.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { BuildQueues } from '../queue/build-queue.ts';
+import { jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
+import { BUILD_ID_PATTERN } from '../builds/build-id.ts';
+import { createApiMetrics } from '../metrics/api-metrics.ts';
+import { WriteCountingStore } from '../metrics/store-writes.ts';
+import { registerMetrics } from './metrics.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { PushJobData } from '../queue/push-queue.ts';
 import type { Registries } from '../registry/registries.ts';
@@ -30,7 +34,10 @@ import { loadSchemas } from './openapi.ts';
 import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.ts';
 
 export interface ApiDeps {
-  config: Pick<Config, 'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog'>;
+  config: Pick<
+    Config,
+    'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds'
+  >;
   logger: Logger;
   redis: Redis;
   store: BlobStore;
@@ -63,12 +70,30 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.config.contractLog) registerContractLog(app, deps.config.contractLog);
   for (const schema of loadSchemas()) app.addSchema(schema);
   registerProblemHandlers(app);
+  // Every line about a build names it and its job, from the request's first line on (so
+  // before authentication, which may answer first).
+  app.addHook('onRequest', async (request) => {
+    const id = (request.params as { id?: unknown } | undefined)?.id;
+    if (typeof id === 'string' && BUILD_ID_PATTERN.test(id) && request.routeOptions.url?.startsWith('/v1/builds/:id')) {
+      request.log = request.log.child({ buildId: id, jobId: jobIdOf(id) });
+    }
+  });
   app.addHook('onResponse', async (request, reply) => {
     const read = request.method === 'GET' || request.method === 'HEAD';
     const level = reply.statusCode >= 500 ? 'error' : read && reply.statusCode < 400 ? 'debug' : 'info';
     request.log[level]({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
+  const metrics = createApiMetrics({
+    builds: deps.builds,
+    queues: { builds: deps.queue, pushes: deps.pushQueue },
+    store: deps.store,
+    storeUsageMaxAgeMs: deps.config.storeScanSeconds * 1000,
+    logger: deps.logger,
+  });
+  // Uploads through this replica count as bytes written (baler_store_bytes walks the store itself).
+  const store = new WriteCountingStore(deps.store, metrics.storeWrittenBytes);
   registerAuth(app, deps.tokens);
+  registerMetrics(app, metrics);
   limitJsonDepth(app);
   const owners = new BlobOwners(deps.redis);
 
@@ -79,10 +104,10 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     routes.set(route.url, methods);
   });
 
-  await app.register(healthRoutes, { redis: deps.redis, store: deps.store });
+  await app.register(healthRoutes, { redis: deps.redis, store });
   const idempotency = new Idempotency(deps.redis);
   await app.register(blobsRoutes, {
-    store: deps.store,
+    store,
     maxUploadBytes: deps.config.maxUploadBytes,
     tenantMaxStoredBytes: deps.config.tenantMaxStoredBytes,
     idempotency,
@@ -90,7 +115,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await app.register(buildsRoutes, {
     redis: deps.redis,
-    store: deps.store,
+    store,
     builds: deps.builds,
     logs: deps.logs,
     queue: deps.queue,
@@ -101,10 +126,11 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     buildAttempts: deps.config.buildAttempts,
     cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
     allowDevices: deps.config.allowDevices,
+    metrics,
   });
   await app.register(workersRoutes, { redis: deps.redis });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events });
-  await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
+  await app.register(mergesRoutes, { store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
   await app.register(docsRoutes);

@@ -7,7 +7,7 @@ import type { BuildRepository } from '../builds/build-repository.ts';
 import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { imageOutput } from '../builds/build-archive.ts';
-import { buildCacheKey, findCachedBuild } from '../builds/build-cache.ts';
+import { buildCacheKey, findCachedBuild, type CachedBuild } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
 import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
 import { planBuild } from '../builds/build-plan.ts';
@@ -15,8 +15,9 @@ import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem, type FieldError } from '../problem.ts';
-import { enqueueBuild, type BuildQueues } from '../queue/build-queue.ts';
+import { enqueueBuild, jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
 import { whyNoWorkerServes } from '../queue/worker-registry.ts';
+import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
@@ -42,6 +43,7 @@ export interface BuildsOptions {
   cache?: ResultCache;
   /** Part of the cache key: the same spec may give another layer where devices are allowed. */
   allowDevices: boolean;
+  metrics?: Pick<ApiMetrics, 'buildsSubmitted' | 'cacheLookups'>;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
@@ -70,8 +72,14 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const now = new Date();
         const resolved = resolveSpec(spec, now);
         const cacheKey = opts.cache ? (buildCacheKey(resolved, { base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
-        const hit = opts.cache && cacheKey && !noCache ? await findCachedBuild(opts.cache, store, cacheKey) : null;
+        let hit: CachedBuild | null = null;
+        if (opts.cache && cacheKey && !noCache) {
+          hit = await findCachedBuild(opts.cache, store, cacheKey);
+          opts.metrics?.cacheLookups.inc({ cache: 'build', result: hit ? 'hit' : 'miss' });
+        }
         const id = newBuildId();
+        // A cache hit never has a job.
+        request.log = request.log.child({ buildId: id, jobId: hit ? null : jobIdOf(id) });
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
@@ -83,8 +91,9 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           void reply.header('Retry-After', '30');
           throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
         }
+        opts.metrics?.buildsSubmitted.inc({ cached: hit ? 'true' : 'false' });
         if (hit) {
-          request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
+          request.log.info({ status: 'succeeded', cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
         // Accepted even when no live worker can run it (one may join): the answer and the log
@@ -92,7 +101,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const waiting = await whyNoWorkerServes(opts.redis, resolved);
         if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
         await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
-        request.log.info({ buildId: id, waiting }, 'build queued');
+        request.log.info({ status: 'queued', waiting }, 'build queued');
         return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
       });
     },
@@ -169,8 +178,12 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     await publishCancel(opts.redis, record.id);
     // A job no worker has taken yet can go at once; an active one is stopped by its worker.
     await queue.remove(record.id, record.spec);
-    request.log.info({ buildId: record.id, was: record.status }, 'build cancelled');
-    return builds.get(record.id);
+    const now = await builds.get(record.id);
+    const finishedMs = Date.parse(now?.finishedAt ?? new Date().toISOString());
+    // How long it was in the state it left (a running build's startedAt is set with its state).
+    const durations = record.status === 'running' && record.startedAt ? { runningMs: finishedMs - Date.parse(record.startedAt) } : { queuedMs: finishedMs - Date.parse(record.createdAt) };
+    request.log.info({ status: 'cancelled', was: record.status, ...durations }, 'build cancelled');
+    return now;
   };
   app.delete<{ Params: { id: string } }>('/v1/builds/:id', { schema: operationSchema('cancelBuild') }, cancel);
   app.post<{ Params: { id: string } }>('/v1/builds/:id/cancel', { schema: operationSchema('cancelBuildByPost') }, cancel);

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BlobStore } from '../store/blob-store.ts';
 import { operationSchema } from './openapi.ts';
+import { withTimeout } from '../with-timeout.ts';
 
 export interface HealthOptions {
   redis: Redis;
@@ -9,13 +10,6 @@ export interface HealthOptions {
 }
 
 const CHECK_TIMEOUT_MS = 2000;
-
-function withTimeout<T>(promise: Promise<T>): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS).unref()),
-  ]);
-}
 
 /** `/healthz`: the process answers. `/readyz`: and Redis and the store work. */
 export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { redis, store }) => {
@@ -25,7 +19,7 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, { red
     const checks: Record<string, string> = {};
     const run = async (name: string, check: () => Promise<unknown>) => {
       try {
-        await withTimeout(check());
+        await withTimeout(check(), CHECK_TIMEOUT_MS);
         checks[name] = 'ok';
       } catch (err) {
         checks[name] = (err as Error).message;

@@ -18,6 +18,7 @@ import type { CachedBuild } from './build-cache.ts';
 import { BuildReporter } from '../events/build-reporter.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
 import type { ResultCache } from './result-cache.ts';
+import { StepTimer, type BuildOutcome, type WorkerMetrics } from '../metrics/worker-metrics.ts';
 
 export interface ProcessorDeps {
   store: BlobStore;
@@ -37,6 +38,7 @@ export interface ProcessorDeps {
   cache?: ResultCache;
   /** Where the builds' step and progress events go (state and log events come with builds and logs). */
   events?: BuildEventStream;
+  metrics?: WorkerMetrics;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -97,7 +99,16 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       return;
     }
     await deps.logs.clear(buildId);
-    log.info({ status: 'running' }, 'build started');
+    // Queued since it was submitted, or since its last attempt failed.
+    log.info({ status: 'running', queuedMs: started - (job.data.requeuedAt ?? job.timestamp) }, 'build started');
+    const steps = deps.metrics ? new StepTimer(deps.metrics.stepDuration) : undefined;
+    /** How long this attempt has been running; ends its metrics with `outcome`. */
+    const ended = (outcome: BuildOutcome): number => {
+      const runningMs = Date.now() - started;
+      steps?.end();
+      deps.metrics?.buildDuration.observe({ outcome }, runningMs / 1000);
+      return runningMs;
+    };
 
     const cancel = deps.cancellations?.register(buildId);
     const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
@@ -114,7 +125,12 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         allowDevices: deps.allowDevices,
         registries: deps.registries,
         loadBuildImage: (id) => loadBuildImage(deps, id),
-        onStep: (step, detail) => log.info({ step, ...detail }, 'build step'),
+        onStep: (step, detail) => {
+          steps?.start(step);
+          log.info({ step, ...detail }, 'build step');
+        },
+        onCacheLookup: (cache, hit) => deps.metrics?.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' }),
+        logger: log,
         onLog: (text) => {
           logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
         },
@@ -125,26 +141,30 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       });
       await written();
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
-        log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
+        log.info({ status: 'succeeded', runningMs: ended('succeeded'), archive: result.archive }, 'build succeeded');
         // Only a build that succeeded is named as the source of later hits.
         if (deps.cache && job.data.cacheKey) {
           await deps.cache.set('build', job.data.cacheKey, { buildId, result } satisfies CachedBuild).catch((err: unknown) => log.warn({ err }, 'could not record the build in the build cache'));
         }
       } else {
-        log.info('build finished but was cancelled meanwhile; result dropped');
+        log.info({ runningMs: ended('cancelled') }, 'build finished but was cancelled meanwhile; result dropped');
       }
     } catch (err) {
       await written();
       if (cancel?.signal.aborted) {
-        // The API already marked it cancelled; make sure, in case the mark raced the start.
-        await deps.builds.transition(buildId, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date().toISOString() });
-        log.info({ status: 'cancelled', durationMs: Date.now() - started }, 'build cancelled');
+        // The API already marked it cancelled (and logged that); make sure, in case the mark raced the start.
+        const runningMs = ended('cancelled');
+        if (await deps.builds.transition(buildId, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date().toISOString() })) {
+          log.info({ status: 'cancelled', runningMs }, 'build cancelled');
+        } else {
+          log.info({ runningMs }, 'build stopped: it was cancelled');
+        }
         throw new UnrecoverableError('cancelled');
       }
       if (deadline?.aborted) {
         const error: ProblemBody = { type: 'about:blank', title: 'Build failed', status: 422, detail: `timed out after ${deps.buildTimeoutSeconds} s (the build time limit)` };
         await deps.builds.transition(buildId, ['running'], { status: 'failed', error, finishedAt: new Date().toISOString() });
-        log.warn({ status: 'failed', durationMs: Date.now() - started }, 'build timed out');
+        log.warn({ status: 'failed', runningMs: ended('failed') }, 'build timed out');
         throw new UnrecoverableError(error.detail ?? 'timed out');
       }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -152,10 +172,12 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // work again as soon as there is room.
       if (isInputError(err) || err instanceof StoreFullError || lastAttempt) {
         await deps.builds.transition(buildId, ['running'], { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
-        log.warn({ status: 'failed', err, durationMs: Date.now() - started }, 'build failed');
+        log.warn({ status: 'failed', err, runningMs: ended('failed') }, 'build failed');
       } else {
+        const runningMs = ended('retried');
         await deps.builds.transition(buildId, ['running'], { status: 'queued' });
-        log.error({ err }, 'build attempt failed; it will be retried');
+        await job.updateData({ ...job.data, requeuedAt: Date.now() }).catch((e: unknown) => log.warn({ err: e }, 'could not note when the build was queued again'));
+        log.error({ status: 'queued', err, runningMs }, 'build attempt failed; it will be retried');
       }
       if (isInputError(err) || err instanceof StoreFullError) throw new UnrecoverableError((err as Error).message);
       throw err;

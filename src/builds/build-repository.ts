@@ -9,6 +9,21 @@ const TENANT_PREFIX = 'baler:tenant:';
 const FINISHED_KEY = 'baler:builds:finished';
 /** Builds without a tenant (made before tenants, or by the service without tokens). */
 const DEFAULT_TENANT = 'default';
+/**
+ * All tenants' queued and running builds together (sets of ids) and how many builds ever finished,
+ * by outcome (a hash): kept in the same atomic step as each state change, so that metrics
+ * read the fleet's build counts with three O(1) calls instead of a scan of all records.
+ */
+const ALL_QUEUED_KEY = 'baler:builds:queued';
+const ALL_RUNNING_KEY = 'baler:builds:running';
+const FINISHED_COUNT_KEY = 'baler:builds:finished-count';
+
+export interface BuildCounts {
+  queued: number;
+  running: number;
+  /** Builds that ever finished (succeeded, failed, cancelled), by outcome: a counter. */
+  finished: Record<string, number>;
+}
 
 /** How many of a tenant's newest builds `recent` can list; older ones fall off the index. */
 const RECENT_KEPT = 1000;
@@ -61,7 +76,10 @@ export class BuildRepository {
        if redis.call('HSETNX', KEYS[1], 'id', ARGV[3]) == 0 then return redis.error_reply('build exists') end
        for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
        ${stateEventLua('KEYS[3]')}
-       if ARGV[2] == 'queued' then redis.call('SADD', KEYS[2], cjson.decode(ARGV[3])) end
+       if ARGV[2] == 'queued' then
+         redis.call('SADD', KEYS[2], cjson.decode(ARGV[3]))
+         redis.call('SADD', '${ALL_QUEUED_KEY}', cjson.decode(ARGV[3]))
+       end
        local now = redis.call('TIME')
        -- As text: Lua would print the number as 1.7641872e+15, losing the microseconds.
        redis.call('ZADD', KEYS[4], now[1] .. string.format('%06d', tonumber(now[2])), cjson.decode(ARGV[3]))
@@ -69,6 +87,7 @@ export class BuildRepository {
        if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
          local t = redis.call('TIME')
          redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), cjson.decode(ARGV[3]))
+         redis.call('HINCRBY', '${FINISHED_COUNT_KEY}', ARGV[2], 1)
        end
        return waiting`,
       4,
@@ -93,7 +112,12 @@ export class BuildRepository {
   /** Forget a build: its record, its log and its place in every index. */
   async remove(id: string): Promise<void> {
     const record = await this.get(id);
-    const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`, eventsKey(id)).zrem(FINISHED_KEY, id);
+    const tx = this.redis
+      .multi()
+      .del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`, eventsKey(id))
+      .zrem(FINISHED_KEY, id)
+      .srem(ALL_QUEUED_KEY, id)
+      .srem(ALL_RUNNING_KEY, id);
     if (record) {
       const tenant = record.tenant ?? DEFAULT_TENANT;
       tx.srem(queuedKey(tenant), id).srem(`${TENANT_PREFIX}${tenant}:running`, id).zrem(recentKey(tenant), id);
@@ -129,6 +153,12 @@ export class BuildRepository {
     });
   }
 
+  /** The fleet's queued and running builds and the finished ones by outcome (for metrics). */
+  async counts(): Promise<BuildCounts> {
+    const [queued, running, finished] = await Promise.all([this.redis.scard(ALL_QUEUED_KEY), this.redis.scard(ALL_RUNNING_KEY), this.redis.hgetall(FINISHED_COUNT_KEY)]);
+    return { queued, running, finished: Object.fromEntries(Object.entries(finished).map(([outcome, n]) => [outcome, Number(n)])) };
+  }
+
   async get(id: string): Promise<BuildRecord | null> {
     return decode(await this.redis.hgetall(KEY_PREFIX + id));
   }
@@ -162,11 +192,16 @@ export class BuildRepository {
            for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
            ${stateEventLua('KEYS[2]')}
            local now = redis.call('HGET', KEYS[1], 'status')
-           if now == '"queued"' then redis.call('SADD', queued, id) else redis.call('SREM', queued, id) end
-           if now == '"running"' then redis.call('SADD', running, id) else redis.call('SREM', running, id) end
+           -- The tenant's and the fleet's sets of queued and running builds.
+           for _, set in ipairs({{'"queued"', queued, '${ALL_QUEUED_KEY}'}, {'"running"', running, '${ALL_RUNNING_KEY}'}}) do
+             local op = now == set[1] and 'SADD' or 'SREM'
+             redis.call(op, set[2], id)
+             redis.call(op, set[3], id)
+           end
            if now == '"succeeded"' or now == '"failed"' or now == '"cancelled"' then
              local t = redis.call('TIME')
              redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), id)
+             redis.call('HINCRBY', '${FINISHED_COUNT_KEY}', cjson.decode(now), 1)
            end
            return 1
          end

@@ -19,6 +19,7 @@ import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import { reportStep, type BuildReporter } from '../events/build-reporter.ts';
 import { countBytes } from '../streams.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
+import type { Logger } from '../log.ts';
 import { describeArchive, type ArchiveInfo } from './build-archive.ts';
 import { epochSeconds, needsVm, type ContentEntry, type ResolvedSpec } from './spec.ts';
 
@@ -57,6 +58,10 @@ export interface BuildDeps {
   cache?: ResultCache;
   /** Look nothing up in the cache (still record what this build makes): `?noCache=true`. */
   noCache?: boolean;
+  /** Told of every cache lookup and whether it hit (a hit whose blobs are gone is a miss). */
+  onCacheLookup?: (cache: 'layer' | 'import', hit: boolean) => void;
+  /** Lines about the build's VM step (the build's logger, with its ids). */
+  logger?: Logger;
 }
 
 interface NewLayer {
@@ -114,6 +119,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     const key = layerCacheKey(spec, deps.allowDevices, inputs);
     if (!deps.noCache) {
       const hit = await findCachedLayers(cache, store, key);
+      deps.onCacheLookup?.('layer', hit !== null);
       if (hit) {
         step('layers-cached', { layers: hit.map((l) => l.diffId) });
         deps.events?.stepCached(stepName, { layers: hit.map((l) => l.diffId) });
@@ -222,6 +228,7 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
   // An archive is verified and stored layer by layer once; later builds on it read nothing.
   const key = importCacheKey(spec, from);
   const cached = deps.cache && !deps.noCache ? await findCachedImport(deps.cache, deps.store, key) : null;
+  if (deps.cache && !deps.noCache) deps.onCacheLookup?.('import', cached !== null);
   if (cached) {
     deps.onStep?.('import-cached', { blob: from.blob });
     deps.events?.stepCached('base', from);
@@ -265,6 +272,7 @@ async function runVmStep(
     limits: { diskMiB: spec.diskSize, memoryMiB: spec.memorySize, timeoutSeconds: spec.timeout },
     onLog: deps.onLog,
     signal: deps.signal,
+    logger: deps.logger,
   });
   try {
     if (!result.outcome.ok) throw new VmStepError(result.outcome.reason);

@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { ResolvedSpec } from '../builds/spec.ts';
-import { BASE_TIER_MIB, requirementOf } from './capabilities.ts';
+import { BASE_TIER_MIB, MEMORY_TIERS_MIB, requirementOf } from './capabilities.ts';
 
 export const BUILD_QUEUE = 'baler-builds';
 
@@ -12,6 +12,8 @@ export interface BuildJobData {
   cacheKey?: string;
   /** `?noCache=true`: look nothing up in the caches. */
   noCache?: boolean;
+  /** When the build went back to the queue after a failed attempt (ms), for the time it waited. */
+  requeuedAt?: number;
 }
 
 /**
@@ -30,7 +32,10 @@ export class BuildQueues {
 
   /** The queue a build with this spec waits in. */
   queueFor(spec: ResolvedSpec): Queue<BuildJobData> {
-    const tier = requirementOf(spec).vmMemoryMiB;
+    return this.queueOf(requirementOf(spec).vmMemoryMiB);
+  }
+
+  private queueOf(tier: number): Queue<BuildJobData> {
     let queue = this.queues.get(tier);
     if (!queue) {
       queue = new Queue<BuildJobData>(buildQueueName(tier), { connection: this.connection });
@@ -44,6 +49,15 @@ export class BuildQueues {
     await this.queueFor(spec).remove(buildId).catch(() => 0);
   }
 
+  /** Jobs by state, summed over every capability class's queue (the fleet's queue depth). */
+  async getJobCounts(): Promise<Record<string, number>> {
+    const sum: Record<string, number> = {};
+    for (const tier of MEMORY_TIERS_MIB) {
+      for (const [state, n] of Object.entries(await this.queueOf(tier).getJobCounts())) sum[state] = (sum[state] ?? 0) + n;
+    }
+    return sum;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
@@ -52,6 +66,14 @@ export class BuildQueues {
 /** The build queues (every capability class's) on this connection. */
 export function createBuildQueue(connection: ConnectionOptions): BuildQueues {
   return new BuildQueues(connection);
+}
+
+/**
+ * A build's job id is its build id: enqueueing it twice is a no-op, and logs, metrics and
+ * queue tools name a build the same way.
+ */
+export function jobIdOf(buildId: string): string {
+  return buildId;
 }
 
 /** BullMQ's largest priority. */
@@ -64,8 +86,7 @@ const MAX_PRIORITY = 2 ** 21;
  */
 export async function enqueueBuild(queues: BuildQueues, data: BuildJobData, attempts: number, tenantQueued = 0): Promise<void> {
   await queues.queueFor(data.spec).add('build', data, {
-    // The build id as job id makes enqueueing idempotent.
-    jobId: data.buildId,
+    jobId: jobIdOf(data.buildId),
     // Every build has a priority, so none jumps ahead by having none (BullMQ takes
     // unprioritised jobs first).
     priority: Math.min(MAX_PRIORITY, data.spec.priority + tenantQueued),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { hexOf, isDigest, type Digest } from '../digest.ts';
 import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { innermostStore, type BlobStore } from '../store/blob-store.ts';
 import { FsBlobStore } from '../store/fs-blob-store.ts';
 
 /**
@@ -144,14 +144,15 @@ const chosenIndexes = new WeakMap<BlobStore, RegistryIndex>();
 
 /** Use `index` for `store` from now on (openBlobStore: Redis for a store many hosts share). */
 export function useRegistryIndex(store: BlobStore, index: RegistryIndex): void {
-  chosenIndexes.set(store, index);
+  chosenIndexes.set(innermostStore(store), index);
 }
 
 /**
  * The one chosen with useRegistryIndex; else, for the filesystem store, files in
  * `<DATA_DIR>/index/registry/`; else one in memory per store.
  */
-export function defaultRegistryIndex(store: BlobStore): RegistryIndex {
+export function defaultRegistryIndex(wrapped: BlobStore): RegistryIndex {
+  const store = innermostStore(wrapped);
   let index = chosenIndexes.get(store);
   if (index) return index;
   if (store instanceof FsBlobStore) return new FsRegistryIndex(join(store.root, 'index', 'registry'));

@@ -71,6 +71,17 @@ export interface QemuVmRunnerOptions {
   poolLimits?: { memoryMiB: number; diskMiB: number };
   /** Records the accelerator chosen (info), each step's timings and outcome (debug) and the pool's trouble (warn). */
   logger?: Logger;
+  /** Told of every VM start and every VM that did not come up (metrics). */
+  boots?: VmBootObserver;
+}
+
+export type VmKind = 'cold' | 'warm';
+
+export interface VmBootObserver {
+  /** QEMU is being started: for one step (cold) or for the pool (warm). */
+  started(kind: VmKind): void;
+  /** It did not come up: QEMU refused or failed (bad kernel, no KVM), or a warm guest died or was not ready in time. */
+  failed(kind: VmKind): void;
 }
 
 /** Warm VMs' limits unless poolLimits says otherwise: VM_DEFAULTS of src/builds/spec.ts (memorySize, diskSize). */
@@ -272,8 +283,12 @@ export class QemuVmRunner implements VmRunner {
         pooled: false,
         trace: false,
       });
+      this.#options.boots?.started('cold');
       const proc = new QemuProcess(this.#qemuBinary, args, { stdin: false });
-      const { outcome, tarBytes } = await this.#supervise(proc, dir, job, accel, undefined);
+      const { outcome, tarBytes } = await this.#supervise(proc, dir, job, accel, undefined).catch((err: unknown) => {
+        if (err instanceof VmStartError) this.#options.boots?.failed('cold');
+        throw err;
+      });
       return this.#result(dir, outcome, tarBytes);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
@@ -285,7 +300,12 @@ export class QemuVmRunner implements VmRunner {
   async #bootWarm(): Promise<WarmVm> {
     const [assets, accel] = await Promise.all([this.assets(), this.accel()]);
     const { memoryMiB, diskMiB } = this.#poolLimits;
-    const dir = await makeStepDir(this.tmpDir);
+    const boots = this.#options.boots;
+    boots?.started('warm');
+    const dir = await makeStepDir(this.tmpDir).catch((err: unknown) => {
+      boots?.failed('warm');
+      throw err;
+    });
     try {
       const path = (name: string): string => join(dir, name);
       for (const name of [FILES.job, FILES.lower, FILES.upper]) await sparseFile(path(name), WARM_INPUT_BYTES);
@@ -310,8 +330,12 @@ export class QemuVmRunner implements VmRunner {
         trace: process.env.BALER_VM_TRACE === '1',
       });
       const nice = canRaisePriority() ? WARM_BOOT_NICE : 0;
-      return new WarmVm(dir, this.#qemuBinary, args, { memoryMiB, diskMiB, bootTimeoutMs: WARM_BOOT_TIMEOUT_MS, nice });
+      const onBootEnd = (ok: boolean): void => {
+        if (!ok) boots?.failed('warm');
+      };
+      return new WarmVm(dir, this.#qemuBinary, args, { memoryMiB, diskMiB, bootTimeoutMs: WARM_BOOT_TIMEOUT_MS, nice, onBootEnd });
     } catch (err) {
+      boots?.failed('warm');
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
@@ -326,7 +350,7 @@ export class QemuVmRunner implements VmRunner {
     try {
       const inputs = await writeInputs(warm.dir, job, { pidsMax: this.#pidsMax, trace: process.env.BALER_VM_TRACE === '1' });
       if (!(await this.#fitWarmDisks(warm, inputs))) {
-        this.#options.logger?.debug({ bytes: inputs.bytes }, 'VM step: inputs larger than a warm VM takes; booting cold');
+        (job.logger ?? this.#options.logger)?.debug({ bytes: inputs.bytes }, 'VM step: inputs larger than a warm VM takes; booting cold');
         await warm.discard();
         return undefined;
       }
@@ -339,7 +363,7 @@ export class QemuVmRunner implements VmRunner {
     } catch (err) {
       await warm.discard();
       if (err instanceof WarmVmLost) {
-        this.#options.logger?.warn({ err: err.message }, 'VM step: the warm VM was lost before it took the job; booting cold');
+        (job.logger ?? this.#options.logger)?.warn({ err: err.message }, 'VM step: the warm VM was lost before it took the job; booting cold');
         return undefined;
       }
       throw err;
@@ -409,7 +433,7 @@ export class QemuVmRunner implements VmRunner {
     const rest = decoder.end();
     if (rest && job.onLog) job.onLog(rest);
 
-    this.#options.logger?.debug({ accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled }, 'VM step ended');
+    (job.logger ?? this.#options.logger)?.debug({ accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled }, 'VM step ended');
     if (cancelled) throw new VmCancelledError();
     if (proc.spawnError) throw new VmStartError(`cannot start ${proc.binary}: ${proc.spawnError.message}`, { cause: proc.spawnError });
     if (timedOut) return { outcome: { ok: false, reason: `timed out after ${timeoutSeconds} s` }, tarBytes: 0 };

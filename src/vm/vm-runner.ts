@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Logger } from '../log.ts';
 
 /** Resource limits of one VM step. Over any of them the step fails with a reason naming it. */
 export interface VmLimits {
@@ -38,6 +39,8 @@ export interface VmJob {
   onLog?: (text: string) => void;
   /** Aborting kills the VM; run() then rejects with VmCancelledError. */
   signal?: AbortSignal;
+  /** Where the runner's lines about this step go (with the build's ids); default: the runner's logger. */
+  logger?: Logger;
 }
 
 export type VmOutcome =

@@ -36,6 +36,8 @@ export interface WarmVmOptions {
    * the jobs running now; take() raises it back (only give it when that is allowed).
    */
   nice?: number;
+  /** Told once how the boot went: ready, or dead or killed before (not when discarded on purpose). */
+  onBootEnd?: (ok: boolean) => void;
 }
 
 export class WarmVm {
@@ -58,6 +60,7 @@ export class WarmVm {
   readonly #bootTimer: NodeJS.Timeout;
   #discarded: Promise<void> | undefined;
   #niced: boolean;
+  readonly #onBootEnd: ((ok: boolean) => void) | undefined;
 
   /** Starts QEMU with `args` (which attach the files in `dir`); `dir` is the VM's from now on. */
   constructor(dir: string, binary: string, args: readonly string[], opts: WarmVmOptions) {
@@ -70,6 +73,7 @@ export class WarmVm {
     this.ready.catch(() => {
       /* observed by whoever waits; the pool watches the process */
     });
+    this.#onBootEnd = opts.onBootEnd;
     this.proc = new QemuProcess(binary, args, { stdin: true, nice: opts.nice });
     this.#niced = (opts.nice ?? 0) > 0;
     this.proc.onStdout((chunk) => this.#onStdout(chunk));
@@ -78,6 +82,8 @@ export class WarmVm {
     void this.proc.exited.then((code) => {
       clearTimeout(this.#bootTimer);
       if (this.#stage === 'running') return; // the job's exit: its supervisor reads it
+      // A boot that went wrong, not one cut short by discard() while all was well.
+      if (this.#stage === 'booting' && (this.#problem !== undefined || this.#discarded === undefined)) this.#onBootEnd?.(false);
       this.#stage = 'dead';
       const spawnError = this.proc.spawnError;
       const why = this.#problem ?? (spawnError ? `cannot start ${binary}: ${spawnError.message}` : `QEMU exited (code ${code}) ${this.proc.stderr.trim().slice(0, 500)}`.trim());
@@ -174,6 +180,7 @@ export class WarmVm {
         clearTimeout(this.#bootTimer);
         this.#stage = 'ready';
         this.readyAt = Date.now();
+        this.#onBootEnd?.(true);
         this.#settleReady.resolve();
         return;
       }

@@ -8,6 +8,11 @@
  * a random *relative* cgroup parent (i.e. below the test process's own cgroup),
  * which stop() removes again.
  *
+ * With `bridge` (DockerdOptions), it has bridge networking and iptables NAT instead, on a bridge
+ * and range of the caller's choosing (see dockerd-bridge.ts); stop() removes the chains, rules,
+ * bridges and route this added. With `dataRoot`, images and build cache live there and outlast
+ * stop() (a cache the caller owns); everything else still goes.
+ *
  * Unavoidable system-wide side effects of dockerd 20.10 / containerd 1.6:
  * empty directories /run/docker/plugins and /run/containerd/s (shim sockets
  * are hard-coded there). stop() removes them again if they did not exist
@@ -18,6 +23,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { prepareBridge, type BridgeNetwork, type PreparedBridge } from './dockerd-bridge.ts';
 import {
   SYSTEM_PATH,
   harnessTmpBase,
@@ -37,6 +43,15 @@ import {
 
 export const DOCKER_BIN = '/usr/bin/docker'; // NOT /usr/local/bin/docker (unrelated newer client)
 export const DOCKERD_BIN = '/usr/sbin/dockerd';
+
+export interface DockerdOptions {
+  /** Bridge networking with iptables (default: none, `--bridge=none --iptables=false`). */
+  bridge?: BridgeNetwork;
+  /** A data root kept after stop() (default: one inside the temp root, removed with it). */
+  dataRoot?: string;
+  /** Default vfs (works anywhere); overlay2 is much faster for multi-layer builds. */
+  storageDriver?: 'vfs' | 'overlay2';
+}
 
 export interface DockerOptions {
   input?: string;
@@ -82,13 +97,13 @@ function tail(text: string, lines: number): string {
   return text.split('\n').slice(-lines).join('\n');
 }
 
-export async function startDockerd(): Promise<Dockerd> {
+export async function startDockerd(options: DockerdOptions = {}): Promise<Dockerd> {
   if (!dockerAvailable()) throw new Error('dockerd harness unavailable (needs root, docker.io, containerd, runc)');
 
   const root = await mkdtemp(join(harnessTmpBase(), 'baler-dockerd-'));
   const socket = join(root, 'docker.sock');
   const host = `unix://${socket}`;
-  const dataRoot = join(root, 'data');
+  const dataRoot = options.dataRoot ?? join(root, 'data');
   const execRoot = join(root, 'exec');
   const pidfile = join(root, 'dockerd.pid');
   const configFile = join(root, 'daemon.json');
@@ -103,16 +118,22 @@ export async function startDockerd(): Promise<Dockerd> {
   const runDirs = ['/run/docker/plugins', '/run/docker', '/run/containerd/s', '/run/containerd'];
   const preexisting = new Set(runDirs.filter((d) => existsSync(d)));
 
+  let bridge: PreparedBridge | undefined;
+  try {
+    if (options.bridge) bridge = await prepareBridge(options.bridge);
+  } catch (err) {
+    await rm(root, { recursive: true, force: true });
+    throw err;
+  }
   const args = [
     '--config-file', configFile,
     '-H', host,
     '--data-root', dataRoot,
     '--exec-root', execRoot,
     '--pidfile', pidfile,
-    '--iptables=false',
+    ...(bridge ? bridge.args : ['--iptables=false', '--bridge=none']),
     '--ip6tables=false',
-    '--bridge=none',
-    '--storage-driver=vfs',
+    `--storage-driver=${options.storageDriver ?? 'vfs'}`,
     '--userland-proxy=false',
     '--cgroup-parent', cgroupParent,
     '--log-level', 'info',
@@ -212,8 +233,10 @@ export async function startDockerd(): Promise<Dockerd> {
       const strays = [...new Set([...pidsMentioning(root + '/'), ...pidsInCgroup(cgroupParent)])];
       if (strays.length > 0) await terminate(strays, 2_000);
       process.removeListener('exit', onExit);
-      // 5. mounts, cgroups, temp root
+      // 5. mounts, cgroups, temp root (and what dockerd left in iptables and links)
       await unmountUnder(root);
+      if (options.dataRoot) await unmountUnder(options.dataRoot);
+      await bridge?.cleanup();
       await removeCgroup(cgroupParent);
       await rm(root, { recursive: true, force: true });
       // 6. the empty, hard-coded dirs dockerd/containerd create in /run, unless someone else uses them
@@ -242,8 +265,9 @@ export async function startDockerd(): Promise<Dockerd> {
   let last: RunResult | undefined;
   for (;;) {
     if (exited) {
+      const text = log(); // before stop() removes it
       await stop();
-      throw new Error(`dockerd exited during startup (code ${child.exitCode})\n--- dockerd log\n${tail(log(), 80)}`);
+      throw new Error(`dockerd exited during startup (code ${child.exitCode})\n--- dockerd log\n${tail(text, 80)}`);
     }
     if (existsSync(socket)) {
       try {

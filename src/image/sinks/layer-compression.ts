@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { pipeline } from 'node:stream/promises';
 import { hexOf, isDigest, type Digest } from '../../digest.ts';
-import type { BlobStore } from '../../store/blob-store.ts';
+import { innermostStore, type BlobStore } from '../../store/blob-store.ts';
 import { FsBlobStore } from '../../store/fs-blob-store.ts';
 import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
@@ -136,7 +136,7 @@ const chosenIndexes = new WeakMap<BlobStore, CompressedLayerIndex>();
 
 /** Use `index` for `store` from now on (openBlobStore: Redis for a store many hosts share). */
 export function useLayerIndex(store: BlobStore, index: CompressedLayerIndex): void {
-  chosenIndexes.set(store, index);
+  chosenIndexes.set(innermostStore(store), index);
 }
 
 /**
@@ -144,7 +144,8 @@ export function useLayerIndex(store: BlobStore, index: CompressedLayerIndex): vo
  * filesystem store, JSON files beside the blobs (`<DATA_DIR>/index/compressed-layers/`), shared
  * by every process using that data dir; else one in memory per store.
  */
-export function defaultLayerIndex(store: BlobStore): CompressedLayerIndex {
+export function defaultLayerIndex(wrapped: BlobStore): CompressedLayerIndex {
+  const store = innermostStore(wrapped);
   let index = chosenIndexes.get(store);
   if (index) return index;
   if (store instanceof FsBlobStore) return new FsCompressedLayerIndex(join(store.root, 'index', 'compressed-layers'));

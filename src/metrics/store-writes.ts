@@ -1,0 +1,46 @@
+import type { Readable } from 'node:stream';
+import type { Counter } from 'prom-client';
+import type { Digest } from '../digest.ts';
+import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from '../store/blob-store.ts';
+
+/**
+ * A blob store that counts the bytes of the blobs it adds (a put of a blob already stored
+ * adds nothing), for any store implementation.
+ */
+export class WriteCountingStore implements BlobStore {
+  constructor(
+    /** The store counted (its indexes are found through this: innermostStore). */
+    readonly inner: BlobStore,
+    private readonly written: Counter,
+  ) {}
+
+  async put(source: Readable, opts?: PutOptions): Promise<PutResult> {
+    const result = await this.inner.put(source, opts);
+    if (result.created) this.written.inc(result.size);
+    return result;
+  }
+
+  stat(digest: Digest): Promise<BlobInfo | null> {
+    return this.inner.stat(digest);
+  }
+
+  open(digest: Digest, range?: ByteRange): Promise<Readable> {
+    return this.inner.open(digest, range);
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+
+  list(): AsyncIterable<BlobInfo & { modifiedMs: number }> {
+    return this.inner.list();
+  }
+
+  delete(digest: Digest): Promise<void> {
+    return this.inner.delete(digest);
+  }
+
+  sweepIngest(olderThanMs: number): Promise<number> {
+    return this.inner.sweepIngest(olderThanMs);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * A build worker's metrics, served by the worker itself (metrics-server.ts): Prometheus
+ * scrapes every worker host as its own target, so nothing is aggregated by hand.
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { createRegistry } from './registry.ts';
+
+export type BuildOutcome = 'succeeded' | 'failed' | 'cancelled' | 'retried';
+
+export interface WorkerMetrics {
+  registry: Registry;
+  /** A build attempt from taking the job to its end; `retried`: the attempt failed and the build went back to the queue. */
+  buildDuration: Histogram<'outcome'>;
+  stepDuration: Histogram<'step'>;
+  cacheLookups: Counter<'cache' | 'result'>;
+  vmBoots: Counter<'kind'>;
+  vmBootFailures: Counter<'kind'>;
+  storeWrittenBytes: Counter;
+}
+
+export function createWorkerMetrics(): WorkerMetrics {
+  const registry = createRegistry();
+  return {
+    registry,
+    buildDuration: new Histogram({
+      name: 'baler_build_duration_seconds',
+      help: 'Build attempts on this worker by outcome (succeeded, failed, cancelled, retried), and how long they ran',
+      labelNames: ['outcome'],
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+      registers: [registry],
+    }),
+    stepDuration: new Histogram({
+      name: 'baler_build_step_duration_seconds',
+      help: "Build steps on this worker by kind (pull, import-cached, contents, layer, layers-cached, vm, vm-done, archive): from a step's start to the next's",
+      labelNames: ['step'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800],
+      registers: [registry],
+    }),
+    cacheLookups: new Counter({
+      name: 'baler_cache_lookups_total',
+      help: 'Cache lookups by cache (layer, import here; build on the API) and result (hit, miss)',
+      labelNames: ['cache', 'result'],
+      registers: [registry],
+    }),
+    vmBoots: new Counter({
+      name: 'baler_vm_boots_total',
+      help: 'MicroVMs started on this worker, by kind: cold (for one step) or warm (for the pool)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    vmBootFailures: new Counter({
+      name: 'baler_vm_boot_failures_total',
+      help: 'MicroVMs that did not come up, by kind: QEMU refused or failed, or a warm guest died or was not ready in time',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    storeWrittenBytes: new Counter({
+      name: 'baler_store_written_bytes_total',
+      help: 'Bytes of new blobs this process wrote to the store',
+      registers: [registry],
+    }),
+  };
+}
+
+/** Times a build's steps, each from its start to the next one's (or the build's end). */
+export class StepTimer {
+  #current: { step: string; at: number } | undefined;
+
+  constructor(private readonly histogram: Histogram<'step'>) {}
+
+  start(step: string): void {
+    this.end();
+    this.#current = { step, at: performance.now() };
+  }
+
+  end(): void {
+    if (this.#current) this.histogram.observe({ step: this.#current.step }, (performance.now() - this.#current.at) / 1000);
+    this.#current = undefined;
+  }
+}
