@@ -25,6 +25,8 @@ const PACKAGES = {
   test: [
     'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
     'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq', 'python3-prometheus-client',
+    // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
+    'iproute2', 'iptables',
   ],
   // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
   // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built

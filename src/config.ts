@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 
 export interface Config {
@@ -22,6 +23,8 @@ export interface Config {
   /** Allow character and block devices in uploaded tars. */
   allowDevices: boolean;
   workerConcurrency: number;
+  /** The largest VM this worker host runs (MiB); builds needing more go to other hosts. */
+  workerMaxVmMemoryMiB: number;
   /** Warm VMs each worker keeps booted for runAsRoot/extraCommands steps (BALER_VM_POOL; 0: every step boots its own VM). */
   vmPoolSize: number;
   /** Builds one tenant may have waiting in the queue; over it submissions get 429. */
@@ -101,6 +104,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
+    // Default: half the host's memory (QEMU and the worker need room beside the guest).
+    workerMaxVmMemoryMiB: int(env, 'BALER_WORKER_MAX_VM_MEMORY_MIB', Math.floor(totalmem() / 1024 ** 2 / 2)),
     vmPoolSize: int(env, 'BALER_VM_POOL', 1),
     tenantMaxQueued: int(env, 'BALER_TENANT_MAX_QUEUED', 1000),
     tenantMaxRunning: int(env, 'BALER_TENANT_MAX_RUNNING', 4),

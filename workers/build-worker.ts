@@ -3,6 +3,8 @@
  * any host that reaches Redis and the store.
  */
 import { Worker } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { BlobOwners } from '../src/auth/blob-owners.ts';
 import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor } from '../src/builds/build-processor.ts';
@@ -16,7 +18,9 @@ import { BuildEventStream } from '../src/events/event-stream.ts';
 import { RedisResultCache } from '../src/builds/result-cache.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
-import { BUILD_QUEUE, type BuildJobData } from '../src/queue/build-queue.ts';
+import { CapabilityConsumer } from '../src/queue/capability-consumer.ts';
+import { tiersServedBy } from '../src/queue/capabilities.ts';
+import { WorkerRegistration } from '../src/queue/worker-registry.ts';
 import { connectRedis } from '../src/redis.ts';
 import { openBlobStore } from '../src/store/open-blob-store.ts';
 import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
@@ -57,8 +61,10 @@ const builds = new BuildRepository(redis, events);
 const registries = loadRegistries(config.registriesFile);
 const owners = new BlobOwners(redis);
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
-const worker = new Worker<BuildJobData>(
-  BUILD_QUEUE,
+// Only the capability-class queues this host can serve (capabilities.ts): it never takes a
+// build that needs a bigger VM than it runs.
+const capabilities = { accel: await vm.accel(), maxVmMemoryMiB: config.workerMaxVmMemoryMiB };
+const worker = new CapabilityConsumer(
   createBuildProcessor({
     store,
     builds,
@@ -76,15 +82,24 @@ const worker = new Worker<BuildJobData>(
   }),
   {
     connection: redis,
+    tiers: tiersServedBy(capabilities),
     concurrency: config.workerConcurrency,
-    autorun: true,
-    lockDuration: config.jobLockMs,
-    stalledInterval: config.stalledCheckMs,
+    lockDurationMs: config.jobLockMs,
+    stalledIntervalMs: config.stalledCheckMs,
     // A build whose worker died is run again; one that kills two workers is failed.
     maxStalledCount: 2,
+    logger,
   },
 );
-worker.on('error', (err) => logger.error({ err }, 'worker error'));
+await worker.start();
+const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+const startedAt = new Date().toISOString();
+const registration = new WorkerRegistration(
+  redis,
+  () => ({ id: workerId, host: hostname(), ...capabilities, concurrency: config.workerConcurrency, running: worker.active, queues: worker.queueNames, startedAt }),
+  Math.max(1000, Math.floor(config.jobLockMs / 2)),
+);
+await registration.start();
 const pusher = new Worker<PushJobData>(PUSH_QUEUE, createPushProcessor({ store, builds, registries, logger }), {
   connection: redis,
   concurrency: 1,
@@ -103,7 +118,7 @@ const stopCollecting =
         logger,
       )
     : () => {};
-logger.info({ concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'worker started');
+logger.info({ id: workerId, ...capabilities, queues: worker.queueNames, concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'worker started');
 
 let stopping = false;
 const stop = async (signal: string) => {
@@ -111,6 +126,7 @@ const stop = async (signal: string) => {
   stopping = true;
   logger.info({ signal }, 'worker stopping');
   stopCollecting();
+  await registration.stop().catch(() => {});
   // The warm VMs waiting for jobs: killed, their files removed (running steps go on).
   await vm.close();
   // Let running builds finish for a while; past the grace period stop waiting: their locks

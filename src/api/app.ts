@@ -8,7 +8,7 @@ import type { BuildRepository } from '../builds/build-repository.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { jobIdOf, type BuildJobData } from '../queue/build-queue.ts';
+import { jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
 import { BUILD_ID_PATTERN } from '../builds/build-id.ts';
 import { createApiMetrics } from '../metrics/api-metrics.ts';
 import { WriteCountingStore } from '../metrics/store-writes.ts';
@@ -18,6 +18,7 @@ import type { PushJobData } from '../queue/push-queue.ts';
 import type { Registries } from '../registry/registries.ts';
 import { registerAuth } from './auth.ts';
 import { mergesRoutes } from './merges.ts';
+import { workersRoutes } from './workers.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
@@ -44,7 +45,7 @@ export interface ApiDeps {
   logs: BuildLogs;
   /** Builds' live events (the same stream `builds` and `logs` write state and log events to). */
   events: BuildEventStream;
-  queue: Queue<BuildJobData>;
+  queue: BuildQueues;
   /** Bearer tokens; null: no authentication. */
   tokens: TokenFile | null;
   pushQueue: Queue<PushJobData>;
@@ -127,6 +128,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowDevices: deps.config.allowDevices,
     metrics,
   });
+  await app.register(workersRoutes, { redis: deps.redis });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events });
   await app.register(mergesRoutes, { store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
@@ -16,7 +15,8 @@ import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem, type FieldError } from '../problem.ts';
-import { enqueueBuild, jobIdOf, type BuildJobData } from '../queue/build-queue.ts';
+import { enqueueBuild, jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
+import { whyNoWorkerServes } from '../queue/worker-registry.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
@@ -32,7 +32,7 @@ export interface BuildsOptions {
   store: BlobStore;
   builds: BuildRepository;
   logs: BuildLogs;
-  queue: Queue<BuildJobData>;
+  queue: BuildQueues;
   idempotency: Idempotency;
   buildAttempts: number;
   owners: BlobOwners;
@@ -96,9 +96,13 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           request.log.info({ status: 'succeeded', cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
+        // Accepted even when no live worker can run it (one may join): the answer and the log
+        // say so (written before it is queued: a worker clears the log when it starts).
+        const waiting = await whyNoWorkerServes(opts.redis, resolved);
+        if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
         await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
-        request.log.info({ status: 'queued' }, 'build queued');
-        return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status } };
+        request.log.info({ status: 'queued', waiting }, 'build queued');
+        return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
       });
     },
   );
@@ -173,7 +177,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     }
     await publishCancel(opts.redis, record.id);
     // A job no worker has taken yet can go at once; an active one is stopped by its worker.
-    await queue.remove(record.id).catch(() => 0);
+    await queue.remove(record.id, record.spec);
     const now = await builds.get(record.id);
     const finishedMs = Date.parse(now?.finishedAt ?? new Date().toISOString());
     // How long it was in the state it left (a running build's startedAt is set with its state).

@@ -20,7 +20,7 @@ const COLLECT_TIMEOUT_MS = 2000;
 export interface ApiMetricsSources {
   builds: BuildRepository;
   /** BullMQ queues by the name their depth is reported under. */
-  queues: Record<string, Queue>;
+  queues: Record<string, Pick<Queue, 'getJobCounts'>>;
   store: BlobStore;
   /** How old the walked store usage may get before a scrape starts another walk. */
   storeUsageMaxAgeMs: number;

@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { ResolvedSpec } from '../builds/spec.ts';
+import { BASE_TIER_MIB, MEMORY_TIERS_MIB, requirementOf } from './capabilities.ts';
 
 export const BUILD_QUEUE = 'baler-builds';
 
@@ -15,8 +16,56 @@ export interface BuildJobData {
   requeuedAt?: number;
 }
 
-export function createBuildQueue(connection: ConnectionOptions): Queue<BuildJobData> {
-  return new Queue<BuildJobData>(BUILD_QUEUE, { connection });
+/**
+ * The queue of one capability class (a VM memory tier, see capabilities.ts). The base tier
+ * keeps the historic name, so builds queued before classes existed are still taken.
+ */
+export function buildQueueName(vmMemoryMiB: number): string {
+  return vmMemoryMiB === BASE_TIER_MIB ? BUILD_QUEUE : `${BUILD_QUEUE}-mem${vmMemoryMiB}`;
+}
+
+/** The build queues, one per capability class, created as builds need them. */
+export class BuildQueues {
+  private readonly queues = new Map<number, Queue<BuildJobData>>();
+
+  constructor(private readonly connection: ConnectionOptions) {}
+
+  /** The queue a build with this spec waits in. */
+  queueFor(spec: ResolvedSpec): Queue<BuildJobData> {
+    return this.queueOf(requirementOf(spec).vmMemoryMiB);
+  }
+
+  private queueOf(tier: number): Queue<BuildJobData> {
+    let queue = this.queues.get(tier);
+    if (!queue) {
+      queue = new Queue<BuildJobData>(buildQueueName(tier), { connection: this.connection });
+      this.queues.set(tier, queue);
+    }
+    return queue;
+  }
+
+  /** Take a build no worker has taken yet out of its queue (an active one its worker stops). */
+  async remove(buildId: string, spec: ResolvedSpec): Promise<void> {
+    await this.queueFor(spec).remove(buildId).catch(() => 0);
+  }
+
+  /** Jobs by state, summed over every capability class's queue (the fleet's queue depth). */
+  async getJobCounts(): Promise<Record<string, number>> {
+    const sum: Record<string, number> = {};
+    for (const tier of MEMORY_TIERS_MIB) {
+      for (const [state, n] of Object.entries(await this.queueOf(tier).getJobCounts())) sum[state] = (sum[state] ?? 0) + n;
+    }
+    return sum;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}
+
+/** The build queues (every capability class's) on this connection. */
+export function createBuildQueue(connection: ConnectionOptions): BuildQueues {
+  return new BuildQueues(connection);
 }
 
 /**
@@ -31,12 +80,12 @@ export function jobIdOf(buildId: string): string {
 const MAX_PRIORITY = 2 ** 21;
 
 /**
- * Queue a build. Its place is its spec's priority plus how many builds its tenant already
- * has waiting: a tenant with 500 queued builds does not starve another's single one (a fair
- * share without per-tenant queues).
+ * Queue a build in the queue of its capability class. Its place is its spec's priority plus
+ * how many builds its tenant already has waiting: a tenant with 500 queued builds does not
+ * starve another's single one (a fair share without per-tenant queues).
  */
-export async function enqueueBuild(queue: Queue<BuildJobData>, data: BuildJobData, attempts: number, tenantQueued = 0): Promise<void> {
-  await queue.add('build', data, {
+export async function enqueueBuild(queues: BuildQueues, data: BuildJobData, attempts: number, tenantQueued = 0): Promise<void> {
+  await queues.queueFor(data.spec).add('build', data, {
     jobId: jobIdOf(data.buildId),
     // Every build has a priority, so none jumps ahead by having none (BullMQ takes
     // unprioritised jobs first).

@@ -18,8 +18,10 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export interface Service {
   url: string;
   dataDir: string;
-  /** The service's Redis (for a second API process, or to look inside). */
+  /** The service's Redis (for a second API process, for more workers, or to look inside). */
   redisUrl: string;
+  /** The store's directory (DATA_DIR). */
+  storeDir: string;
   apiPid: number;
   workerPid(): Promise<number>;
   /** The service's output so far (JSON log lines). */
@@ -72,6 +74,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     get redisUrl() {
       return redis.url;
     },
+    storeDir: join(dataDir, 'store'),
     get apiPid() {
       return child.pid as number;
     },

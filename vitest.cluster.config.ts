@@ -1,0 +1,6 @@
+import { defineConfig } from 'vitest/config';
+import base from './vitest.config.ts';
+
+// `npm run test:cluster`: the multi-host test alone (network namespaces, RGW, five service
+// processes; 1.7–3.2 min on a shared 2-core machine). `npm test` runs it too, with everything else.
+export default defineConfig({ test: { ...base.test, include: ['test/cluster/**/*.test.ts'] } });
