@@ -88,6 +88,7 @@ const worker = new CapabilityConsumer(
     stalledIntervalMs: config.stalledCheckMs,
     // A build whose worker died is run again; one that kills two workers is failed.
     maxStalledCount: 2,
+    announcements: connectRedis(config.redisUrl, { forWorker: true }),
     logger,
   },
 );

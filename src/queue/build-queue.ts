@@ -1,8 +1,11 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import { BASE_TIER_MIB, MEMORY_TIERS_MIB, requirementOf } from './capabilities.ts';
 
 export const BUILD_QUEUE = 'baler-builds';
+/** Pub/sub channel on which every enqueue names its queue (CapabilityConsumer wakes on it). */
+export const BUILD_QUEUED_CHANNEL = 'baler:build-queued';
 
 /** What a build job carries: the id and the spec, nothing large (blobs stay in the store). */
 export interface BuildJobData {
@@ -42,6 +45,11 @@ export class BuildQueues {
       this.queues.set(tier, queue);
     }
     return queue;
+  }
+
+  /** Tell idle workers a build is waiting in `queueName`, so they take it at once (best effort: they look anyway). */
+  async announce(queueName: string): Promise<void> {
+    if (this.connection instanceof Redis) await this.connection.publish(BUILD_QUEUED_CHANNEL, queueName).catch(() => 0);
   }
 
   /** Take a build no worker has taken yet out of its queue (an active one its worker stops). */
@@ -85,7 +93,8 @@ const MAX_PRIORITY = 2 ** 21;
  * starve another's single one (a fair share without per-tenant queues).
  */
 export async function enqueueBuild(queues: BuildQueues, data: BuildJobData, attempts: number, tenantQueued = 0): Promise<void> {
-  await queues.queueFor(data.spec).add('build', data, {
+  const queue = queues.queueFor(data.spec);
+  await queue.add('build', data, {
     jobId: jobIdOf(data.buildId),
     // Every build has a priority, so none jumps ahead by having none (BullMQ takes
     // unprioritised jobs first).
@@ -95,4 +104,5 @@ export async function enqueueBuild(queues: BuildQueues, data: BuildJobData, atte
     removeOnComplete: { age: 24 * 3600 },
     removeOnFail: { age: 7 * 24 * 3600 },
   });
+  await queues.announce(queue.name);
 }

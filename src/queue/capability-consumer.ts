@@ -11,7 +11,7 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.ts';
-import { buildQueueName, type BuildJobData } from './build-queue.ts';
+import { BUILD_QUEUED_CHANNEL, buildQueueName, type BuildJobData } from './build-queue.ts';
 
 export type BuildJobProcessor = (job: Job<BuildJobData>, token: string) => Promise<void>;
 
@@ -23,18 +23,26 @@ export interface ConsumerOptions {
   lockDurationMs: number;
   stalledIntervalMs: number;
   maxStalledCount: number;
+  /**
+   * A connection of its own (subscriber mode) on which enqueues are announced, so an idle
+   * consumer takes a new build at once; without it, or for jobs that come back by themselves
+   * (retries, delays, stalled jobs), it looks every `pollMs`.
+   */
+  announcements?: Redis;
   /** How often an idle consumer looks for new jobs. */
   pollMs?: number;
   logger: Logger;
 }
 
-const DEFAULT_POLL_MS = 200;
+const DEFAULT_POLL_MS = 500;
 
 export class CapabilityConsumer {
   private readonly workers: Worker<BuildJobData>[];
   private readonly running = new Set<Promise<void>>();
   private closing = false;
   private wake: (() => void) | undefined;
+  /** A wake-up that came while the loop was not waiting: its next wait returns at once. */
+  private woken = false;
   private loop: Promise<void> | undefined;
   private tokens = 0;
 
@@ -68,6 +76,14 @@ export class CapabilityConsumer {
   async start(): Promise<void> {
     // Every host recovers the stalled jobs of the classes it serves (a dead host's builds).
     await Promise.all(this.workers.map((w) => w.startStalledCheckTimer()));
+    const { announcements } = this.opts;
+    if (announcements) {
+      const served = new Set(this.queueNames);
+      announcements.on('message', (_channel: string, queueName: string) => {
+        if (served.has(queueName)) this.wakeUp();
+      });
+      await announcements.subscribe(BUILD_QUEUED_CHANNEL);
+    }
     this.loop = this.fetchLoop();
   }
 
@@ -95,8 +111,17 @@ export class CapabilityConsumer {
     }
   }
 
-  /** Wait until a build finishes or, with `ms`, that long. */
+  private wakeUp(): void {
+    if (this.wake) this.wake();
+    else this.woken = true;
+  }
+
+  /** Wait until a build finishes or one is announced or, with `ms`, that long. */
   private idle(ms: number | undefined): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const timer = ms === undefined ? undefined : setTimeout(() => done(), ms);
       const done = () => {
@@ -136,7 +161,7 @@ export class CapabilityConsumer {
       .finally(() => {
         clearInterval(renew);
         this.running.delete(finished);
-        this.wake?.();
+        this.wakeUp();
       });
     this.running.add(finished);
   }
@@ -149,7 +174,8 @@ export class CapabilityConsumer {
   /** Stop taking builds, let the running ones finish, close the queues. */
   async close(): Promise<void> {
     this.closing = true;
-    this.wake?.();
+    this.wakeUp();
+    this.opts.announcements?.disconnect();
     await this.loop;
     await this.whenIdle();
     await Promise.all(this.workers.map((w) => w.close()));
