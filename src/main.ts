@@ -11,6 +11,7 @@ import { isLoopback } from './auth/loopback.ts';
 import { TokenFile } from './auth/token-file.ts';
 import { BuildLogs } from './builds/build-log.ts';
 import { BuildRepository } from './builds/build-repository.ts';
+import { BuildEventStream } from './events/event-stream.ts';
 import { loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { createBuildQueue } from './queue/build-queue.ts';
@@ -45,6 +46,7 @@ if (!redisUrl) {
 
 const redis = connectRedis(redisUrl);
 const store = await FsBlobStore.create(config.dataDir);
+const events = new BuildEventStream(redis, config.retentionSeconds);
 const queue = createBuildQueue(connectRedis(redisUrl, { forWorker: true }));
 const pushQueue = createPushQueue(connectRedis(redisUrl, { forWorker: true }));
 const api = await createApi({
@@ -52,8 +54,9 @@ const api = await createApi({
   logger,
   redis,
   store,
-  builds: new BuildRepository(redis),
-  logs: new BuildLogs(redis, config.maxLogBytes),
+  builds: new BuildRepository(redis, events),
+  logs: new BuildLogs(redis, config.maxLogBytes, events),
+  events,
   queue,
   tokens,
   pushQueue,

@@ -12,6 +12,7 @@ import { createPushProcessor } from '../src/builds/push-processor.ts';
 import { PUSH_QUEUE, type PushJobData } from '../src/queue/push-queue.ts';
 import { loadRegistries } from '../src/registry/registries.ts';
 import { BuildRepository } from '../src/builds/build-repository.ts';
+import { BuildEventStream } from '../src/events/event-stream.ts';
 import { RedisResultCache } from '../src/builds/result-cache.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
@@ -35,7 +36,8 @@ if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of d
 // BALER_VM_POOL warm VMs start booting now; stop() kills them (and the exit hook, however we end).
 const vm = new QemuVmRunner({ logger, poolSize: config.vmPoolSize });
 await vm.assets();
-const builds = new BuildRepository(redis);
+const events = new BuildEventStream(redis, config.retentionSeconds);
+const builds = new BuildRepository(redis, events);
 const registries = loadRegistries(config.registriesFile);
 const owners = new BlobOwners(redis);
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
@@ -44,7 +46,7 @@ const worker = new Worker<BuildJobData>(
   createBuildProcessor({
     store,
     builds,
-    logs: new BuildLogs(redis, config.maxLogBytes),
+    logs: new BuildLogs(redis, config.maxLogBytes, events),
     vm,
     logger,
     allowDevices: config.allowDevices,
@@ -53,6 +55,7 @@ const worker = new Worker<BuildJobData>(
     tenantMaxRunning: config.tenantMaxRunning,
     registries,
     cache: new RedisResultCache(redis, config.retentionSeconds),
+    events,
   }),
   {
     connection: redis,

@@ -5,6 +5,7 @@ import { BlobOwners } from '../auth/blob-owners.ts';
 import type { TokenFile } from '../auth/token-file.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
+import type { BuildEventStream } from '../events/event-stream.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { BuildJobData } from '../queue/build-queue.ts';
@@ -16,6 +17,7 @@ import { mergesRoutes } from './merges.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
 import { buildsRoutes } from './builds.ts';
+import { eventsRoutes } from './events.ts';
 import { RedisResultCache } from '../builds/result-cache.ts';
 import { healthRoutes } from './health.ts';
 import { Idempotency } from './idempotency.ts';
@@ -30,6 +32,8 @@ export interface ApiDeps {
   store: BlobStore;
   builds: BuildRepository;
   logs: BuildLogs;
+  /** Builds' live events (the same stream `builds` and `logs` write state and log events to). */
+  events: BuildEventStream;
   queue: Queue<BuildJobData>;
   /** Bearer tokens; null: no authentication. */
   tokens: TokenFile | null;
@@ -92,6 +96,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
     allowDevices: deps.config.allowDevices,
   });
+  await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events });
   await app.register(mergesRoutes, { store: deps.store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

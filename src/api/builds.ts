@@ -19,7 +19,7 @@ import { enqueueBuild, type BuildJobData } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
-import { DEFAULT_TENANT } from './auth.ts';
+import { findTenantBuild, tenantOf } from './find-build.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
 import { validationProblem } from './problems.ts';
 import { sendPlan } from './send-blob.ts';
@@ -70,6 +70,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
+        // Its log line first: a build's final state (a hit's first) is its last event.
+        if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
         // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
         const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
         if (queued === null) {
@@ -77,7 +79,6 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
         }
         if (hit) {
-          await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
           request.log.info({ buildId: id, cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
@@ -130,13 +131,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     return base;
   };
 
-  const findBuild = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<BuildRecord> => {
-    const { id } = request.params;
-    const record = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
-    // Another tenant's build does not exist, as far as this one can tell.
-    if (!record || tenantOf(record) !== request.tenant) throw new Problem(404, `build ${id} not found`);
-    return record;
-  };
+  const findBuild = (request: FastifyRequest<{ Params: { id: string } }>) => findTenantBuild(builds, request);
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id', async (request) => findBuild(request));
 
@@ -203,10 +198,6 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   app.get('/v1/builds/:id/image', { exposeHeadRoute: false, schema: imageSchema }, image);
   app.head('/v1/builds/:id/image', { schema: imageSchema }, image);
 };
-
-function tenantOf(record: BuildRecord): string {
-  return record.tenant ?? DEFAULT_TENANT;
-}
 
 /** The reference grammar is one long pattern in the schema; say which rule a name broke. */
 function explainReference(spec: unknown, path: string): string | null {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Digest } from '../digest.ts';
 import type { Image } from '../image/image.ts';
-import { digestPlan } from '../image/sinks/byte-plan.ts';
+import { digestPlan, planSize } from '../image/sinks/byte-plan.ts';
 import { writeImage, type ImageOutput } from '../image/sinks/formats.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { Compression, OutputFormat, ResolvedSpec } from './spec.ts';
@@ -32,19 +32,29 @@ export function imageOutput(image: Image, spec: SpecNames, format: OutputFormat,
 
 /**
  * What the archive of `format`/`compression` will be: made ready (compressed pieces stored),
- * read once to learn its digest, nothing else stored.
+ * read once to learn its digest (`onProgress` told the bytes read, of the total when planned),
+ * nothing else stored.
  */
-export async function describeArchive(image: Image, spec: SpecNames, format: OutputFormat, compression: Compression, store: BlobStore): Promise<ArchiveInfo> {
+export async function describeArchive(
+  image: Image,
+  spec: SpecNames,
+  format: OutputFormat,
+  compression: Compression,
+  store: BlobStore,
+  onProgress?: (bytesDone: number, bytesTotal?: number) => void,
+): Promise<ArchiveInfo> {
   const out = await imageOutput(image, spec, format, compression, store);
   let sum: { digest: Digest; size: number };
   if (out.plan) {
-    sum = await digestPlan(out.plan, store);
+    const total = planSize(out.plan);
+    sum = await digestPlan(out.plan, store, onProgress && ((done) => onProgress(done, total)));
   } else {
     const hash = createHash('sha256');
     let size = 0;
     for await (const chunk of out.stream as AsyncIterable<Buffer>) {
       hash.update(chunk);
       size += chunk.length;
+      onProgress?.(size);
     }
     sum = { digest: `sha256:${hash.digest('hex')}`, size };
   }

@@ -15,6 +15,8 @@ import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
 import { runBuild, VmStepError } from './run-build.ts';
 import type { CachedBuild } from './build-cache.ts';
+import { BuildReporter } from '../events/build-reporter.ts';
+import type { BuildEventStream } from '../events/event-stream.ts';
 import type { ResultCache } from './result-cache.ts';
 
 export interface ProcessorDeps {
@@ -33,6 +35,8 @@ export interface ProcessorDeps {
   registries?: Registries;
   /** Layers, imports and whole builds made before; absent: no caching. */
   cache?: ResultCache;
+  /** Where the builds' step and progress events go (state and log events come with builds and logs). */
+  events?: BuildEventStream;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -79,7 +83,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const claimed = await deps.builds.transition(
       buildId,
       ['queued', 'running'],
-      { status: 'running', startedAt: new Date(started).toISOString() },
+      { status: 'running', startedAt: new Date(started).toISOString(), attempt: job.attemptsMade + 1 },
       deps.tenantMaxRunning ?? 0,
     );
     if (claimed === 'busy') {
@@ -100,6 +104,9 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     // Log lines are appended in order; the processor waits for the last before finishing.
     let logWrites = Promise.resolve();
+    // So do step and progress events: a build's final state is its last event.
+    const events = deps.events && new BuildReporter(deps.events, buildId, log);
+    const written = () => Promise.all([logWrites, events?.flush()]);
     try {
       const result = await runBuild(spec, {
         store: deps.store,
@@ -114,8 +121,9 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
         cache: deps.cache,
         noCache: job.data.noCache,
+        events,
       });
-      await logWrites;
+      await written();
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
         log.info({ status: 'succeeded', durationMs: Date.now() - started, archive: result.archive }, 'build succeeded');
         // Only a build that succeeded is named as the source of later hits.
@@ -126,7 +134,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         log.info('build finished but was cancelled meanwhile; result dropped');
       }
     } catch (err) {
-      await logWrites;
+      await written();
       if (cancel?.signal.aborted) {
         // The API already marked it cancelled; make sure, in case the mark raced the start.
         await deps.builds.transition(buildId, ['queued', 'running'], { status: 'cancelled', finishedAt: new Date().toISOString() });

@@ -16,6 +16,8 @@ export interface BuildRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** The attempt running, or the last one (1 first; a worker that died or failed for reasons not the build's own counts one). */
+  attempt?: number;
   /** True when the result came from the build cache; `cachedFrom` is the build that made it. */
   cached?: boolean;
   cachedFrom?: string;

@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import { stateEventData } from '../events/build-event.ts';
+import { appendEventLua, eventsKey, type BuildEventStream } from '../events/event-stream.ts';
 import type { BuildRecord, BuildStatus } from './build-record.ts';
 
 const KEY_PREFIX = 'baler:build:';
@@ -12,13 +14,28 @@ function queuedKey(tenant: string): string {
   return `${TENANT_PREFIX}${tenant}:queued`;
 }
 
+/** Lua: the state event of a change (ARGV[4], empty for none) appended to `key`, expiring in ARGV[5] s. */
+function stateEventLua(key: string): string {
+  return `if ARGV[4] ~= '' then ${appendEventLua(key, "'state'", 'ARGV[4]', 'ARGV[5]')} end`;
+}
+
 /**
  * Build records, kept in Redis so that every API replica and worker sees the same state. A
  * record is a hash with one JSON value per top-level field, so an update of some fields is a
- * single atomic HSET that leaves the others alone.
+ * single atomic HSET that leaves the others alone. With `events`, every status change appends
+ * its state event to the build's event stream in the same atomic step.
  */
 export class BuildRepository {
-  constructor(private readonly redis: Redis) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly events?: BuildEventStream,
+  ) {}
+
+  /** ARGV[4] and ARGV[5] of the scripts below: the state event of a change (or ''), its stream's expiry. */
+  private stateEvent(fields: Partial<BuildRecord>): [data: string, ttl: string] {
+    const data = this.events ? stateEventData(fields) : undefined;
+    return [data ? JSON.stringify(data) : '', String(this.events?.ttlSeconds ?? 0)];
+  }
 
   /**
    * Store a new build (queued, or already finished: a build-cache hit) if its tenant has fewer
@@ -31,19 +48,22 @@ export class BuildRepository {
       `local waiting = redis.call('SCARD', KEYS[2])
        if waiting >= tonumber(ARGV[1]) then return -1 end
        if redis.call('HSETNX', KEYS[1], 'id', ARGV[3]) == 0 then return redis.error_reply('build exists') end
-       for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+       for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+       ${stateEventLua('KEYS[3]')}
        if ARGV[2] == 'queued' then redis.call('SADD', KEYS[2], cjson.decode(ARGV[3])) end
        if ARGV[2] == 'succeeded' or ARGV[2] == 'failed' or ARGV[2] == 'cancelled' then
          local t = redis.call('TIME')
          redis.call('ZADD', '${FINISHED_KEY}', t[1] * 1000 + math.floor(t[2] / 1000), cjson.decode(ARGV[3]))
        end
        return waiting`,
-      2,
+      3,
       KEY_PREFIX + record.id,
       queuedKey(record.tenant ?? DEFAULT_TENANT),
+      eventsKey(record.id),
       String(maxQueued),
       record.status,
       JSON.stringify(record.id),
+      ...this.stateEvent(record),
       ...Object.entries(encode(record)).flat(),
     );
     return queued === -1 ? null : Number(queued);
@@ -57,7 +77,7 @@ export class BuildRepository {
   /** Forget a build: its record, its log and its place in every index. */
   async remove(id: string): Promise<void> {
     const record = await this.get(id);
-    const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`).zrem(FINISHED_KEY, id);
+    const tx = this.redis.multi().del(KEY_PREFIX + id, `${KEY_PREFIX}${id}:log`, eventsKey(id)).zrem(FINISHED_KEY, id);
     if (record) tx.srem(queuedKey(record.tenant ?? DEFAULT_TENANT), id).srem(`${TENANT_PREFIX}${record.tenant ?? DEFAULT_TENANT}:running`, id);
     await tx.exec();
   }
@@ -110,7 +130,8 @@ export class BuildRepository {
          if cjson.encode(s) == status then
            local limit = tonumber(ARGV[3])
            if limit > 0 and status == '"queued"' and redis.call('SCARD', running) >= limit then return -1 end
-           for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+           for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+           ${stateEventLua('KEYS[2]')}
            local now = redis.call('HGET', KEYS[1], 'status')
            if now == '"queued"' then redis.call('SADD', queued, id) else redis.call('SREM', queued, id) end
            if now == '"running"' then redis.call('SADD', running, id) else redis.call('SREM', running, id) end
@@ -122,11 +143,13 @@ export class BuildRepository {
          end
        end
        return 0`,
-      1,
+      2,
       KEY_PREFIX + id,
+      eventsKey(id),
       JSON.stringify(from),
       DEFAULT_TENANT,
       String(maxRunning),
+      ...this.stateEvent(patch),
       ...Object.entries(fields).flat(),
     );
     return applied === -1 ? 'busy' : applied === 1;

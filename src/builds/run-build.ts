@@ -15,6 +15,8 @@ import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 import { allStored, StoreFullError, type BlobStore } from '../store/blob-store.ts';
+import { reportStep, type BuildReporter } from '../events/build-reporter.ts';
+import { countBytes } from '../streams.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { describeArchive, type ArchiveInfo } from './build-archive.ts';
 import { epochSeconds, needsVm, type ContentEntry, type ResolvedSpec } from './spec.ts';
@@ -47,6 +49,8 @@ export interface BuildDeps {
   onStep?: (step: string, detail?: Record<string, unknown>) => void;
   /** Output of the build's scripts. */
   onLog?: (text: string) => void;
+  /** Live events: steps as they start, finish or come from a cache, and bytes done. */
+  events?: BuildReporter;
   signal?: AbortSignal;
   /** Layers and base imports made before, by what produced them. Absent: no caching. */
   cache?: ResultCache;
@@ -88,6 +92,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     deps.signal?.throwIfAborted();
     deps.onStep?.(name, detail);
   };
+  const layerIds = (layers: NewLayer[]) => ({ layers: layers.map((l) => l.layer.diffId) });
 
   const base = await loadBase(spec, deps);
   step('contents');
@@ -95,7 +100,13 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   const storeLayer = async (tree: FsTree, createdBy: string): Promise<NewLayer> => {
     step('layer', { entries: tree.size, createdBy });
     const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
-    const stored = await store.put(layerTar.stream);
+    const stored = await reportStep(
+      deps.events,
+      'layer',
+      { entries: tree.size, createdBy },
+      () => store.put(deps.events ? countBytes(layerTar.stream, (n) => deps.events?.progress('layer', n)) : layerTar.stream),
+      (put) => ({ bytes: put.size }),
+    );
     return { layer: storedLayer(store, stored.digest, stored.size), tarsum: await layerTar.tarsum, createdBy };
   };
   /**
@@ -103,18 +114,19 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
    * they depend on: blob digests, paths, modes, owners, times, scripts, base layers) were
    * built before and their blobs are still stored: then no input is read at all.
    */
-  const cachedLayers = async (inputs: Record<string, unknown>, make: () => Promise<NewLayer[]>): Promise<NewLayer[]> => {
+  const cachedLayers = async (stepName: 'contents' | 'vm', inputs: Record<string, unknown>, make: () => Promise<NewLayer[]>): Promise<NewLayer[]> => {
     const cache = deps.cache;
-    if (!cache) return make();
+    if (!cache) return reportStep(deps.events, stepName, undefined, make, layerIds);
     const key = cacheKey('layer', { ...inputs, uid: spec.uid, gid: spec.gid, mtime, allowDevices: deps.allowDevices, architecture: spec.architecture });
     if (!deps.noCache) {
       const hit = await cache.get<Array<CachedLayer & { createdBy: string }>>('layer', key);
       if (hit && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size }))))) {
         step('layers-cached', { layers: hit.map((l) => l.diffId) });
+        deps.events?.stepCached(stepName, { layers: hit.map((l) => l.diffId) });
         return hit.map((l) => ({ layer: storedLayer(store, l.diffId, l.size), tarsum: l.tarsum, createdBy: l.createdBy }));
       }
     }
-    const made = await make();
+    const made = await reportStep(deps.events, stepName, undefined, make, layerIds);
     await cache.set('layer', key, made.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum, createdBy: l.createdBy })));
     return made;
   };
@@ -129,7 +141,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     if (budget < 1 && spec.contents.length > 0) {
       throw new LayerInputError(`layering.maxLayers ${layering.maxLayers} leaves no room: the base has ${base?.layers.length ?? 0} layers`);
     }
-    const contentLayers = await cachedLayers({ kind: 'layered-contents', contents: spec.contents, budget }, async () => {
+    const contentLayers = await cachedLayers('contents', { kind: 'layered-contents', contents: spec.contents, budget }, async () => {
       const made: NewLayer[] = [];
       const trees = [];
       for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
@@ -144,7 +156,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     if (needsVm(spec)) {
       const lowers = [...baseDiffIds, ...newLayers.map((l) => l.layer.diffId)];
       newLayers.push(
-        ...(await cachedLayers({ kind: 'vm', lowers, contents: [], ...vmInputs }, async () => {
+        ...(await cachedLayers('vm', { kind: 'vm', lowers, contents: [], ...vmInputs }, async () => {
           const empty = await resolveContents([], store, contentsOptions);
           const top = await runVmStep(spec, empty, base, mtime, deps, newLayers.map((l) => l.layer.diffId));
           return [await storeLayer(top, 'baler: runAsRoot, extraCommands')];
@@ -154,14 +166,14 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     if (newLayers.length === 0) newLayers.push(await storeLayer(await resolveContents([], store, contentsOptions), 'baler: empty'));
   } else if (needsVm(spec)) {
     newLayers.push(
-      ...(await cachedLayers({ kind: 'vm', lowers: baseDiffIds, contents: spec.contents, ...vmInputs }, async () => {
+      ...(await cachedLayers('vm', { kind: 'vm', lowers: baseDiffIds, contents: spec.contents, ...vmInputs }, async () => {
         const contents = await resolveContents(spec.contents, store, contentsOptions);
         return [await storeLayer(await runVmStep(spec, contents, base, mtime, deps, []), 'baler: contents, runAsRoot, extraCommands')];
       })),
     );
   } else {
     newLayers.push(
-      ...(await cachedLayers({ kind: 'contents', contents: spec.contents }, async () => [
+      ...(await cachedLayers('contents', { kind: 'contents', contents: spec.contents }, async () => [
         await storeLayer(await resolveContents(spec.contents, store, contentsOptions), 'baler: contents'),
       ])),
     );
@@ -191,12 +203,14 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   ];
 
   step('archive', { format: spec.format, compression: spec.compression });
-  return {
-    imageId: image.configDigest,
-    diffIds: image.layers.map((l) => l.diffId),
-    layers,
-    archive: await describeArchive(image, spec, spec.format, spec.compression, store),
-  };
+  const archive = await reportStep(
+    deps.events,
+    'archive',
+    { format: spec.format, compression: spec.compression },
+    () => describeArchive(image, spec, spec.format, spec.compression, store, (done, total) => deps.events?.progress('archive', done, total)),
+    (a) => ({ digest: a.digest, size: a.size }),
+  );
+  return { imageId: image.configDigest, diffIds: image.layers.map((l) => l.diffId), layers, archive };
 }
 
 /** Docker refuses images deeper than this, base included. */
@@ -205,11 +219,13 @@ export const MAX_IMAGE_LAYERS = 125;
 async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage | undefined> {
   const from = spec.fromImage;
   if (!from) return undefined;
-  if ('build' in from) return deps.loadBuildImage(from.build);
+  if ('build' in from) return reportStep(deps.events, 'base', from, () => deps.loadBuildImage(from.build));
   if ('ref' in from) {
     deps.onStep?.('pull', { ref: from.ref });
-    const pulled = await pullImage(deps.store, from.ref, { registries: deps.registries ?? new Map(), architecture: spec.architecture, maxLayers: MAX_IMAGE_LAYERS - 1 });
-    return loadStoredImage(deps.store, pulled.configDigest, pulled.layers);
+    return reportStep(deps.events, 'base', from, async () => {
+      const pulled = await pullImage(deps.store, from.ref, { registries: deps.registries ?? new Map(), architecture: spec.architecture, maxLayers: MAX_IMAGE_LAYERS - 1 });
+      return loadStoredImage(deps.store, pulled.configDigest, pulled.layers);
+    });
   }
   const importOptions = {
     name: spec.fromImageName,
@@ -223,11 +239,14 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
   const cached = deps.cache && !deps.noCache ? await deps.cache.get<ImportedImage>('import', key) : null;
   if (cached && (await allStored(deps.store, [{ digest: cached.configDigest }, ...cached.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])]))) {
     deps.onStep?.('import-cached', { blob: from.blob });
+    deps.events?.stepCached('base', from);
     return loadStoredImage(deps.store, cached.configDigest, cached.layers);
   }
-  const imported = await importArchive(deps.store, from.blob, importOptions);
-  await deps.cache?.set('import', key, imported);
-  return loadStoredImage(deps.store, imported.configDigest, imported.layers);
+  return reportStep(deps.events, 'base', from, async () => {
+    const imported = await importArchive(deps.store, from.blob, importOptions, (done, total) => deps.events?.progress('import', done, total));
+    await deps.cache?.set('import', key, imported);
+    return loadStoredImage(deps.store, imported.configDigest, imported.layers);
+  });
 }
 
 /**

@@ -18,6 +18,8 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export interface Service {
   url: string;
   dataDir: string;
+  /** The service's Redis (for a second API process, or to look inside). */
+  redisUrl: string;
   apiPid: number;
   workerPid(): Promise<number>;
   /** The service's output so far (JSON log lines). */
@@ -66,6 +68,9 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   return {
     url,
     dataDir,
+    get redisUrl() {
+      return redis.url;
+    },
     get apiPid() {
       return child.pid as number;
     },

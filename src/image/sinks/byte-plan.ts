@@ -84,12 +84,13 @@ export function openPlan(plan: BytePlan, store: BlobStore, range?: ByteRange): R
 }
 
 /** sha256 and size of the plan's bytes, read once (nothing stored). */
-export async function digestPlan(plan: BytePlan, store: BlobStore): Promise<{ digest: Digest; size: number }> {
+export async function digestPlan(plan: BytePlan, store: BlobStore, onBytes?: (bytesDone: number) => void): Promise<{ digest: Digest; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of openPlan(plan, store) as AsyncIterable<Buffer>) {
     hash.update(chunk);
     size += chunk.length;
+    onBytes?.(size);
   }
   return { digest: `sha256:${hash.digest('hex')}` as Digest, size };
 }

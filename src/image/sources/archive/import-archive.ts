@@ -48,7 +48,13 @@ export interface ImportedImage {
  * decompressed, verified against its diff_id and stored uncompressed; the config is stored as
  * is. Failures the archive or the choice of image cause are ArchiveImportError.
  */
-export async function importArchive(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<ImportedImage> {
+export async function importArchive(
+  store: BlobStore,
+  digest: Digest,
+  opts: ImportOptions,
+  /** Told the layer bytes read so far, of the total of all layer members. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void,
+): Promise<ImportedImage> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
   const { reader, plan } = await planImport(store, digest, opts);
 
@@ -67,14 +73,18 @@ export async function importArchive(store: BlobStore, digest: Digest, opts: Impo
   const n = plan.layers.length;
   const verified = new Map<string, number>();
   const sizes = new Map<Digest, number>();
+  const members = plan.layers.map((ref, i) => reader.file(ref.path, `layer ${i + 1} of ${n} (${ref.path})`));
+  const bytesTotal = [...new Map(members.map((m) => [m.path, m.size])).values()].reduce((sum, size) => sum + size, 0);
+  let bytesDone = 0;
+  const onBytes = (bytes: number) => onProgress?.((bytesDone += bytes), bytesTotal);
   for (const [i, ref] of plan.layers.entries()) {
     const diffId = config.diffIds[i] as Digest;
     const what = `layer ${i + 1} of ${n} (${ref.path})`;
-    const member = reader.file(ref.path, what);
+    const member = members[i] as (typeof members)[number];
     const key = `${member.path}\n${diffId}`;
     let size = verified.get(key);
     if (size === undefined) {
-      size = await importLayer(store, reader, member, ref.digest, diffId, what);
+      size = await importLayer(store, reader, member, ref.digest, diffId, what, onBytes);
       verified.set(key, size);
     }
     sizes.set(diffId, size);
@@ -166,6 +176,7 @@ async function importLayer(
   blobDigest: Digest | undefined,
   diffId: Digest,
   what: string,
+  onBytes?: (bytes: number) => void,
 ): Promise<number> {
   const kind = detectCompression(await reader.head(member, 8));
   const hash = createHash('sha256');
@@ -174,6 +185,7 @@ async function importLayer(
     new Transform({
       transform(chunk: Buffer, _encoding, done) {
         hash.update(chunk);
+        onBytes?.(chunk.length);
         done(null, chunk);
       },
     }),

@@ -1,0 +1,80 @@
+import { Readable } from 'node:stream';
+import { fastifySSE } from '@fastify/sse';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Redis } from 'ioredis';
+import Negotiator from 'negotiator';
+import { FINAL_STATUSES } from '../builds/build-record.ts';
+import type { BuildRepository } from '../builds/build-repository.ts';
+import { stateEventData, type BuildEvent } from '../events/build-event.ts';
+import { BuildEventReader } from '../events/event-reader.ts';
+import type { BuildEventStream } from '../events/event-stream.ts';
+import { Problem } from '../problem.ts';
+import { findTenantBuild } from './find-build.ts';
+import { loadSchemas } from './openapi.ts';
+
+export interface EventsOptions {
+  /** The API's connection; the plugin opens one more for its shared blocking reader. */
+  redis: Redis;
+  builds: BuildRepository;
+  events: BuildEventStream;
+  /** SSE comment lines keeping idle connections (and proxies) open; default 15 s. */
+  heartbeatMs?: number;
+}
+
+const SSE = 'text/event-stream';
+const NDJSON = 'application/x-ndjson';
+/** Inlined for the header: Fastify cannot match a referenced schema's names to lowercased headers. */
+const { $id: _, ...EVENT_ID } = loadSchemas().find((schema) => schema.$id === 'EventId') ?? { $id: '' };
+
+/**
+ * `GET /v1/builds/{id}/events`: a build's events (state, step, log, progress) from its Redis
+ * stream, so any replica serves any build: first what happened so far (after `Last-Event-ID`
+ * or `?lastEventId=` when given), then live, ending after the final state. As Server-Sent
+ * Events (the stream entry id is the SSE `id:`), or NDJSON with `Accept: application/x-ndjson`.
+ */
+export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts) => {
+  await app.register(fastifySSE, { heartbeatInterval: opts.heartbeatMs ?? 15_000 });
+  const reader = new BuildEventReader(opts.redis, opts.redis.duplicate(), app.log);
+  // Open streams would hold the server's close forever: end them (clients resume elsewhere).
+  app.addHook('preClose', async () => reader.close());
+
+  app.get<{ Params: { id: string }; Querystring: { lastEventId?: string }; Headers: { 'last-event-id'?: string } }>(
+    '/v1/builds/:id/events',
+    {
+      // The handler negotiates between SSE and NDJSON itself.
+      sse: 'manual',
+      exposeHeadRoute: false,
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { lastEventId: { $ref: 'EventId#' } } },
+        headers: { type: 'object', properties: { 'last-event-id': EVENT_ID } },
+      },
+    },
+    async (request, reply) => {
+      const type = new Negotiator(request.raw).mediaType([SSE, NDJSON]);
+      if (!type) throw new Problem(406, `build events are ${SSE} or ${NDJSON}; the Accept header allows neither`);
+      const record = await findTenantBuild(opts.builds, request);
+      // A build finished before its events were kept (or whose events expired) still ends.
+      const final = FINAL_STATUSES.has(record.status) ? stateEventData(record) : undefined;
+      if (final) await opts.events.ensureFinalState(record.id, final);
+
+      // An EventSource reconnecting sends the header, while its URL keeps the first query.
+      const after = request.headers['last-event-id'] ?? request.query.lastEventId;
+      const abort = new AbortController();
+      reply.raw.once('close', () => abort.abort());
+      const events = reader.watch(record.id, after, abort.signal);
+      request.log.debug({ buildId: record.id, type, after, watches: reader.size }, 'following build events');
+
+      if (type === SSE) {
+        reply.sse.sendHeaders();
+        await reply.sse.send(events);
+        return;
+      }
+      void reply.header('Content-Type', NDJSON).header('Cache-Control', 'no-cache').header('X-Accel-Buffering', 'no');
+      return reply.send(Readable.from(ndjson(events)));
+    },
+  );
+};
+
+async function* ndjson(events: AsyncIterable<BuildEvent>): AsyncGenerator<string> {
+  for await (const { id, event, data } of events) yield `${JSON.stringify({ id, event, data })}\n`;
+}
