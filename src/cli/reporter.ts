@@ -56,7 +56,6 @@ function stepLine(event: StepEvent): string {
 }
 
 class PlainReporter implements Reporter {
-  private readonly announced = new Set<string>();
   private logEndsLine = true;
   constructor(private readonly out: NodeJS.WriteStream) {}
 
@@ -89,11 +88,8 @@ class PlainReporter implements Reporter {
     this.write(stepLine(event));
   }
 
-  progress(event: ProgressEvent): void {
-    // One line per kind of work, not per chunk: plain output is for logs, not for watching.
-    if (this.announced.has(event.what)) return;
-    this.announced.add(event.what);
-    this.write(`${event.what}${event.bytesTotal === undefined ? '' : `: ${formatBytes(event.bytesTotal)}`}`);
+  progress(): void {
+    // Byte counts are for watching; in a log the steps' lines and durations say enough.
   }
 
   close(): void {
