@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/redis-server.ts';
 import { baler, balerInPty } from '../support/cli.ts';
 import { startDockerd, type Dockerd } from '../support/dockerd.ts';
-import { startNoEventsProxy, type NoEventsProxy } from '../support/no-events-proxy.ts';
+import { startEventsProxy, type EventsProxy } from '../support/events-proxy.ts';
 import { startService, type Service } from '../support/service.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/hello', import.meta.url));
@@ -143,9 +143,9 @@ describe('failures', () => {
 });
 
 describe('a server without the events route', () => {
-  let proxy: NoEventsProxy;
+  let proxy: EventsProxy;
   beforeAll(async () => {
-    proxy = await startNoEventsProxy(service.url);
+    proxy = await startEventsProxy(service.url, 'missing');
   });
   afterAll(async () => proxy?.close());
 
@@ -154,10 +154,33 @@ describe('a server without the events route', () => {
     await writeFile(spec, JSON.stringify({ name: 'polled', runAsRoot: 'echo polled log line\n' }));
     const { code, stdout, stderr } = await baler(proxy.url, ['build', spec, '--wait', '--no-cache']);
     expect(code, stderr).toBe(0);
-    expect(proxy.eventRequests).toBe(1);
+    expect(proxy.eventRequests).toHaveLength(1);
     const id = stdout.trim();
     expect(stderr).toContain('polled log line\n');
     expect(stderr).toMatch(new RegExp(`^build ${id}: succeeded in`, 'm'));
     expect(stderr).not.toMatch(/^step /m); // steps only come as events
+  }, 300_000);
+});
+
+describe('an events stream that keeps breaking off', () => {
+  let proxy: EventsProxy;
+  beforeAll(async () => {
+    proxy = await startEventsProxy(service.url, { cutAfterLines: 3 });
+  });
+  afterAll(async () => proxy?.close());
+
+  it('is resumed with Last-Event-ID: every log line once, every step, the end', async () => {
+    const spec = join(work, 'resumed.json');
+    const lines = ['first', 'second', 'third', 'fourth', 'fifth'];
+    await writeFile(spec, JSON.stringify({ name: 'resumed', runAsRoot: lines.map((l) => `echo ${l} line; sleep 0.2`).join('\n') }));
+    const { code, stdout, stderr } = await baler(proxy.url, ['build', spec, '--wait', '--no-cache']);
+    expect(code, stderr).toBe(0);
+    const id = stdout.trim();
+    expect(proxy.eventRequests.length).toBeGreaterThan(3);
+    expect(proxy.eventRequests[0]).toBeUndefined();
+    expect(proxy.eventRequests.slice(1).every((last) => /^\d+-\d+$/.test(last ?? ''))).toBe(true);
+    for (const line of lines) expect(stderr.split(`${line} line\n`)).toHaveLength(2);
+    expect(stderr.match(/^step \d+ vm: (started|finished)/gm)).toHaveLength(2);
+    expect(stderr).toMatch(new RegExp(`^build ${id}: succeeded in`, 'm'));
   }, 300_000);
 });
