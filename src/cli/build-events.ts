@@ -28,10 +28,10 @@ export interface BuildView {
 
 export interface StepEvent {
   phase: 'cached' | 'started' | 'finished' | string;
+  /** base, contents, vm, layer, archive */
   name: string;
-  /** 0-based. */
+  /** 0-based, in the order steps began. */
   index?: number;
-  total?: number;
   durationMs?: number;
 }
 
@@ -59,11 +59,14 @@ export interface FollowOptions {
 
 /** Follow build `id` until it is final; returns its record then. */
 export async function followBuild(client: BalerClient, id: string, listener: BuildListener, opts: FollowOptions = {}): Promise<BuildView> {
+  // Log text already shown, so that polling after a stream (a replica without the route) does not repeat it.
+  let logShown = 0;
+  const counted: BuildListener = { ...listener, log: (text) => ((logShown += text.length), listener.log?.(text)) };
   if (!opts.poll) {
-    const streamed = await followEvents(client, id, listener, opts.reconnects ?? 5);
+    const streamed = await followEvents(client, id, counted, opts.reconnects ?? 5);
     if (streamed) return streamed;
   }
-  return pollBuild(client, id, listener, opts.pollMs ?? 500);
+  return pollBuild(client, id, listener, opts.pollMs ?? 500, logShown);
 }
 
 const path = (id: string) => `/v1/builds/${encodeURIComponent(id)}`;
@@ -115,29 +118,27 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
   }
 }
 
-/** Hand one event to the listener; true when it is a final state. */
+/** Hand one event (BuildEvent in openapi.yaml) to the listener; true when it is a final state. */
 function dispatch(event: string, data: unknown, listener: BuildListener): boolean {
   const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
   switch (event) {
     case 'state': {
-      const status = String(d.status ?? data);
+      const status = String(d.status);
       listener.state?.(status);
       return FINAL_STATUSES.has(status);
     }
     case 'log':
-      listener.log?.(typeof data === 'string' ? data : String(d.text ?? d.line ?? ''));
+      listener.log?.(String(d.text ?? ''));
       return false;
     case 'step': {
-      const step: StepEvent = { phase: String(d.phase), name: String(d.name ?? d.step ?? 'step') };
+      const step: StepEvent = { phase: String(d.phase), name: String(d.name) };
       if (typeof d.index === 'number') step.index = d.index;
-      if (typeof d.total === 'number') step.total = d.total;
-      const ms = typeof d.durationMs === 'number' ? d.durationMs : typeof d.duration === 'number' ? d.duration : undefined;
-      if (ms !== undefined) step.durationMs = ms;
+      if (typeof d.durationMs === 'number') step.durationMs = d.durationMs;
       listener.step?.(step);
       return false;
     }
     case 'progress': {
-      const progress: ProgressEvent = { bytesDone: Number(d.bytesDone ?? 0), what: String(d.what ?? 'working') };
+      const progress: ProgressEvent = { bytesDone: Number(d.bytesDone ?? 0), what: String(d.what) };
       if (typeof d.bytesTotal === 'number') progress.bytesTotal = d.bytesTotal;
       listener.progress?.(progress);
       return false;
@@ -148,9 +149,9 @@ function dispatch(event: string, data: unknown, listener: BuildListener): boolea
 }
 
 /** The fallback: the build's record for its state, its log for new text. */
-async function pollBuild(client: BalerClient, id: string, listener: BuildListener, pollMs: number): Promise<BuildView> {
+async function pollBuild(client: BalerClient, id: string, listener: BuildListener, pollMs: number, logShown: number): Promise<BuildView> {
   let status: string | undefined;
-  let shown = 0;
+  let shown = logShown;
   const showLog = async () => {
     const text = await (await client.request(`${path(id)}/logs`)).text();
     if (text.length > shown) listener.log?.(text.slice(shown));

@@ -46,7 +46,7 @@ export function formatSeconds(ms: number): string {
 }
 
 function stepName(event: StepEvent): string {
-  const index = event.index === undefined ? '' : `${event.index + 1}${event.total ? `/${event.total}` : ''} `;
+  const index = event.index === undefined ? '' : `${event.index + 1} `;
   return `step ${index}${event.name}`;
 }
 
@@ -101,6 +101,8 @@ class PlainReporter implements Reporter {
 class TtyReporter implements Reporter {
   private readonly bars: MultiBar;
   private stepBar: SingleBar | undefined;
+  private stepsBegun = 0;
+  private stepsDone = 0;
   private readonly progressBars = new Map<string, SingleBar>();
   private pendingLog = '';
   private closed = false;
@@ -157,13 +159,14 @@ class TtyReporter implements Reporter {
 
   step(event: StepEvent): void {
     if (event.phase !== 'started') this.bars.log(`${stepLine(event)}\n`);
-    const total = event.total ?? Math.max((event.index ?? 0) + 1, 1);
-    const value = event.phase === 'started' ? (event.index ?? 0) : (event.index ?? 0) + 1;
+    // The server does not say how many steps there will be: the bar is steps done of steps begun.
+    if (event.phase === 'started' || event.phase === 'cached') this.stepsBegun++;
+    if (event.phase !== 'started') this.stepsDone++;
     const shown = `${stepName(event)} ${event.phase}${event.durationMs === undefined ? '' : ` ${formatSeconds(event.durationMs)}`}`;
-    if (!this.stepBar) this.stepBar = this.bars.create(total, value, { label: 'build', shown });
+    if (!this.stepBar) this.stepBar = this.bars.create(this.stepsBegun, this.stepsDone, { label: 'build', shown });
     else {
-      this.stepBar.setTotal(total);
-      this.stepBar.update(value, { shown });
+      this.stepBar.setTotal(this.stepsBegun);
+      this.stepBar.update(this.stepsDone, { shown });
     }
   }
 

@@ -84,7 +84,7 @@ describe('without a terminal', () => {
 });
 
 describe('in a terminal', () => {
-  it('shows progress bars for the upload, the build steps and the download', async () => {
+  it('shows progress bars, and finished uploads, steps and the download as lines above them', async () => {
     // A context of its own with a file no other test uploads: the upload really happens.
     const context = join(work, 'tty');
     await cp(EXAMPLE, context, { recursive: true });
@@ -93,7 +93,8 @@ describe('in a terminal', () => {
     const { code, stdout } = await balerInPty(service.url, ['build', join(context, 'spec.json'), '-o', out]);
     expect(code, stdout).toBe(0);
     expect(stdout).toMatch(CURSOR_MOVES);
-    expect(stdout).toMatch(new RegExp(`upload \\./rootfs \\|${BAR.source}\\|`));
+    // (An upload or download this small may finish between two frames (10 a second), so only
+    // the build's bar, drawn for the seconds the VM step takes, is sure to be seen.)
     expect(stdout).toMatch(/upload \.\/rootfs: 4\.\d KiB \(sha256:[a-f0-9]{12}…\)/);
     expect(stdout).toContain('installing busybox applets');
     expect(stdout).toMatch(new RegExp(`build \\|${BAR.source}\\| +\\d+% step \\d+ \\w+ (started|finished|cached)`));
