@@ -121,7 +121,14 @@ class TtyReporter implements Reporter {
       },
       Presets.shades_classic,
     );
+    process.once('SIGINT', this.interrupted);
   }
+
+  /** Ctrl-C: give the terminal its cursor and line wrapping back, then exit as interrupted. */
+  private readonly interrupted = () => {
+    this.close();
+    process.exit(130);
+  };
 
   bytes(label: string, total: number | undefined): ByteTask {
     const bar = this.bars.create(total ?? 1, 0, { label, shown: shownBytes(0, total) });
@@ -184,6 +191,7 @@ class TtyReporter implements Reporter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    process.removeListener('SIGINT', this.interrupted);
     if (this.pendingLog) this.bars.log(`${this.pendingLog}\n`);
     this.pendingLog = '';
     // stop() does not write lines still buffered by log(); one more redraw does.
