@@ -3,9 +3,6 @@
  * resumed with `Last-Event-ID` when the connection drops), or, on a server without it (404/406),
  * polling the build and its log.
  */
-import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { ProblemBody } from '../problem.ts';
 import { ApiProblem, type BalerClient } from './client.ts';
 
@@ -96,8 +93,7 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
     }
     let final = false;
     try {
-      const lines = createInterface({ input: Readable.fromWeb(res.body as WebReadableStream), crlfDelay: Infinity });
-      for await (const line of lines) {
+      for await (const line of ndjsonLines(res.body as ReadableStream<Uint8Array>)) {
         if (!line.trim()) continue;
         const message = JSON.parse(line) as { id?: string | number; event: string; data: unknown };
         if (message.id !== undefined) lastEventId = String(message.id);
@@ -116,6 +112,28 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
     if (++failures > reconnects) throw new Error(`the events stream of build ${id} keeps ending before the build does`);
     await sleep(500 * failures);
   }
+}
+
+/** The lines of a response body; a connection that breaks off rejects (readline might not say so). */
+async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        yield buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (buffered.trim()) yield buffered;
 }
 
 /** Hand one event (BuildEvent in openapi.yaml) to the listener; true when it is a final state. */

@@ -181,7 +181,7 @@ describe('an events stream that keeps breaking off', () => {
     expect(proxy.eventRequests[0]).toBeUndefined();
     expect(proxy.eventRequests.slice(1).every((last) => /^\d+-\d+$/.test(last ?? ''))).toBe(true);
     for (const line of lines) expect(stderr.split(`${line} line\n`)).toHaveLength(2);
-    expect(stderr.match(/^step \d+ vm: (started|finished)/gm)).toHaveLength(2);
+    expect(stderr.match(/^step \d+ vm: (started|finished)/gm), stderr).toHaveLength(2);
     expect(stderr).toMatch(new RegExp(`^build ${id}: succeeded in`, 'm'));
   }, 300_000);
 });

@@ -6,7 +6,7 @@ export const BALER_BIN = fileURLToPath(new URL('../../bin/baler.js', import.meta
 
 /** `baler ...args` with stdout and stderr as pipes (not terminals). */
 export function baler(url: string, args: string[], opts: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<RunResult> {
-  return run(BALER_BIN, args, { env: { BALER_URL: url, BALER_TOKEN: undefined, ...opts.env }, cwd: opts.cwd, timeoutMs: 300_000 });
+  return run(BALER_BIN, args, { env: { BALER_URL: url, BALER_TOKEN: undefined, ...opts.env }, cwd: opts.cwd, timeoutMs: 240_000 });
 }
 
 const shellQuote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
@@ -20,6 +20,6 @@ export function balerInPty(url: string, args: string[], opts: { cwd?: string } =
   return run('script', ['--quiet', '--flush', '--return', '--command', command, '/dev/null'], {
     env: { BALER_URL: url, BALER_TOKEN: undefined, TERM: 'xterm-256color' },
     cwd: opts.cwd,
-    timeoutMs: 300_000,
+    timeoutMs: 240_000,
   });
 }
