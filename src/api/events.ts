@@ -61,12 +61,19 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
       const after = request.headers['last-event-id'] ?? request.query.lastEventId;
       const abort = new AbortController();
       reply.raw.once('close', () => abort.abort());
+      // Gone while the build was looked up: 'close' came before anyone listened.
+      if (request.raw.socket.destroyed) abort.abort();
       const events = reader.watch(record.id, after, abort.signal);
       request.log.debug({ buildId: record.id, type, after, watches: reader.size }, 'following build events');
 
       if (type === SSE) {
         reply.sse.sendHeaders();
-        await reply.sse.send(events);
+        try {
+          await reply.sse.send(events);
+        } catch (err) {
+          // The response has begun: no problem document now. It ends; the client resumes.
+          if (reply.sse.isConnected) request.log.warn({ err, buildId: record.id }, 'following build events failed');
+        }
         return;
       }
       void reply.header('Content-Type', NDJSON).header('Cache-Control', 'no-cache').header('X-Accel-Buffering', 'no');
