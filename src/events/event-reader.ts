@@ -205,7 +205,13 @@ export class BuildEventReader {
       this.reading = undefined;
       for (const [key, entries] of reply ?? []) {
         const events = entries.map(parseEntry);
-        for (const live of this.watches.get(key) ?? []) live.deliver(events);
+        const start = from.get(key) ?? '0-0';
+        for (const live of this.watches.get(key) ?? []) {
+          // A watch added behind where this read started would skip the events between its
+          // position and the read's start: it waits for the next read, which starts at it.
+          if (compareIds(live.cursor, start) < 0) continue;
+          live.deliver(events);
+        }
       }
     }
   }
