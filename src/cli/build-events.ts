@@ -106,10 +106,14 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
       await sleep(500 * failures);
       continue;
     }
-    const build = await client.json<BuildView>(path(id));
-    if (final || FINAL_STATUSES.has(build.status)) return build;
-    // The stream ended without a final state (a proxy, a restart): resume where it stopped.
-    if (++failures > reconnects) throw new Error(`the events stream of build ${id} keeps ending before the build does`);
+    if (final) return client.json<BuildView>(path(id));
+    // The stream ended before its final state (a proxy, a restart): resume where it stopped,
+    // even when the build has ended meanwhile (its last events are still to be read).
+    if (++failures > reconnects) {
+      const build = await client.json<BuildView>(path(id));
+      if (FINAL_STATUSES.has(build.status)) return build;
+      throw new Error(`the events stream of build ${id} keeps ending before the build does`);
+    }
     await sleep(500 * failures);
   }
 }
