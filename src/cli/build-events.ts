@@ -74,18 +74,24 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
   let failures = 0;
   for (;;) {
     let res: Response;
+    // A connection that goes silent (a proxy or network that dropped it without telling) is
+    // given up after STREAM_IDLE_MS and resumed; NDJSON has no heartbeats to tell it apart.
+    const idle = new IdleWatchdog(STREAM_IDLE_MS);
     try {
       res = await client.request(
         `${path(id)}/events`,
-        { headers: { accept: 'application/x-ndjson', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) } },
+        { headers: { accept: 'application/x-ndjson', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: idle.signal },
         [404, 406],
       );
     } catch (err) {
+      idle.stop();
+      if (idle.expired) continue;
       if (err instanceof ApiProblem || ++failures > reconnects) throw err;
       await sleep(500 * failures);
       continue;
     }
     if (res.status === 404 || res.status === 406) {
+      idle.stop();
       await res.body?.cancel();
       // 404 from a server with the route means the build is not there: say so, as a problem.
       if (lastEventId === undefined) await client.json<BuildView>(path(id));
@@ -93,7 +99,7 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
     }
     let final = false;
     try {
-      for await (const line of ndjsonLines(res.body as ReadableStream<Uint8Array>)) {
+      for await (const line of ndjsonLines(res.body as ReadableStream<Uint8Array>, () => idle.reset())) {
         if (!line.trim()) continue;
         const message = JSON.parse(line) as { id?: string | number; event: string; data: unknown };
         if (message.id !== undefined) lastEventId = String(message.id);
@@ -101,11 +107,15 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
         if (dispatch(message.event, message.data, listener)) final = true;
       }
     } catch (err) {
+      idle.stop();
+      // Silent for too long: resume at once (not a failure: the build may just be quiet).
+      if (idle.expired) continue;
       if (err instanceof SyntaxError) throw new Error(`the events stream sent something that is not JSON: ${err.message}`, { cause: err });
       if (++failures > reconnects) throw new Error(`the events stream broke off: ${(err as Error).message}`, { cause: err });
       await sleep(500 * failures);
       continue;
     }
+    idle.stop();
     if (final) return client.json<BuildView>(path(id));
     // The stream ended before its final state (a proxy, a restart): resume where it stopped,
     // even when the build has ended meanwhile (its last events are still to be read).
@@ -118,8 +128,42 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
   }
 }
 
+/** How long an events connection may stay silent before it is resumed on a new one. */
+const STREAM_IDLE_MS = 30_000;
+
+/** Aborts its signal once `ms` pass without a reset(). */
+class IdleWatchdog {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout;
+  expired = false;
+
+  constructor(private readonly ms: number) {
+    this.timer = this.arm();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  reset(): void {
+    clearTimeout(this.timer);
+    this.timer = this.arm();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private arm(): NodeJS.Timeout {
+    return setTimeout(() => {
+      this.expired = true;
+      this.controller.abort(new Error(`no data for ${this.ms} ms`));
+    }, this.ms);
+  }
+}
+
 /** The lines of a response body; a connection that breaks off rejects (readline might not say so). */
-async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+async function* ndjsonLines(body: ReadableStream<Uint8Array>, onData: () => void): AsyncGenerator<string> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffered = '';
@@ -127,6 +171,7 @@ async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<st
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
+      onData();
       buffered += decoder.decode(value, { stream: true });
       let newline: number;
       while ((newline = buffered.indexOf('\n')) >= 0) {
