@@ -42,6 +42,8 @@ export interface ProcessorDeps {
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
+/** A running build says so this often, with its step: a build that seems stuck shows where. */
+const STILL_RUNNING_LOG_MS = 30_000;
 
 /** Failures caused by the build's own input or scripts: retrying cannot help. */
 function isInputError(err: unknown): boolean {
@@ -110,6 +112,11 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       return runningMs;
     };
 
+    let step = { name: 'start', at: started };
+    const stillRunning = setInterval(() => {
+      const now = Date.now();
+      log.info({ step: step.name, stepMs: now - step.at, runningMs: now - started }, 'build still running');
+    }, STILL_RUNNING_LOG_MS);
     const cancel = deps.cancellations?.register(buildId);
     const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
     const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
@@ -125,9 +132,10 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         allowDevices: deps.allowDevices,
         registries: deps.registries,
         loadBuildImage: (id) => loadBuildImage(deps, id),
-        onStep: (step, detail) => {
-          steps?.start(step);
-          log.info({ step, ...detail }, 'build step');
+        onStep: (name, detail) => {
+          steps?.start(name);
+          step = { name, at: Date.now() };
+          log.info({ step: name, ...detail }, 'build step');
         },
         onCacheLookup: (cache, hit) => deps.metrics?.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' }),
         logger: log,
@@ -139,6 +147,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         noCache: job.data.noCache,
         events,
       });
+      step = { name: 'finishing', at: Date.now() };
       await written();
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
         log.info({ status: 'succeeded', runningMs: ended('succeeded'), archive: result.archive }, 'build succeeded');
@@ -182,6 +191,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       if (isInputError(err) || err instanceof StoreFullError) throw new UnrecoverableError((err as Error).message);
       throw err;
     } finally {
+      clearInterval(stillRunning);
       deps.cancellations?.unregister(buildId);
     }
   };

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { freePort, startPrivateRedis, type PrivateRedis } from '../../src/redis-server.ts';
+import { parseLog, unfinishedBuilds } from './hang-report.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
@@ -40,17 +41,26 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let output = '';
+  // BALER_TEST_LOG_DIR (CI): the service's output also goes, live, to a file there, and a
+  // service stopped with a build unfinished writes Node reports there (see stop()).
+  const logDir = process.env.BALER_TEST_LOG_DIR || undefined;
+  const logFile = logDir ? createWriteStream(join(logDir, `service-${port}.log`)) : undefined;
+  const reportOptions = logDir ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --report-on-signal --report-directory=${logDir}`.trim() } : {};
   let child: ChildProcess;
   let exited: Promise<void>;
 
   const launch = async () => {
     const started = output.length;
     child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dataDir, 'store'), REDIS_URL: redis.url, ...env },
+      env: { ...process.env, ...reportOptions, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dataDir, 'store'), REDIS_URL: redis.url, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const keep = (d: Buffer) => {
+      output += d.toString();
+      logFile?.write(d);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
     exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     // Generous: on a loaded machine the worker process alone can take half a minute to start.
     const deadline = Date.now() + 120_000;
@@ -96,6 +106,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       await launch();
     },
     async stop() {
+      if (logDir && child.exitCode === null && unfinishedBuilds(parseLog(output)).size > 0) await writeNodeReports(child.pid as number);
       if (child.exitCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -106,6 +117,24 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Asks the API process and its workers for a Node diagnostic report (SIGUSR2, see
+ * NODE_OPTIONS above), written beside the logs: what each was doing when stopped with a build
+ * unfinished. A process whose event loop is blocked writes none; that says it too.
+ */
+async function writeNodeReports(apiPid: number): Promise<void> {
+  const children = await readFile(`/proc/${apiPid}/task/${apiPid}/children`, 'utf8').catch(() => '');
+  const pids = [apiPid, ...children.trim().split(/\s+/).filter(Boolean).map(Number)];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      /* gone */
+    }
+  }
+  await new Promise((r) => setTimeout(r, 2000));
 }
 
 /** Upload a file as a blob; returns its digest. */
