@@ -64,6 +64,8 @@ export interface Config {
   authNone: boolean;
   /** How old the store's walked size (`baler_store_bytes`) may get before a scrape walks it again. */
   storeScanSeconds: number;
+  /** How often an idle events stream sends a heartbeat (an SSE comment, an empty NDJSON line). */
+  eventsHeartbeatMs: number;
   /** Port of a build worker's own `/metrics` (BALER_WORKER_METRICS_PORT; 0: none). */
   workerMetricsPort: number;
   /** Address a build worker's `/metrics` listens on. */
@@ -124,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     registriesFile: env.BALER_REGISTRIES_FILE || undefined,
     authNone: env.BALER_AUTH === 'none',
     storeScanSeconds: int(env, 'BALER_METRICS_STORE_SCAN_S', 60),
+    eventsHeartbeatMs: Math.max(100, int(env, 'BALER_EVENTS_HEARTBEAT_MS', 15_000)),
     workerMetricsPort: int(env, 'BALER_WORKER_METRICS_PORT', 0),
     workerMetricsHost: env.BALER_WORKER_METRICS_HOST || '127.0.0.1',
     logLevel: env.LOG_LEVEL || 'info',

@@ -17,7 +17,10 @@ export interface EventsOptions {
   redis: Redis;
   builds: BuildRepository;
   events: BuildEventStream;
-  /** SSE comment lines keeping idle connections (and proxies) open; default 15 s. */
+  /**
+   * How often an idle stream shows it is alive (default 15 s): an SSE comment line, or an
+   * empty NDJSON line. Keeps proxies from closing it and lets clients tell a dead one apart.
+   */
   heartbeatMs?: number;
 }
 
@@ -33,7 +36,8 @@ const { $id: _, ...EVENT_ID } = loadSchemas().find((schema) => schema.$id === 'E
  * Events (the stream entry id is the SSE `id:`), or NDJSON with `Accept: application/x-ndjson`.
  */
 export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts) => {
-  await app.register(fastifySSE, { heartbeatInterval: opts.heartbeatMs ?? 15_000 });
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  await app.register(fastifySSE, { heartbeatInterval: heartbeatMs });
   const reader = new BuildEventReader(opts.redis, opts.redis.duplicate(), app.log);
   // Open streams would hold the server's close forever: end them (clients resume elsewhere).
   app.addHook('preClose', async () => reader.close());
@@ -77,11 +81,33 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
         return;
       }
       void reply.header('Content-Type', NDJSON).header('Cache-Control', 'no-cache').header('X-Accel-Buffering', 'no');
-      return reply.send(Readable.from(ndjson(events)));
+      return reply.send(Readable.from(ndjson(events, heartbeatMs)));
     },
   );
 };
 
-async function* ndjson(events: AsyncIterable<BuildEvent>): AsyncGenerator<string> {
-  for await (const { id, event, data } of events) yield `${JSON.stringify({ id, event, data })}\n`;
+/** One line per event; an empty line whenever `heartbeatMs` pass without one (jq skips them). */
+async function* ndjson(events: AsyncIterable<BuildEvent>, heartbeatMs: number): AsyncGenerator<string> {
+  const iterator = events[Symbol.asyncIterator]();
+  // The next event stays awaited across heartbeats: none is lost to a heartbeat's turn.
+  let next = iterator.next();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const beat = new Promise<'beat'>((resolve) => (timer = setTimeout(() => resolve('beat'), heartbeatMs)));
+      const result = await Promise.race([next, beat]);
+      clearTimeout(timer);
+      if (result === 'beat') {
+        yield '\n';
+        continue;
+      }
+      if (result.done) return;
+      const { id, event, data } = result.value;
+      yield `${JSON.stringify({ id, event, data })}\n`;
+      next = iterator.next();
+    }
+  } finally {
+    // Not awaited: the watch ends by itself when the client goes (its abort signal).
+    void iterator.return?.(undefined);
+  }
 }

@@ -75,7 +75,8 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
   for (;;) {
     let res: Response;
     // A connection that goes silent (a proxy or network that dropped it without telling) is
-    // given up after STREAM_IDLE_MS and resumed; NDJSON has no heartbeats to tell it apart.
+    // given up after STREAM_IDLE_MS and resumed. The server sends an empty line every 15 s
+    // while a build is quiet, so only a dead connection stays silent that long.
     const idle = new IdleWatchdog(STREAM_IDLE_MS);
     try {
       res = await client.request(

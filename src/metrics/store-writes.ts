@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Counter } from 'prom-client';
 import type { Digest } from '../digest.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from '../store/blob-store.ts';
+import type { IndexHome } from '../store/store-index.ts';
 
 /**
  * A blob store that counts the bytes of the blobs it adds (a put of a blob already stored
@@ -9,10 +10,14 @@ import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from '../s
  */
 export class WriteCountingStore implements BlobStore {
   constructor(
-    /** The store counted (its indexes are found through this: innermostStore). */
-    readonly inner: BlobStore,
+    private readonly inner: BlobStore,
     private readonly written: Counter,
   ) {}
+
+  /** The counted store's: counting changes nothing of what is remembered beside it. */
+  get indexHome(): IndexHome {
+    return this.inner.indexHome;
+  }
 
   async put(source: Readable, opts?: PutOptions): Promise<PutResult> {
     const result = await this.inner.put(source, opts);

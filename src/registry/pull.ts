@@ -10,7 +10,7 @@ import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
 import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
-import { defaultRegistryIndex, type RegistryIndex } from './registry-index.ts';
+import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
 
 export interface PullOptions extends ClientOptions {
   /** Picks the linux/<architecture> image of an index or manifest list; default amd64. */
@@ -18,7 +18,7 @@ export interface PullOptions extends ClientOptions {
   registries: Registries;
   /** More layers than this fail before any layer is fetched; default 125. */
   maxLayers?: number;
-  /** Default: `defaultRegistryIndex(store)`. */
+  /** Default: `registryIndexOf(store)`. */
   index?: RegistryIndex;
 }
 
@@ -42,7 +42,7 @@ export interface PullResult extends ImportedImage {
 export async function pullImage(store: BlobStore, refText: string, opts: PullOptions): Promise<PullResult> {
   const ref = parseReference(refText);
   const client = RegistryClient.forReference(ref, opts.registries, opts);
-  const index = opts.index ?? defaultRegistryIndex(store);
+  const index = opts.index ?? registryIndexOf(store);
   const architecture = opts.architecture ?? 'amd64';
   const what = formatReference(ref);
 

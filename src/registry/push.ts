@@ -6,7 +6,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import { Readable } from 'node:stream';
 import { RegistryClient, type ClientOptions } from './client.ts';
 import { parseReference, RegistryError, type Registries } from './registries.ts';
-import { defaultRegistryIndex, type RegistryIndex } from './registry-index.ts';
+import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
 
 /** Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size. */
 export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
@@ -14,7 +14,7 @@ export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
 export interface PushOptions extends ClientOptions {
   registries: Registries;
   chunkSize?: number;
-  /** Default: `defaultRegistryIndex(store)` (where blobs were seen, for mounts). */
+  /** Default: `registryIndexOf(store)` (where blobs were seen, for mounts). */
   index?: RegistryIndex;
   layerIndex?: CompressedLayerIndex;
 }
@@ -38,7 +38,7 @@ export async function pushImage(store: BlobStore, image: Image, refText: string,
   if (ref.digest) throw new RegistryError(`push needs a tag, not a digest: '${refText}'`, 'reference');
   const tag = ref.tag ?? 'latest';
   const client = RegistryClient.forReference(ref, opts.registries, opts);
-  const index = opts.index ?? defaultRegistryIndex(store);
+  const index = opts.index ?? registryIndexOf(store);
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
 
   const layout = await planOciLayout(image, { refName: `${ref.repository}:${tag}`, compression: 'gzip', store, layerIndex: opts.layerIndex });

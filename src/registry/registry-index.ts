@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { hexOf, isDigest, type Digest } from '../digest.ts';
 import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
-import { innermostStore, type BlobStore } from '../store/blob-store.ts';
-import { FsBlobStore } from '../store/fs-blob-store.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import { storeIndex, type IndexKind } from '../store/store-index.ts';
 
 /**
  * What the registry code remembers beside the store:
@@ -140,22 +140,13 @@ function parsePulled(raw: string, manifestDigest: Digest): ImportedImage | null 
   }
 }
 
-const chosenIndexes = new WeakMap<BlobStore, RegistryIndex>();
+const REGISTRY_INDEX: IndexKind<RegistryIndex> = {
+  inDir: (dir) => new FsRegistryIndex(join(dir, 'registry')),
+  inRedis: (redis) => new RedisRegistryIndex(redis),
+  inMemory: () => new MemoryRegistryIndex(),
+};
 
-/** Use `index` for `store` from now on (openBlobStore: Redis for a store many hosts share). */
-export function useRegistryIndex(store: BlobStore, index: RegistryIndex): void {
-  chosenIndexes.set(innermostStore(store), index);
-}
-
-/**
- * The one chosen with useRegistryIndex; else, for the filesystem store, files in
- * `<DATA_DIR>/index/registry/`; else one in memory per store.
- */
-export function defaultRegistryIndex(wrapped: BlobStore): RegistryIndex {
-  const store = innermostStore(wrapped);
-  let index = chosenIndexes.get(store);
-  if (index) return index;
-  if (store instanceof FsBlobStore) return new FsRegistryIndex(join(store.root, 'index', 'registry'));
-  chosenIndexes.set(store, (index = new MemoryRegistryIndex()));
-  return index;
+/** The registry index kept beside `store` (`<DATA_DIR>/index/registry/`, Redis, or memory). */
+export function registryIndexOf(store: BlobStore): RegistryIndex {
+  return storeIndex(store, REGISTRY_INDEX);
 }

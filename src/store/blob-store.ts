@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
+import type { IndexHome } from './store-index.ts';
 
 export interface BlobInfo {
   digest: Digest;
@@ -30,6 +31,8 @@ export interface ByteRange {
  * sees half a blob whatever happens to the writer.
  */
 export interface BlobStore {
+  /** Where the indexes kept beside this store live (storeIndex). */
+  readonly indexHome: IndexHome;
   put(source: Readable, opts?: PutOptions): Promise<PutResult>;
   stat(digest: Digest): Promise<BlobInfo | null>;
   /** Stream a blob, or part of it. Throws BlobNotFoundError. */
@@ -49,16 +52,6 @@ export interface BlobStore {
 
 /** Ingest leftovers older than this are from a crashed writer (no upload takes a day). */
 export const STALE_INGEST_MS = 24 * 3600 * 1000;
-
-/**
- * The store under any wrappers that add behaviour around another store (e.g. counting writes for
- * metrics): what is kept per store, such as its indexes, belongs to the innermost one.
- */
-export function innermostStore(store: BlobStore): BlobStore {
-  let current = store;
-  while ('inner' in current && current.inner !== undefined) current = (current as { inner: BlobStore }).inner;
-  return current;
-}
 
 /** Whether every blob named is still stored (with the size expected, where one is given). */
 export async function allStored(store: BlobStore, blobs: Iterable<{ digest: Digest; size?: number }>): Promise<boolean> {

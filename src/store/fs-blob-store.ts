@@ -17,6 +17,7 @@ import {
   type PutResult,
 } from './blob-store.ts';
 import { IngestMeter } from './ingest-meter.ts';
+import type { IndexHome } from './store-index.ts';
 
 /**
  * Blob store on a local filesystem: `<root>/blobs/sha256/<hex>`, written through
@@ -25,8 +26,11 @@ import { IngestMeter } from './ingest-meter.ts';
 export class FsBlobStore implements BlobStore {
   private readonly blobDir: string;
   private readonly ingestDir: string;
+  /** JSON files under `<root>/index/`, shared by every process using this data dir. */
+  readonly indexHome: IndexHome;
 
   private constructor(readonly root: string) {
+    this.indexHome = { kind: 'dir', dir: join(root, 'index') };
     this.blobDir = join(root, 'blobs', 'sha256');
     this.ingestDir = join(root, 'ingest');
   }

@@ -1,7 +1,5 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
-import { RedisCompressedLayerIndex, useLayerIndex } from '../image/sinks/layer-compression.ts';
-import { RedisRegistryIndex, useRegistryIndex } from '../registry/registry-index.ts';
 import type { BlobStore } from './blob-store.ts';
 import { FsBlobStore } from './fs-blob-store.ts';
 
@@ -15,10 +13,5 @@ export async function openBlobStore(config: Pick<Config, 'store' | 's3' | 'dataD
   if (config.store === 'fs') return FsBlobStore.create(config.dataDir);
   // Loaded only when used: the AWS SDK takes seconds to import.
   const { S3BlobStore } = await import('./s3-blob-store.ts');
-  const store = await S3BlobStore.create({ bucket: config.s3.bucket, region: config.s3.region, endpoint: config.s3.endpoint });
-  if (deps.redis) {
-    useLayerIndex(store, new RedisCompressedLayerIndex(deps.redis));
-    useRegistryIndex(store, new RedisRegistryIndex(deps.redis));
-  }
-  return store;
+  return S3BlobStore.create({ bucket: config.s3.bucket, region: config.s3.region, endpoint: config.s3.endpoint, indexRedis: deps.redis });
 }

@@ -21,6 +21,7 @@ import {
   type CompletedPart,
   ListMultipartUploadsCommand,
 } from '@aws-sdk/client-s3';
+import type { Redis } from 'ioredis';
 import { Upload } from '@aws-sdk/lib-storage';
 import { hexOf, isDigest, type Digest } from '../digest.ts';
 import {
@@ -35,6 +36,7 @@ import {
   type PutResult,
 } from './blob-store.ts';
 import { IngestMeter } from './ingest-meter.ts';
+import type { IndexHome } from './store-index.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -55,6 +57,8 @@ export interface S3StoreOptions {
   copyLimit?: number;
   /** Part size of a multipart copy. */
   copyPartSize?: number;
+  /** Where the store's indexes live: the Redis every host using the bucket shares; unset: this process's memory. */
+  indexRedis?: Redis;
 }
 
 const MiB = 1024 ** 2;
@@ -76,6 +80,7 @@ export class S3BlobStore implements BlobStore {
   private readonly queueSize: number;
   private readonly copyLimit: number;
   private readonly copyPartSize: number;
+  readonly indexHome: IndexHome;
 
   private constructor(
     readonly client: S3Client,
@@ -86,6 +91,7 @@ export class S3BlobStore implements BlobStore {
     this.queueSize = opts.uploadQueueSize ?? 4;
     this.copyLimit = opts.copyLimit ?? 5 * GiB;
     this.copyPartSize = opts.copyPartSize ?? 512 * MiB;
+    this.indexHome = opts.indexRedis ? { kind: 'redis', redis: opts.indexRedis } : { kind: 'memory' };
   }
 
   /** Connects, creates the bucket if missing, and sweeps stale ingest leftovers. */

@@ -43,6 +43,8 @@ async function startReplica(): Promise<typeof replica> {
       DATA_DIR: join(service.dataDir, 'store'),
       BALER_LOCAL_WORKERS: '0',
       BALER_TOKENS_FILE: join(work, 'tokens'),
+      // Idle streams show they are alive this often (15 s by default).
+      BALER_EVENTS_HEARTBEAT_MS: '500',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -279,12 +281,18 @@ describe('watchers of a build that waits', () => {
     while ((await blockedReads()) !== 0) await new Promise((r) => setTimeout(r, 100));
   }, 60_000);
 
-  it('get heartbeats while nothing happens, and the cancelled state at the end', async () => {
+  it('get heartbeats while nothing happens (SSE comments, empty NDJSON lines), and the cancelled state at the end', async () => {
     const abort = new AbortController();
+    const decoder = new TextDecoder();
     const res = await openSse(replica.url, id, {}, abort.signal);
+    const lines = await fetch(`${replica.url}/v1/builds/${id}/events`, { headers: { ...auth(), accept: 'application/x-ndjson' } });
+    const lineBody = (lines.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    let text = '';
+    const lineDecoder = new TextDecoder();
+    // The history ends with a line, and then empty lines come while the build waits.
+    while (!text.includes('}\n\n\n')) text += lineDecoder.decode((await lineBody.next()).value, { stream: true });
     const parsed: Array<{ comment: string } | EventSourceMessage> = [];
     const parser = createParser({ onEvent: (m) => parsed.push(m), onComment: (comment) => parsed.push({ comment }) });
-    const decoder = new TextDecoder();
     const body = (res.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
     while (!parsed.some((p) => 'comment' in p)) parser.feed(decoder.decode((await body.next()).value, { stream: true }));
 
@@ -294,6 +302,11 @@ describe('watchers of a build that waits', () => {
     const events = parsed.filter((p): p is EventSourceMessage => !('comment' in p));
     expect(events.at(-1)).toMatchObject({ event: 'state' });
     expect(JSON.parse(events.at(-1)?.data ?? '{}')).toMatchObject({ status: 'cancelled' });
+
+    for (let chunk = await lineBody.next(); !chunk.done; chunk = await lineBody.next()) text += lineDecoder.decode(chunk.value, { stream: true });
+    const lineEvents = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Event);
+    expect(lineEvents.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    expect(lineEvents.at(-1)).toMatchObject({ event: 'state', data: { status: 'cancelled' } });
   }, 60_000);
 });
 

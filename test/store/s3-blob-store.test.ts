@@ -12,10 +12,10 @@ import { buffer } from 'node:stream/consumers';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/digest.ts';
-import { compressedLayer, defaultLayerIndex, RedisCompressedLayerIndex, type CompressedLayerIndex } from '../../src/image/sinks/layer-compression.ts';
+import { compressedLayer, layerIndexOf, RedisCompressedLayerIndex, type CompressedLayerIndex } from '../../src/image/sinks/layer-compression.ts';
 import { connectRedis } from '../../src/redis.ts';
 import { startPrivateRedis } from '../../src/redis-server.ts';
-import { defaultRegistryIndex, RedisRegistryIndex } from '../../src/registry/registry-index.ts';
+import { registryIndexOf, RedisRegistryIndex } from '../../src/registry/registry-index.ts';
 import { StoreFullError } from '../../src/store/blob-store.ts';
 import { openBlobStore } from '../../src/store/open-blob-store.ts';
 import { S3BlobStore, type S3StoreOptions } from '../../src/store/s3-blob-store.ts';
@@ -116,8 +116,8 @@ describe('openBlobStore with BALER_STORE=s3', () => {
     const [redisA, redisB] = [connectRedis(redisServer.url), connectRedis(redisServer.url)];
     try {
       const [hostA, hostB] = [await openBlobStore(config, { redis: redisA }), await openBlobStore(config, { redis: redisB })];
-      expect(defaultLayerIndex(hostA)).toBeInstanceOf(RedisCompressedLayerIndex);
-      expect(defaultRegistryIndex(hostB)).toBeInstanceOf(RedisRegistryIndex);
+      expect(layerIndexOf(hostA)).toBeInstanceOf(RedisCompressedLayerIndex);
+      expect(registryIndexOf(hostB)).toBeInstanceOf(RedisRegistryIndex);
 
       const data = randomBytes(256 * 1024);
       const put = await hostA.put(Readable.from([data]));
@@ -129,11 +129,11 @@ describe('openBlobStore with BALER_STORE=s3', () => {
         set: (method, diffId, blob) => (compressions++, inner.set(method, diffId, blob)),
       });
       // Host B finds host A's compressed layer: no second compression.
-      expect(await compressedLayer(hostB, layer, 'gzip', counting(defaultLayerIndex(hostB)))).toEqual(gz);
+      expect(await compressedLayer(hostB, layer, 'gzip', counting(layerIndexOf(hostB)))).toEqual(gz);
       expect(compressions).toBe(0);
       // A remembered blob that is gone is made again.
       await hostA.delete(gz.digest);
-      expect(await compressedLayer(hostB, layer, 'gzip', counting(defaultLayerIndex(hostB)))).toEqual(gz);
+      expect(await compressedLayer(hostB, layer, 'gzip', counting(layerIndexOf(hostB)))).toEqual(gz);
       expect(compressions).toBe(1);
     } finally {
       redisA.disconnect();

@@ -4,7 +4,7 @@ import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { deflateBytesPiece, deflatePiece } from '../gzip/deflate-piece.ts';
 import { crc32Combine, FINAL_EMPTY_BLOCK, GZIP_HEADER, gzipTrailer } from '../gzip/gzip-frame.ts';
 import { compactPlan, type BytePlan, type Segment } from './byte-plan.ts';
-import { defaultLayerIndex, type CompressedLayerIndex } from './layer-compression.ts';
+import { layerIndexOf, type CompressedLayerIndex } from './layer-compression.ts';
 
 /**
  * How a blob's deflate piece is made (block and dictionary size, level, zlib version); part of
@@ -59,7 +59,7 @@ async function blobPiece(store: BlobStore, blob: Digest, length: number, index: 
  * ranges like the uncompressed plan. Blob ranges that are not whole blobs are refused: such
  * plans (a flattened rootfs) are compressed as a stream instead.
  */
-export async function gzipBytePlan(plan: BytePlan, store: BlobStore, index: CompressedLayerIndex = defaultLayerIndex(store)): Promise<Segment[]> {
+export async function gzipBytePlan(plan: BytePlan, store: BlobStore, index: CompressedLayerIndex = layerIndexOf(store)): Promise<Segment[]> {
   const out: Segment[] = [{ bytes: GZIP_HEADER }];
   let crc = 0;
   let rawLength = 0;

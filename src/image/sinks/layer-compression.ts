@@ -6,8 +6,8 @@ import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { pipeline } from 'node:stream/promises';
 import { hexOf, isDigest, type Digest } from '../../digest.ts';
-import { innermostStore, type BlobStore } from '../../store/blob-store.ts';
-import { FsBlobStore } from '../../store/fs-blob-store.ts';
+import type { BlobStore } from '../../store/blob-store.ts';
+import { storeIndex, type IndexKind } from '../../store/store-index.ts';
 import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { Layer } from '../layer.ts';
@@ -132,25 +132,15 @@ function parseEntry(raw: string, method: string, diffId: Digest): CompressedBlob
   }
 }
 
-const chosenIndexes = new WeakMap<BlobStore, CompressedLayerIndex>();
+const COMPRESSED_LAYER_INDEX: IndexKind<CompressedLayerIndex> = {
+  inDir: (dir) => new FsCompressedLayerIndex(join(dir, 'compressed-layers')),
+  inRedis: (redis) => new RedisCompressedLayerIndex(redis),
+  inMemory: () => new MemoryCompressedLayerIndex(),
+};
 
-/** Use `index` for `store` from now on (openBlobStore: Redis for a store many hosts share). */
-export function useLayerIndex(store: BlobStore, index: CompressedLayerIndex): void {
-  chosenIndexes.set(innermostStore(store), index);
-}
-
-/**
- * The index that goes with a store: the one chosen with useLayerIndex; else, for the
- * filesystem store, JSON files beside the blobs (`<DATA_DIR>/index/compressed-layers/`), shared
- * by every process using that data dir; else one in memory per store.
- */
-export function defaultLayerIndex(wrapped: BlobStore): CompressedLayerIndex {
-  const store = innermostStore(wrapped);
-  let index = chosenIndexes.get(store);
-  if (index) return index;
-  if (store instanceof FsBlobStore) return new FsCompressedLayerIndex(join(store.root, 'index', 'compressed-layers'));
-  chosenIndexes.set(store, (index = new MemoryCompressedLayerIndex()));
-  return index;
+/** The compressed-layer index kept beside `store` (`<DATA_DIR>/index/compressed-layers/`, Redis, or memory). */
+export function layerIndexOf(store: BlobStore): CompressedLayerIndex {
+  return storeIndex(store, COMPRESSED_LAYER_INDEX);
 }
 
 /** The layer's blob as the store holds it: uncompressed, so its digest is its diff_id. */
@@ -201,7 +191,7 @@ export async function compressedLayer(
   store: BlobStore,
   layer: Layer,
   kind: LayerCompression,
-  index: CompressedLayerIndex = defaultLayerIndex(store),
+  index: CompressedLayerIndex = layerIndexOf(store),
 ): Promise<CompressedBlob> {
   assertStoredUncompressed(layer);
   if (kind === 'none') return { digest: layer.digest, size: layer.size };

@@ -4,7 +4,7 @@ import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
 import {
   compressedLayer,
-  defaultLayerIndex,
+  layerIndexOf,
   OCI_LAYER_MEDIA_TYPES,
   type CompressedLayerIndex,
   type LayerCompression,
@@ -31,7 +31,7 @@ export interface OciArchiveOptions {
   store: BlobStore;
   /** RFC 3339; the time of every entry of the outer tar. Default: the image's `created`. */
   created?: string;
-  /** Where compressed layers are remembered; default: `defaultLayerIndex(store)`. */
+  /** Where compressed layers are remembered; default: `layerIndexOf(store)`. */
   layerIndex?: CompressedLayerIndex;
 }
 
@@ -84,7 +84,7 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   const config = JSON.parse(image.config) as { architecture?: string; os?: string; variant?: string; created?: string };
   const created = opts.created ?? config.created;
   if (!created) throw new Error('the image config has no created time; pass created');
-  const index = opts.layerIndex ?? defaultLayerIndex(opts.store);
+  const index = opts.layerIndex ?? layerIndexOf(opts.store);
 
   const layerBlobs = [];
   for (const layer of image.layers) layerBlobs.push(await compressedLayer(opts.store, layer, opts.compression, index));
