@@ -82,6 +82,9 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const { buildId, spec } = job.data;
     const log = deps.logger.child({ buildId, jobId: job.id, attempt: job.attemptsMade + 1 });
     const started = Date.now();
+    // Listening for a cancel before the claim: one sent between the claim and a later
+    // registration would be lost, and the build would run to its end for nothing.
+    const cancel = deps.cancellations?.register(buildId);
     // From queued, or from running when a dead worker's job is picked up again; a build that
     // was cancelled (or finished) meanwhile is left alone.
     const claimed = await deps.builds.transition(
@@ -90,6 +93,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       { status: 'running', startedAt: new Date(started).toISOString(), attempt: job.attemptsMade + 1 },
       deps.tenantMaxRunning ?? 0,
     );
+    if (claimed !== true) deps.cancellations?.unregister(buildId);
     if (claimed === 'busy') {
       // Its tenant has its share running: back to the queue for a moment, still queued.
       await job.moveToDelayed(Date.now() + BUSY_TENANT_DELAY_MS, token);
@@ -117,7 +121,6 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       const now = Date.now();
       log.info({ step: step.name, stepMs: now - step.at, runningMs: now - started }, 'build still running');
     }, STILL_RUNNING_LOG_MS);
-    const cancel = deps.cancellations?.register(buildId);
     const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
     const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     // Log lines are appended in order; the processor waits for the last before finishing.

@@ -1,0 +1,83 @@
+/**
+ * The build processor against real Redis (records, logs, the cancel channel) and a real
+ * filesystem store. The VM is a stand-in that runs until its signal aborts: what is tested is
+ * whether a cancel reaches the running build, not QEMU (test/vm covers that).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { BuildLogs } from '../../src/builds/build-log.ts';
+import { createBuildProcessor } from '../../src/builds/build-processor.ts';
+import { BuildRepository } from '../../src/builds/build-repository.ts';
+import { CancelListener, publishCancel } from '../../src/builds/cancellation.ts';
+import { resolveSpec } from '../../src/builds/spec.ts';
+import { createLogger } from '../../src/log.ts';
+import type { BuildJobData } from '../../src/queue/build-queue.ts';
+import { connectRedis } from '../../src/redis.ts';
+import { startPrivateRedis, type PrivateRedis } from '../../src/redis-server.ts';
+import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { VmCancelledError, type VmRunner } from '../../src/vm/vm-runner.ts';
+
+let dir: string;
+let server: PrivateRedis;
+let redis: Redis;
+let subscriber: Redis;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'baler-processor-'));
+  server = await startPrivateRedis(join(dir, 'redis'));
+  redis = connectRedis(server.url, { forWorker: true });
+  subscriber = connectRedis(server.url, { forWorker: true });
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  subscriber?.disconnect();
+  await server?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A VM step that never ends by itself: only its signal ends it. */
+const vmUntilAborted: VmRunner = {
+  run: (job) =>
+    new Promise((_resolve, reject) => {
+      job.signal?.addEventListener('abort', () => reject(new VmCancelledError()), { once: true });
+    }),
+};
+
+it('a cancel sent right after the worker claimed the build still stops it', async () => {
+  const builds = new BuildRepository(redis);
+  const id = 'aaaaaaaaaaaaaaaaaaaaaaaaaa';
+  const spec = resolveSpec({ name: 'cancel-race', runAsRoot: 'sleep 600' } as Parameters<typeof resolveSpec>[0], new Date(0));
+  await builds.create({ id, status: 'queued', spec, createdAt: new Date(0).toISOString() });
+  // The API's cancel lands between the claim and what follows it, as it can under load: the
+  // record says cancelled, and the message is out before the processor goes on.
+  const racing = Object.create(builds) as BuildRepository;
+  let claims = 0;
+  racing.transition = async (...args) => {
+    const applied = await builds.transition(...args);
+    if (args[2].status === 'running' && applied === true && claims++ === 0) {
+      await builds.transition(id, ['queued', 'running'], { status: 'cancelled' });
+      await publishCancel(redis, id);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return applied;
+  };
+  const cancellations = await CancelListener.start(subscriber);
+  const processor = createBuildProcessor({
+    store: await FsBlobStore.create(join(dir, 'store')),
+    builds: racing,
+    logs: new BuildLogs(redis, 1024 ** 2),
+    vm: vmUntilAborted,
+    logger: createLogger('test', 'silent'),
+    allowDevices: false,
+    cancellations,
+  });
+  const job = { id, data: { buildId: id, spec } satisfies BuildJobData, attemptsMade: 0, opts: { attempts: 3 }, timestamp: Date.now() } as unknown as Job<BuildJobData>;
+  await expect(processor(job, 'token')).rejects.toBeInstanceOf(UnrecoverableError);
+  expect((await builds.get(id))?.status).toBe('cancelled');
+  await cancellations.close();
+}, 10_000);
