@@ -66,6 +66,8 @@ export interface Config {
   storeScanSeconds: number;
   /** How often an idle events stream sends a heartbeat (an SSE comment, an empty NDJSON line). */
   eventsHeartbeatMs: number;
+  /** Event streams one tenant may have open on one API process (429 over it). */
+  tenantMaxEventStreams: number;
   /** Port of a build worker's own `/metrics` (BALER_WORKER_METRICS_PORT; 0: none). */
   workerMetricsPort: number;
   /** Address a build worker's `/metrics` listens on. */
@@ -127,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authNone: env.BALER_AUTH === 'none',
     storeScanSeconds: int(env, 'BALER_METRICS_STORE_SCAN_S', 60),
     eventsHeartbeatMs: Math.max(100, int(env, 'BALER_EVENTS_HEARTBEAT_MS', 15_000)),
+    tenantMaxEventStreams: int(env, 'BALER_TENANT_MAX_EVENT_STREAMS', 100),
     workerMetricsPort: int(env, 'BALER_WORKER_METRICS_PORT', 0),
     workerMetricsHost: env.BALER_WORKER_METRICS_HOST || '127.0.0.1',
     logLevel: env.LOG_LEVEL || 'info',

@@ -36,7 +36,7 @@ import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.t
 export interface ApiDeps {
   config: Pick<
     Config,
-    'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs'
+    'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
   >;
   logger: Logger;
   redis: Redis;
@@ -129,7 +129,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     metrics,
   });
   await app.register(workersRoutes, { redis: deps.redis });
-  await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs });
+  await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });
   await app.register(mergesRoutes, { store, builds: deps.builds, owners });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   await app.register(dashboardRoutes, { tokens: deps.tokens !== null });

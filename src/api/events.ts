@@ -22,6 +22,8 @@ export interface EventsOptions {
    * empty NDJSON line. Keeps proxies from closing it and lets clients tell a dead one apart.
    */
   heartbeatMs?: number;
+  /** Streams one tenant may have open on this API process at once; over it, 429. */
+  tenantMaxStreams: number;
 }
 
 const SSE = 'text/event-stream';
@@ -41,6 +43,8 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
   const reader = new BuildEventReader(opts.redis, opts.redis.duplicate(), app.log);
   // Open streams would hold the server's close forever: end them (clients resume elsewhere).
   app.addHook('preClose', async () => reader.close());
+  /** Open streams per tenant on this process: each holds a socket and a watch. */
+  const open = new Map<string, number>();
 
   app.get<{ Params: { id: string }; Querystring: { lastEventId?: string }; Headers: { 'last-event-id'?: string } }>(
     '/v1/builds/:id/events',
@@ -57,6 +61,18 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
       const type = new Negotiator(request.raw).mediaType([SSE, NDJSON]);
       if (!type) throw new Problem(406, `build events are ${SSE} or ${NDJSON}; the Accept header allows neither`);
       const record = await findTenantBuild(opts.builds, request);
+      const tenant = request.tenant;
+      const streams = open.get(tenant) ?? 0;
+      if (streams >= opts.tenantMaxStreams) {
+        void reply.header('Retry-After', '5');
+        throw new Problem(429, `${streams} event streams of yours are open on this server (the limit); close one, or retry later`);
+      }
+      open.set(tenant, streams + 1);
+      reply.raw.once('close', () => {
+        const left = (open.get(tenant) ?? 1) - 1;
+        if (left > 0) open.set(tenant, left);
+        else open.delete(tenant);
+      });
       // A build finished before its events were kept (or whose events expired) still ends.
       const final = FINAL_STATUSES.has(record.status) ? stateEventData(record) : undefined;
       if (final) await opts.events.ensureFinalState(record.id, final);

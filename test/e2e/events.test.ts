@@ -45,6 +45,7 @@ async function startReplica(): Promise<typeof replica> {
       BALER_TOKENS_FILE: join(work, 'tokens'),
       // Idle streams show they are alive this often (15 s by default).
       BALER_EVENTS_HEARTBEAT_MS: '500',
+      BALER_TENANT_MAX_EVENT_STREAMS: '60',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -279,6 +280,32 @@ describe('watchers of a build that waits', () => {
     for (const watcher of watchers) watcher.abort();
     // The shared read lapses (BLOCK ends) and is not issued again: nobody is watching.
     while ((await blockedReads()) !== 0) await new Promise((r) => setTimeout(r, 100));
+  }, 60_000);
+
+  it('are limited per tenant and API process: over the limit 429, until one of them closes', async () => {
+    const watchers = Array.from({ length: 60 }, () => new AbortController());
+    await Promise.all(watchers.map((w) => openSse(replica.url, id, {}, w.signal)));
+    const over = await fetch(`${replica.url}/v1/builds/${id}/events`, { headers: { ...auth(), accept: 'text/event-stream' } });
+    expect(over.status).toBe(429);
+    expect(over.headers.get('retry-after')).toBe('5');
+    expect(over.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(((await over.json()) as { detail: string }).detail).toContain('60 event streams');
+    // Each API process counts its own streams.
+    const elsewhere = new AbortController();
+    await openSse(service.url, id, {}, elsewhere.signal);
+    elsewhere.abort();
+
+    watchers[0]?.abort();
+    for (let i = 0; ; i++) {
+      const attempt = new AbortController();
+      const res = await fetch(`${replica.url}/v1/builds/${id}/events`, { headers: { ...auth(), accept: 'text/event-stream' }, signal: attempt.signal });
+      attempt.abort();
+      if (res.status === 200) break;
+      expect(res.status).toBe(429);
+      expect(i, 'the closed stream was not counted off').toBeLessThan(50);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const watcher of watchers) watcher.abort();
   }, 60_000);
 
   it('get heartbeats while nothing happens (SSE comments, empty NDJSON lines), and the cancelled state at the end', async () => {
