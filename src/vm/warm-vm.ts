@@ -142,6 +142,9 @@ export class WarmVm {
           reject(err);
         },
       };
+      // Again, now that QEMU surely runs: taken at once after its spawn, the raise in take()
+      // can come before `nice` execs QEMU at the lower priority, which would then stay.
+      if (this.#niced) this.proc.raisePriority();
       this.proc.send('go\n');
     });
   }
