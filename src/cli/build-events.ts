@@ -101,10 +101,11 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
     let final = false;
     try {
       for await (const line of ndjsonLines(res.body as ReadableStream<Uint8Array>, () => idle.reset())) {
+        // Anything that arrives, an event or a heartbeat, shows the connection worked.
+        failures = 0;
         if (!line.trim()) continue;
         const message = JSON.parse(line) as { id?: string | number; event: string; data: unknown };
         if (message.id !== undefined) lastEventId = String(message.id);
-        failures = 0;
         if (dispatch(message.event, message.data, listener)) final = true;
       }
     } catch (err) {

@@ -26,7 +26,7 @@ let service: Service;
 let work: string;
 
 beforeAll(async () => {
-  service = await startService();
+  service = await startService({ BALER_EVENTS_HEARTBEAT_MS: '200' });
   work = await mkdtemp(join(tmpdir(), 'baler-cli-'));
 });
 afterAll(async () => {
@@ -173,11 +173,14 @@ describe('an events stream that keeps breaking off', () => {
   it('is resumed with Last-Event-ID: every log line once, every step, the end', async () => {
     const spec = join(work, 'resumed.json');
     const lines = ['first', 'second', 'third', 'fourth', 'fifth'];
-    await writeFile(spec, JSON.stringify({ name: 'resumed', runAsRoot: lines.map((l) => `echo ${l} line; sleep 0.2`).join('\n') }));
+    // Then quiet for 14 s: the heartbeats (every 200 ms here) are cut off too, many times
+    // over, and each resumed connection that worked counts as one that worked.
+    await writeFile(spec, JSON.stringify({ name: 'resumed', runAsRoot: [...lines.map((l) => `echo ${l} line; sleep 0.2`), 'sleep 14'].join('\n') }));
     const { code, stdout, stderr } = await baler(proxy.url, ['build', spec, '--wait', '--no-cache']);
     expect(code, stderr).toBe(0);
     const id = stdout.trim();
-    expect(proxy.eventRequests.length).toBeGreaterThan(3);
+    // More cuts than the CLI's five reconnects in a row: it kept following as long as data came.
+    expect(proxy.eventRequests.length).toBeGreaterThan(8);
     expect(proxy.eventRequests[0]).toBeUndefined();
     expect(proxy.eventRequests.slice(1).every((last) => /^\d+-\d+$/.test(last ?? ''))).toBe(true);
     for (const line of lines) expect(stderr.split(`${line} line\n`)).toHaveLength(2);
