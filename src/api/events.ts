@@ -83,7 +83,7 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
       reply.raw.once('close', () => abort.abort());
       // Gone while the build was looked up: 'close' came before anyone listened.
       if (request.raw.socket.destroyed) abort.abort();
-      const events = reader.watch(record.id, after, abort.signal);
+      const events = reader.watch(record.id, after, abort.signal, final !== undefined);
       request.log.debug({ buildId: record.id, type, after, watches: reader.size }, 'following build events');
 
       if (type === SSE) {

@@ -91,9 +91,10 @@ export class BuildEventReader {
   /**
    * A build's events after `after` (a stream id; all when undefined): its history, then new
    * events as they come, ending after the final state (or when `signal` aborts, or the reader
-   * closes).
+   * closes). `ended`: the build has ended and its stream holds its final state, so the history
+   * is all there is; a reader resuming after that state gets nothing, and the end.
    */
-  async *watch(buildId: string, after: string | undefined, signal: AbortSignal): AsyncGenerator<BuildEvent> {
+  async *watch(buildId: string, after: string | undefined, signal: AbortSignal, ended = false): AsyncGenerator<BuildEvent> {
     const key = eventsKey(buildId);
     let cursor = after ?? '0-0';
     for (;;) {
@@ -107,7 +108,7 @@ export class BuildEventReader {
       if (page.length < PAGE) break;
     }
 
-    if (this.closed || signal.aborted) return;
+    if (ended || this.closed || signal.aborted) return;
     const live = new LiveWatch(cursor);
     const onAbort = () => live.end();
     signal.addEventListener('abort', onAbort, { once: true });

@@ -212,6 +212,15 @@ describe('a finished contents build', () => {
     expect(events.filter((e) => e.event === 'step' && e.data.name === 'contents').map((e) => e.data.phase)).toEqual(['started', 'finished']);
   });
 
+  it('resumed after its final state: nothing more, and the end at once', async () => {
+    const last = (await ndjson(service.url, id)).at(-1)?.id as string;
+    for (const base of [service.url, replica.url]) {
+      const res = await fetch(`${base}/v1/builds/${id}/events?lastEventId=${last}`, { headers: { ...auth(), accept: 'application/x-ndjson' }, signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('');
+    }
+  });
+
   it('takes a cache hit: its log line, then its final state', async () => {
     const res = await fetch(`${service.url}/v1/builds`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'events/contents', contents: [{ text: 'x\n', to: '/x' }] }) });
     expect(res.status).toBe(201);
