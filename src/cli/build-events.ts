@@ -110,6 +110,8 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
       }
     } catch (err) {
       idle.stop();
+      // The final state came, then the connection broke: nothing is left to read.
+      if (final) return client.json<BuildView>(path(id));
       // Silent for too long: resume at once (not a failure: the build may just be quiet).
       if (idle.expired) continue;
       if (err instanceof SyntaxError) throw new Error(`the events stream sent something that is not JSON: ${err.message}`, { cause: err });

@@ -188,3 +188,20 @@ describe('an events stream that keeps breaking off', () => {
     expect(stderr).toMatch(new RegExp(`^build ${id}: succeeded in`, 'm'));
   }, 300_000);
 });
+
+describe('an events stream dropped right after the final state', () => {
+  let proxy: EventsProxy;
+  beforeAll(async () => {
+    proxy = await startEventsProxy(service.url, 'cutAfterFinal');
+  });
+  afterAll(async () => proxy?.close());
+
+  it('ends the build there: nothing is left to resume', async () => {
+    const spec = join(work, 'dropped.json');
+    await writeFile(spec, JSON.stringify({ name: 'dropped', contents: [{ text: 'x\n', to: '/x' }] }));
+    const { code, stdout, stderr } = await baler(proxy.url, ['build', spec, '--wait', '--no-cache']);
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(new RegExp(`^build ${stdout.trim()}: succeeded in`, 'm'));
+    expect(proxy.eventRequests).toHaveLength(1);
+  }, 120_000);
+});

@@ -2,12 +2,16 @@
  * An HTTP proxy in front of a real service that changes only `GET /v1/builds/{id}/events`:
  * `missing` answers it 404, as a baler from before the route did; `cutAfterLines: n` passes n
  * lines of each events response on and then drops the connection, as a flaky network or a
- * restarting proxy would. Everything else passes through unchanged.
+ * restarting proxy would; `cutAfterFinal` passes everything up to the build's final state and
+ * drops the connection right after it (before the response's proper end). Everything else
+ * passes through unchanged.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type EventsBehaviour = 'missing' | { cutAfterLines: number };
+export type EventsBehaviour = 'missing' | { cutAfterLines: number } | 'cutAfterFinal';
+
+const FINAL_STATE = /"event":"state","data":\{"status":"(succeeded|failed|cancelled)"/;
 
 export interface EventsProxy {
   url: string;
@@ -37,6 +41,25 @@ export async function startEventsProxy(target: string, behaviour: EventsBehaviou
     if (behaviour === 'missing') {
       res.writeHead(404, { 'content-type': 'application/problem+json' });
       res.end(JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `Route GET:${req.url} not found` }));
+      return;
+    }
+    if (behaviour === 'cutAfterFinal') {
+      forward(req, res, (answer) => {
+        let seen = '';
+        answer.on('data', (chunk: Buffer) => {
+          const from = seen.length;
+          seen += chunk.toString('latin1');
+          const match = FINAL_STATE.exec(seen);
+          const lineEnd = match ? seen.indexOf('\n', match.index) : -1;
+          if (lineEnd < 0) {
+            res.write(chunk);
+            return;
+          }
+          answer.destroy();
+          res.write(chunk.subarray(0, lineEnd + 1 - from), () => res.destroy());
+        });
+        answer.on('end', () => res.end());
+      });
       return;
     }
     forward(req, res, (answer) => {
