@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import { BudgetExceededError } from '../budget.ts';
 import type { BaseImage } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
@@ -49,6 +50,7 @@ const STILL_RUNNING_LOG_MS = 30_000;
 function isInputError(err: unknown): boolean {
   return (
     err instanceof LayerInputError ||
+    err instanceof BudgetExceededError ||
     err instanceof BlobNotFoundError ||
     err instanceof VmStepError ||
     err instanceof VmInputError ||
