@@ -46,6 +46,8 @@ export interface Config {
   stalledCheckMs: number;
   /** Wall-clock limit of one build attempt, in seconds; over it the build fails `timed out`. */
   buildTimeoutSeconds: number;
+  /** Heap limit of a build's sandbox thread (MiB): over it the build fails, the worker lives on. */
+  buildHeapMiB: number;
   /** How long a stopping worker lets its running builds finish before handing them back. */
   shutdownGraceMs: number;
   /** How long finished builds (and their archives) are kept. */
@@ -119,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
     buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
+    buildHeapMiB: Math.max(16, int(env, 'BALER_BUILD_HEAP_MIB', 256)),
     retentionSeconds: int(env, 'BALER_RETENTION_S', 7 * 24 * 3600),
     gcGraceSeconds: int(env, 'BALER_GC_GRACE_S', 3600),
     gcIntervalSeconds: int(env, 'BALER_GC_INTERVAL_S', 3600),

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { BlobOwners } from '../src/auth/blob-owners.ts';
 import { BuildLogs } from '../src/builds/build-log.ts';
-import { createBuildProcessor } from '../src/builds/build-processor.ts';
+import { createBuildProcessor, MAX_WORKER_DEATHS } from '../src/builds/build-processor.ts';
+import { BuildSandbox } from '../src/sandbox/build-sandbox.ts';
 import { CancelListener } from '../src/builds/cancellation.ts';
 import { scheduleGarbageCollection } from '../src/builds/garbage-collection.ts';
 import { createPushProcessor } from '../src/builds/push-processor.ts';
@@ -64,6 +65,14 @@ const cancellations = await CancelListener.start(connectRedis(config.redisUrl, {
 // Only the capability-class queues this host can serve (capabilities.ts): it never takes a
 // build that needs a bigger VM than it runs.
 const capabilities = { accel: await vm.accel(), maxVmMemoryMiB: config.workerMaxVmMemoryMiB };
+// Every build runs in a thread of its own with a heap limit (src/sandbox/): what its input does
+// there cannot take this process down or hold its event loop.
+const sandbox = new BuildSandbox({
+  store: config,
+  redisUrl: config.redisUrl,
+  heapMiB: config.buildHeapMiB,
+  onStored: (bytes) => metrics.storeWrittenBytes.inc(bytes),
+});
 const worker = new CapabilityConsumer(
   createBuildProcessor({
     store,
@@ -79,6 +88,7 @@ const worker = new CapabilityConsumer(
     cache: new RedisResultCache(redis, config.retentionSeconds),
     events,
     metrics,
+    sandbox,
   }),
   {
     connection: redis,
@@ -86,8 +96,9 @@ const worker = new CapabilityConsumer(
     concurrency: config.workerConcurrency,
     lockDurationMs: config.jobLockMs,
     stalledIntervalMs: config.stalledCheckMs,
-    // A build whose worker died is run again; one that kills two workers is failed.
-    maxStalledCount: 2,
+    // A build whose worker died is run again; the processor fails one that stopped two
+    // (BullMQ itself would fail it only after a third, without touching its record).
+    maxStalledCount: MAX_WORKER_DEATHS,
     announcements: connectRedis(config.redisUrl, { forWorker: true }),
     logger,
   },
@@ -130,6 +141,7 @@ const stop = async (signal: string) => {
   await registration.stop().catch(() => {});
   // The warm VMs waiting for jobs: killed, their files removed (running steps go on).
   await vm.close();
+  await sandbox.close();
   // Let running builds finish for a while; past the grace period stop waiting: their locks
   // lapse and another worker takes them up again (BullMQ stalled jobs).
   const graceful = Promise.all([worker.close(), pusher.close()]);

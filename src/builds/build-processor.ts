@@ -1,6 +1,8 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { BudgetExceededError } from '../budget.ts';
 import type { BaseImage } from '../image/image.ts';
+import type { BuildSandbox } from '../sandbox/build-sandbox.ts';
+import type { StoredImageRef } from '../sandbox/sandbox-protocol.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
 import { loadStoredImage } from '../image/sources/earlier-build.ts';
@@ -11,6 +13,7 @@ import type { BuildJobData } from '../queue/build-queue.ts';
 import { VmInputError } from '../vm/errors.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
+import { BaseImageError } from './base-image-error.ts';
 import type { BuildLogs } from './build-log.ts';
 import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
@@ -40,9 +43,19 @@ export interface ProcessorDeps {
   /** Where the builds' step and progress events go (state and log events come with builds and logs). */
   events?: BuildEventStream;
   metrics?: WorkerMetrics;
+  /**
+   * Where builds run: a thread per build with a heap limit (what the worker always uses), or,
+   * without one, in this thread (tests of the processor itself).
+   */
+  sandbox?: BuildSandbox;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
+/**
+ * A build whose worker process died while running it this many times is not run again: one
+ * build can stop at most this many worker processes (BullMQ counts the deaths: `stalledCounter`).
+ */
+export const MAX_WORKER_DEATHS = 2;
 /** A running build says so this often, with its step: a build that seems stuck shows where. */
 const STILL_RUNNING_LOG_MS = 30_000;
 
@@ -61,12 +74,6 @@ function isInputError(err: unknown): boolean {
   );
 }
 
-export class BaseImageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BaseImageError';
-  }
-}
 
 function failure(err: unknown): ProblemBody {
   if (err instanceof StoreFullError) return { type: 'about:blank', title: 'Build failed', status: 507, detail: err.message };
@@ -87,6 +94,12 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     // Listening for a cancel before the claim: one sent between the claim and a later
     // registration would be lost, and the build would run to its end for nothing.
     const cancel = deps.cancellations?.register(buildId);
+    if (job.stalledCounter >= MAX_WORKER_DEATHS) {
+      deps.cancellations?.unregister(buildId);
+      await failPoisonBuild(deps, buildId, job.stalledCounter, log);
+      throw new UnrecoverableError('the build stopped its worker twice');
+    }
+    if (job.stalledCounter > 0) log.warn({ workerDeaths: job.stalledCounter }, 'this build was running when its worker process died; running it once more');
     // From queued, or from running when a dead worker's job is picked up again; a build that
     // was cancelled (or finished) meanwhile is left alone.
     const claimed = await deps.builds.transition(
@@ -131,7 +144,9 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const events = deps.events && new BuildReporter(deps.events, buildId, log);
     const written = () => Promise.all([logWrites, events?.flush()]);
     try {
-      const result = await runBuild(spec, {
+      const sandbox = deps.sandbox;
+      const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id) => buildImageRef(deps, id) }) : runBuild;
+      const result = await run(spec, {
         store: deps.store,
         vm: deps.vm,
         allowDevices: deps.allowDevices,
@@ -202,8 +217,28 @@ export function createBuildProcessor(deps: ProcessorDeps) {
   };
 }
 
-async function loadBuildImage(deps: ProcessorDeps, id: string): Promise<BaseImage> {
+async function buildImageRef(deps: ProcessorDeps, id: string): Promise<StoredImageRef> {
   const base = await deps.builds.get(id);
   if (!base?.result || base.status !== 'succeeded') throw new BaseImageError(`base build ${id} has not succeeded`);
-  return loadStoredImage(deps.store, base.result.imageId, base.result.layers);
+  return { imageId: base.result.imageId, layers: base.result.layers };
+}
+
+async function loadBuildImage(deps: ProcessorDeps, id: string): Promise<BaseImage> {
+  const ref = await buildImageRef(deps, id);
+  return loadStoredImage(deps.store, ref.imageId, ref.layers);
+}
+
+/**
+ * A build that stopped its worker process twice (out of memory in the kernel's eyes, a crash)
+ * is failed rather than handed to a third worker; the log says which build it was.
+ */
+async function failPoisonBuild(deps: ProcessorDeps, buildId: string, deaths: number, log: Logger): Promise<void> {
+  const error: ProblemBody = {
+    type: 'about:blank',
+    title: 'Build failed',
+    status: 422,
+    detail: `the build stopped its worker twice (its worker process died while running it ${deaths} times); it is not run again`,
+  };
+  const failed = await deps.builds.transition(buildId, ['queued', 'running'], { status: 'failed', error, finishedAt: new Date().toISOString() });
+  log.error({ status: failed ? 'failed' : 'gone', workerDeaths: deaths }, 'build failed: it stopped its worker twice');
 }

@@ -16,7 +16,7 @@ import type { Registries } from '../registry/registries.ts';
 import type { ResultCache } from './result-cache.ts';
 import { contentsLayerBudget, findCachedImport, findCachedLayers, importCacheKey, importOptionsOf, layerCacheKey, MAX_IMAGE_LAYERS, vmInputs, type LayerStep } from './layer-cache.ts';
 import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
-import { reportStep, type BuildReporter } from '../events/build-reporter.ts';
+import { reportStep, type StepReporter } from '../events/build-reporter.ts';
 import { countBytes } from '../streams.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import type { Logger } from '../log.ts';
@@ -52,7 +52,7 @@ export interface BuildDeps {
   /** Output of the build's scripts. */
   onLog?: (text: string) => void;
   /** Live events: steps as they start, finish or come from a cache, and bytes done. */
-  events?: BuildReporter;
+  events?: StepReporter;
   signal?: AbortSignal;
   /** Layers and base imports made before, by what produced them. Absent: no caching. */
   cache?: ResultCache;

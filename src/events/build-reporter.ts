@@ -8,13 +8,21 @@ const PROGRESS_INTERVAL_MS = 250;
 /** Ends a started step; `detail` replaces the one it started with (e.g. with the bytes written). */
 export type FinishStep = (detail?: Record<string, unknown>) => void;
 
+/** What a build reports of its steps and progress as it runs (BuildReporter, or a sandbox's proxy of one). */
+export interface StepReporter {
+  stepStarted(name: string, detail?: Record<string, unknown>): FinishStep;
+  /** A step whose result came from a cache: nothing was read or run. */
+  stepCached(name: string, detail?: Record<string, unknown>): void;
+  progress(what: string, bytesDone: number, bytesTotal?: number): void;
+}
+
 /**
  * What a running build tells its watchers, besides state and log: its steps (numbered in the
  * order they begin, timed, or marked cached) and byte progress (throttled). Appends go out in
  * call order and never fail the build (a lost event is logged); `flush()` waits for all of
  * them, so the worker can make sure they precede the build's final state.
  */
-export class BuildReporter {
+export class BuildReporter implements StepReporter {
   private nextIndex = 0;
   private pending: Promise<void> = Promise.resolve();
   private lastProgressAt = 0;
@@ -63,7 +71,7 @@ export class BuildReporter {
  * state follows.
  */
 export async function reportStep<T>(
-  reporter: BuildReporter | undefined,
+  reporter: StepReporter | undefined,
   name: string,
   detail: Record<string, unknown> | undefined,
   work: () => Promise<T>,

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import type { Counter } from 'prom-client';
 import type { Digest } from '../digest.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from '../store/blob-store.ts';
 import type { IndexHome } from '../store/store-index.ts';
@@ -11,7 +10,8 @@ import type { IndexHome } from '../store/store-index.ts';
 export class WriteCountingStore implements BlobStore {
   constructor(
     private readonly inner: BlobStore,
-    private readonly written: Counter,
+    /** A prom-client Counter, or anything told the bytes. */
+    private readonly written: { inc(bytes: number): void },
   ) {}
 
   /** The counted store's: counting changes nothing of what is remembered beside it. */

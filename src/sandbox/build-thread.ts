@@ -1,0 +1,74 @@
+/**
+ * A build's sandbox thread (started by build-sandbox.ts): runs one build's `runBuild` — every
+ * parse and transform of its untrusted bytes — under the thread's heap limit, on a store of
+ * its own over the same blobs, with the main thread's VM runner, earlier builds and cache
+ * reached by calls. The main thread terminates it when the build ends or is stopped.
+ */
+import { parentPort } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import type { BaseImage } from '../image/image.ts';
+import { loadStoredImage } from '../image/sources/earlier-build.ts';
+import { runBuild, type BuildResult } from '../builds/run-build.ts';
+import type { CacheKind, ResultCache } from '../builds/result-cache.ts';
+import type { FinishStep, StepReporter } from '../events/build-reporter.ts';
+import { WriteCountingStore } from '../metrics/store-writes.ts';
+import { openBlobStore } from '../store/open-blob-store.ts';
+import { RpcEndpoint } from './port-rpc.ts';
+import { RemoteVmRunner } from './remote-vm.ts';
+import { METHODS, NOTES, type SandboxBuild, type StoredImageRef } from './sandbox-protocol.ts';
+
+/** Progress notifications at most this often (the main thread's reporter throttles too). */
+const PROGRESS_INTERVAL_MS = 100;
+
+if (!parentPort) throw new Error('build-thread.ts runs as a worker thread (build-sandbox.ts starts it)');
+const rpc = new RpcEndpoint(parentPort);
+
+/** Step and progress events, told to the main thread's reporter. */
+class ReporterProxy implements StepReporter {
+  private nextToken = 0;
+  private lastProgressAt = 0;
+
+  stepStarted(name: string, detail?: Record<string, unknown>): FinishStep {
+    const token = this.nextToken++;
+    rpc.notify(NOTES.stepStarted, [token, name, detail]);
+    return (done) => rpc.notify(NOTES.stepFinished, [token, done]);
+  }
+
+  stepCached(name: string, detail?: Record<string, unknown>): void {
+    rpc.notify(NOTES.stepCached, [name, detail]);
+  }
+
+  progress(what: string, bytesDone: number, bytesTotal?: number): void {
+    const now = Date.now();
+    if (now - this.lastProgressAt < PROGRESS_INTERVAL_MS && bytesDone !== bytesTotal) return;
+    this.lastProgressAt = now;
+    rpc.notify(NOTES.progress, [what, bytesDone, bytesTotal]);
+  }
+}
+
+const remoteCache: ResultCache = {
+  get: <T>(kind: CacheKind, key: string) => rpc.call<T | null>(METHODS.cacheGet, [kind, key]),
+  set: (kind: CacheKind, key: string, value: unknown) => rpc.call<void>(METHODS.cacheSet, [kind, key, value]),
+};
+
+rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
+  const redis = build.store.store === 's3' && build.redisUrl ? new Redis(build.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
+  const store = new WriteCountingStore(await openBlobStore(build.store, { redis }), { inc: (bytes) => rpc.notify(NOTES.stored, [bytes]) });
+  return runBuild(build.spec, {
+    store,
+    vm: new RemoteVmRunner(rpc),
+    allowDevices: build.allowDevices,
+    registries: build.registries,
+    loadBuildImage: async (id): Promise<BaseImage> => {
+      const ref = await rpc.call<StoredImageRef>(METHODS.loadBuildImage, [id]);
+      return loadStoredImage(store, ref.imageId, ref.layers);
+    },
+    onStep: (name, detail) => rpc.notify(NOTES.step, [name, detail]),
+    onCacheLookup: (cache, hit) => rpc.notify(NOTES.cacheLookup, [cache, hit]),
+    events: new ReporterProxy(),
+    cache: build.cache ? remoteCache : undefined,
+    noCache: build.noCache,
+  });
+});
+
+rpc.notify(NOTES.ready, []);
