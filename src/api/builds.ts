@@ -64,7 +64,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       const noCache = request.query.noCache === 'true';
       if (request.query.dryRun === 'true') {
         // Resolved and planned like a submission, but nothing is recorded, queued or built.
-        const plan = await planBuild(resolveSpec(spec, new Date()), { store, cache: opts.cache, allowDevices: opts.allowDevices, base, noCache });
+        const plan = await planBuild(resolveSpec(spec, new Date()), { store, cache: opts.cache, tenant: request.tenant, allowDevices: opts.allowDevices, base, noCache });
         return reply.status(200).send(plan);
       }
 
@@ -100,7 +100,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         // say so (written before it is queued: a worker clears the log when it starts).
         const waiting = await whyNoWorkerServes(opts.redis, resolved);
         if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
-        await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
+        await enqueueBuild(queue, { buildId: id, spec: resolved, tenant: request.tenant, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
         request.log.info({ status: 'queued', waiting }, 'build queued');
         return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
       });
