@@ -71,7 +71,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf({ spec, noCache }), async () => {
         const now = new Date();
         const resolved = resolveSpec(spec, now);
-        const cacheKey = opts.cache ? (buildCacheKey(resolved, { base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
+        const cacheKey = opts.cache ? (buildCacheKey(resolved, { tenant: request.tenant, base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
         let hit: CachedBuild | null = null;
         if (opts.cache && cacheKey && !noCache) {
           hit = await findCachedBuild(opts.cache, store, cacheKey);

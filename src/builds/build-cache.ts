@@ -12,16 +12,18 @@ export interface CachedBuild {
 
 /**
  * The build-cache key of a resolved spec: its canonical hash with everything it builds from
- * pinned (blob digests are in the spec; an earlier build as base by its image id). Null when
- * the input can change under the same spec: a registry tag (it may be moved).
+ * pinned (blob digests are in the spec; an earlier build as base by its image id), and the
+ * tenant: a hit answers with the build that made it (`cachedFrom`), and its result may hold
+ * what a script made at random, so one tenant's builds never answer another's. Null when the
+ * input can change under the same spec: a registry tag (it may be moved).
  */
-export function buildCacheKey(spec: ResolvedSpec, opts: { base?: BuildRecord; allowDevices: boolean }): string | null {
+export function buildCacheKey(spec: ResolvedSpec, opts: { tenant: string; base?: BuildRecord; allowDevices: boolean }): string | null {
   const from = spec.fromImage;
   if (from && 'ref' in from && !from.ref.includes('@sha256:')) return null;
   if (from && 'build' in from && !opts.base?.result) return null;
   // Queue order is not part of the image.
   const { priority: _priority, ...inputs } = spec;
-  return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices });
+  return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices, tenant: opts.tenant });
 }
 
 /** The cached result for `key`, if every blob it names is still stored. */

@@ -31,7 +31,7 @@ export interface BuildPlan {
 export interface PlanDeps {
   store: BlobStore;
   cache?: ResultCache;
-  /** Whose plan this is: VM layers are found only among this tenant's. */
+  /** Whose plan this is: VM layers and whole builds are found only among this tenant's. */
   tenant: string;
   allowDevices: boolean;
   /** The base build, for `fromImage: {build}` (checked by the caller: the tenant's, succeeded). */
@@ -85,7 +85,7 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
   }
   layers.push(...own);
 
-  const key = buildCacheKey(spec, { base: deps.base, allowDevices: deps.allowDevices });
+  const key = buildCacheKey(spec, deps);
   const whole = cache && key ? await findCachedBuild(cache, store, key) : null;
   const plan: BuildPlan = { dryRun: true, spec, blobs, layers, cached: whole !== null };
   if (base.summary) plan.base = base.summary;
