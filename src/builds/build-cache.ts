@@ -1,4 +1,5 @@
-import { allStored, type BlobStore } from '../store/blob-store.ts';
+import type { Digest } from '../digest.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 import { blobsOfResult, type BuildResult } from './run-build.ts';
@@ -8,6 +9,11 @@ import type { ResolvedSpec } from './spec.ts';
 export interface CachedBuild {
   buildId: string;
   result: BuildResult;
+}
+
+/** A build-cache hit, with every blob of its result as stored now. */
+export interface BuildCacheHit extends CachedBuild {
+  blobs: Array<{ digest: Digest; size: number }>;
 }
 
 /**
@@ -26,11 +32,15 @@ export function buildCacheKey(spec: ResolvedSpec, opts: { tenant: string; base?:
   return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices, tenant: opts.tenant });
 }
 
-/** The cached result for `key`, if every blob it names is still stored. */
-export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<CachedBuild | null> {
+/** The cached result for `key`, if every blob it names is still stored (garbage collection may have taken some). */
+export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<BuildCacheHit | null> {
   const hit = await cache.get<CachedBuild>('build', key);
   if (!hit?.result) return null;
-  // Only when every blob of the result is still stored (garbage collection may have taken some).
-  const blobs = [...new Set(blobsOfResult(hit.result))].map((digest) => ({ digest }));
-  return (await allStored(store, blobs)) ? hit : null;
+  const blobs: BuildCacheHit['blobs'] = [];
+  for (const digest of new Set(blobsOfResult(hit.result))) {
+    const stored = await store.stat(digest);
+    if (!stored) return null;
+    blobs.push({ digest, size: stored.size });
+  }
+  return { ...hit, blobs };
 }
