@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
+import { DEFAULT_TENANT } from '../../src/api/auth.ts';
 import { imageOutput } from '../../src/builds/build-archive.ts';
 import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
@@ -80,6 +81,7 @@ export async function buildBase(storeDir: string, busyboxTarPath: string): Promi
   const result = await runBuild(resolveSpec(spec, new Date(0)), {
     store,
     vm: NO_VM,
+    tenant: DEFAULT_TENANT,
     allowDevices: false,
     loadBuildImage: () => Promise.reject(new Error('the base has no base')),
   });
@@ -139,6 +141,7 @@ export async function timedBalerBuild(workDir: string, busyboxTarPath: string, v
   const result = await runBuild(spec, {
     store: base.store,
     vm,
+    tenant: DEFAULT_TENANT,
     allowDevices: false,
     loadBuildImage: async (id) => {
       if (id !== BASE_BUILD_ID) throw new Error(`unknown base build ${id}`);

@@ -7,7 +7,7 @@ import type { BuildRepository } from '../builds/build-repository.ts';
 import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { imageOutput } from '../builds/build-archive.ts';
-import { buildCacheKey, findCachedBuild, type CachedBuild } from '../builds/build-cache.ts';
+import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
 import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
 import { planBuild } from '../builds/build-plan.ts';
@@ -64,15 +64,15 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       const noCache = request.query.noCache === 'true';
       if (request.query.dryRun === 'true') {
         // Resolved and planned like a submission, but nothing is recorded, queued or built.
-        const plan = await planBuild(resolveSpec(spec, new Date()), { store, cache: opts.cache, allowDevices: opts.allowDevices, base, noCache });
+        const plan = await planBuild(resolveSpec(spec, new Date()), { store, cache: opts.cache, tenant: request.tenant, allowDevices: opts.allowDevices, base, noCache });
         return reply.status(200).send(plan);
       }
 
       return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf({ spec, noCache }), async () => {
         const now = new Date();
         const resolved = resolveSpec(spec, now);
-        const cacheKey = opts.cache ? (buildCacheKey(resolved, { base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
-        let hit: CachedBuild | null = null;
+        const cacheKey = opts.cache ? (buildCacheKey(resolved, { tenant: request.tenant, base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
+        let hit: BuildCacheHit | null = null;
         if (opts.cache && cacheKey && !noCache) {
           hit = await findCachedBuild(opts.cache, store, cacheKey);
           opts.metrics?.cacheLookups.inc({ cache: 'build', result: hit ? 'hit' : 'miss' });
@@ -85,6 +85,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
         // Its log line first: a build's final state (a hit's first) is its last event.
         if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
+        // The hit's result now counts against this tenant's storage like its own uploads (once each).
+        if (hit) for (const blob of hit.blobs) await opts.owners.add(request.tenant, blob.digest, blob.size);
         // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
         const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
         if (queued === null) {
@@ -100,7 +102,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         // say so (written before it is queued: a worker clears the log when it starts).
         const waiting = await whyNoWorkerServes(opts.redis, resolved);
         if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
-        await enqueueBuild(queue, { buildId: id, spec: resolved, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
+        await enqueueBuild(queue, { buildId: id, spec: resolved, tenant: request.tenant, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
         request.log.info({ status: 'queued', waiting }, 'build queued');
         return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
       });

@@ -1,4 +1,5 @@
-import { allStored, type BlobStore } from '../store/blob-store.ts';
+import type { Digest } from '../digest.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 import { blobsOfResult, type BuildResult } from './run-build.ts';
@@ -10,25 +11,36 @@ export interface CachedBuild {
   result: BuildResult;
 }
 
+/** A build-cache hit, with every blob of its result as stored now. */
+export interface BuildCacheHit extends CachedBuild {
+  blobs: Array<{ digest: Digest; size: number }>;
+}
+
 /**
  * The build-cache key of a resolved spec: its canonical hash with everything it builds from
- * pinned (blob digests are in the spec; an earlier build as base by its image id). Null when
- * the input can change under the same spec: a registry tag (it may be moved).
+ * pinned (blob digests are in the spec; an earlier build as base by its image id), and the
+ * tenant: a hit answers with the build that made it (`cachedFrom`), and its result may hold
+ * what a script made at random, so one tenant's builds never answer another's. Null when the
+ * input can change under the same spec: a registry tag (it may be moved).
  */
-export function buildCacheKey(spec: ResolvedSpec, opts: { base?: BuildRecord; allowDevices: boolean }): string | null {
+export function buildCacheKey(spec: ResolvedSpec, opts: { tenant: string; base?: BuildRecord; allowDevices: boolean }): string | null {
   const from = spec.fromImage;
   if (from && 'ref' in from && !from.ref.includes('@sha256:')) return null;
   if (from && 'build' in from && !opts.base?.result) return null;
   // Queue order is not part of the image.
   const { priority: _priority, ...inputs } = spec;
-  return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices });
+  return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices, tenant: opts.tenant });
 }
 
-/** The cached result for `key`, if every blob it names is still stored. */
-export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<CachedBuild | null> {
+/** The cached result for `key`, if every blob it names is still stored (garbage collection may have taken some). */
+export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<BuildCacheHit | null> {
   const hit = await cache.get<CachedBuild>('build', key);
   if (!hit?.result) return null;
-  // Only when every blob of the result is still stored (garbage collection may have taken some).
-  const blobs = [...new Set(blobsOfResult(hit.result))].map((digest) => ({ digest }));
-  return (await allStored(store, blobs)) ? hit : null;
+  const blobs: BuildCacheHit['blobs'] = [];
+  for (const digest of new Set(blobsOfResult(hit.result))) {
+    const stored = await store.stat(digest);
+    if (!stored) return null;
+    blobs.push({ digest, size: stored.size });
+  }
+  return { ...hit, blobs };
 }

@@ -31,6 +31,8 @@ export interface BuildPlan {
 export interface PlanDeps {
   store: BlobStore;
   cache?: ResultCache;
+  /** Whose plan this is: VM layers and whole builds are found only among this tenant's. */
+  tenant: string;
   allowDevices: boolean;
   /** The base build, for `fromImage: {build}` (checked by the caller: the tenant's, succeeded). */
   base?: BuildRecord;
@@ -53,7 +55,7 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
   const base = await planBase(spec, deps, cache);
   const layers: PlannedLayer[] = [...(base.layers ?? [])];
   const baseDiffIds = base.layers?.map((l) => l.diffId as Digest);
-  const lookup = async (step: LayerStep) => (cache ? await findCachedLayers(cache, store, layerCacheKey(spec, deps.allowDevices, step)) : null);
+  const lookup = async (step: LayerStep) => (cache ? await findCachedLayers(cache, store, layerCacheKey(spec, deps, step)) : null);
   const all = spec.contents.map((_, i) => i);
 
   const own: PlannedLayer[] = [];
@@ -83,7 +85,7 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
   }
   layers.push(...own);
 
-  const key = buildCacheKey(spec, { base: deps.base, allowDevices: deps.allowDevices });
+  const key = buildCacheKey(spec, deps);
   const whole = cache && key ? await findCachedBuild(cache, store, key) : null;
   const plan: BuildPlan = { dryRun: true, spec, blobs, layers, cached: whole !== null };
   if (base.summary) plan.base = base.summary;

@@ -9,7 +9,7 @@ import { loadStoredImage } from '../image/sources/earlier-build.ts';
 import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
-import type { BuildJobData } from '../queue/build-queue.ts';
+import { tenantOfJob, type BuildJobData } from '../queue/build-queue.ts';
 import { VmInputError } from '../vm/errors.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
@@ -149,6 +149,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       const result = await run(spec, {
         store: deps.store,
         vm: deps.vm,
+        tenant: tenantOfJob(job.data),
         allowDevices: deps.allowDevices,
         registries: deps.registries,
         loadBuildImage: (id) => loadBuildImage(deps, id),

@@ -18,9 +18,23 @@ export function vmInputs(spec: ResolvedSpec) {
   return { runAsRoot: spec.runAsRoot, extraCommands: spec.extraCommands, shadowSetup: spec.shadowSetup, diskSize: spec.diskSize, memorySize: spec.memorySize };
 }
 
-/** The layer-cache key of a step: its inputs plus what every layer of the spec depends on. */
-export function layerCacheKey(spec: ResolvedSpec, allowDevices: boolean, step: LayerStep): string {
-  return cacheKey('layer', { ...step, uid: spec.uid, gid: spec.gid, mtime: epochSeconds(spec.created), allowDevices, architecture: spec.architecture });
+/** Who looks a layer up, and where: part of some keys (see layerCacheKey). */
+export interface LayerCacheScope {
+  /** The tenant whose build this is. */
+  tenant: string;
+  allowDevices: boolean;
+}
+
+/**
+ * The layer-cache key of a step: its inputs plus what every layer of the spec depends on. A
+ * VM step's layer is whatever its script made (random bytes, host keys, the time), not a
+ * function of its inputs: it is keyed by its tenant, so only the tenant that ran the script
+ * gets it again. A contents layer is baler's own pure function of blobs the submitter must
+ * own: shared by every tenant.
+ */
+export function layerCacheKey(spec: ResolvedSpec, scope: LayerCacheScope, step: LayerStep): string {
+  const ranBy = step.kind === 'vm' ? { tenant: scope.tenant } : {};
+  return cacheKey('layer', { ...step, ...ranBy, uid: spec.uid, gid: spec.gid, mtime: epochSeconds(spec.created), allowDevices: scope.allowDevices, architecture: spec.architecture });
 }
 
 /** With `layering`: how many layers this build's contents may take (base and script layers count). */
@@ -42,7 +56,11 @@ export function importOptionsOf(spec: ResolvedSpec) {
   };
 }
 
-/** The import-cache key of an uploaded base archive: verified and stored once per key. */
+/**
+ * The import-cache key of an uploaded base archive: verified and stored once per key, for
+ * every tenant. Importing is baler's own pure function of the archive, which the submitter
+ * must own (so holds every byte of already): a hit hands over nothing it could not import.
+ */
 export function importCacheKey(spec: ResolvedSpec, from: Extract<FromImage, { blob: Digest }>): string {
   return cacheKey('import', { blob: from.blob, ...importOptionsOf(spec) });
 }

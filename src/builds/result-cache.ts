@@ -4,10 +4,11 @@ import { canonicalJson } from '../image/canonical-json.ts';
 
 /**
  * Bumped whenever what a cached key produces changes (layer format, tar writer, archive
- * layout, VM guest): entries made under another version are never found, so a format change
- * never serves a stale layer or build.
+ * layout, VM guest) or what a key is made of: entries made under another version are never
+ * found, so a format change never serves a stale layer or build. 2: VM layers and whole
+ * builds are keyed by tenant (version 1's were shared by all tenants).
  */
-export const CACHE_VERSION = 1;
+export const CACHE_VERSION = 2;
 
 /** What is cached: whole builds, single layers, verified base-image imports. */
 export type CacheKind = 'build' | 'layer' | 'import';

@@ -44,6 +44,8 @@ export interface BuildDeps {
   vm: VmRunner;
   /** The image of an earlier build, for `fromImage: {build}`. */
   loadBuildImage(buildId: string): Promise<BaseImage>;
+  /** Whose build this is: its VM steps' layers are cached for this tenant alone. */
+  tenant: string;
   allowDevices: boolean;
   /** Registries the operator allows for `fromImage: {ref}`; none when absent. */
   registries?: Registries;
@@ -116,7 +118,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   const cachedLayers = async (stepName: 'contents' | 'vm', inputs: LayerStep, make: () => Promise<NewLayer[]>): Promise<NewLayer[]> => {
     const cache = deps.cache;
     if (!cache) return reportStep(deps.events, stepName, undefined, make, layerIds);
-    const key = layerCacheKey(spec, deps.allowDevices, inputs);
+    const key = layerCacheKey(spec, deps, inputs);
     if (!deps.noCache) {
       const hit = await findCachedLayers(cache, store, key);
       deps.onCacheLookup?.('layer', hit !== null);

@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { DEFAULT_TENANT } from '../api/auth.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import { BASE_TIER_MIB, MEMORY_TIERS_MIB, requirementOf } from './capabilities.ts';
 
@@ -11,12 +12,19 @@ export const BUILD_QUEUED_CHANNEL = 'baler:build-queued';
 export interface BuildJobData {
   buildId: string;
   spec: ResolvedSpec;
+  /** Whose build it is (its VM layers are cached for it alone); absent in jobs queued before tenants were carried: see tenantOfJob. */
+  tenant?: string;
   /** The build-cache key its result is recorded under; absent when it cannot be cached. */
   cacheKey?: string;
   /** `?noCache=true`: look nothing up in the caches. */
   noCache?: boolean;
   /** When the build went back to the queue after a failed attempt (ms), for the time it waited. */
   requeuedAt?: number;
+}
+
+/** The tenant a job builds for; a job queued before jobs carried one counts as the default tenant's. */
+export function tenantOfJob(data: BuildJobData): string {
+  return data.tenant ?? DEFAULT_TENANT;
 }
 
 /**

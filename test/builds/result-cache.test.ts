@@ -1,7 +1,9 @@
 /**
  * The layer and import caches inside runBuild (no service, no VM): a hit reads no input, a
- * changed input or cache version misses, noCache looks nothing up.
+ * changed input or cache version misses, noCache looks nothing up, a VM step's layer is reused
+ * only by the tenant that ran it.
  */
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_VERSION, MemoryResultCache } from '../../src/builds/result-cache.ts';
 import { runBuild, type BuildDeps } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
+import { writeLayerTar } from '../../src/image/layer-writer.ts';
+import { resolveContents } from '../../src/image/sources/spec-contents.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import type { VmRunner } from '../../src/vm/vm-runner.ts';
 import { busyboxTar } from '../support/images.ts';
 
 let dir: string;
@@ -35,6 +40,7 @@ function build(spec: Omit<BuildSpec, 'name'> & { name?: string }, cache: MemoryR
     cache,
     onStep: (step) => steps.push(step),
     ...extra,
+    tenant: extra.tenant ?? 'alpha',
   });
   return { result, steps };
 }
@@ -113,5 +119,49 @@ describe('the import cache', () => {
     const second = build({ fromImage: { blob }, contents: [{ text: '2', to: '/two' }] }, cache);
     expect((await second.result).diffIds.slice(0, -1)).toEqual(base.diffIds);
     expect(second.steps).toContain('import-cached');
+  });
+});
+
+/** A VM whose script writes fresh random bytes to /random at every run, as `head -c 16 /dev/urandom` would. */
+function randomScriptVm() {
+  let runs = 0;
+  const vm: VmRunner = {
+    run: async () => {
+      runs++;
+      const tree = await resolveContents([{ text: randomBytes(16).toString('hex'), to: '/random' }], store, { uid: 0, gid: 0, allowDevices: false });
+      const upper = await store.put(writeLayerTar(tree.sortedEntries(), store, 0).stream);
+      return { outcome: { ok: true }, openUpperTar: () => store.open(upper.digest), dispose: async () => {} };
+    },
+  };
+  return { vm, runs: () => runs };
+}
+
+describe('tenancy of cached layers', () => {
+  it("reuses a VM step's layer only for the tenant that ran it", async () => {
+    const cache = new MemoryResultCache();
+    const { vm, runs } = randomScriptVm();
+    const spec = { runAsRoot: 'head -c 16 /dev/urandom > /random' };
+    const alpha = await build(spec, cache, { vm, tenant: 'alpha' }).result;
+    const alphaAgain = build({ ...spec, name: 'cache/again' }, cache, { vm, tenant: 'alpha' });
+    expect((await alphaAgain.result).diffIds).toEqual(alpha.diffIds);
+    expect(alphaAgain.steps).toContain('layers-cached');
+    expect(runs()).toBe(1);
+
+    // Another tenant, the same spec: its own script run, its own random bytes.
+    const beta = build(spec, cache, { vm, tenant: 'beta' });
+    expect((await beta.result).diffIds).not.toEqual(alpha.diffIds);
+    expect(beta.steps).not.toContain('layers-cached');
+    expect(runs()).toBe(2);
+  });
+
+  it('shares a contents layer across tenants: it is made from the blobs alone', async () => {
+    const cache = new MemoryResultCache();
+    const input = await put('shared contents input');
+    const spec = { contents: [{ file: input, to: '/shared' }] };
+    const alpha = await build(spec, cache, { tenant: 'alpha' }).result;
+    await store.delete(input);
+    const beta = build(spec, cache, { tenant: 'beta' });
+    expect((await beta.result).diffIds).toEqual(alpha.diffIds);
+    expect(beta.steps).toContain('layers-cached');
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_TENANT } from '../../src/api/auth.ts';
 import { assembleImage, mergeRunConfig, type BaseImage } from '../../src/image/image.ts';
 import type { Layer } from '../../src/image/layer.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -85,6 +86,7 @@ describe('a build result', () => {
     const store = await FsBlobStore.create(dir);
     const deps = {
       store,
+      tenant: DEFAULT_TENANT,
       allowDevices: false,
       vm: { run: () => Promise.reject(new Error('no VM')) },
       loadBuildImage: async () => loadStoredImage(store, first.imageId, first.layers),

@@ -9,6 +9,7 @@ import { chown, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_TENANT } from '../../src/api/auth.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -65,6 +66,7 @@ afterAll(async () => {
 async function buildLayer(spec: Omit<BuildSpec, 'name'>): Promise<string> {
   const result = await runBuild(resolveSpec({ name: 'fixture', compression: 'none', ...spec }, new Date()), {
     store,
+    tenant: DEFAULT_TENANT,
     allowDevices: false,
     vm: { run: () => Promise.reject(new Error('no VM step in these builds')) },
     loadBuildImage: () => Promise.reject(new Error('no base image in these builds')),

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_TENANT } from '../../src/api/auth.ts';
 import { imageOutput } from '../../src/builds/build-archive.ts';
 import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
@@ -37,6 +38,7 @@ describe('layered builds', () => {
   const build = async (spec: Omit<BuildSpec, 'name'>): Promise<BuildResult> =>
     runBuild(resolveSpec({ name: 'layered', compression: 'none', ...spec }, new Date()), {
       store,
+      tenant: DEFAULT_TENANT,
       allowDevices: false,
       vm: { run: () => Promise.reject(new Error('no VM in these builds')) },
       loadBuildImage: () => Promise.reject(new Error('no base')),

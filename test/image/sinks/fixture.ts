@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DEFAULT_TENANT } from '../../../src/api/auth.ts';
 import { runBuild, type BuildResult } from '../../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../../src/builds/spec.ts';
 import type { Digest } from '../../../src/digest.ts';
@@ -127,6 +128,7 @@ export interface TestImage {
 async function build(store: FsBlobStore, spec: Omit<BuildSpec, 'name'>, base?: BuildResult): Promise<BuildResult> {
   return runBuild(resolveSpec({ name: 'sinks', compression: 'none', created: CREATED, ...spec }, new Date()), {
     store,
+    tenant: DEFAULT_TENANT,
     allowDevices: false,
     vm: { run: () => Promise.reject(new Error('no VM step in these builds')) },
     loadBuildImage: async () => {
