@@ -151,6 +151,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
       const build: SandboxBuild = {
         spec,
         buildId: job.buildId,
+        tenant: deps.tenant,
         allowDevices: deps.allowDevices,
         registries: deps.registries,
         cache: deps.cache !== undefined,

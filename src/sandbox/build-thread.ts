@@ -57,6 +57,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
   return runBuild(build.spec, {
     store,
     vm: new RemoteVmRunner(rpc),
+    tenant: build.tenant,
     allowDevices: build.allowDevices,
     registries: build.registries,
     loadBuildImage: async (id): Promise<BaseImage> => {

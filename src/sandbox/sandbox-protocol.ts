@@ -20,6 +20,7 @@ import type { VmJob, VmOutcome } from '../vm/vm-runner.ts';
 export interface SandboxBuild {
   spec: ResolvedSpec;
   buildId: string;
+  tenant: string;
   allowDevices: boolean;
   registries?: Registries;
   /** Whether the worker has a result cache (the sandbox then uses it through `cache.*`). */

@@ -57,11 +57,12 @@ afterAll(async () => rm(dir, { recursive: true, force: true }));
 
 const spec = (s: Omit<BuildSpec, 'name'>) => resolveSpec({ name: 'sandbox/test', compression: 'none', ...s }, new Date(0));
 
-function deps(extra: Partial<BuildDeps> = {}): BuildDeps {
+function deps(extra: Omit<Partial<BuildDeps>, 'tenant'> = {}): BuildDeps {
   return {
     store,
     vm: { run: () => Promise.reject(new Error('no VM in this test')) },
     loadBuildImage: () => Promise.reject(new Error('no base builds in this test')),
+    tenant: 'default',
     allowDevices: false,
     ...extra,
   };
