@@ -69,7 +69,13 @@ function basicFront(then: Handler): Handler {
   };
 }
 
-const isBlobGet = (method: string | undefined, url: string | undefined) => method === 'GET' && /\/blobs\/sha256:/.test(url ?? '');
+/** A front (wanting the credentials) that sends blob downloads to `storage` with a `status` redirect, the rest to the real registry. */
+function blobsRedirectedTo(storage: HostileServer, status: number): Handler {
+  return basicFront((req, res) => {
+    if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) res.writeHead(status, { location: `${storage.origin}${req.url}` }).end();
+    else return proxy(req, res, `http://${real.host}`);
+  });
+}
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   const err = await promise.then(
@@ -94,12 +100,7 @@ function writeForever(res: ServerResponse, chunk: Buffer): void {
 describe('redirects', () => {
   it('a blob redirected to a storage host the operator listed is pulled, and that host gets no credentials', async () => {
     const storage = await server((req, res) => proxy(req, res, `http://${real.host}`));
-    const front = await server(
-      basicFront((req, res) => {
-        if (isBlobGet(req.method, req.url)) res.writeHead(307, { location: `${storage.origin}${req.url}` }).end();
-        else return proxy(req, res, `http://${real.host}`);
-      }),
-    );
+    const front = await server(blobsRedirectedTo(storage, 307));
     const registries = new Map([[front.host, { insecure: true, ...CREDENTIALS, redirectHosts: [storage.host] }]]);
     const pulled = await pullImage(await freshStore(), `${front.host}/baler/app:1`, { registries });
     expect(pulled.layers).toHaveLength(t.image.layers.length);
@@ -110,12 +111,7 @@ describe('redirects', () => {
 
   it('a redirect to a host the operator did not list is refused before that host is contacted', async () => {
     const elsewhere = await server((req, res) => proxy(req, res, `http://${real.host}`));
-    const front = await server(
-      basicFront((req, res) => {
-        if (isBlobGet(req.method, req.url)) res.writeHead(302, { location: `${elsewhere.origin}${req.url}` }).end();
-        else return proxy(req, res, `http://${real.host}`);
-      }),
-    );
+    const front = await server(blobsRedirectedTo(elsewhere, 302));
     const registries = new Map([[front.host, { insecure: true, ...CREDENTIALS }]]);
     const err = await rejection(pullImage(await freshStore(), `${front.host}/baler/app:1`, { registries }));
     expect(err).toBeInstanceOf(RegistryError);
