@@ -1,5 +1,6 @@
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
+import { DEFAULT_REGISTRY_LIMITS, REGISTRY_LIMIT_SETTINGS, type RegistryLimits } from './registry/registry-limits.ts';
 
 export interface Config {
   port: number;
@@ -60,6 +61,8 @@ export interface Config {
   maxLogBytes: number;
   /** Registries allowed for pulls and pushes (JSON `{"host:port": {insecure, username, password}}`); unset: none. */
   registriesFile: string | undefined;
+  /** What a registry may send (BALER_REGISTRY_MAX_*): documents, index entries, redirects, token answers. */
+  registryLimits: RegistryLimits;
   /** Bearer tokens (`TENANT TOKEN` lines); unset: no authentication, loopback only. */
   tokensFile: string | undefined;
   /** `BALER_AUTH=none`: the operator's explicit consent to listen beyond loopback without tokens. */
@@ -92,6 +95,13 @@ function storeKind(env: NodeJS.ProcessEnv): Config['store'] {
   if (kind !== 'fs' && kind !== 's3') throw new Error(`BALER_STORE must be 'fs' or 's3', got '${kind}'`);
   if (kind === 's3' && !env.BALER_S3_BUCKET) throw new Error('BALER_STORE=s3 needs BALER_S3_BUCKET');
   return kind;
+}
+
+/** The `BALER_REGISTRY_MAX_*` settings, each defaulting to DEFAULT_REGISTRY_LIMITS. */
+export function loadRegistryLimits(env: NodeJS.ProcessEnv = process.env): RegistryLimits {
+  const limits = { ...DEFAULT_REGISTRY_LIMITS };
+  for (const key of Object.keys(limits) as Array<keyof RegistryLimits>) limits[key] = int(env, REGISTRY_LIMIT_SETTINGS[key], limits[key]);
+  return limits;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -129,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stalledCheckMs: int(env, 'BALER_STALLED_CHECK_MS', 5_000),
     tokensFile: env.BALER_TOKENS_FILE || undefined,
     registriesFile: env.BALER_REGISTRIES_FILE || undefined,
+    registryLimits: loadRegistryLimits(env),
     authNone: env.BALER_AUTH === 'none',
     storeScanSeconds: int(env, 'BALER_METRICS_STORE_SCAN_S', 60),
     eventsHeartbeatMs: Math.max(100, int(env, 'BALER_EVENTS_HEARTBEAT_MS', 15_000)),

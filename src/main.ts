@@ -60,7 +60,7 @@ const api = await createApi({
   queue,
   tokens,
   pushQueue,
-  registries: loadRegistries(config.registriesFile),
+  registries: loadRegistries(config.registriesFile, config.registryLimits),
 });
 
 let stopping = false;

@@ -9,6 +9,7 @@ import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
 import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
+import { foreignName } from './foreign-text.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
 import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
 
@@ -116,7 +117,7 @@ async function fetchImage(
     const diffId = config.diffIds[i] as Digest;
     const layerWhat = `${what}: layer ${i + 1} of ${m.layers.length} (${layer.digest})`;
     if (layer.urls?.length || layer.mediaType.includes('foreign') || layer.mediaType.includes('nondistributable')) {
-      throw new RegistryError(`${layerWhat} is a foreign layer (${layer.mediaType}), which cannot be pulled`, 'invalid');
+      throw new RegistryError(`${layerWhat} is a foreign layer (${foreignName(layer.mediaType)}), which cannot be pulled`, 'invalid');
     }
     if (!sizes.has(diffId)) {
       const have = await store.stat(diffId);

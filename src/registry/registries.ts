@@ -1,20 +1,31 @@
 import { readFileSync } from 'node:fs';
+import { loadRegistryLimits } from '../config.ts';
 import { isDigest, type Digest } from '../digest.ts';
+import { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './registry-limits.ts';
 
-/** How the service reaches one registry the operator allows. */
+/** How the service reaches one registry the operator allows, and whom else it may contact for it. */
 export interface RegistryConfig {
-  /** Plain http instead of https. */
+  /** Plain http instead of https (also allows an http token realm and http redirects). */
   insecure: boolean;
   username?: string;
   password?: string;
+  /**
+   * Other `host[:port]`s a request to this registry may be redirected to (where its blobs are
+   * stored, e.g. an S3 bucket or a CDN). They never get the credentials.
+   */
+  redirectHosts?: readonly string[];
+  /** Other `host[:port]`s whose token service (a Bearer realm) may get this registry's credentials. */
+  tokenRealmHosts?: readonly string[];
+  /** Unset: DEFAULT_REGISTRY_LIMITS. */
+  limits?: RegistryLimits;
 }
 
-/** The operator's allow-list: `host:port` → how to reach it. Nothing else is ever contacted. */
+/** The operator's allow-list: `host:port` → how to reach it. Nothing else is ever contacted for a pull or push. */
 export type Registries = ReadonlyMap<string, RegistryConfig>;
 
 export type RegistryErrorKind =
   | 'reference' // the ref does not parse
-  | 'not-allowed' // host not in the allow-list
+  | 'not-allowed' // host not in the allow-list, or a redirect, token realm or upload Location a registry may not use
   | 'unreachable'
   | 'auth' // no or wrong credentials
   | 'not-found' // manifest / blob unknown
@@ -41,10 +52,15 @@ export class RegistryError extends Error {
 
 export const REGISTRIES_FILE_ENV = 'BALER_REGISTRIES_FILE';
 
-/** Validate the parsed JSON of a registries file. Throws Error (an operator mistake, not a user one). */
-export function parseRegistries(value: unknown, source = 'registries'): Registries {
+const FIELDS = ['insecure', 'username', 'password', 'redirectHosts', 'tokenRealmHosts'];
+
+/**
+ * Validate the parsed JSON of a registries file; every entry gets `limits`. Throws Error (an
+ * operator mistake, not a user one).
+ */
+export function parseRegistries(value: unknown, source = 'registries', limits: RegistryLimits = DEFAULT_REGISTRY_LIMITS): Registries {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new Error(`${source}: expected a JSON object {"host:port": {"insecure", "username", "password"}}`);
+    throw new Error(`${source}: expected a JSON object {"host:port": {"insecure", "username", "password", "redirectHosts", "tokenRealmHosts"}}`);
   }
   const out = new Map<string, RegistryConfig>();
   for (const [host, raw] of Object.entries(value as Record<string, unknown>)) {
@@ -52,7 +68,7 @@ export function parseRegistries(value: unknown, source = 'registries'): Registri
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${source}: '${host}' must map to an object`);
     const r = raw as Record<string, unknown>;
     for (const key of Object.keys(r)) {
-      if (!['insecure', 'username', 'password'].includes(key)) throw new Error(`${source}: '${host}': unknown field '${key}'`);
+      if (!FIELDS.includes(key)) throw new Error(`${source}: '${host}': unknown field '${key}'`);
     }
     if (r.insecure !== undefined && typeof r.insecure !== 'boolean') throw new Error(`${source}: '${host}': insecure must be true or false`);
     for (const key of ['username', 'password'] as const) {
@@ -63,16 +79,29 @@ export function parseRegistries(value: unknown, source = 'registries'): Registri
       insecure: r.insecure === true,
       username: r.username as string | undefined,
       password: r.password as string | undefined,
+      redirectHosts: hostList(r.redirectHosts, `${source}: '${host}': redirectHosts`),
+      tokenRealmHosts: hostList(r.tokenRealmHosts, `${source}: '${host}': tokenRealmHosts`),
+      limits,
     });
   }
   return out;
 }
 
+function hostList(value: unknown, what: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`${what} must be a list of host[:port]`);
+  return value.map((h) => {
+    if (typeof h !== 'string' || !HOST_RE.test(h)) throw new Error(`${what}: '${String(h)}' is not a host[:port]`);
+    return h.toLowerCase();
+  });
+}
+
 /**
  * The allow-list from the JSON file named by `BALER_REGISTRIES_FILE` (or `path`); empty when
- * neither is set: no registry is allowed by default.
+ * neither is set: no registry is allowed by default. `limits` default to the environment's
+ * `BALER_REGISTRY_MAX_*`.
  */
-export function loadRegistries(path: string | undefined = process.env[REGISTRIES_FILE_ENV]): Registries {
+export function loadRegistries(path: string | undefined = process.env[REGISTRIES_FILE_ENV], limits: RegistryLimits = loadRegistryLimits()): Registries {
   if (!path) return new Map();
   let text: string;
   try {
@@ -86,7 +115,7 @@ export function loadRegistries(path: string | undefined = process.env[REGISTRIES
   } catch (err) {
     throw new Error(`${REGISTRIES_FILE_ENV}: ${path} is not JSON: ${(err as Error).message}`, { cause: err });
   }
-  return parseRegistries(value, path);
+  return parseRegistries(value, path, limits);
 }
 
 /** A parsed `host[:port]/repo[:tag][@sha256:…]`. */

@@ -3,8 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadRegistryLimits } from '../../src/config.ts';
 import { parseChallenge, RegistryClient } from '../../src/registry/client.ts';
 import { loadRegistries, parseReference, registryFor, RegistryError } from '../../src/registry/registries.ts';
+import { DEFAULT_REGISTRY_LIMITS } from '../../src/registry/registry-limits.ts';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -39,14 +41,28 @@ describe('the allow-list', () => {
       const file = join(dir, 'registries.json');
       await writeFile(file, JSON.stringify({ 'Reg.Example:5000': { insecure: true, username: 'u', password: 'p' }, 'other.example': {} }));
       const registries = loadRegistries(file);
-      expect(registryFor(registries, 'reg.example:5000')).toEqual({ insecure: true, username: 'u', password: 'p' });
-      expect(registryFor(registries, 'other.example')).toEqual({ insecure: false, username: undefined, password: undefined });
+      const none = { redirectHosts: [], tokenRealmHosts: [], limits: DEFAULT_REGISTRY_LIMITS };
+      expect(registryFor(registries, 'reg.example:5000')).toEqual({ insecure: true, username: 'u', password: 'p', ...none });
+      expect(registryFor(registries, 'other.example')).toEqual({ insecure: false, username: undefined, password: undefined, ...none });
       expect(() => registryFor(registries, 'evil.example')).toThrow(/registry 'evil.example' is not allowed.*\(reg.example:5000, other.example\)/);
       await writeFile(file, JSON.stringify({ 'reg.example': { insecure: 'yes' } }));
       expect(() => loadRegistries(file)).toThrow(/insecure must be true or false/);
       await writeFile(file, JSON.stringify({ 'reg.example': { username: 'u' } }));
       expect(() => loadRegistries(file)).toThrow(/both username and password/);
       expect(() => loadRegistries(join(dir, 'missing.json'))).toThrow(/cannot read/);
+
+      await writeFile(file, JSON.stringify({ 'reg.example': { redirectHosts: ['Storage.Example', 'cdn.example:8443'], tokenRealmHosts: ['auth.example'] } }));
+      const limits = loadRegistryLimits({ BALER_REGISTRY_MAX_REDIRECTS: '2', BALER_REGISTRY_MAX_DOCUMENT_BYTES: '1000' });
+      expect(registryFor(loadRegistries(file, limits), 'reg.example')).toMatchObject({
+        redirectHosts: ['storage.example', 'cdn.example:8443'],
+        tokenRealmHosts: ['auth.example'],
+        limits: { ...DEFAULT_REGISTRY_LIMITS, maxRedirects: 2, maxDocumentBytes: 1000 },
+      });
+      await writeFile(file, JSON.stringify({ 'reg.example': { redirectHosts: 'storage.example' } }));
+      expect(() => loadRegistries(file)).toThrow(/redirectHosts must be a list of host\[:port\]/);
+      await writeFile(file, JSON.stringify({ 'reg.example': { tokenRealmHosts: ['https://auth.example/token'] } }));
+      expect(() => loadRegistries(file)).toThrow(/tokenRealmHosts: 'https:\/\/auth.example\/token' is not a host\[:port\]/);
+      expect(() => loadRegistryLimits({ BALER_REGISTRY_MAX_TOKEN_BYTES: 'lots' })).toThrow(/BALER_REGISTRY_MAX_TOKEN_BYTES must be a non-negative integer/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -60,6 +76,10 @@ describe('Bearer token flow', () => {
       params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull' },
     });
     expect(parseChallenge('Basic realm="x"')?.scheme).toBe('basic');
+    expect(parseChallenge('Bearer')).toEqual({ scheme: 'bearer', params: {} });
+    // Longer than any real challenge: not parsed at all (a malformed one stops the scan at once).
+    expect(parseChallenge(`Bearer realm="${'a'.repeat(5000)}"`)).toBeNull();
+    expect(parseChallenge(`Bearer ${'a'.repeat(4000)}`)).toEqual({ scheme: 'bearer', params: {} });
   });
 
   function fakeRegistry(password: string) {
@@ -85,7 +105,7 @@ describe('Bearer token flow', () => {
 
   it('fetches a token from the realm with the configured credentials, then reuses it', async () => {
     const { fetchFn, seen } = fakeRegistry('p');
-    const client = new RegistryClient('reg.example', { insecure: false, username: 'u', password: 'p' }, { fetch: fetchFn });
+    const client = new RegistryClient('reg.example', { insecure: false, username: 'u', password: 'p', tokenRealmHosts: ['auth.example'] }, { fetch: fetchFn });
     expect(await client.hasBlob('a/b', D as `sha256:${string}`)).not.toBeNull();
     await client.hasBlob('a/b', D as `sha256:${string}`);
     expect(seen).toEqual([
@@ -98,7 +118,7 @@ describe('Bearer token flow', () => {
 
   it('a token service refusing the credentials is a clear auth error', async () => {
     const { fetchFn } = fakeRegistry('other');
-    const client = new RegistryClient('reg.example', { insecure: false, username: 'u', password: 'p' }, { fetch: fetchFn });
+    const client = new RegistryClient('reg.example', { insecure: false, username: 'u', password: 'p', tokenRealmHosts: ['auth.example'] }, { fetch: fetchFn });
     await expect(client.getManifest('a/b', 'latest')).rejects.toThrow("registry reg.example rejected the configured credentials (user 'u')");
   });
 });
