@@ -9,6 +9,7 @@ import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { imageOutput } from '../builds/build-archive.ts';
 import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
+import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
 import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
 import { planBuild } from '../builds/build-plan.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
@@ -44,6 +45,8 @@ export interface BuildsOptions {
   /** Part of the cache key: the same spec may give another layer where devices are allowed. */
   allowDevices: boolean;
   metrics?: Pick<ApiMetrics, 'buildsSubmitted' | 'cacheLookups'>;
+  /** The operator's caps on `diskSize`, `memorySize` and `timeout`; over them, 400. */
+  vmCaps: VmCaps;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
@@ -114,6 +117,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
    * Resolves with the base build, when the spec names one.
    */
   const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<BuildRecord | undefined> => {
+    const overCap = vmCapViolations(spec, opts.vmCaps);
+    if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
     const format = spec.format ?? 'docker-archive';
     if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
       const allowed = FORMAT_COMPRESSIONS[format];
