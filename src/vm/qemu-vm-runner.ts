@@ -37,7 +37,7 @@ import {
   writeInputs,
   type WrittenInputs,
 } from './step-files.ts';
-import { stepOutcome } from './step-outcome.ts';
+import { consoleText, stepOutcome } from './step-outcome.ts';
 import { VmCancelledError, type VmJob, type VmOutcome, type VmResult, type VmRunner } from './vm-runner.ts';
 import { VmPool, type WarmVmInfo } from './vm-pool.ts';
 import { WarmVm, WarmVmLost } from './warm-vm.ts';
@@ -278,7 +278,6 @@ export class QemuVmRunner implements VmRunner {
         memoryMiB: job.limits.memoryMiB,
         assets,
         rtcSeconds: job.clock,
-        consoleLog: path(FILES.console),
         drives,
         pooled: false,
         trace: false,
@@ -317,7 +316,6 @@ export class QemuVmRunner implements VmRunner {
         memoryMiB,
         assets,
         rtcSeconds: WARM_RTC_SECONDS,
-        consoleLog: path(FILES.console),
         drives: [
           { id: 'job', file: path(FILES.job), readonly: true },
           { id: 'lower', file: path(FILES.lower), readonly: true },
@@ -433,11 +431,16 @@ export class QemuVmRunner implements VmRunner {
     const rest = decoder.end();
     if (rest && job.onLog) job.onLog(rest);
 
-    (job.logger ?? this.#options.logger)?.debug({ accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled }, 'VM step ended');
+    // With BALER_VM_TRACE=1 the console's phase timestamps come along.
+    const trace = process.env.BALER_VM_TRACE === '1' ? { console: consoleText(proc.console) } : {};
+    (job.logger ?? this.#options.logger)?.debug(
+      { accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled, consoleBytes: proc.console.totalBytes, ...trace },
+      'VM step ended',
+    );
     if (cancelled) throw new VmCancelledError();
     if (proc.spawnError) throw new VmStartError(`cannot start ${proc.binary}: ${proc.spawnError.message}`, { cause: proc.spawnError });
     if (timedOut) return { outcome: { ok: false, reason: `timed out after ${timeoutSeconds} s` }, tarBytes: 0 };
-    return stepOutcome(dir, { binary: proc.binary, code, stderr: proc.stderr });
+    return stepOutcome(dir, { binary: proc.binary, code, stderr: proc.stderr, console: proc.console });
   }
 
   /** The step's result over its dir (QEMU has exited): the upper tar, and dispose() removing the dir. */
