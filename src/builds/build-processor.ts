@@ -15,6 +15,7 @@ import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { BaseImageError } from './base-image-error.ts';
 import type { BuildLogs } from './build-log.ts';
+import { BuildLogWriter } from './build-log-writer.ts';
 import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
 import { runBuild, VmStepError } from './run-build.ts';
@@ -139,10 +140,10 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
     const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     // Log lines are appended in order; the processor waits for the last before finishing.
-    let logWrites = Promise.resolve();
+    const logWriter = new BuildLogWriter(deps.logs, buildId, (err) => log.warn({ err }, 'could not keep log output'));
     // So do step and progress events: a build's final state is its last event.
     const events = deps.events && new BuildReporter(deps.events, buildId, log);
-    const written = () => Promise.all([logWrites, events?.flush()]);
+    const written = () => Promise.all([logWriter.flush(), events?.flush()]);
     try {
       const sandbox = deps.sandbox;
       const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id) => buildImageRef(deps, id) }) : runBuild;
@@ -160,9 +161,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         },
         onCacheLookup: (cache, hit) => deps.metrics?.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' }),
         logger: log,
-        onLog: (text) => {
-          logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
-        },
+        onLog: (text) => logWriter.write(text),
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
         cache: deps.cache,
         noCache: job.data.noCache,
