@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import { tenantOfJob, type BuildJobData } from '../queue/build-queue.ts';
-import { VmInputError } from '../vm/errors.ts';
+import { VmHostBusyError, VmInputError } from '../vm/errors.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { BaseImageError } from './base-image-error.ts';
@@ -57,6 +57,8 @@ const BUSY_TENANT_DELAY_MS = 1000;
  * build can stop at most this many worker processes (BullMQ counts the deaths: `stalledCounter`).
  */
 export const MAX_WORKER_DEATHS = 2;
+/** A build whose VM step the worker had no disk room for is tried again after this. */
+const HOST_BUSY_DELAY_MS = 5000;
 /** A running build says so this often, with its step: a build that seems stuck shows where. */
 const STILL_RUNNING_LOG_MS = 30_000;
 
@@ -195,6 +197,14 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         await deps.builds.transition(buildId, ['running'], { status: 'failed', error, finishedAt: new Date().toISOString() });
         log.warn({ status: 'failed', runningMs: ended('failed') }, 'build timed out');
         throw new UnrecoverableError(error.detail ?? 'timed out');
+      }
+      if (err instanceof VmHostBusyError) {
+        // Not a failure, and no attempt spent: back to the queue for a while, saying why.
+        await deps.builds.transition(buildId, ['running'], { status: 'queued', waiting: err.reason });
+        await deps.logs.append(buildId, `baler: ${err.reason}\n`);
+        log.info({ status: 'queued', waiting: err.reason, runningMs: Date.now() - started }, 'build waits for room on this worker');
+        await job.moveToDelayed(Date.now() + HOST_BUSY_DELAY_MS, token);
+        throw new DelayedError();
       }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       // A full store fails the build at once (retrying would not free space); new builds
