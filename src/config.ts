@@ -1,5 +1,6 @@
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
+import { VM_DEFAULTS } from './builds/spec.ts';
 import { DEFAULT_REGISTRY_LIMITS, REGISTRY_LIMIT_SETTINGS, type RegistryLimits } from './registry/registry-limits.ts';
 
 export interface Config {
@@ -28,6 +29,14 @@ export interface Config {
   workerMaxVmMemoryMiB: number;
   /** Warm VMs each worker keeps booted for runAsRoot/extraCommands steps (BALER_VM_POOL; 0: every step boots its own VM). */
   vmPoolSize: number;
+  /** The largest `diskSize` a spec may ask for (MiB); over it, 400. A step takes up to ~3 × this on the worker's VM temp dir. */
+  maxDiskSizeMiB: number;
+  /** The largest `memorySize` a spec may ask for (MiB); over it, 400. */
+  maxMemorySizeMiB: number;
+  /** The largest `timeout` a spec may ask for (seconds); over it, 400. */
+  maxVmTimeoutSeconds: number;
+  /** Free space a worker keeps on its VM temp dir: a VM step that would eat into it waits. */
+  vmDiskReserveMiB: number;
   /** Builds one tenant may have waiting in the queue; over it submissions get 429. */
   tenantMaxQueued: number;
   /** Builds of one tenant running at once; more wait in the queue. */
@@ -90,6 +99,13 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return value;
 }
 
+/** An operator's cap on a spec field: never below the field's default (a spec that leaves the field out must pass). */
+function cap(env: NodeJS.ProcessEnv, name: string, fallback: number, fieldDefault: number, field: string): number {
+  const value = int(env, name, fallback);
+  if (value < fieldDefault) throw new Error(`${name} must be at least ${fieldDefault} (the default ${field}), got ${value}`);
+  return value;
+}
+
 function storeKind(env: NodeJS.ProcessEnv): Config['store'] {
   const kind = env.BALER_STORE || 'fs';
   if (kind !== 'fs' && kind !== 's3') throw new Error(`BALER_STORE must be 'fs' or 's3', got '${kind}'`);
@@ -123,6 +139,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Default: half the host's memory (QEMU and the worker need room beside the guest).
     workerMaxVmMemoryMiB: int(env, 'BALER_WORKER_MAX_VM_MEMORY_MIB', Math.floor(totalmem() / 1024 ** 2 / 2)),
     vmPoolSize: int(env, 'BALER_VM_POOL', 1),
+    maxDiskSizeMiB: cap(env, 'BALER_MAX_DISK_SIZE_MIB', 4096, VM_DEFAULTS.diskSize, 'diskSize'),
+    maxMemorySizeMiB: cap(env, 'BALER_MAX_MEMORY_SIZE_MIB', 4096, VM_DEFAULTS.memorySize, 'memorySize'),
+    maxVmTimeoutSeconds: cap(env, 'BALER_MAX_VM_TIMEOUT_S', 3600, VM_DEFAULTS.timeout, 'timeout'),
+    vmDiskReserveMiB: int(env, 'BALER_VM_DISK_RESERVE_MIB', 1024),
     tenantMaxQueued: int(env, 'BALER_TENANT_MAX_QUEUED', 1000),
     tenantMaxRunning: int(env, 'BALER_TENANT_MAX_RUNNING', 4),
     tenantMaxStoredBytes: int(env, 'BALER_TENANT_MAX_STORED_BYTES', 100 * 1024 ** 3),

@@ -54,6 +54,7 @@ if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of d
 const vm = new QemuVmRunner({
   logger,
   poolSize: config.vmPoolSize,
+  diskReserveMiB: config.vmDiskReserveMiB,
   boots: { started: (kind) => metrics.vmBoots.inc({ kind }), failed: (kind) => metrics.vmBootFailures.inc({ kind }) },
 });
 await vm.assets();

@@ -36,7 +36,7 @@ import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.t
 export interface ApiDeps {
   config: Pick<
     Config,
-    'maxJsonBytes' | 'maxUploadBytes' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
+    'maxJsonBytes' | 'maxUploadBytes' | 'maxDiskSizeMiB' | 'maxMemorySizeMiB' | 'maxVmTimeoutSeconds' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
   >;
   logger: Logger;
   redis: Redis;
@@ -127,6 +127,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
     allowDevices: deps.config.allowDevices,
     metrics,
+    vmCaps: deps.config,
   });
   await app.register(workersRoutes, { redis: deps.redis });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });

@@ -9,6 +9,7 @@ import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { imageOutput } from '../builds/build-archive.ts';
 import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
+import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
 import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
 import { planBuild } from '../builds/build-plan.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
@@ -44,6 +45,8 @@ export interface BuildsOptions {
   /** Part of the cache key: the same spec may give another layer where devices are allowed. */
   allowDevices: boolean;
   metrics?: Pick<ApiMetrics, 'buildsSubmitted' | 'cacheLookups'>;
+  /** The operator's caps on `diskSize`, `memorySize` and `timeout`; over them, 400. */
+  vmCaps: VmCaps;
 }
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
@@ -80,9 +83,12 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const id = newBuildId();
         // A cache hit never has a job.
         request.log = request.log.child({ buildId: id, jobId: hit ? null : jobIdOf(id) });
+        // Accepted even when no live worker can run it (one may join): the answer, the record
+        // and the log say so.
+        const waiting = hit ? null : await whyNoWorkerServes(opts.redis, resolved);
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
-          : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString() };
+          : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}) };
         // Its log line first: a build's final state (a hit's first) is its last event.
         if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
         // The hit's result now counts against this tenant's storage like its own uploads (once each).
@@ -98,9 +104,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
           request.log.info({ status: 'succeeded', cachedFrom: hit.buildId }, 'build taken from the cache');
           return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
         }
-        // Accepted even when no live worker can run it (one may join): the answer and the log
-        // say so (written before it is queued: a worker clears the log when it starts).
-        const waiting = await whyNoWorkerServes(opts.redis, resolved);
+        // Written before it is queued: a worker clears the log when it starts.
         if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
         await enqueueBuild(queue, { buildId: id, spec: resolved, tenant: request.tenant, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
         request.log.info({ status: 'queued', waiting }, 'build queued');
@@ -114,6 +118,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
    * Resolves with the base build, when the spec names one.
    */
   const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<BuildRecord | undefined> => {
+    const overCap = vmCapViolations(spec, opts.vmCaps);
+    if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
     const format = spec.format ?? 'docker-archive';
     if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
       const allowed = FORMAT_COMPRESSIONS[format];

@@ -12,7 +12,8 @@ const KEY_PREFIX = 'baler:build:';
 export class BuildLogs {
   constructor(
     private readonly redis: Redis,
-    private readonly maxBytes: number,
+    /** The most a log keeps, in bytes. */
+    readonly maxBytes: number,
     private readonly events?: BuildEventStream,
   ) {}
 

@@ -10,11 +10,12 @@ import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import { tenantOfJob, type BuildJobData } from '../queue/build-queue.ts';
-import { VmInputError } from '../vm/errors.ts';
+import { VmHostBusyError, VmInputError } from '../vm/errors.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import { BaseImageError } from './base-image-error.ts';
 import type { BuildLogs } from './build-log.ts';
+import { BuildLogWriter } from './build-log-writer.ts';
 import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
 import { runBuild, VmStepError } from './run-build.ts';
@@ -56,6 +57,8 @@ const BUSY_TENANT_DELAY_MS = 1000;
  * build can stop at most this many worker processes (BullMQ counts the deaths: `stalledCounter`).
  */
 export const MAX_WORKER_DEATHS = 2;
+/** A build whose VM step the worker had no disk room for is tried again after this. */
+const HOST_BUSY_DELAY_MS = 5000;
 /** A running build says so this often, with its step: a build that seems stuck shows where. */
 const STILL_RUNNING_LOG_MS = 30_000;
 
@@ -139,10 +142,10 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
     const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     // Log lines are appended in order; the processor waits for the last before finishing.
-    let logWrites = Promise.resolve();
+    const logWriter = new BuildLogWriter(deps.logs, buildId, (err) => log.warn({ err }, 'could not keep log output'));
     // So do step and progress events: a build's final state is its last event.
     const events = deps.events && new BuildReporter(deps.events, buildId, log);
-    const written = () => Promise.all([logWrites, events?.flush()]);
+    const written = () => Promise.all([logWriter.flush(), events?.flush()]);
     try {
       const sandbox = deps.sandbox;
       const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id) => buildImageRef(deps, id) }) : runBuild;
@@ -160,9 +163,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         },
         onCacheLookup: (cache, hit) => deps.metrics?.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' }),
         logger: log,
-        onLog: (text) => {
-          logWrites = logWrites.then(() => deps.logs.append(buildId, text)).catch((err: unknown) => log.warn({ err }, 'could not keep log output'));
-        },
+        onLog: (text) => logWriter.write(text),
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
         cache: deps.cache,
         noCache: job.data.noCache,
@@ -196,6 +197,14 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         await deps.builds.transition(buildId, ['running'], { status: 'failed', error, finishedAt: new Date().toISOString() });
         log.warn({ status: 'failed', runningMs: ended('failed') }, 'build timed out');
         throw new UnrecoverableError(error.detail ?? 'timed out');
+      }
+      if (err instanceof VmHostBusyError) {
+        // Not a failure, and no attempt spent: back to the queue for a while, saying why.
+        await deps.builds.transition(buildId, ['running'], { status: 'queued', waiting: err.reason });
+        await deps.logs.append(buildId, `baler: ${err.reason}\n`);
+        log.info({ status: 'queued', waiting: err.reason, runningMs: Date.now() - started }, 'build waits for room on this worker');
+        await job.moveToDelayed(Date.now() + HOST_BUSY_DELAY_MS, token);
+        throw new DelayedError();
       }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       // A full store fails the build at once (retrying would not free space); new builds

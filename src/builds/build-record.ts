@@ -21,6 +21,11 @@ export interface BuildRecord {
   /** True when the result came from the build cache; `cachedFrom` is the build that made it. */
   cached?: boolean;
   cachedFrom?: string;
+  /**
+   * Set while a queued build waits for something other than its turn (no live worker can run
+   * it, or its worker lacks disk room for its VM step): why. Any change of status clears it.
+   */
+  waiting?: string;
   /** Set when the build failed: why, as a problem object. */
   error?: ProblemBody;
   result?: BuildResult;

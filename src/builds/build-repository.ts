@@ -171,7 +171,7 @@ export class BuildRepository {
    * Apply `patch` only if the build's status is one of `from`, atomically (a Lua script), so
    * that a cancel and a worker finishing at the same moment cannot both win. Returns whether
    * it applied. The tenant's sets of queued and running builds follow the status in the same
-   * step. With `maxRunning`, a queued build is not moved on while its tenant already has that
+   * step, and `waiting` is cleared unless `patch` sets it. With `maxRunning`, a queued build is not moved on while its tenant already has that
    * many running ('busy').
    */
   async transition(id: string, from: BuildStatus[], patch: Partial<BuildRecord>, maxRunning = 0): Promise<boolean | 'busy'> {
@@ -189,6 +189,8 @@ export class BuildRepository {
          if cjson.encode(s) == status then
            local limit = tonumber(ARGV[3])
            if limit > 0 and status == '"queued"' and redis.call('SCARD', running) >= limit then return -1 end
+           -- What a build waited for is over once its status changes (unless the patch says it again).
+           redis.call('HDEL', KEYS[1], 'waiting')
            for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
            ${stateEventLua('KEYS[2]')}
            local now = redis.call('HGET', KEYS[1], 'status')

@@ -262,11 +262,14 @@ async function runVmStep(
   const upperInput = await store.put(writeLayerTar(contents.sortedEntries(), store, mtime).stream);
   const lowerLayers = [...(base?.layers.map((l) => l.diffId) ?? []), ...ownLayers];
   const lowers = lowerLayers.length > 0 ? await overlayLowerTree(lowerLayers, store) : undefined;
+  // What the inputs may take on the worker's disk (held before they are written there).
+  const lowerBytes = (await Promise.all(lowerLayers.map(async (d) => (await store.stat(d))?.size ?? 0))).reduce((a, b) => a + b, 0);
 
   const result = await deps.vm.run({
     lowerTar: lowers ? async () => writeLayerTar(lowers.sortedEntries(), store).stream : undefined,
     lowerCount: lowerLayers.length,
     upperTar: () => store.open(upperInput.digest),
+    inputBytes: lowerBytes + upperInput.size,
     runAsRoot: spec.runAsRoot,
     extraCommands: spec.extraCommands,
     shadowSetup: spec.shadowSetup,

@@ -13,7 +13,7 @@ import { ArchiveImportError, DecompressionError } from '../image/sources/archive
 import { TarFormatError } from '../image/tar-index.ts';
 import { RegistryError } from '../registry/registries.ts';
 import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError, StoreFullError } from '../store/blob-store.ts';
-import { VmError, VmInputError, VmStartError } from '../vm/errors.ts';
+import { VmError, VmHostBusyError, VmInputError, VmStartError } from '../vm/errors.ts';
 import { VmCancelledError } from '../vm/vm-runner.ts';
 
 /** An error as plain data (what structured clone keeps). */
@@ -46,6 +46,7 @@ const CLASSES: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClass>(
     VmError,
     VmInputError,
     VmStartError,
+    VmHostBusyError,
     VmCancelledError,
   ].map((cls) => [cls.name, cls]),
 );

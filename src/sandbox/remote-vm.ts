@@ -33,6 +33,7 @@ export class RemoteVmRunner implements VmRunner {
     try {
       const remote: RemoteVmJob = {
         lowerCount: job.lowerCount,
+        inputBytes: job.inputBytes,
         runAsRoot: job.runAsRoot,
         extraCommands: job.extraCommands,
         shadowSetup: job.shadowSetup,

@@ -29,3 +29,14 @@ export class VmStartError extends VmError {
     this.name = 'VmStartError';
   }
 }
+
+/**
+ * The host cannot take the step now (its VM temp dir lacks room for the step's disks beside
+ * the running steps' and the reserve): nothing was started. Not a failure: run it later.
+ */
+export class VmHostBusyError extends VmError {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'VmHostBusyError';
+  }
+}

@@ -1,12 +1,20 @@
 /**
  * The QEMU command line of a baler microVM: no NIC, the kernel and initramfs, the guest's two
- * serial ports (ttyS0 → console.log, ttyS1 → QEMU's stdio: the scripts' output, and for warm VMs
- * the hand-over channel) and the step's disks as virtio-mmio block devices named by serial.
+ * serial ports (ttyS0 → QEMU's fd CONSOLE_FD, ttyS1 → QEMU's stdio: the scripts' output, and
+ * for warm VMs the hand-over channel) and the step's disks as virtio-mmio block devices named
+ * by serial.
  */
 import type { VmAssets } from '../../scripts/build-vm-assets.mjs';
 import { hostTscKhz } from './host.ts';
 
 export type VmAccel = 'kvm' | 'tcg';
+
+/**
+ * QEMU writes the guest's console (ttyS0) to this file descriptor, an extra stdio stream of
+ * QemuProcess (a socket pair in Node, hence a socket chardev) that it reads, keeping only the
+ * tail: a file would grow for as long as the guest writes.
+ */
+export const CONSOLE_FD = 3;
 
 export interface Drive {
   /** The guest finds the disk by this serial (see src/vm/guest/init). */
@@ -22,7 +30,6 @@ export interface QemuCommand {
   assets: VmAssets;
   /** Epoch seconds the guest's RTC starts at. */
   rtcSeconds: number;
-  consoleLog: string;
   drives: readonly Drive[];
   /** A warm VM: boots and waits for `go` on ttyS1 (baler.pool=1). */
   pooled: boolean;
@@ -64,7 +71,7 @@ export function qemuArgs(c: QemuCommand): string[] {
     '-kernel', c.assets.kernel,
     '-initrd', c.assets.initrd,
     '-append', append,
-    '-chardev', `file,id=con,path=${c.consoleLog}`,
+    '-chardev', `socket,id=con,fd=${CONSOLE_FD}`,
     '-serial', 'chardev:con',
     '-chardev', 'stdio,id=log,signal=off',
     '-device', 'isa-serial,chardev=log,iobase=0x2f8,irq=3',

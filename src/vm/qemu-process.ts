@@ -1,18 +1,25 @@
 /**
  * One running QEMU: its stdout (the guest's ttyS1) goes to one handler at a time, buffered
- * until there is one; stderr's start is kept for errors; stdin (ttyS1's input) is open only
- * for warm VMs. The process dies with ours (spawnOwned).
+ * until there is one; its console (ttyS0, on fd CONSOLE_FD) is kept as a bounded tail;
+ * stderr's start is kept for errors; stdin (ttyS1's input) is open only for warm VMs. The
+ * process dies with ours (spawnOwned).
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import { ConsoleTail } from './console-tail.ts';
 import { spawnOwned } from './host.ts';
+import { CONSOLE_FD } from './qemu-command.ts';
 
 /** How long after QEMU's exit its output may still come in. */
 const CLOSE_GRACE_MS = 2000;
+/** How much of the guest's console the host keeps (its last bytes). */
+const CONSOLE_KEPT_BYTES = 16 * 1024;
 
 export class QemuProcess {
   readonly binary: string;
+  /** The end of the guest's console. */
+  readonly console = new ConsoleTail(CONSOLE_KEPT_BYTES);
   readonly #child: ChildProcess;
   /** Resolves with the exit code (null when killed by a signal, or not started) once the process is gone. */
   readonly exited: Promise<number | null>;
@@ -30,8 +37,11 @@ export class QemuProcess {
   /** `nice`: started at this much lower CPU priority (see raisePriority()). */
   constructor(binary: string, args: readonly string[], opts: { stdin: boolean; nice?: number }) {
     this.binary = binary;
-    const child = spawnOwned(binary, args, [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], { nice: opts.nice });
+    const stdio: ('pipe' | 'ignore')[] = [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+    while (stdio.length <= CONSOLE_FD) stdio.push('pipe');
+    const child = spawnOwned(binary, args, stdio, { nice: opts.nice });
     this.#child = child;
+    (child.stdio[CONSOLE_FD] as NodeJS.ReadableStream | null)?.on('data', (chunk: Buffer) => this.console.push(chunk));
     child.stdin?.on('error', () => {
       /* EPIPE once QEMU is gone: its exit tells */
     });

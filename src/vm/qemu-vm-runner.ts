@@ -9,35 +9,42 @@
  *    Each warm VM runs one job and is thrown away like a cold one; the pool boots another.
  *    Jobs whose limits the pooled VMs do not have (memory other than poolLimits.memoryMiB,
  *    diskMiB above poolLimits.diskMiB) boot cold, as do jobs arriving when the pool is empty.
+ * Before either, the step must fit the temp dir's free space (disk-admission.ts): a warm VM
+ * is charged its disks' full size, which may not fit where a cold VM of the job's own size
+ * does; a step that fits neither way throws VmHostBusyError, having started nothing.
  * The scripts' stdout/stderr come on the guest's ttyS1 = QEMU's stdout → job.onLog.
  * The guest side is src/vm/guest/init; the kernel and initramfs come from
  * scripts/build-vm-assets.mjs (ensureVmAssets).
  */
 import { createReadStream } from 'node:fs';
-import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { ensureVmAssets, type VmAssets } from '../../scripts/build-vm-assets.mjs';
 import type { Logger } from '../log.ts';
-import { VmError, VmInputError, VmStartError } from './errors.ts';
+import { DiskAdmission } from './disk-admission.ts';
+import { VmError, VmHostBusyError, VmInputError, VmStartError } from './errors.ts';
 import { canRaisePriority, cpuHasVirtualization } from './host.ts';
 import { qemuArgs, type Drive, type VmAccel } from './qemu-command.ts';
 import { QemuProcess } from './qemu-process.ts';
 import {
+  diskCapacityBytes,
   FILES,
   makeOutputFiles,
+  MiB,
   makeScratch,
   makeStepDir,
   padToSector,
   sparseFile,
+  stepDirOwnerAlive,
   TEMP_PREFIX,
   WARM_INPUT_BYTES,
   writeInputs,
   type WrittenInputs,
 } from './step-files.ts';
-import { stepOutcome } from './step-outcome.ts';
+import { consoleText, stepOutcome } from './step-outcome.ts';
 import { VmCancelledError, type VmJob, type VmOutcome, type VmResult, type VmRunner } from './vm-runner.ts';
 import { VmPool, type WarmVmInfo } from './vm-pool.ts';
 import { WarmVm, WarmVmLost } from './warm-vm.ts';
@@ -51,6 +58,12 @@ export interface QemuVmRunnerOptions {
   accel?: VmAccel | 'auto';
   /** Where per-step temp dirs go. Default: $BALER_VM_TMPDIR, else the OS temp dir. */
   tmpDir?: string;
+  /**
+   * Free space kept on tmpDir's filesystem: a step whose disks could eat into it (beside what
+   * running steps may still write) is not started (VmHostBusyError). Default 0; the worker
+   * passes BALER_VM_DISK_RESERVE_MIB (config.vmDiskReserveMiB).
+   */
+  diskReserveMiB?: number;
   /** Default: qemu-system-x86_64 (from PATH). */
   qemuBinary?: string;
   /** Guest vCPUs. Default 1 (fastest boot; TCG gains little from more on small hosts). */
@@ -134,6 +147,11 @@ function validate(job: VmJob): void {
   if (!Number.isSafeInteger(job.lowerCount) || job.lowerCount < 0) throw new VmInputError(`lowerCount must be >= 0, got ${job.lowerCount}`);
 }
 
+/** What the written inputs take (the job, lower and upper disks: read-only to the guest, they grow no more). */
+function inputBytesOf(inputs: WrittenInputs): number {
+  return inputs.bytes.job + inputs.bytes.lower + inputs.bytes.upper;
+}
+
 /** Resolves with `p`, or rejects with VmCancelledError as soon as `signal` aborts. */
 function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return p;
@@ -151,9 +169,11 @@ export class QemuVmRunner implements VmRunner {
   #accelLogged = false;
   readonly #pool: VmPool | undefined;
   readonly #poolLimits: { memoryMiB: number; diskMiB: number };
+  readonly #admission: DiskAdmission;
 
   constructor(options: QemuVmRunnerOptions = {}) {
     this.#options = options;
+    this.#admission = new DiskAdmission(this.tmpDir, (options.diskReserveMiB ?? 0) * MiB);
     this.#poolLimits = { ...(options.poolLimits ?? POOL_DEFAULT_LIMITS) };
     const size = options.poolSize ?? 0;
     if (!Number.isSafeInteger(size) || size < 0) throw new VmStartError(`poolSize must be a non-negative integer, got ${size}`);
@@ -233,13 +253,32 @@ export class QemuVmRunner implements VmRunner {
     const accel = await this.accel();
     const pool = this.#pool;
     if (pool && !pool.closed && job.limits.memoryMiB === this.#poolLimits.memoryMiB && job.limits.diskMiB <= this.#poolLimits.diskMiB) {
-      const warm = pool.take();
+      // Not when its larger disks do not fit: a cold VM of the job's own size may.
+      const warm = (await this.#admission.hasRoom(this.#holdBytes(this.#poolLimits.diskMiB, job))) ? pool.take() : undefined;
       if (warm) {
         const result = await this.#runWarm(warm, job, accel);
         if (result) return result;
       }
     }
     return this.#runCold(job, accel);
+  }
+
+  /** What a step's dir may come to: disks of `diskMiB` (the VM's, not the job's) and the inputs. */
+  #holdBytes(diskMiB: number, job: VmJob, inputBytes = job.inputBytes ?? 0): number {
+    return diskCapacityBytes(diskMiB) + inputBytes;
+  }
+
+  /**
+   * Holds room for the step in `dir` (a VM with disks of `diskMiB`). Throws VmHostBusyError
+   * when there is none now, VmInputError when there never is.
+   */
+  async #admit(dir: string, diskMiB: number, job: VmJob): Promise<void> {
+    const inputs = job.inputBytes ? ` and ${Math.ceil(job.inputBytes / MiB)} MiB of inputs` : '';
+    const what = `a ${diskMiB} MiB scratch disk and its output${inputs}${diskMiB === job.limits.diskMiB ? '' : `: a warm VM's disks, for diskSize ${job.limits.diskMiB} MiB`}`;
+    const admission = await this.#admission.admit(dir, this.#holdBytes(diskMiB, job), what);
+    if (admission.ok) return;
+    if (admission.never) throw new VmInputError(`${admission.reason}; ask for a smaller diskSize`);
+    throw new VmHostBusyError(admission.reason);
   }
 
   get #pidsMax(): number {
@@ -256,7 +295,9 @@ export class QemuVmRunner implements VmRunner {
     const dir = await makeStepDir(this.tmpDir);
     try {
       const path = (name: string): string => join(dir, name);
+      await this.#admit(dir, job.limits.diskMiB, job);
       const inputs = await writeInputs(dir, job, { pidsMax: this.#pidsMax, trace: process.env.BALER_VM_TRACE === '1' });
+      await this.#admission.hold(dir, this.#holdBytes(job.limits.diskMiB, job, inputBytesOf(inputs)));
       const drives: Drive[] = [];
       if (inputs.lowerCount > 0) drives.push({ id: 'lower', file: path(FILES.lower), readonly: true });
       if (inputs.hasUpper) {
@@ -278,7 +319,6 @@ export class QemuVmRunner implements VmRunner {
         memoryMiB: job.limits.memoryMiB,
         assets,
         rtcSeconds: job.clock,
-        consoleLog: path(FILES.console),
         drives,
         pooled: false,
         trace: false,
@@ -317,7 +357,6 @@ export class QemuVmRunner implements VmRunner {
         memoryMiB,
         assets,
         rtcSeconds: WARM_RTC_SECONDS,
-        consoleLog: path(FILES.console),
         drives: [
           { id: 'job', file: path(FILES.job), readonly: true },
           { id: 'lower', file: path(FILES.lower), readonly: true },
@@ -348,7 +387,17 @@ export class QemuVmRunner implements VmRunner {
    */
   async #runWarm(warm: WarmVm, job: VmJob, accel: VmAccel): Promise<VmResult | undefined> {
     try {
+      try {
+        await this.#admit(warm.dir, warm.diskMiB, job);
+      } catch (err) {
+        if (!(err instanceof VmHostBusyError || err instanceof VmInputError)) throw err;
+        // The room went to another step since hasRoom(): a cold VM of the job's size may fit.
+        (job.logger ?? this.#options.logger)?.debug({ reason: err.message }, 'VM step: no room for a warm VM\'s disks; booting cold');
+        await warm.discard();
+        return undefined;
+      }
       const inputs = await writeInputs(warm.dir, job, { pidsMax: this.#pidsMax, trace: process.env.BALER_VM_TRACE === '1' });
+      await this.#admission.hold(warm.dir, this.#holdBytes(warm.diskMiB, job, inputBytesOf(inputs)));
       if (!(await this.#fitWarmDisks(warm, inputs))) {
         (job.logger ?? this.#options.logger)?.debug({ bytes: inputs.bytes }, 'VM step: inputs larger than a warm VM takes; booting cold');
         await warm.discard();
@@ -433,11 +482,16 @@ export class QemuVmRunner implements VmRunner {
     const rest = decoder.end();
     if (rest && job.onLog) job.onLog(rest);
 
-    (job.logger ?? this.#options.logger)?.debug({ accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled }, 'VM step ended');
+    // With BALER_VM_TRACE=1 the console's phase timestamps come along.
+    const trace = process.env.BALER_VM_TRACE === '1' ? { console: consoleText(proc.console) } : {};
+    (job.logger ?? this.#options.logger)?.debug(
+      { accel, pooled: handOver !== undefined, vmMs: Date.now() - startedAt, exitCode: code, timedOut, cancelled, consoleBytes: proc.console.totalBytes, ...trace },
+      'VM step ended',
+    );
     if (cancelled) throw new VmCancelledError();
     if (proc.spawnError) throw new VmStartError(`cannot start ${proc.binary}: ${proc.spawnError.message}`, { cause: proc.spawnError });
     if (timedOut) return { outcome: { ok: false, reason: `timed out after ${timeoutSeconds} s` }, tarBytes: 0 };
-    return stepOutcome(dir, { binary: proc.binary, code, stderr: proc.stderr });
+    return stepOutcome(dir, { binary: proc.binary, code, stderr: proc.stderr, console: proc.console });
   }
 
   /** The step's result over its dir (QEMU has exited): the upper tar, and dispose() removing the dir. */
@@ -469,16 +523,8 @@ export class QemuVmRunner implements VmRunner {
     for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
       if (!name.startsWith(TEMP_PREFIX)) continue;
       const path = join(tmpDir, name);
-      const pid = Number((await readFile(join(path, FILES.owner), 'utf8').catch(() => '')).trim());
-      let alive = false;
-      if (Number.isSafeInteger(pid) && pid > 0) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (err) {
-          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      } else {
+      let alive = await stepDirOwnerAlive(path);
+      if (alive === undefined) {
         // No owner file yet: only a dir older than a minute is stale.
         const st = await stat(path).catch(() => undefined);
         alive = st !== undefined && Date.now() - st.mtimeMs < 60_000;

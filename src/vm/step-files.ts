@@ -7,14 +7,16 @@
  *   scratch.img  sparse ext4 of limits.diskMiB (mke2fs, no journal, no reserved blocks)
  *   out.img      sparse raw disk the guest writes the upper dir to, as a tar
  *   status.img   key=value lines the guest writes last (result, reason, tarBytes)
- *   console.log  the guest's ttyS0 (kernel + /init), for diagnostics
+ *   reserved     the bytes the step's files may come to, held on the temp dir (disk-admission.ts)
+ *
+ * The guest's console (ttyS0) is not a file: the host keeps its tail in memory (console-tail.ts).
  *
  * A cold step writes the inputs first and attaches what exists. A warm VM is booted with every
  * file attached (the inputs empty and sparse, of a fixed capacity); the job's inputs are written
  * into those same files (same inodes: QEMU holds them open) when it arrives.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
@@ -39,7 +41,7 @@ export const FILES = {
   scratch: 'scratch.img',
   out: 'out.img',
   status: 'status.img',
-  console: 'console.log',
+  reserved: 'reserved',
 } as const;
 
 /** The upper dir as a tar: room for the whole scratch disk plus headers (sparse until written). */
@@ -47,11 +49,34 @@ export function outBytes(diskMiB: number): number {
   return (2 * diskMiB + 64) * MiB;
 }
 
+/**
+ * The most the disks of a VM with a `diskMiB` scratch disk can take on the host: sparse as
+ * they start, root in the guest can fill every one (a raw device as well as its filesystem).
+ */
+export function diskCapacityBytes(diskMiB: number): number {
+  return diskMiB * MiB + outBytes(diskMiB) + STATUS_BYTES;
+}
+
 /** A fresh step dir with its owner file. */
 export async function makeStepDir(tmpDir: string): Promise<string> {
   const dir = await mkdtemp(join(tmpDir, TEMP_PREFIX));
   await writeFile(join(dir, FILES.owner), `${process.pid}\n`);
   return dir;
+}
+
+/**
+ * Whether the process that made the step dir at `path` still runs; undefined when the dir has
+ * no owner file (yet). Another user's live process counts as running.
+ */
+export async function stepDirOwnerAlive(path: string): Promise<boolean | undefined> {
+  const pid = Number((await readFile(join(path, FILES.owner), 'utf8').catch(() => '')).trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** A sparse file of `bytes` (made, or grown when smaller). */

@@ -4,6 +4,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ConsoleTail } from './console-tail.ts';
 import { VmError, VmStartError } from './errors.ts';
 import { FILES } from './step-files.ts';
 import type { VmOutcome } from './vm-runner.ts';
@@ -42,13 +43,8 @@ async function readStatus(path: string): Promise<GuestStatus | undefined> {
 }
 
 /** The last `bytes` of the guest's console, control characters removed. */
-export async function consoleTail(dir: string, bytes = CONSOLE_TAIL): Promise<string> {
-  try {
-    const buf = await readFile(join(dir, FILES.console));
-    return sanitize(buf.subarray(Math.max(0, buf.length - bytes)).toString('utf8'), bytes);
-  } catch {
-    return '';
-  }
+export function consoleText(console: ConsoleTail, bytes = CONSOLE_TAIL): string {
+  return sanitize(console.tail(bytes).toString('utf8'), bytes);
 }
 
 /**
@@ -57,11 +53,11 @@ export async function consoleTail(dir: string, bytes = CONSOLE_TAIL): Promise<st
  */
 export async function stepOutcome(
   dir: string,
-  qemu: { binary: string; code: number | null; stderr: string },
+  qemu: { binary: string; code: number | null; stderr: string; console: ConsoleTail },
 ): Promise<{ outcome: VmOutcome; tarBytes: number }> {
   const status = await readStatus(join(dir, FILES.status));
   if (!status) {
-    const console = await consoleTail(dir);
+    const console = consoleText(qemu.console);
     if (qemu.code !== 0) {
       throw new VmStartError(`${qemu.binary} failed (exit code ${qemu.code}): ${sanitize(qemu.stderr.trim(), 2000) || 'no message'}`, { console });
     }
@@ -79,7 +75,7 @@ export async function stepOutcome(
   if (status.result === 'fail') return { outcome: { ok: false, reason: status.reason || 'the VM step failed' }, tarBytes: 0 };
   const outSize = (await stat(join(dir, FILES.out))).size;
   if (status.tarBytes < 1024 || status.tarBytes > outSize) {
-    throw new VmError(`the guest reported an impossible layer size (${status.tarBytes} bytes)`, { console: await consoleTail(dir) });
+    throw new VmError(`the guest reported an impossible layer size (${status.tarBytes} bytes)`, { console: consoleText(qemu.console) });
   }
   return { outcome: { ok: true }, tarBytes: status.tarBytes };
 }

@@ -5,7 +5,7 @@
  * back off (1 s, 2 s, ... up to a minute). close() kills and removes every VM not handed out.
  */
 import type { Logger } from '../log.ts';
-import { consoleTail } from './step-outcome.ts';
+import { consoleText } from './step-outcome.ts';
 import type { WarmVm } from './warm-vm.ts';
 
 const MAX_BACKOFF_MS = 60_000;
@@ -146,7 +146,7 @@ export class VmPool {
     const wasReady = vm.readyAt !== undefined;
     this.#track(
       (async () => {
-        const console = this.#logger ? await consoleTail(vm.dir, 1500) : '';
+        const console = consoleText(vm.proc.console, 1500);
         await vm.discard();
         if (!this.#closed) this.#logger?.warn({ pid: vm.proc.pid, problem, wasReady, console }, 'VM pool: dropped a warm VM; booting another');
       })(),

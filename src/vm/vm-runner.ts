@@ -24,6 +24,12 @@ export interface VmJob {
   lowerTar?: () => Promise<Readable>;
   /** How many layer directories `lowerTar` holds (0 when there is no base image). */
   lowerCount: number;
+  /**
+   * About how many bytes `lowerTar` and `upperTar` hold together (a squashfs of the lower tar
+   * takes no more than the tar): held on the worker's disk for the step before it is written.
+   * Absent: only the disks are held until the inputs are written.
+   */
+  inputBytes?: number;
   /** This build's contents, a plain uncompressed tar unpacked into the upper dir before the scripts run. */
   upperTar?: () => Promise<Readable>;
   /** Shell script run as root, chrooted in the overlay, inside `unshare -imnpuf`. */

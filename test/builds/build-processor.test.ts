@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BuildLogs } from '../../src/builds/build-log.ts';
@@ -19,6 +19,7 @@ import type { BuildJobData } from '../../src/queue/build-queue.ts';
 import { connectRedis } from '../../src/redis.ts';
 import { startPrivateRedis, type PrivateRedis } from '../../src/redis-server.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { VmHostBusyError } from '../../src/vm/errors.ts';
 import { VmCancelledError, type VmRunner } from '../../src/vm/vm-runner.ts';
 
 let dir: string;
@@ -81,3 +82,42 @@ it('a cancel sent right after the worker claimed the build still stops it', asyn
   expect((await builds.get(id))?.status).toBe('cancelled');
   await cancellations.close();
 }, 10_000);
+
+it("a worker without disk room for the VM step puts the build back in the queue, waiting, saying why; it is no attempt and the next start clears the why", async () => {
+  const builds = new BuildRepository(redis);
+  const logs = new BuildLogs(redis, 1024 ** 2);
+  const id = 'bbbbbbbbbbbbbbbbbbbbbbbbbb';
+  const spec = resolveSpec({ name: 'host-busy', runAsRoot: 'true' } as Parameters<typeof resolveSpec>[0], new Date(0));
+  await builds.create({ id, status: 'queued', spec, createdAt: new Date(0).toISOString() });
+  const reason = 'this VM step may take up to 3137 MiB of the worker\'s disk (…): waiting for room';
+  let runs = 0;
+  const vm: VmRunner = {
+    run: async () => {
+      runs++;
+      throw new VmHostBusyError(reason);
+    },
+  };
+  const processor = createBuildProcessor({ store: await FsBlobStore.create(join(dir, 'store-busy')), builds, logs, vm, logger: createLogger('test', 'silent'), allowDevices: false });
+  const delayed: number[] = [];
+  const job = {
+    id,
+    data: { buildId: id, spec } satisfies BuildJobData,
+    attemptsMade: 0,
+    opts: { attempts: 3 },
+    timestamp: Date.now(),
+    moveToDelayed: async (at: number) => void delayed.push(at - Date.now()),
+  } as unknown as Job<BuildJobData>;
+
+  await expect(processor(job, 'token')).rejects.toBeInstanceOf(DelayedError);
+  expect(runs).toBe(1);
+  expect(delayed).toHaveLength(1);
+  expect(delayed[0]).toBeGreaterThan(1000);
+  const waiting = await builds.get(id);
+  expect(waiting).toMatchObject({ status: 'queued', waiting: reason, attempt: 1 });
+  expect(waiting?.error).toBeUndefined();
+  expect(await logs.read(id)).toBe(`baler: ${reason}\n`);
+
+  // Taken up again: running, and what it waited for is gone from the record.
+  await builds.transition(id, ['queued'], { status: 'running', attempt: 1 });
+  expect(await builds.get(id)).not.toHaveProperty('waiting');
+});

@@ -137,3 +137,18 @@ export async function makeUpperTar(work: string): Promise<string> {
   gnuTar(U, out, ['.']);
   return out;
 }
+
+/** A tmpfs of `mib` MiB mounted on `dir` (made here): a small filesystem for disk-room tests. Needs root. */
+export async function mountTmpfs(dir: string, mib: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  sh('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', dir]);
+}
+
+export function unmount(dir: string): void {
+  spawnSync('umount', [dir]);
+}
+
+/** A file of `mib` MiB of real blocks in `dir` (not sparse): takes that much of its filesystem's room. */
+export async function fillerFile(path: string, mib: number): Promise<void> {
+  await writeFile(path, Buffer.alloc(mib * 1024 * 1024, 1));
+}
