@@ -208,6 +208,22 @@ describe('the tar of the archive', () => {
     await overBudget(archive, { budgets: { maxJsonBytes: 100 } }, 'BALER_ARCHIVE_MAX_JSON_BYTES', 100);
   });
 
+  it('a JSON member with more objects, arrays and keys than BALER_ARCHIVE_MAX_JSON_NODES is not parsed', async () => {
+    // 3 MB that would parse into a million objects (some 56 MB of heap; 20 MiB of them, 370 MB).
+    const empties = tarOf([{ name: 'manifest.json', data: `[${'{},'.repeat(1_000_000)}{}]` }]);
+    const parse = vi.spyOn(JSON, 'parse');
+    expect(await overBudget(empties, {}, 'BALER_ARCHIVE_MAX_JSON_NODES', 1_000_000)).toBe(
+      "manifest.json 'manifest.json' holds more than 1000000 objects, arrays and keys (the budget BALER_ARCHIVE_MAX_JSON_NODES is 1000000)",
+    );
+    expect(parse).not.toHaveBeenCalled();
+    // Keys count, nesting counts; brackets and colons inside strings do not.
+    const keys = tarOf([{ name: 'manifest.json', data: JSON.stringify(Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`k${i}`, 0]))) }]);
+    await overBudget(keys, { budgets: { maxJsonNodes: 100 } }, 'BALER_ARCHIVE_MAX_JSON_NODES', 100);
+    await overBudget(tarOf([{ name: 'manifest.json', data: `${'['.repeat(101)}${']'.repeat(101)}` }]), { budgets: { maxJsonNodes: 100 } }, 'BALER_ARCHIVE_MAX_JSON_NODES', 100);
+    const inStrings = tarOf([{ name: 'manifest.json', data: JSON.stringify(['[{:\\"'.repeat(1000)]) }]);
+    expect(await importFailure(inStrings, { budgets: { maxJsonNodes: 1 } })).toBe('manifest.json entry 1 is not an object');
+  });
+
   it('member paths longer than 512 bytes (the index of members is held in memory)', async () => {
     const archive = dockerArchive([LAYER], { extra: [{ name: 'p'.repeat(513) }] });
     expect(await importFailure(archive)).toMatch(/^not an image archive \(tar\): path longer than 512 bytes/);
@@ -224,8 +240,9 @@ describe('the tar of the archive', () => {
 describe('settings', () => {
   it('the worker reads every budget from its BALER_ setting, with the defaults when unset', () => {
     expect(loadConfig({}).archiveBudgets).toEqual(DEFAULT_ARCHIVE_BUDGETS);
-    const env = Object.fromEntries(Object.values(ARCHIVE_BUDGET_SETTINGS).map((setting, i) => [setting, String(i + 1)]));
-    expect(Object.values(loadConfig(env).archiveBudgets)).toEqual([1, 2, 3, 4, 5]);
+    const settings = Object.entries(ARCHIVE_BUDGET_SETTINGS);
+    const env = Object.fromEntries(settings.map(([, setting], i) => [setting, String(i + 1)]));
+    expect(loadConfig(env).archiveBudgets).toEqual(Object.fromEntries(settings.map(([budget], i) => [budget, i + 1])));
     expect(() => loadConfig({ BALER_ARCHIVE_MAX_IMAGES: 'many' })).toThrow("BALER_ARCHIVE_MAX_IMAGES must be a non-negative integer, got 'many'");
   });
 });

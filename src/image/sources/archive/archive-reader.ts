@@ -6,6 +6,7 @@ import type { EntryType } from '../../tar-entry.ts';
 import { DEFAULT_TAR_LIMITS, indexTar, TarFormatError } from '../../tar-index.ts';
 import { archiveBudgets, overBudget, type ArchiveBudgets } from './budgets.ts';
 import { ArchiveImportError } from './errors.ts';
+import { countJsonNodes } from './json-nodes.ts';
 
 const MAX_LINK_HOPS = 16;
 /**
@@ -14,7 +15,7 @@ const MAX_LINK_HOPS = 16;
  */
 export const MAX_MEMBER_PATH_BYTES = 512;
 
-export type ReaderBudgets = Pick<ArchiveBudgets, 'maxMembers' | 'maxJsonBytes'>;
+export type ReaderBudgets = Pick<ArchiveBudgets, 'maxMembers' | 'maxJsonBytes' | 'maxJsonNodes'>;
 
 export interface ArchiveMember {
   /** Normalised path (no leading `./` or `/`, no `..`). */
@@ -49,11 +50,11 @@ export class ArchiveReader {
     private readonly store: BlobStore,
     readonly digest: Digest,
     private readonly members: Map<string, ArchiveMember>,
-    private readonly maxJsonBytes: number,
+    private readonly json: Pick<ArchiveBudgets, 'maxJsonBytes' | 'maxJsonNodes'>,
   ) {}
 
   static async open(store: BlobStore, digest: Digest, given?: Partial<ReaderBudgets>): Promise<ArchiveReader> {
-    const { maxMembers, maxJsonBytes } = archiveBudgets(given);
+    const { maxMembers, maxJsonBytes, maxJsonNodes } = archiveBudgets(given);
     const members = new Map<string, ArchiveMember>();
     let count = 0;
     try {
@@ -70,7 +71,7 @@ export class ArchiveReader {
       if (err instanceof TarFormatError) throw new ArchiveImportError(`not an image archive (tar): ${err.message}`, { cause: err });
       throw err;
     }
-    return new ArchiveReader(store, digest, members, maxJsonBytes);
+    return new ArchiveReader(store, digest, members, { maxJsonBytes, maxJsonNodes });
   }
 
   /** Whether `path` names a member (of any type). */
@@ -107,13 +108,17 @@ export class ArchiveReader {
     return size === 0 ? Buffer.alloc(0) : this.readRange(member, size);
   }
 
-  /** A JSON member: its bytes (hashing them gives its digest) and its parsed value. */
+  /** A JSON member: its bytes (hashing them gives its digest) and its parsed value, both within the JSON budgets. */
   async readJson(rawPath: string, what: string): Promise<{ path: string; bytes: Buffer; digest: Digest; value: unknown }> {
     const member = this.file(rawPath, what);
-    if (member.size > this.maxJsonBytes) {
-      throw overBudget('maxJsonBytes', this.maxJsonBytes, `${what} '${member.path}' is ${member.size} bytes, more than the JSON budget`);
+    const { maxJsonBytes, maxJsonNodes } = this.json;
+    if (member.size > maxJsonBytes) {
+      throw overBudget('maxJsonBytes', maxJsonBytes, `${what} '${member.path}' is ${member.size} bytes, more than the JSON budget`);
     }
     const bytes = member.size === 0 ? Buffer.alloc(0) : await this.readRange(member, member.size);
+    if (countJsonNodes(bytes, maxJsonNodes) > maxJsonNodes) {
+      throw overBudget('maxJsonNodes', maxJsonNodes, `${what} '${member.path}' holds more than ${maxJsonNodes} objects, arrays and keys`);
+    }
     let value: unknown;
     try {
       value = JSON.parse(bytes.toString('utf8'));

@@ -11,6 +11,8 @@ export interface ArchiveBudgets {
   maxMembers: number;
   /** Largest JSON member read whole and parsed (manifest.json, index.json, manifests, configs). */
   maxJsonBytes: number;
+  /** Objects, arrays and keys in one JSON member: what its parse allocates beyond its bytes. */
+  maxJsonNodes: number;
   /** Images one archive lists: manifest.json entries, index.json manifests, manifests of a nested index. */
   maxImages: number;
   /** Names one archive records: RepoTags, `repositories` tags and name annotations together. */
@@ -24,6 +26,9 @@ export const DEFAULT_ARCHIVE_BUDGETS: Readonly<ArchiveBudgets> = {
   maxMembers: 100_000,
   // containerd's limit for manifests and configs.
   maxJsonBytes: 20 * 1024 * 1024,
+  // Some 130 MB of heap at worst (an empty object costs ~56 bytes, a key ~72); real members
+  // hold a few per image, layer or history entry: thousands.
+  maxJsonNodes: 1_000_000,
   // `docker save` of a whole host or a multi-platform index stays far below.
   maxImages: 1000,
   maxNames: 10_000,
@@ -34,6 +39,7 @@ export const DEFAULT_ARCHIVE_BUDGETS: Readonly<ArchiveBudgets> = {
 export const ARCHIVE_BUDGET_SETTINGS: Readonly<Record<keyof ArchiveBudgets, string>> = {
   maxMembers: 'BALER_ARCHIVE_MAX_MEMBERS',
   maxJsonBytes: 'BALER_ARCHIVE_MAX_JSON_BYTES',
+  maxJsonNodes: 'BALER_ARCHIVE_MAX_JSON_NODES',
   maxImages: 'BALER_ARCHIVE_MAX_IMAGES',
   maxNames: 'BALER_ARCHIVE_MAX_NAMES',
   maxErrorChars: 'BALER_MAX_ERROR_CHARS',

@@ -131,11 +131,13 @@ function parseManifestJson(value: unknown, limits: PlanLimits, names: NameCount)
 function parseRepositories(value: unknown, names: NameCount): Array<{ name: string; tag: string; id: string }> {
   if (!isObject(value)) throw new ArchiveImportError('repositories is not an object');
   const out: Array<{ name: string; tag: string; id: string }> = [];
-  for (const [name, tags] of Object.entries(value)) {
+  // Counted as they are read: no copy of an oversized table is made before the budget speaks.
+  for (const name of Object.keys(value)) {
+    const tags = value[name];
     if (!isObject(tags)) throw new ArchiveImportError(`repositories: '${name}' is not an object of tags`);
-    const entries = Object.entries(tags);
-    names.add(entries.length);
-    for (const [tag, id] of entries) {
+    for (const tag of Object.keys(tags)) {
+      names.add(1);
+      const id = tags[tag];
       if (typeof id !== 'string') throw new ArchiveImportError(`repositories: '${name}:${tag}' is not a layer id`);
       out.push({ name, tag, id });
     }
