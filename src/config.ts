@@ -28,7 +28,7 @@ export interface Config {
   /**
    * What importing a base image archive (`fromImage: {blob}`) may cost: members
    * (BALER_ARCHIVE_MAX_MEMBERS, 100000), JSON member bytes (BALER_ARCHIVE_MAX_JSON_BYTES,
-   * 20 MiB) and objects, arrays and keys (BALER_ARCHIVE_MAX_JSON_NODES, 1000000), images
+   * 20 MiB) and objects, arrays and keys (BALER_ARCHIVE_MAX_JSON_NODES, 500000), images
    * (BALER_ARCHIVE_MAX_IMAGES, 1000), names (BALER_ARCHIVE_MAX_NAMES, 10000), error text
    * (BALER_MAX_ERROR_CHARS, 2000); over one, the build fails naming it.
    */
