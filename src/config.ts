@@ -1,6 +1,7 @@
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { VM_DEFAULTS } from './builds/spec.ts';
+import { ARCHIVE_BUDGET_SETTINGS, DEFAULT_ARCHIVE_BUDGETS, type ArchiveBudgets } from './image/sources/archive/budgets.ts';
 import { DEFAULT_REGISTRY_LIMITS, REGISTRY_LIMIT_SETTINGS, type RegistryLimits } from './registry/registry-limits.ts';
 
 export interface Config {
@@ -24,6 +25,14 @@ export interface Config {
   maxJsonBytes: number;
   /** Allow character and block devices in uploaded tars. */
   allowDevices: boolean;
+  /**
+   * What importing a base image archive (`fromImage: {blob}`) may cost: members
+   * (BALER_ARCHIVE_MAX_MEMBERS, 100000), JSON member bytes (BALER_ARCHIVE_MAX_JSON_BYTES,
+   * 20 MiB) and objects, arrays and keys (BALER_ARCHIVE_MAX_JSON_NODES, 500000), images
+   * (BALER_ARCHIVE_MAX_IMAGES, 1000), names (BALER_ARCHIVE_MAX_NAMES, 10000), error text
+   * (BALER_MAX_ERROR_CHARS, 2000); over one, the build fails naming it.
+   */
+  archiveBudgets: ArchiveBudgets;
   workerConcurrency: number;
   /** The largest VM this worker host runs (MiB); builds needing more go to other hosts. */
   workerMaxVmMemoryMiB: number;
@@ -106,6 +115,13 @@ function cap(env: NodeJS.ProcessEnv, name: string, fallback: number, fieldDefaul
   return value;
 }
 
+/** Integer settings, each from its environment variable (`settings`), else its default. */
+function intSettings<K extends string>(env: NodeJS.ProcessEnv, defaults: Readonly<Record<K, number>>, settings: Readonly<Record<K, string>>): Record<K, number> {
+  const values: Record<K, number> = { ...defaults };
+  for (const key of Object.keys(values) as K[]) values[key] = int(env, settings[key], values[key]);
+  return values;
+}
+
 function storeKind(env: NodeJS.ProcessEnv): Config['store'] {
   const kind = env.BALER_STORE || 'fs';
   if (kind !== 'fs' && kind !== 's3') throw new Error(`BALER_STORE must be 'fs' or 's3', got '${kind}'`);
@@ -115,9 +131,7 @@ function storeKind(env: NodeJS.ProcessEnv): Config['store'] {
 
 /** The `BALER_REGISTRY_MAX_*` settings, each defaulting to DEFAULT_REGISTRY_LIMITS. */
 export function loadRegistryLimits(env: NodeJS.ProcessEnv = process.env): RegistryLimits {
-  const limits = { ...DEFAULT_REGISTRY_LIMITS };
-  for (const key of Object.keys(limits) as Array<keyof RegistryLimits>) limits[key] = int(env, REGISTRY_LIMIT_SETTINGS[key], limits[key]);
-  return limits;
+  return intSettings(env, DEFAULT_REGISTRY_LIMITS, REGISTRY_LIMIT_SETTINGS);
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -135,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: int(env, 'BALER_MAX_UPLOAD_BYTES', 8 * 1024 ** 3),
     maxJsonBytes: int(env, 'BALER_MAX_JSON_BYTES', 1024 ** 2),
     allowDevices: env.BALER_ALLOW_DEVICES === '1',
+    archiveBudgets: intSettings(env, DEFAULT_ARCHIVE_BUDGETS, ARCHIVE_BUDGET_SETTINGS),
     workerConcurrency: int(env, 'BALER_WORKER_CONCURRENCY', 1),
     // Default: half the host's memory (QEMU and the worker need room beside the guest).
     workerMaxVmMemoryMiB: int(env, 'BALER_WORKER_MAX_VM_MEMORY_MIB', Math.floor(totalmem() / 1024 ** 2 / 2)),

@@ -6,6 +6,7 @@ import { LayerInputError } from '../image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
+import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
@@ -47,6 +48,8 @@ export interface BuildDeps {
   /** Whose build this is: its VM steps' layers are cached for this tenant alone. */
   tenant: string;
   allowDevices: boolean;
+  /** What importing a base image archive may cost (config.archiveBudgets); absent: the defaults. */
+  archiveBudgets?: ArchiveBudgets;
   /** Registries the operator allows for `fromImage: {ref}`; none when absent. */
   registries?: Registries;
   /** Called at each step, for logs and progress. */
@@ -237,7 +240,9 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
     return loadStoredImage(deps.store, cached.configDigest, cached.layers);
   }
   return reportStep(deps.events, 'base', from, async () => {
-    const imported = await importArchive(deps.store, from.blob, importOptions, (done, total) => deps.events?.progress('import', done, total));
+    // The budgets bound the work, not the result: they stay out of the cache key.
+    const budgeted = { ...importOptions, budgets: deps.archiveBudgets };
+    const imported = await importArchive(deps.store, from.blob, budgeted, (done, total) => deps.events?.progress('import', done, total));
     await deps.cache?.set('import', key, imported);
     return loadStoredImage(deps.store, imported.configDigest, imported.layers);
   });

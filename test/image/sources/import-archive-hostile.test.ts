@@ -3,19 +3,17 @@
  * tar header encoder. Hostile paths, oversized JSON, too many layers, wrong digests, corrupt
  * compressed layers, duplicate layers; and the name-picking rules on their own.
  */
-import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Digest } from '../../../src/digest.ts';
+import { BudgetExceededError } from '../../../src/budget.ts';
 import { ArchiveImportError, importArchive, type ImportOptions } from '../../../src/image/sources/archive/import-archive.ts';
 import { parseRefName, parseReference, pickImage, type Candidate } from '../../../src/image/sources/archive/select-image.ts';
-import type { EntryType } from '../../../src/image/tar-entry.ts';
-import { encodeHeader } from '../../../src/image/tar-writer.ts';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.ts';
+import { configFor, dockerArchive, hex, LAYER, sha, tarOf } from './hostile-archives.ts';
 
 let work: string;
 let store: FsBlobStore;
@@ -28,47 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-interface Member {
-  name: string;
-  data?: Buffer | string;
-  type?: EntryType;
-  linkname?: string;
-}
-
-function tarOf(members: Member[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const m of members) {
-    const data = Buffer.from(m.data ?? '');
-    const type = m.type ?? 'file';
-    parts.push(encodeHeader({ name: m.name, type, mode: 0o644, uid: 0, gid: 0, size: type === 'file' ? data.length : 0, mtime: 0, linkname: m.linkname ?? '' }));
-    if (type === 'file' && data.length > 0) parts.push(data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  parts.push(Buffer.alloc(1024));
-  return Buffer.concat(parts);
-}
-
-const sha = (data: Buffer | string): Digest => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-const hex = (d: Digest) => d.slice(7);
-
-/** A valid layer tar. */
-const LAYER = tarOf([{ name: 'etc/', type: 'directory' }, { name: 'etc/hello', data: 'hello\n' }]);
-
-function configFor(diffIds: Digest[]): string {
-  return JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: diffIds } });
-}
-
-/** A docker-archive: `layers` as `<i>/layer.tar` members, config and manifest.json as given or made to fit. */
-function dockerArchive(layers: Buffer[], opts: { diffIds?: Digest[]; layerPaths?: string[]; extra?: Member[]; repoTags?: string[] } = {}): Buffer {
-  const config = configFor(opts.diffIds ?? layers.map(sha));
-  const layerPaths = opts.layerPaths ?? layers.map((_, i) => `l${i}/layer.tar`);
-  return tarOf([
-    ...layers.map((data, i) => ({ name: `l${i}/layer.tar`, data })),
-    { name: `${hex(sha(config))}.json`, data: config },
-    { name: 'manifest.json', data: JSON.stringify([{ Config: `${hex(sha(config))}.json`, RepoTags: opts.repoTags ?? ['x/y:1'], Layers: layerPaths }]) },
-    ...(opts.extra ?? []),
-  ]);
-}
 
 async function importBuffer(archive: Buffer, opts: ImportOptions = {}) {
   const { digest } = await store.put(Readable.from([archive]));
@@ -184,9 +141,12 @@ describe('hand-crafted archives', () => {
     expect(await failure(loop)).toMatch(/more than 16 links/);
   });
 
-  it('refuses JSON members over 20 MiB', async () => {
+  it('refuses JSON members over 20 MiB: a budget', async () => {
     const big = Buffer.alloc(20 * 1024 * 1024 + 1, 0x20);
-    expect(await failure(tarOf([{ name: 'manifest.json', data: big }]))).toBe(`manifest.json 'manifest.json' is ${big.length} bytes, over the limit of 20971520 for JSON`);
+    const err = await importBuffer(tarOf([{ name: 'manifest.json', data: big }])).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect(err).toMatchObject({ setting: 'BALER_ARCHIVE_MAX_JSON_BYTES', limit: 20971520 });
+    expect((err as Error).message).toBe(`manifest.json 'manifest.json' is ${big.length} bytes, more than the JSON budget (the budget BALER_ARCHIVE_MAX_JSON_BYTES is 20971520)`);
   });
 
   it('refuses what is not an image archive', async () => {

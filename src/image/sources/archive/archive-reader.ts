@@ -4,13 +4,19 @@ import type { Digest } from '../../../digest.ts';
 import type { BlobStore } from '../../../store/blob-store.ts';
 import type { EntryType } from '../../tar-entry.ts';
 import { DEFAULT_TAR_LIMITS, indexTar, TarFormatError } from '../../tar-index.ts';
+import { archiveBudgets, overBudget, type ArchiveBudgets } from './budgets.ts';
 import { ArchiveImportError } from './errors.ts';
+import { countJsonNodes } from './json-nodes.ts';
 
-/** Largest JSON member read (manifest.json, index.json, configs, manifests): containerd's limit. */
-export const MAX_JSON_BYTES = 20 * 1024 * 1024;
-/** An image archive holds a few members per layer; anything near this is not one. */
-const MAX_MEMBERS = 100_000;
 const MAX_LINK_HOPS = 16;
+/**
+ * Tools name an archive's members after digests (`blobs/sha256/<hex>`, `<hex>/layer.tar`;
+ * 141 bytes with sha512): shorter than this. The index of members is held in memory, so its
+ * paths and link targets are kept short (100,000 members: some 60 MB of heap at most).
+ */
+export const MAX_MEMBER_PATH_BYTES = 256;
+
+export type ReaderBudgets = Pick<ArchiveBudgets, 'maxMembers' | 'maxJsonBytes' | 'maxJsonNodes'>;
 
 export interface ArchiveMember {
   /** Normalised path (no leading `./` or `/`, no `..`). */
@@ -45,12 +51,18 @@ export class ArchiveReader {
     private readonly store: BlobStore,
     readonly digest: Digest,
     private readonly members: Map<string, ArchiveMember>,
+    private readonly json: Pick<ArchiveBudgets, 'maxJsonBytes' | 'maxJsonNodes'>,
   ) {}
 
-  static async open(store: BlobStore, digest: Digest): Promise<ArchiveReader> {
+  static async open(store: BlobStore, digest: Digest, given?: Partial<ReaderBudgets>): Promise<ArchiveReader> {
+    const { maxMembers, maxJsonBytes, maxJsonNodes } = archiveBudgets(given);
     const members = new Map<string, ArchiveMember>();
+    let count = 0;
     try {
-      for await (const entry of indexTar(await store.open(digest), { ...DEFAULT_TAR_LIMITS, maxEntries: MAX_MEMBERS })) {
+      // The tar's own entry limit is one above the budget, so that the budget speaks first.
+      const limits = { ...DEFAULT_TAR_LIMITS, maxEntries: maxMembers + 1, maxPathBytes: MAX_MEMBER_PATH_BYTES };
+      for await (const entry of indexTar(await store.open(digest), limits)) {
+        if (++count > maxMembers) throw overBudget('maxMembers', maxMembers, `the archive has more than ${maxMembers} members`);
         const path = normalizeArchivePath(entry.name, 'archive member');
         if (path === '' || entry.type === 'directory') continue;
         // As with tar itself, a later member of the same name replaces an earlier one.
@@ -60,7 +72,7 @@ export class ArchiveReader {
       if (err instanceof TarFormatError) throw new ArchiveImportError(`not an image archive (tar): ${err.message}`, { cause: err });
       throw err;
     }
-    return new ArchiveReader(store, digest, members);
+    return new ArchiveReader(store, digest, members, { maxJsonBytes, maxJsonNodes });
   }
 
   /** Whether `path` names a member (of any type). */
@@ -97,13 +109,17 @@ export class ArchiveReader {
     return size === 0 ? Buffer.alloc(0) : this.readRange(member, size);
   }
 
-  /** A JSON member: its bytes (hashing them gives its digest) and its parsed value. */
+  /** A JSON member: its bytes (hashing them gives its digest) and its parsed value, both within the JSON budgets. */
   async readJson(rawPath: string, what: string): Promise<{ path: string; bytes: Buffer; digest: Digest; value: unknown }> {
     const member = this.file(rawPath, what);
-    if (member.size > MAX_JSON_BYTES) {
-      throw new ArchiveImportError(`${what} '${member.path}' is ${member.size} bytes, over the limit of ${MAX_JSON_BYTES} for JSON`);
+    const { maxJsonBytes, maxJsonNodes } = this.json;
+    if (member.size > maxJsonBytes) {
+      throw overBudget('maxJsonBytes', maxJsonBytes, `${what} '${member.path}' is ${member.size} bytes, more than the JSON budget`);
     }
     const bytes = member.size === 0 ? Buffer.alloc(0) : await this.readRange(member, member.size);
+    if (countJsonNodes(bytes, maxJsonNodes) > maxJsonNodes) {
+      throw overBudget('maxJsonNodes', maxJsonNodes, `${what} '${member.path}' holds more than ${maxJsonNodes} objects, arrays and keys`);
+    }
     let value: unknown;
     try {
       value = JSON.parse(bytes.toString('utf8'));

@@ -9,13 +9,19 @@ import { DecompressionError } from './errors.ts';
 export { detectCompression, type CompressionKind };
 
 /**
+ * The memory xz may take for its dictionary, which the input chooses (up to 4 GiB) and xz does
+ * not limit by default; `xz -9` needs 65 MiB. zstd limits itself to 128 MiB by default.
+ */
+const XZ_MEMLIMIT = '256MiB';
+
+/**
  * Decompressors Node lacks, as Debian's command-line tools reading stdin and writing stdout.
  * zstd comes from the `zstd` package (scripts/setup.mjs installs it); xz and bzip2 are there
  * on any Debian system that has dpkg.
  */
 const TOOLS: Record<Exclude<CompressionKind, 'none' | 'gzip'>, { cmd: string; args: string[]; pkg: string }> = {
   zstd: { cmd: 'zstd', args: ['-d', '-c', '-q', '--no-progress'], pkg: 'zstd' },
-  xz: { cmd: 'xz', args: ['-d', '-c', '-q'], pkg: 'xz-utils' },
+  xz: { cmd: 'xz', args: ['-d', '-c', '-q', `--memlimit-decompress=${XZ_MEMLIMIT}`], pkg: 'xz-utils' },
   bzip2: { cmd: 'bzip2', args: ['-d', '-c', '-q'], pkg: 'bzip2' },
 };
 

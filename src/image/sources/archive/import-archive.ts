@@ -10,9 +10,11 @@ import { parseImageConfig, type ParsedImageConfig } from '../../config-parse.ts'
 import type { StoredLayer } from '../earlier-build.ts';
 import { pipeThrough } from '../../../streams.ts';
 import { ArchiveReader } from './archive-reader.ts';
+import { archiveBudgets, type ArchiveBudgets } from './budgets.ts';
 import { decompress, detectCompression, isDecompressionError } from './decompress.ts';
+import { clipText } from './error-text.ts';
 import { ArchiveImportError } from './errors.ts';
-import { planDockerArchive, planOciLayout, type ImagePlan } from './formats.ts';
+import { checkLayerCount, planDockerArchive, planOciLayout, type ImagePlan } from './formats.ts';
 
 export { ArchiveImportError };
 
@@ -28,6 +30,8 @@ export interface ImportOptions {
   architecture?: string;
   /** More layers than this fail before any layer is read; default 125. */
   maxLayers?: number;
+  /** What the archive may cost (members, JSON size, images, names, error text); defaults: DEFAULT_ARCHIVE_BUDGETS. */
+  budgets?: Partial<ArchiveBudgets>;
 }
 
 export interface ImportedImage {
@@ -55,14 +59,19 @@ export async function importArchive(
   /** Told the layer bytes read so far, of the total of all layer members. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
 ): Promise<ImportedImage> {
+  return withShortErrors(opts, () => importPlanned(store, digest, opts, onProgress));
+}
+
+async function importPlanned(
+  store: BlobStore,
+  digest: Digest,
+  opts: ImportOptions,
+  onProgress?: (bytesDone: number, bytesTotal: number) => void,
+): Promise<ImportedImage> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
   const { reader, plan } = await planImport(store, digest, opts);
 
-  const configBlob = await reader.readJson(plan.config.path, 'image config');
-  if (plan.config.digest && plan.config.digest !== configBlob.digest) {
-    throw new ArchiveImportError(`image config ${configBlob.path} does not match its digest ${plan.config.digest}: its content hashes to ${configBlob.digest}`);
-  }
-  const config = parseConfig(configBlob.value, configBlob.path);
+  const { config, configBlob } = await readConfig(reader, plan);
   checkLayerCount(config.diffIds.length, maxLayers);
   if (config.diffIds.length !== plan.layers.length) {
     throw new ArchiveImportError(`the image's manifest lists ${plural(plan.layers.length, 'layer')} but its config ${plural(config.diffIds.length, 'diff_id')}`);
@@ -110,27 +119,51 @@ export async function importArchive(
  * too many layers; lets a caller refuse a spec before queueing it.
  */
 export async function inspectArchive(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<{ repoTags: string[]; layers: number }> {
-  const { plan } = await planImport(store, digest, opts);
-  return { repoTags: plan.repoTags, layers: plan.layers.length };
+  return withShortErrors(opts, async () => {
+    const { plan } = await planImport(store, digest, opts);
+    return { repoTags: plan.repoTags, layers: plan.layers.length };
+  });
+}
+
+/**
+ * Run `work`, cutting the text of an ArchiveImportError to the error budget: messages quote
+ * paths and names from the archive, which may be as long as its JSON.
+ */
+async function withShortErrors<T>(opts: ImportOptions, work: () => Promise<T>): Promise<T> {
+  const { maxErrorChars } = archiveBudgets(opts.budgets);
+  try {
+    return await work();
+  } catch (err) {
+    // A new error: the long text would live on in the old one's stack.
+    if (err instanceof ArchiveImportError && err.message.length > maxErrorChars) throw new ArchiveImportError(clipText(err.message, maxErrorChars));
+    throw err;
+  }
 }
 
 async function planImport(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<{ reader: ArchiveReader; plan: ImagePlan }> {
   const selection = { name: opts.name, tag: opts.tag, architecture: opts.architecture ?? 'amd64' };
-  const reader = await ArchiveReader.open(store, await uncompressedArchive(store, digest));
+  const budgets = archiveBudgets(opts.budgets);
+  const limits = { budgets, maxLayers: opts.maxLayers ?? DEFAULT_MAX_LAYERS };
+  const reader = await ArchiveReader.open(store, await uncompressedArchive(store, digest), budgets);
   let plan: ImagePlan;
-  if (reader.has('manifest.json')) plan = await planDockerArchive(reader, selection);
-  else if (reader.has('index.json')) plan = await planOciLayout(reader, selection);
+  if (reader.has('manifest.json')) plan = await planDockerArchive(reader, selection, limits);
+  else if (reader.has('index.json')) plan = await planOciLayout(reader, selection, limits);
   else throw new ArchiveImportError('not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)');
-  checkLayerCount(plan.layers.length, opts.maxLayers ?? DEFAULT_MAX_LAYERS);
+  checkLayerCount(plan.layers.length, limits.maxLayers);
   return { reader, plan };
+}
+
+/** The image's config, checked against the digest the archive states; only its bytes are kept beside the parsed form. */
+async function readConfig(reader: ArchiveReader, plan: ImagePlan): Promise<{ config: ParsedImageConfig; configBlob: { bytes: Buffer; digest: Digest } }> {
+  const { path, bytes, digest, value } = await reader.readJson(plan.config.path, 'image config');
+  if (plan.config.digest && plan.config.digest !== digest) {
+    throw new ArchiveImportError(`image config ${path} does not match its digest ${plan.config.digest}: its content hashes to ${digest}`);
+  }
+  return { config: parseConfig(value, path), configBlob: { bytes, digest } };
 }
 
 function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function checkLayerCount(count: number, maxLayers: number): void {
-  if (count > maxLayers) throw new ArchiveImportError(`the image has ${count} layers, more than the limit of ${maxLayers}`);
 }
 
 /** The archive as an uncompressed tar in the store. */

@@ -1,4 +1,8 @@
 import { ArchiveImportError } from './errors.ts';
+import { clipText, ITEM_CHARS, listSome } from './error-text.ts';
+
+/** Other names of one image an error names. */
+const ALSO_LISTED = 3;
 
 /** A name an archive records for an image; `name` is absent when only a tag is recorded (OCI ref.name). */
 export interface ImageName {
@@ -75,20 +79,18 @@ function platformText(p: Platform | undefined): string {
 
 function describe<T>(c: Candidate<T>, withPlatform: boolean): string {
   const [first, ...others] = c.names.map(formatName);
-  const notes = [...(others.length > 0 ? [`also ${others.join(', ')}`] : []), ...(withPlatform && c.platform ? [platformText(c.platform)] : [])];
+  const notes = [...(others.length > 0 ? [`also ${listSome(others, ALSO_LISTED)}`] : []), ...(withPlatform && c.platform ? [platformText(c.platform)] : [])];
   const base = first ?? c.label;
   return notes.length > 0 ? `${base} (${notes.join('; ')})` : base;
 }
 
-/** The choices, for messages: `a:1, b:2 (also b:latest), an untagged image (config …)`. */
+/** The choices, for messages: `a:1, b:2 (also b:latest), an untagged image (config …)`, a handful of them. */
 function describeAll<T>(candidates: Candidate<T>[]): string {
   if (candidates.length === 0) return 'no images';
   const withPlatform = candidates.some((c) => c.platform);
   // Sorted: tools write multi-image archives in no fixed order (dockerd's save follows a map).
-  return candidates
-    .map((c) => describe(c, withPlatform))
-    .sort()
-    .join(', ');
+  // Clipped first, so that sorting costs the same whatever the names' lengths.
+  return listSome(candidates.map((c) => clipText(describe(c, withPlatform), ITEM_CHARS)).sort());
 }
 
 /**
