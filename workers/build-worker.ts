@@ -90,6 +90,7 @@ const worker = new CapabilityConsumer(
     events,
     metrics,
     sandbox,
+    archiveBudgets: config.archiveBudgets,
   }),
   {
     connection: redis,

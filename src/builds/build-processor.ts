@@ -1,6 +1,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { BudgetExceededError } from '../budget.ts';
 import type { BaseImage } from '../image/image.ts';
+import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import type { BuildSandbox } from '../sandbox/build-sandbox.ts';
 import type { StoredImageRef } from '../sandbox/sandbox-protocol.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
@@ -49,6 +50,8 @@ export interface ProcessorDeps {
    * without one, in this thread (tests of the processor itself).
    */
   sandbox?: BuildSandbox;
+  /** What importing a base archive may cost; absent: the defaults. */
+  archiveBudgets?: ArchiveBudgets;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -167,6 +170,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
         cache: deps.cache,
         noCache: job.data.noCache,
+        archiveBudgets: deps.archiveBudgets,
         events,
       });
       step = { name: 'finishing', at: Date.now() };

@@ -156,6 +156,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
         registries: deps.registries,
         cache: deps.cache !== undefined,
         noCache: deps.noCache,
+        archiveBudgets: deps.archiveBudgets,
         store: options.store,
         redisUrl: options.redisUrl,
       };

@@ -69,6 +69,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
     events: new ReporterProxy(),
     cache: build.cache ? remoteCache : undefined,
     noCache: build.noCache,
+    archiveBudgets: build.archiveBudgets,
   });
 });
 

@@ -11,6 +11,7 @@
  */
 import type { Digest } from '../digest.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
+import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import type { StoredLayer } from '../image/sources/earlier-build.ts';
 import type { Registries } from '../registry/registries.ts';
 import type { Config } from '../config.ts';
@@ -26,6 +27,7 @@ export interface SandboxBuild {
   /** Whether the worker has a result cache (the sandbox then uses it through `cache.*`). */
   cache: boolean;
   noCache?: boolean;
+  archiveBudgets?: ArchiveBudgets;
   /** Where the sandbox opens the store (its own connection to the same blobs). */
   store: Pick<Config, 'store' | 's3' | 'dataDir'>;
   /** For a store whose indexes live in Redis (S3). */
