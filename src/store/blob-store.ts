@@ -93,3 +93,19 @@ export class StoreFullError extends Error {
     this.name = 'StoreFullError';
   }
 }
+
+/**
+ * Storing a blob would take a tenant over its storage quota: nothing was kept of it. Says how
+ * the tenant's own use stands (never another tenant's).
+ */
+export class QuotaExceededError extends Error {
+  constructor(
+    readonly quota: number,
+    readonly stored: number,
+    /** Bytes held meanwhile by the tenant's other writes in progress. */
+    readonly reserved: number,
+  ) {
+    super(`storing this would exceed your quota of ${quota} bytes (${stored} stored, ${reserved} being written by your other requests)`);
+    this.name = 'QuotaExceededError';
+  }
+}

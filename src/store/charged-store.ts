@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { TenantQuota } from '../auth/tenant-quota.ts';
+import type { Digest } from '../digest.ts';
+import { BlobNotFoundError, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type PutResult } from './blob-store.ts';
+import type { IndexHome } from './store-index.ts';
+
+/**
+ * The store as one tenant writes to it: every blob put is charged to the tenant, against its
+ * quota, while it streams. Bytes are reserved before they reach the store (QuotaExceededError
+ * when they do not fit: the store discards the ingest, nothing is kept), and once the blob is
+ * committed the reservation becomes its charge — nothing more when the tenant was charged for
+ * it already. Reading is not charged.
+ */
+export class ChargedStore implements BlobStore {
+  constructor(
+    private readonly inner: BlobStore,
+    private readonly quota: TenantQuota,
+    readonly tenant: string,
+  ) {}
+
+  /** The inner store's: charging changes nothing of what is remembered beside it. */
+  get indexHome(): IndexHome {
+    return this.inner.indexHome;
+  }
+
+  async put(source: Readable, opts: PutOptions = {}): Promise<PutResult> {
+    const id = randomUUID();
+    const held = await this.heldCopy(opts.expectedDigest);
+    // A blob the tenant is charged for already costs nothing again; the bytes must match it.
+    const metered = held ? source : this.reserving(source, id);
+    // Renewed while the bytes flow, however slowly: only a writer that died loses its reservation.
+    const renewal = held ? undefined : setInterval(() => void this.quota.renew(this.tenant, id).catch(() => {}), this.quota.settings.reservationTtlMs / 3);
+    renewal?.unref();
+    let put: PutResult;
+    try {
+      put = await this.inner.put(metered, held ? { ...opts, maxBytes: Math.min(opts.maxBytes ?? Infinity, held.size) } : opts);
+    } catch (err) {
+      // Were Redis unreachable, the reservation would still expire: the put's own error is the one to report.
+      await this.quota.release(this.tenant, id).catch(() => {});
+      throw err;
+    } finally {
+      clearInterval(renewal);
+    }
+    await this.quota.settle(this.tenant, id, put);
+    return put;
+  }
+
+  /**
+   * Charges blobs already stored to the tenant (what a cache hit hands it), each once, all or
+   * none: QuotaExceededError when they do not fit, BlobNotFoundError when one is gone.
+   */
+  async chargeStored(digests: Iterable<Digest>): Promise<void> {
+    const blobs: BlobInfo[] = [];
+    for (const digest of new Set(digests)) {
+      const info = await this.inner.stat(digest);
+      if (!info) throw new BlobNotFoundError(digest);
+      blobs.push(info);
+    }
+    await this.quota.chargeStored(this.tenant, blobs);
+  }
+
+  private async heldCopy(digest: Digest | undefined): Promise<BlobInfo | null> {
+    if (!digest || !(await this.quota.references(this.tenant, digest))) return null;
+    return this.inner.stat(digest);
+  }
+
+  /** `source`, each chunk passed on only once its bytes are reserved. */
+  private reserving(source: Readable, id: string): Readable {
+    const { quota, tenant } = this;
+    const ahead = quota.settings.chunkBytes;
+    let arrived = 0;
+    let held = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, done: TransformCallback) {
+        arrived += chunk.length;
+        if (arrived <= held) return done(null, chunk);
+        // Ahead as much again as arrived, at most a chunk: a small blob holds little of the room.
+        quota.reserve(tenant, id, arrived, arrived + Math.min(arrived, ahead)).then(
+          (now) => {
+            held = now;
+            done(null, chunk);
+          },
+          (err: unknown) => done(err as Error),
+        );
+      },
+    });
+    // Either side failing ends both (an over-quota meter stops the source; a dead source the put).
+    return pipeline(source, meter, () => {});
+  }
+
+  stat(digest: Digest): Promise<BlobInfo | null> {
+    return this.inner.stat(digest);
+  }
+
+  open(digest: Digest, range?: ByteRange): Promise<Readable> {
+    return this.inner.open(digest, range);
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+
+  list(): AsyncIterable<BlobInfo & { modifiedMs: number }> {
+    return this.inner.list();
+  }
+
+  delete(digest: Digest): Promise<void> {
+    return this.inner.delete(digest);
+  }
+
+  sweepIngest(olderThanMs: number): Promise<number> {
+    return this.inner.sweepIngest(olderThanMs);
+  }
+}
