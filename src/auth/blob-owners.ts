@@ -18,23 +18,6 @@ export function tenantBlobKeys(tenant: string): { blobs: string; bytes: string }
 export class BlobOwners {
   constructor(private readonly redis: Redis) {}
 
-  async add(tenant: string, digest: Digest, size: number): Promise<void> {
-    const { blobs, bytes } = tenantBlobKeys(tenant);
-    await this.redis.eval(
-      `if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-         redis.call('INCRBY', KEYS[2], ARGV[2])
-         redis.call('SADD', KEYS[3], ARGV[3])
-       end`,
-      3,
-      blobs,
-      bytes,
-      BLOB_OWNERS_PREFIX + digest,
-      digest,
-      String(size),
-      tenant,
-    );
-  }
-
   async owns(tenant: string, digest: Digest): Promise<boolean> {
     return (await this.redis.sismember(tenantBlobKeys(tenant).blobs, digest)) === 1;
   }
