@@ -1,9 +1,9 @@
 /**
  * Issue 12, attack 4 (storage amplification) against the real service: every byte stored on
  * a tenant's behalf — uploads racing each other, merges, compressed pieces a download makes,
- * the layers a build writes — is charged to it as it streams, and over its quota the request
- * gets 413 (a build fails with 413) with nothing half-stored. What a build takes from the
- * layer cache is charged to it too.
+ * the layers a build writes, the compressed layers a push makes — is charged to it as it
+ * streams, and over its quota the request gets 413 (a build fails with 413, a push fails) with
+ * nothing half-stored. What a build takes from the layer cache is charged to it too.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,16 +15,19 @@ import { BlobOwners } from '../../src/auth/blob-owners.ts';
 import { TenantQuota } from '../../src/auth/tenant-quota.ts';
 import type { Digest } from '../../src/digest.ts';
 import { connectRedis } from '../../src/redis.ts';
+import { startRegistry, type TestRegistry } from '../registry/registry-server.ts';
 import { startService, type BuildView, type Service } from '../support/service.ts';
+import { until } from '../support/wait.ts';
 
 const MiB = 1024 * 1024;
 const QUOTA = 4 * MiB;
 const CHUNK = 256 * 1024;
-const TENANTS = ['racer', 'merger', 'downloader', 'filled', 'amplifier', 'first', 'second'] as const;
+const TENANTS = ['racer', 'streamer', 'merger', 'downloader', 'filled', 'amplifier', 'first', 'second', 'pusher'] as const;
 type Tenant = (typeof TENANTS)[number];
 
 let dir: string;
 let service: Service;
+let registry: TestRegistry;
 let redis: Redis;
 let usage: TenantQuota;
 let owners: BlobOwners;
@@ -32,8 +35,11 @@ let owners: BlobOwners;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'baler-quota-e2e-'));
   await writeFile(join(dir, 'tokens'), TENANTS.map((t) => `${t} token-${t}\n`).join(''));
+  registry = await startRegistry();
+  await writeFile(join(dir, 'registries.json'), JSON.stringify({ [registry.host]: { insecure: true } }));
   service = await startService({
     BALER_TOKENS_FILE: join(dir, 'tokens'),
+    BALER_REGISTRIES_FILE: join(dir, 'registries.json'),
     BALER_TENANT_MAX_STORED_BYTES: String(QUOTA),
     BALER_QUOTA_CHUNK_BYTES: String(CHUNK),
     // No step here runs a script: no VM waits warm.
@@ -47,6 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   redis?.disconnect();
   await service?.stop();
+  await registry?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -211,4 +218,20 @@ it('layers a build takes from the layer cache are charged to its tenant too', as
   expect(service.output()).toMatch(/"step":"layers-cached"/);
   for (const digest of [reused.result?.imageId, ...(reused.result?.diffIds ?? [])]) expect(await owners.owns('second', digest as Digest)).toBe(true);
   expect(await owners.bytesOf('second')).toBe(await owners.bytesOf('first'));
+}, 180_000);
+
+it('a push whose compressed layers do not fit the quota fails, naming it, and stores nothing', async () => {
+  const file = await upload('pusher', randomBytes(512 * 1024));
+  const done = await build('pusher', { name: 'pusher/one', compression: 'none', contents: [{ file, to: '/x' }] });
+  expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+  await fillUpTo('pusher', 64 * 1024);
+  const before = await storedBlobs();
+  const ref = `${registry.host}/pusher/one:1`;
+  expect((await call('pusher', `/v1/builds/${done.id}/push`, json({ ref }))).status).toBe(202);
+  type Pushes = { pushes?: Record<string, { status: string; error?: string }> };
+  const pushOf = async () => ((await (await call('pusher', `/v1/builds/${done.id}`)).json()) as Pushes).pushes?.[ref];
+  await until(async () => ['succeeded', 'failed'].includes((await pushOf())?.status ?? ''), 60_000);
+  expect(await pushOf()).toMatchObject({ status: 'failed', error: expect.stringMatching(/quota of 4194304 bytes/) });
+  expect(added(before, await storedBlobs())).toEqual([]);
+  expect(await usage.usage('pusher')).toEqual({ stored: QUOTA - 64 * 1024, reserved: 0 });
 }, 180_000);
