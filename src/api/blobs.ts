@@ -34,19 +34,18 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
         void reply.header('Connection', 'close');
         throw new Problem(413, `upload of ${declared} bytes is larger than the limit of ${maxUploadBytes}`);
       }
-      // A body that cannot fit is refused before it is read (bytes the tenant is charged for
-      // already, named with ?digest=, cost nothing again). The charge itself, reserved as the
-      // body streams, is what holds against concurrent uploads.
-      const claimed = request.query.digest;
       try {
-        if (declared > 0 && !(claimed !== undefined && (await owners.owns(request.tenant, claimed)))) {
-          const { stored, reserved } = await quota.usage(request.tenant);
-          if (stored + reserved + declared > quota.settings.maxStoredBytes) throw new QuotaExceededError(quota.settings.maxStoredBytes, stored, reserved);
-        }
         // A replayed upload is answered without reading its body again; the request is the
         // same one if it claims the same digest (or none).
         return await idempotency.run(request, reply, `${request.tenant}:blobs`, request.query.digest ?? '', async () => {
-          const put = await new ChargedStore(store, quota, request.tenant).put(request.raw, { expectedDigest: request.query.digest, maxBytes: maxUploadBytes });
+          // Charged to the tenant: its declared length reserved before the body is read (a body that
+          // cannot fit is refused unread), the rest as it streams; bytes it is charged for
+          // already, named with ?digest=, cost nothing again.
+          const put = await new ChargedStore(store, quota, request.tenant).put(request.raw, {
+            expectedDigest: request.query.digest,
+            maxBytes: maxUploadBytes,
+            expectedBytes: Number.isSafeInteger(declared) ? declared : undefined,
+          });
           request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
           return { status: put.created ? 201 : 200, location: `/v1/blobs/${put.digest}`, body: { digest: put.digest, size: put.size } };
         });

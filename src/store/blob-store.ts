@@ -17,6 +17,11 @@ export interface PutOptions {
   expectedDigest?: Digest;
   /** Abort with BlobTooLargeError once more than this many bytes arrived. */
   maxBytes?: number;
+  /**
+   * The size the caller knows in advance (an HTTP Content-Length), if any. Not checked by the
+   * stores; a charging store reserves it whole before reading (ChargedStore).
+   */
+  expectedBytes?: number;
 }
 
 /** Inclusive byte range, as in HTTP `Range`. */

@@ -27,14 +27,19 @@ export class ChargedStore implements BlobStore {
   async put(source: Readable, opts: PutOptions = {}): Promise<PutResult> {
     const id = randomUUID();
     const held = await this.heldCopy(opts.expectedDigest);
-    // A blob the tenant is charged for already costs nothing again; the bytes must match it.
-    const metered = held ? source : this.reserving(source, id);
+    const reserved = { held: 0 };
     // Renewed while the bytes flow, however slowly: only a writer that died loses its reservation.
     const renewal = held ? undefined : setInterval(() => void this.quota.renew(this.tenant, id).catch(() => {}), this.quota.settings.reservationTtlMs / 3);
     renewal?.unref();
     let put: PutResult;
     try {
-      put = await this.inner.put(metered, held ? { ...opts, maxBytes: Math.min(opts.maxBytes ?? Infinity, held.size) } : opts);
+      // A size known in advance is reserved whole: concurrent writes that cannot all fit are
+      // refused before any is read, rather than all growing into the room and all failing.
+      if (!held && opts.expectedBytes) reserved.held = await this.quota.reserve(this.tenant, id, opts.expectedBytes, opts.expectedBytes);
+      // A blob the tenant is charged for already costs nothing again; the bytes must match it.
+      put = held
+        ? await this.inner.put(source, { ...opts, maxBytes: Math.min(opts.maxBytes ?? Infinity, held.size) })
+        : await this.inner.put(this.reserving(source, id, reserved), opts);
     } catch (err) {
       // Were Redis unreachable, the reservation would still expire: the put's own error is the one to report.
       await this.quota.release(this.tenant, id).catch(() => {});
@@ -65,20 +70,19 @@ export class ChargedStore implements BlobStore {
     return this.inner.stat(digest);
   }
 
-  /** `source`, each chunk passed on only once its bytes are reserved. */
-  private reserving(source: Readable, id: string): Readable {
+  /** `source`, each chunk passed on only once its bytes are reserved (`reserved.held` so far). */
+  private reserving(source: Readable, id: string, reserved: { held: number }): Readable {
     const { quota, tenant } = this;
     const ahead = quota.settings.chunkBytes;
     let arrived = 0;
-    let held = 0;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, done: TransformCallback) {
         arrived += chunk.length;
-        if (arrived <= held) return done(null, chunk);
+        if (arrived <= reserved.held) return done(null, chunk);
         // Ahead as much again as arrived, at most a chunk: a small blob holds little of the room.
         quota.reserve(tenant, id, arrived, arrived + Math.min(arrived, ahead)).then(
           (now) => {
-            held = now;
+            reserved.held = now;
             done(null, chunk);
           },
           (err: unknown) => done(err as Error),

@@ -109,24 +109,38 @@ const expectQuotaProblem = async (res: Response) => {
   expect(((await res.json()) as { detail: string }).detail).toMatch(/quota of 4194304 bytes/);
 };
 
-it('parallel uploads of one tenant end within its quota (+ one chunk); every refused one is a 413 and left nothing', async () => {
+it('parallel uploads of one tenant with a length: exactly those that fit are stored, every other is a 413 and left nothing', async () => {
   const bodies = Array.from({ length: 10 }, () => randomBytes(MiB));
   const before = await storedBlobs();
-  const answers = await Promise.all(bodies.map((b) => call('racer', '/v1/blobs', chunked(b)).catch((err: Error) => err)));
+  const answers = await Promise.all(
+    bodies.map((b) => call('racer', '/v1/blobs', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(b) })),
+  );
+  // Each declared length is reserved whole before its body is read: four fit, six are refused unread.
+  expect(answers.filter((a) => a.status === 201).length).toBe(QUOTA / MiB);
+  for (const answer of answers.filter((a) => a.status !== 201)) await expectQuotaProblem(answer);
+  expect(await owners.bytesOf('racer')).toBe(QUOTA);
+  // Only the accepted bodies are stored; the refused ones left nothing, not even in ingest.
+  expect(added(before, await storedBlobs()).length).toBe(QUOTA / MiB);
+  expect(await usage.usage('racer')).toEqual({ stored: QUOTA, reserved: 0 });
+}, 120_000);
+
+it('parallel uploads of one tenant without a length end within its quota (+ one chunk); the refused ones left nothing', async () => {
+  const bodies = Array.from({ length: 10 }, () => randomBytes(MiB));
+  const before = await storedBlobs();
+  const answers = await Promise.all(bodies.map((b) => call('streamer', '/v1/blobs', chunked(b)).catch((err: Error) => err)));
   let accepted = 0;
   for (const answer of answers) {
-    // A refusal may come while the body is still being sent: the connection then closes.
+    // Refused while its body is still being sent: a 413, or the connection closes first.
     if (!(answer instanceof Response)) continue;
     if (answer.status === 201) accepted++;
     else await expectQuotaProblem(answer);
   }
-  expect(answers.filter((a) => a instanceof Response && a.status === 413).length).toBeGreaterThan(0);
-  const charged = await owners.bytesOf('racer');
+  expect(accepted).toBeLessThan(bodies.length);
+  const charged = await owners.bytesOf('streamer');
   expect(charged).toBe(accepted * MiB);
   expect(charged).toBeLessThanOrEqual(QUOTA + CHUNK);
-  // Only the accepted bodies are stored; the refused ones left nothing, not even in ingest.
   expect(added(before, await storedBlobs()).length).toBe(accepted);
-  expect(await usage.usage('racer')).toEqual({ stored: charged, reserved: 0 });
+  expect(await usage.usage('streamer')).toEqual({ stored: charged, reserved: 0 });
 }, 120_000);
 
 it('a merge is charged to its tenant; over the quota it is a 413 and stores nothing', async () => {

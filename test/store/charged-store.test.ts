@@ -89,6 +89,27 @@ it('parallel puts of one tenant end within its quota; each refused one is QuotaE
   await ingestIsEmpty();
 });
 
+it('reserves a size known in advance whole, before reading anything: what cannot fit is refused unread', async () => {
+  const tenant = 'declared';
+  const charged = new ChargedStore(store, quota, tenant);
+  let read = 0;
+  const counted = (bytes: Buffer) =>
+    Readable.from(
+      (async function* () {
+        read += bytes.length;
+        yield bytes;
+      })(),
+    );
+  const blobs = Array.from({ length: 5 }, () => randomBytes(MiB));
+  const results = await Promise.allSettled(blobs.map((b) => charged.put(counted(b), { expectedBytes: b.length })));
+  // Three whole MiB fit in the quota; the other two never had a byte read.
+  expect(results.filter((r) => r.status === 'fulfilled').length).toBe(QUOTA / MiB);
+  for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QuotaExceededError);
+  expect(read).toBe(QUOTA);
+  expect(await quota.usage(tenant)).toEqual({ stored: QUOTA, reserved: 0 });
+  await ingestIsEmpty();
+});
+
 it('stores a blob the tenant is charged for again at no cost, even at its quota, if the bytes are the same', async () => {
   const tenant = 'again';
   const charged = new ChargedStore(store, quota, tenant);
