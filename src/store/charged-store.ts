@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import type { Digest } from '../digest.ts';
-import { BlobNotFoundError, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type PutResult } from './blob-store.ts';
-import type { IndexHome } from './store-index.ts';
+import { BlobNotFoundError, type BlobInfo, type BlobStore, type PutOptions, type PutResult } from './blob-store.ts';
+import { DelegatingStore } from './delegating-store.ts';
 
 /**
  * The store as one tenant writes to it: every blob put is charged to the tenant, against its
@@ -12,19 +12,16 @@ import type { IndexHome } from './store-index.ts';
  * committed the reservation becomes its charge — nothing more when the tenant was charged for
  * it already. Reading is not charged.
  */
-export class ChargedStore implements BlobStore {
+export class ChargedStore extends DelegatingStore {
   constructor(
-    private readonly inner: BlobStore,
+    inner: BlobStore,
     private readonly quota: TenantQuota,
     readonly tenant: string,
-  ) {}
-
-  /** The inner store's: charging changes nothing of what is remembered beside it. */
-  get indexHome(): IndexHome {
-    return this.inner.indexHome;
+  ) {
+    super(inner);
   }
 
-  async put(source: Readable, opts: PutOptions = {}): Promise<PutResult> {
+  override async put(source: Readable, opts: PutOptions = {}): Promise<PutResult> {
     const id = randomUUID();
     const held = await this.heldCopy(opts.expectedDigest);
     const reserved = { held: 0 };
@@ -91,29 +88,5 @@ export class ChargedStore implements BlobStore {
     });
     // Either side failing ends both (an over-quota meter stops the source; a dead source the put).
     return pipeline(source, meter, () => {});
-  }
-
-  stat(digest: Digest): Promise<BlobInfo | null> {
-    return this.inner.stat(digest);
-  }
-
-  open(digest: Digest, range?: ByteRange): Promise<Readable> {
-    return this.inner.open(digest, range);
-  }
-
-  ping(): Promise<void> {
-    return this.inner.ping();
-  }
-
-  list(): AsyncIterable<BlobInfo & { modifiedMs: number }> {
-    return this.inner.list();
-  }
-
-  delete(digest: Digest): Promise<void> {
-    return this.inner.delete(digest);
-  }
-
-  sweepIngest(olderThanMs: number): Promise<number> {
-    return this.inner.sweepIngest(olderThanMs);
   }
 }
