@@ -103,6 +103,13 @@ async function fillUpTo(tenant: Tenant, room: number): Promise<void> {
   await upload(tenant, randomBytes(QUOTA - stored - room));
   expect(await usage.usage(tenant)).toEqual({ stored: QUOTA - room, reserved: 0 });
 }
+/** A succeeded build of the tenant's with one 512 KiB layer of random bytes, stored uncompressed. */
+async function uncompressedBuild(tenant: Tenant): Promise<BuildView> {
+  const file = await upload(tenant, randomBytes(512 * 1024));
+  const done = await build(tenant, { name: `${tenant}/one`, compression: 'none', contents: [{ file, to: '/x' }] });
+  expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+  return done;
+}
 const expectQuotaProblem = async (res: Response) => {
   expect(res.status).toBe(413);
   expect(res.headers.get('content-type')).toMatch(/problem\+json/);
@@ -167,9 +174,7 @@ it('a merge is charged to its tenant; over the quota it is a 413 and stores noth
 }, 180_000);
 
 it('a download that makes compressed pieces is charged to its tenant, once', async () => {
-  const file = await upload('downloader', randomBytes(512 * 1024));
-  const done = await build('downloader', { name: 'downloader/one', compression: 'none', contents: [{ file, to: '/x' }] });
-  expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+  const done = await uncompressedBuild('downloader');
   const charged = await owners.bytesOf('downloader');
   const before = await storedBlobs();
   const res = await call('downloader', `/v1/builds/${done.id}/image?compression=gzip`);
@@ -187,9 +192,7 @@ it('a download that makes compressed pieces is charged to its tenant, once', asy
 }, 180_000);
 
 it('a download whose compressed pieces do not fit the quota is a 413 and stores nothing', async () => {
-  const file = await upload('filled', randomBytes(512 * 1024));
-  const done = await build('filled', { name: 'filled/one', compression: 'none', contents: [{ file, to: '/x' }] });
-  expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+  const done = await uncompressedBuild('filled');
   await fillUpTo('filled', 64 * 1024);
   const before = await storedBlobs();
   await expectQuotaProblem(await call('filled', `/v1/builds/${done.id}/image?compression=gzip`));
@@ -235,9 +238,7 @@ it('layers a build takes from the layer cache are charged to its tenant too', as
 }, 180_000);
 
 it('a push whose compressed layers do not fit the quota fails, naming it, and stores nothing', async () => {
-  const file = await upload('pusher', randomBytes(512 * 1024));
-  const done = await build('pusher', { name: 'pusher/one', compression: 'none', contents: [{ file, to: '/x' }] });
-  expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+  const done = await uncompressedBuild('pusher');
   await fillUpTo('pusher', 64 * 1024);
   const before = await storedBlobs();
   const ref = `${registry.host}/pusher/one:1`;

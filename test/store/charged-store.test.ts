@@ -2,7 +2,6 @@
  * ChargedStore over a real filesystem store and a real redis-server: concurrent puts of one
  * tenant, blobs shared by tenants, cache hits, and a writer killed while holding quota.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { startPrivateRedis, type PrivateRedis } from '../../src/redis-server.ts'
 import { BlobNotFoundError, BlobTooLargeError, QuotaExceededError } from '../../src/store/blob-store.ts';
 import { ChargedStore } from '../../src/store/charged-store.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { startScript } from '../support/script-process.ts';
 
 const WRITER = fileURLToPath(new URL('./charging-writer.ts', import.meta.url));
 const MiB = 1024 * 1024;
@@ -149,17 +149,10 @@ it('charges bytes stored by one tenant to each tenant that stores or references 
 it('a writer killed mid-put holds its reservation while alive and only until the TTL after it died', async () => {
   const tenant = 'killed';
   const ttlMs = 1500;
-  const child = spawn(process.execPath, ['--import', 'tsx', WRITER], {
-    env: { ...process.env, REDIS_URL: server.url, DATA_DIR: root, TENANT: tenant, QUOTA_BYTES: String(QUOTA), TTL_MS: String(ttlMs) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const { child, output, exited } = startScript(WRITER, { REDIS_URL: server.url, DATA_DIR: root, TENANT: tenant, QUOTA_BYTES: String(QUOTA), TTL_MS: String(ttlMs) });
   try {
     for (const deadline = Date.now() + 60_000; (await quota.usage(tenant)).reserved < MiB; await new Promise((r) => setTimeout(r, 100))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the writer did not get going:\n${output}`);
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the writer did not get going:\n${output()}`);
     }
     // Alive but stalled, it renews: its bytes stay held past the TTL.
     await new Promise((r) => setTimeout(r, 2 * ttlMs));
