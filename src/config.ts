@@ -50,8 +50,16 @@ export interface Config {
   tenantMaxQueued: number;
   /** Builds of one tenant running at once; more wait in the queue. */
   tenantMaxRunning: number;
-  /** Bytes one tenant's uploads may take in the store; over it uploads get 413. */
+  /**
+   * Bytes of stored blobs one tenant may be charged for: its uploads, and all its builds,
+   * merges, pushes and downloads store (a blob shared by tenants counts for each, once).
+   * Over it: 413 (a build fails with 413).
+   */
   tenantMaxStoredBytes: number;
+  /** The most a write reserves of its tenant's quota at once, ahead of its bytes (BALER_QUOTA_CHUNK_BYTES). */
+  quotaChunkBytes: number;
+  /** A reservation whose writer stops renewing it (it died) is dropped after this (BALER_QUOTA_RESERVATION_TTL_S). */
+  quotaReservationTtlSeconds: number;
   /** Worker processes `npm start` runs beside the API (0: an API-only process). */
   localWorkers: number;
   /** Attempts per build when a worker fails for reasons other than the input (crash, I/O). */
@@ -161,6 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tenantMaxQueued: int(env, 'BALER_TENANT_MAX_QUEUED', 1000),
     tenantMaxRunning: int(env, 'BALER_TENANT_MAX_RUNNING', 4),
     tenantMaxStoredBytes: int(env, 'BALER_TENANT_MAX_STORED_BYTES', 100 * 1024 ** 3),
+    quotaChunkBytes: int(env, 'BALER_QUOTA_CHUNK_BYTES', 8 * 1024 ** 2),
+    quotaReservationTtlSeconds: Math.max(1, int(env, 'BALER_QUOTA_RESERVATION_TTL_S', 60)),
     localWorkers: int(env, 'BALER_LOCAL_WORKERS', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),

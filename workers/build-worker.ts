@@ -6,6 +6,7 @@ import { Worker } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { BlobOwners } from '../src/auth/blob-owners.ts';
+import { quotaSettings, TenantQuota } from '../src/auth/tenant-quota.ts';
 import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor, MAX_WORKER_DEATHS } from '../src/builds/build-processor.ts';
 import { BuildSandbox } from '../src/sandbox/build-sandbox.ts';
@@ -62,6 +63,7 @@ const events = new BuildEventStream(redis, config.retentionSeconds);
 const builds = new BuildRepository(redis, events);
 const registries = loadRegistries(config.registriesFile);
 const owners = new BlobOwners(redis);
+const quota = new TenantQuota(redis, quotaSettings(config));
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
 // Only the capability-class queues this host can serve (capabilities.ts): it never takes a
 // build that needs a bigger VM than it runs.
@@ -71,12 +73,14 @@ const capabilities = { accel: await vm.accel(), maxVmMemoryMiB: config.workerMax
 const sandbox = new BuildSandbox({
   store: config,
   redisUrl: config.redisUrl,
+  quota: quotaSettings(config),
   heapMiB: config.buildHeapMiB,
   onStored: (bytes) => metrics.storeWrittenBytes.inc(bytes),
 });
 const worker = new CapabilityConsumer(
   createBuildProcessor({
     store,
+    quota,
     builds,
     logs: new BuildLogs(redis, config.maxLogBytes, events),
     vm,
@@ -114,7 +118,7 @@ const registration = new WorkerRegistration(
   Math.max(1000, Math.floor(config.jobLockMs / 2)),
 );
 await registration.start();
-const pusher = new Worker<PushJobData>(PUSH_QUEUE, createPushProcessor({ store, builds, registries, logger }), {
+const pusher = new Worker<PushJobData>(PUSH_QUEUE, createPushProcessor({ store, quota, builds, registries, logger }), {
   connection: redis,
   concurrency: 1,
   lockDuration: config.jobLockMs,

@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BlobOwners } from '../auth/blob-owners.ts';
+import { quotaSettings, TenantQuota } from '../auth/tenant-quota.ts';
 import type { TokenFile } from '../auth/token-file.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
@@ -36,7 +37,7 @@ import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.t
 export interface ApiDeps {
   config: Pick<
     Config,
-    'maxJsonBytes' | 'maxUploadBytes' | 'maxDiskSizeMiB' | 'maxMemorySizeMiB' | 'maxVmTimeoutSeconds' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
+    'maxJsonBytes' | 'maxUploadBytes' | 'maxDiskSizeMiB' | 'maxMemorySizeMiB' | 'maxVmTimeoutSeconds' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'quotaChunkBytes' | 'quotaReservationTtlSeconds' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
   >;
   logger: Logger;
   redis: Redis;
@@ -96,6 +97,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   registerMetrics(app, metrics);
   limitJsonDepth(app);
   const owners = new BlobOwners(deps.redis);
+  const quota = new TenantQuota(deps.redis, quotaSettings(deps.config));
 
   const routes = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
@@ -109,7 +111,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(blobsRoutes, {
     store,
     maxUploadBytes: deps.config.maxUploadBytes,
-    tenantMaxStoredBytes: deps.config.tenantMaxStoredBytes,
+    quota,
     idempotency,
     owners,
   });
@@ -121,6 +123,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     queue: deps.queue,
     idempotency,
     owners,
+    quota,
     tenantMaxQueued: deps.config.tenantMaxQueued,
     registries: deps.registries,
     buildAttempts: deps.config.buildAttempts,
@@ -131,7 +134,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await app.register(workersRoutes, { redis: deps.redis });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });
-  await app.register(mergesRoutes, { store, builds: deps.builds, owners });
+  await app.register(mergesRoutes, { store, builds: deps.builds, quota });
   await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
   await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
   await app.register(docsRoutes);

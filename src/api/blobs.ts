@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { isDigest, type Digest } from '../digest.ts';
 import { Problem } from '../problem.ts';
-import { BlobTooLargeError, DigestMismatchError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
+import { BlobTooLargeError, DigestMismatchError, QuotaExceededError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
+import type { TenantQuota } from '../auth/tenant-quota.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import type { Idempotency } from './idempotency.ts';
 import { operationSchema } from './openapi.ts';
 import { sendBlob } from './send-blob.ts';
@@ -10,14 +12,14 @@ import { sendBlob } from './send-blob.ts';
 export interface BlobsOptions {
   store: BlobStore;
   maxUploadBytes: number;
-  /** Bytes one tenant's uploads may take in the store. */
-  tenantMaxStoredBytes: number;
+  /** What each tenant may store; an upload is charged to its tenant as it streams. */
+  quota: TenantQuota;
   idempotency: Idempotency;
   owners: BlobOwners;
 }
 
 /** `/v1/blobs`: uploads streamed straight into the store, and downloads. */
-export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, tenantMaxStoredBytes, idempotency, owners }) => {
+export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store, maxUploadBytes, quota, idempotency, owners }) => {
   // Any content type is a blob. The parser leaves the body unread so that the handler can
   // stream it to the store; the size limit is enforced while streaming.
   app.removeAllContentTypeParsers();
@@ -32,20 +34,18 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
         void reply.header('Connection', 'close');
         throw new Problem(413, `upload of ${declared} bytes is larger than the limit of ${maxUploadBytes}`);
       }
-      // Bytes the tenant already holds cost nothing again (known in advance with ?digest=).
-      const claimed = request.query.digest;
-      const alreadyHeld = claimed !== undefined && (await owners.owns(request.tenant, claimed)) && (await store.stat(claimed)) !== null;
-      const room = alreadyHeld ? maxUploadBytes : tenantMaxStoredBytes - (await owners.bytesOf(request.tenant));
-      if (declared > room || room <= 0) {
-        void reply.header('Connection', 'close');
-        throw new Problem(413, `your stored blobs would exceed your quota of ${tenantMaxStoredBytes} bytes (${Math.max(0, room)} left)`);
-      }
       try {
         // A replayed upload is answered without reading its body again; the request is the
         // same one if it claims the same digest (or none).
         return await idempotency.run(request, reply, `${request.tenant}:blobs`, request.query.digest ?? '', async () => {
-          const put = await store.put(request.raw, { expectedDigest: request.query.digest, maxBytes: Math.min(maxUploadBytes, room) });
-          await owners.add(request.tenant, put.digest, put.size);
+          // Charged to the tenant: its declared length reserved before the body is read (a body that
+          // cannot fit is refused unread), the rest as it streams; bytes it is charged for
+          // already, named with ?digest=, cost nothing again.
+          const put = await new ChargedStore(store, quota, request.tenant).put(request.raw, {
+            expectedDigest: request.query.digest,
+            maxBytes: maxUploadBytes,
+            expectedBytes: Number.isSafeInteger(declared) ? declared : undefined,
+          });
           request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
           return { status: put.created ? 201 : 200, location: `/v1/blobs/${put.digest}`, body: { digest: put.digest, size: put.size } };
         });
@@ -55,7 +55,7 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
           void reply.header('Connection', 'close');
           throw new Problem(507, err.message, { cause: err });
         }
-        if (err instanceof BlobTooLargeError) {
+        if (err instanceof BlobTooLargeError || err instanceof QuotaExceededError) {
           void reply.header('Connection', 'close');
           throw new Problem(413, err.message, { cause: err });
         }

@@ -21,6 +21,8 @@ import { whyNoWorkerServes } from '../queue/worker-registry.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BlobOwners } from '../auth/blob-owners.ts';
+import type { TenantQuota } from '../auth/tenant-quota.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
 import { findTenantBuild, tenantOf } from './find-build.ts';
 import { fingerprintOf, type Idempotency } from './idempotency.ts';
@@ -37,6 +39,8 @@ export interface BuildsOptions {
   idempotency: Idempotency;
   buildAttempts: number;
   owners: BlobOwners;
+  /** What a download stores (compressed pieces made on first need) is charged to its tenant. */
+  quota: TenantQuota;
   /** Builds one tenant may have waiting; over it, 429. */
   tenantMaxQueued: number;
   registries: Registries;
@@ -51,7 +55,7 @@ export interface BuildsOptions {
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
 export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts) => {
-  const { store, builds, queue } = opts;
+  const { store, builds, queue, quota } = opts;
 
   app.post<{ Body: BuildSpec; Querystring: { noCache?: 'true' | 'false'; dryRun?: 'true' | 'false' } }>(
     '/v1/builds',
@@ -89,10 +93,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         const record: BuildRecord = hit
           ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
           : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}) };
+        // The hit's result now counts against this tenant's storage like its own uploads (once
+        // each; over its quota: 413, and no build is recorded).
+        if (hit) await quota.chargeStored(request.tenant, hit.blobs);
         // Its log line first: a build's final state (a hit's first) is its last event.
         if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
-        // The hit's result now counts against this tenant's storage like its own uploads (once each).
-        if (hit) for (const blob of hit.blobs) await opts.owners.add(request.tenant, blob.digest, blob.size);
         // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
         const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
         if (queued === null) {
@@ -219,7 +224,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     if (!compression || !FORMAT_COMPRESSIONS[format].includes(compression)) {
       throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
     }
-    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, store);
+    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, new ChargedStore(store, quota, request.tenant));
     const opts = { contentType: out.mediaType, filename: out.filename };
     if (out.plan) {
       const own = format === result.archive.format && compression === result.archive.compression && planSize(out.plan) === result.archive.size;

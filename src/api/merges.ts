@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { BlobOwners } from '../auth/blob-owners.ts';
+import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { BUILD_ID_PATTERN } from '../builds/build-id.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { epochSeconds } from '../builds/spec.ts';
@@ -7,22 +7,24 @@ import { writeMergedDockerArchive } from '../image/sinks/docker-archive.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import type { BlobStore } from '../store/blob-store.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import { DEFAULT_TENANT } from './auth.ts';
 import { operationSchema } from './openapi.ts';
 
 export interface MergesOptions {
   store: BlobStore;
   builds: BuildRepository;
-  owners: BlobOwners;
+  /** The merged archive is charged to the tenant that asked for it. */
+  quota: TenantQuota;
 }
 
 /**
  * `POST /v1/merges {"builds": [...]}`: dockerTools' mergeImages, one docker-archive holding
  * the images of several succeeded builds (every tag loadable by one `docker load`), stored as
  * a blob of the caller's and answered with its digest. Deterministic: the same builds in the
- * same order give the same blob.
+ * same order give the same blob. Over the caller's quota: 413 (the problem handler), nothing kept.
  */
-export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { store, builds, owners }) => {
+export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { store, builds, quota }) => {
   app.post<{ Body: { builds: string[] } }>('/v1/merges', { schema: operationSchema('mergeImages') }, async (request, reply) => {
     const images = [];
     let mtime = 0;
@@ -33,8 +35,7 @@ export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { sto
       images.push({ image: await loadImage(store, build.result.imageId, build.result.layers), repoTag: { name: build.spec.name, tag: build.spec.tag } });
       mtime = Math.max(mtime, epochSeconds(build.spec.created));
     }
-    const merged = await store.put(writeMergedDockerArchive(images, mtime, store));
-    await owners.add(request.tenant, merged.digest, merged.size);
+    const merged = await new ChargedStore(store, quota, request.tenant).put(writeMergedDockerArchive(images, mtime, store));
     request.log.info({ builds: request.body.builds, digest: merged.digest }, 'images merged');
     return reply.status(201).header('Location', `/v1/blobs/${merged.digest}`).send({ digest: merged.digest, size: merged.size });
   });

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { pointerToken, Problem, type FieldError } from '../problem.ts';
+import { QuotaExceededError, StoreFullError } from '../store/blob-store.ts';
 import { loadSchemas } from './openapi.ts';
 
 type ErrorObject = FastifySchemaValidationError;
@@ -114,11 +115,15 @@ function describe(error: ErrorObject, body: unknown): string | null {
 
 /**
  * Error and not-found handling for the whole API: every client mistake becomes a problem
- * document with its 4xx status; anything else is logged and becomes a 500 without details.
+ * document with its 4xx status, a tenant's quota 413 and a full store 507; anything else is
+ * logged and becomes a 500 without details.
  */
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Problem) return sendProblem(reply, error, request);
+    // Whatever stored on a tenant's behalf (a merge, the compressed pieces of a download).
+    if (error instanceof QuotaExceededError) return sendProblem(reply, new Problem(413, error.message, { cause: error }), request);
+    if (error instanceof StoreFullError) return sendProblem(reply, new Problem(507, error.message, { cause: error }), request);
     if (error.validation) {
       const context = error.validationContext;
       return sendProblem(reply, validationProblem(error.validation as ErrorObject[], context, context === 'querystring' ? 'query' : `request ${context ?? ''}`.trim(), request.body), request);

@@ -2,39 +2,29 @@ import type { Redis } from 'ioredis';
 import type { Digest } from '../digest.ts';
 
 const KEY_PREFIX = 'baler:tenant:';
-const OWNERS_PREFIX = 'baler:blob-owners:';
+/** The set of tenants a blob is charged to is `<prefix><digest>`. */
+export const BLOB_OWNERS_PREFIX = 'baler:blob-owners:';
+
+/** The Redis keys of a tenant's share of the store (TenantQuota charges them). */
+export function tenantBlobKeys(tenant: string): { blobs: string; bytes: string } {
+  return { blobs: `${KEY_PREFIX}${tenant}:blobs`, bytes: `${KEY_PREFIX}${tenant}:bytes` };
+}
 
 /**
  * Which tenants may use which blobs, and how many bytes each holds. The store is shared and
- * content-addressed (the same bytes are kept once), but a tenant sees only the blobs it
- * uploaded itself, and each upload counts against its uploader's storage quota once.
+ * content-addressed (the same bytes are kept once), but a tenant sees only the blobs charged
+ * to it (TenantQuota charges each once per tenant, whoever stored it first).
  */
 export class BlobOwners {
   constructor(private readonly redis: Redis) {}
 
-  async add(tenant: string, digest: Digest, size: number): Promise<void> {
-    await this.redis.eval(
-      `if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-         redis.call('INCRBY', KEYS[2], ARGV[2])
-         redis.call('SADD', KEYS[3], ARGV[3])
-       end`,
-      3,
-      `${KEY_PREFIX}${tenant}:blobs`,
-      `${KEY_PREFIX}${tenant}:bytes`,
-      OWNERS_PREFIX + digest,
-      digest,
-      String(size),
-      tenant,
-    );
-  }
-
   async owns(tenant: string, digest: Digest): Promise<boolean> {
-    return (await this.redis.sismember(`${KEY_PREFIX}${tenant}:blobs`, digest)) === 1;
+    return (await this.redis.sismember(tenantBlobKeys(tenant).blobs, digest)) === 1;
   }
 
-  /** Bytes of the blobs a tenant uploaded that are still stored. */
+  /** Bytes of the blobs charged to a tenant that are still stored. */
   async bytesOf(tenant: string): Promise<number> {
-    return Number((await this.redis.get(`${KEY_PREFIX}${tenant}:bytes`)) ?? 0);
+    return Number((await this.redis.get(tenantBlobKeys(tenant).bytes)) ?? 0);
   }
 
   /** A blob was deleted from the store: it no longer belongs to, or counts for, anyone. */
@@ -47,7 +37,7 @@ export class BlobOwners {
        end
        redis.call('DEL', KEYS[1])`,
       1,
-      OWNERS_PREFIX + digest,
+      BLOB_OWNERS_PREFIX + digest,
       digest,
       String(size),
     );

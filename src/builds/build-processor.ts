@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
 import type { BaseImage } from '../image/image.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
@@ -9,7 +10,8 @@ import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
 import { loadStoredImage } from '../image/sources/earlier-build.ts';
 import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
-import { BlobNotFoundError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
+import { BlobNotFoundError, QuotaExceededError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import { tenantOfJob, type BuildJobData } from '../queue/build-queue.ts';
 import { VmHostBusyError, VmInputError } from '../vm/errors.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
@@ -19,7 +21,7 @@ import type { BuildLogs } from './build-log.ts';
 import { BuildLogWriter } from './build-log-writer.ts';
 import type { CancelListener } from './cancellation.ts';
 import type { BuildRepository } from './build-repository.ts';
-import { runBuild, VmStepError } from './run-build.ts';
+import { blobsOfResult, runBuild, VmStepError } from './run-build.ts';
 import type { CachedBuild } from './build-cache.ts';
 import { BuildReporter } from '../events/build-reporter.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
@@ -28,6 +30,8 @@ import { StepTimer, type BuildOutcome, type WorkerMetrics } from '../metrics/wor
 
 export interface ProcessorDeps {
   store: BlobStore;
+  /** What a build stores, or takes from a cache, is charged to its tenant. */
+  quota: TenantQuota;
   builds: BuildRepository;
   logs: BuildLogs;
   vm: VmRunner;
@@ -70,6 +74,7 @@ function isInputError(err: unknown): boolean {
   return (
     err instanceof LayerInputError ||
     err instanceof BudgetExceededError ||
+    err instanceof QuotaExceededError ||
     err instanceof BlobNotFoundError ||
     err instanceof VmStepError ||
     err instanceof VmInputError ||
@@ -83,6 +88,7 @@ function isInputError(err: unknown): boolean {
 
 function failure(err: unknown): ProblemBody {
   if (err instanceof StoreFullError) return { type: 'about:blank', title: 'Build failed', status: 507, detail: err.message };
+  if (err instanceof QuotaExceededError) return { type: 'about:blank', title: 'Build failed', status: 413, detail: err.message };
   if (isInputError(err)) return { type: 'about:blank', title: 'Build failed', status: 422, detail: (err as Error).message };
   return { type: 'about:blank', title: 'Build failed', status: 500, detail: `internal error: ${(err as Error).message}` };
 }
@@ -150,12 +156,16 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const events = deps.events && new BuildReporter(deps.events, buildId, log);
     const written = () => Promise.all([logWriter.flush(), events?.flush()]);
     try {
+      const tenant = tenantOfJob(job.data);
+      // What the build stores is charged to its tenant: through this store when it runs in this
+      // thread, through the sandbox's own (SandboxOptions.quota) when it runs in one.
+      const store = new ChargedStore(deps.store, deps.quota, tenant);
       const sandbox = deps.sandbox;
       const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id) => buildImageRef(deps, id) }) : runBuild;
       const result = await run(spec, {
-        store: deps.store,
+        store,
         vm: deps.vm,
-        tenant: tenantOfJob(job.data),
+        tenant,
         allowDevices: deps.allowDevices,
         registries: deps.registries,
         loadBuildImage: (id) => loadBuildImage(deps, id),
@@ -174,6 +184,8 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         events,
       });
       step = { name: 'finishing', at: Date.now() };
+      // Its blobs taken from caches (and a base's) count for this tenant too, once each.
+      await store.chargeStored(blobsOfResult(result));
       await written();
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
         log.info({ status: 'succeeded', runningMs: ended('succeeded'), archive: result.archive }, 'build succeeded');

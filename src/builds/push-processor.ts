@@ -1,15 +1,20 @@
 import { UnrecoverableError, type Job } from 'bullmq';
+import { tenantOf } from '../api/find-build.ts';
+import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { loadImage } from '../image/stored-image.ts';
 import type { Logger } from '../log.ts';
 import type { PushJobData } from '../queue/push-queue.ts';
 import { pushImage } from '../registry/push.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { QuotaExceededError, type BlobStore } from '../store/blob-store.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import type { BuildRepository } from './build-repository.ts';
 import type { PushRecord } from './build-record.ts';
 
 export interface PushProcessorDeps {
   store: BlobStore;
+  /** What a push stores (layers compressed for the registry) is charged to the build's tenant. */
+  quota: TenantQuota;
   builds: BuildRepository;
   registries: Registries;
   logger: Logger;
@@ -36,12 +41,13 @@ export function createPushProcessor(deps: PushProcessorDeps) {
     log.info('push started');
     try {
       const image = await loadImage(deps.store, build.result.imageId, build.result.layers);
-      const pushed = await pushImage(deps.store, image, ref, { registries: deps.registries });
+      const pushed = await pushImage(new ChargedStore(deps.store, deps.quota, tenantOf(build)), image, ref, { registries: deps.registries });
       const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').length;
       await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, finishedAt: new Date().toISOString() });
       log.info({ manifestDigest: pushed.manifestDigest, uploaded }, 'push succeeded');
     } catch (err) {
-      const retryable = err instanceof RegistryError ? err.kind === 'unreachable' || err.kind === 'protocol' : true;
+      // A tenant over its quota stays over it for the few seconds a retry waits.
+      const retryable = err instanceof RegistryError ? err.kind === 'unreachable' || err.kind === 'protocol' : !(err instanceof QuotaExceededError);
       const last = !retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await record(buildId, ref, last ? { status: 'failed', error: (err as Error).message, finishedAt: new Date().toISOString() } : { status: 'queued' });
       log.warn({ err, last }, 'push failed');

@@ -11,6 +11,7 @@
  * started ahead of the next build.
  */
 import { Worker } from 'node:worker_threads';
+import type { QuotaSettings } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
 import type { BuildDeps, BuildResult } from '../builds/run-build.ts';
 import type { CacheKind } from '../builds/result-cache.ts';
@@ -29,6 +30,11 @@ export interface SandboxOptions {
   /** The store the builds write to, opened again in each thread. */
   store: SandboxBuild['store'];
   redisUrl?: string;
+  /**
+   * Every blob a build stores is charged to its tenant under these settings, in Redis at
+   * `redisUrl` (reserved as it streams: TenantQuota). Absent: nothing is charged (tests).
+   */
+  quota?: QuotaSettings;
   /** The heap limit of a build's thread, MiB (V8's old generation; buffers come on top, bounded by the code). */
   heapMiB: number;
   /** Told the bytes of each blob a build adds to the store (the worker's metric). */
@@ -159,6 +165,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
         archiveBudgets: deps.archiveBudgets,
         store: options.store,
         redisUrl: options.redisUrl,
+        quota: options.quota,
       };
       try {
         return await Promise.race([rpc.call<BuildResult>(METHODS.start, [build]), ended, stopped]);

@@ -6,12 +6,14 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { Redis } from 'ioredis';
+import { TenantQuota } from '../auth/tenant-quota.ts';
 import type { BaseImage } from '../image/image.ts';
 import { loadStoredImage } from '../image/sources/earlier-build.ts';
 import { runBuild, type BuildResult } from '../builds/run-build.ts';
 import type { CacheKind, ResultCache } from '../builds/result-cache.ts';
 import type { FinishStep, StepReporter } from '../events/build-reporter.ts';
 import { WriteCountingStore } from '../metrics/store-writes.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { RpcEndpoint } from './port-rpc.ts';
 import { RemoteVmRunner } from './remote-vm.ts';
@@ -52,8 +54,12 @@ const remoteCache: ResultCache = {
 };
 
 rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
-  const redis = build.store.store === 's3' && build.redisUrl ? new Redis(build.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
-  const store = new WriteCountingStore(await openBlobStore(build.store, { redis }), { inc: (bytes) => rpc.notify(NOTES.stored, [bytes]) });
+  const redis = (build.store.store === 's3' || build.quota) && build.redisUrl ? new Redis(build.redisUrl, { maxRetriesPerRequest: 3 }) : undefined;
+  if (build.quota && !redis) throw new Error("charging the build's tenant needs Redis (the sandbox's redisUrl)");
+  const counted = new WriteCountingStore(await openBlobStore(build.store, { redis }), { inc: (bytes) => rpc.notify(NOTES.stored, [bytes]) });
+  // Every blob the build stores is charged to its tenant as it streams (a thread stopped
+  // mid-put leaves its reservation to expire).
+  const store = build.quota && redis ? new ChargedStore(counted, new TenantQuota(redis, build.quota), build.tenant) : counted;
   return runBuild(build.spec, {
     store,
     vm: new RemoteVmRunner(rpc),

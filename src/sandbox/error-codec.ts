@@ -12,7 +12,7 @@ import { LayerInputError } from '../image/layer-entry.ts';
 import { ArchiveImportError, DecompressionError } from '../image/sources/archive/errors.ts';
 import { TarFormatError } from '../image/tar-index.ts';
 import { RegistryError } from '../registry/registries.ts';
-import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError, StoreFullError } from '../store/blob-store.ts';
+import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError, QuotaExceededError, StoreFullError } from '../store/blob-store.ts';
 import { VmError, VmHostBusyError, VmInputError, VmStartError } from '../vm/errors.ts';
 import { VmCancelledError } from '../vm/vm-runner.ts';
 
@@ -43,6 +43,7 @@ const CLASSES: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClass>(
     BlobTooLargeError,
     DigestMismatchError,
     StoreFullError,
+    QuotaExceededError,
     VmError,
     VmInputError,
     VmStartError,

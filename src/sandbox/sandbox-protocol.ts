@@ -9,6 +9,7 @@
  * (`cache.get`/`cache.set`), and notifications of steps, cache lookups, events and stored
  * bytes, in the order they happen. A VM step's log output never enters the sandbox.
  */
+import type { QuotaSettings } from '../auth/tenant-quota.ts';
 import type { Digest } from '../digest.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
@@ -30,8 +31,10 @@ export interface SandboxBuild {
   archiveBudgets?: ArchiveBudgets;
   /** Where the sandbox opens the store (its own connection to the same blobs). */
   store: Pick<Config, 'store' | 's3' | 'dataDir'>;
-  /** For a store whose indexes live in Redis (S3). */
+  /** For a store whose indexes live in Redis (S3), and for charging the tenant. */
   redisUrl?: string;
+  /** What the tenant may store: every put of the build is charged to it (needs `redisUrl`). */
+  quota?: QuotaSettings;
 }
 
 /** A VM step as the sandbox asks for it: the job without its streams, callbacks and signal (those are the main thread's). */

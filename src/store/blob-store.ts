@@ -17,6 +17,11 @@ export interface PutOptions {
   expectedDigest?: Digest;
   /** Abort with BlobTooLargeError once more than this many bytes arrived. */
   maxBytes?: number;
+  /**
+   * The size the caller knows in advance (an HTTP Content-Length), if any. Not checked by the
+   * stores; a charging store reserves it whole before reading (ChargedStore).
+   */
+  expectedBytes?: number;
 }
 
 /** Inclusive byte range, as in HTTP `Range`. */
@@ -91,5 +96,21 @@ export class StoreFullError extends Error {
   constructor(opts?: { cause?: unknown }) {
     super('store full: no space left for blobs', opts);
     this.name = 'StoreFullError';
+  }
+}
+
+/**
+ * Storing a blob would take a tenant over its storage quota: nothing was kept of it. Says how
+ * the tenant's own use stands (never another tenant's).
+ */
+export class QuotaExceededError extends Error {
+  constructor(
+    readonly quota: number,
+    readonly stored: number,
+    /** Bytes held meanwhile by the tenant's other writes in progress. */
+    readonly reserved: number,
+  ) {
+    super(`storing this would exceed your quota of ${quota} bytes (${stored} stored, ${reserved} being written by your other requests)`);
+    this.name = 'QuotaExceededError';
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TenantQuota } from '../../src/auth/tenant-quota.ts';
 import { BuildLogs } from '../../src/builds/build-log.ts';
 import { createBuildProcessor } from '../../src/builds/build-processor.ts';
 import { BuildRepository } from '../../src/builds/build-repository.ts';
@@ -41,6 +42,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Storage no build here comes near. */
+const roomyQuota = () => new TenantQuota(redis, { maxStoredBytes: 1024 ** 3, chunkBytes: 1024 ** 2, reservationTtlMs: 60_000 });
+
 /** A VM step that never ends by itself: only its signal ends it. */
 const vmUntilAborted: VmRunner = {
   run: (job) =>
@@ -70,6 +74,7 @@ it('a cancel sent right after the worker claimed the build still stops it', asyn
   const cancellations = await CancelListener.start(subscriber);
   const processor = createBuildProcessor({
     store: await FsBlobStore.create(join(dir, 'store')),
+    quota: roomyQuota(),
     builds: racing,
     logs: new BuildLogs(redis, 1024 ** 2),
     vm: vmUntilAborted,
@@ -97,7 +102,7 @@ it("a worker without disk room for the VM step puts the build back in the queue,
       throw new VmHostBusyError(reason);
     },
   };
-  const processor = createBuildProcessor({ store: await FsBlobStore.create(join(dir, 'store-busy')), builds, logs, vm, logger: createLogger('test', 'silent'), allowDevices: false });
+  const processor = createBuildProcessor({ store: await FsBlobStore.create(join(dir, 'store-busy')), quota: roomyQuota(), builds, logs, vm, logger: createLogger('test', 'silent'), allowDevices: false });
   const delayed: number[] = [];
   const job = {
     id,

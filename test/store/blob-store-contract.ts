@@ -4,7 +4,6 @@
  * the writer (bad digest, too large, failing source, concurrent writers, a writer killed
  * mid-upload), listing and deleting.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer, text } from 'node:stream/consumers';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest.ts';
 import { BlobNotFoundError, BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../src/store/blob-store.ts';
+import { startScript } from '../support/script-process.ts';
 
 export interface StoreHarness {
   store: BlobStore;
@@ -156,18 +156,11 @@ export function describeBlobStoreContract(name: string, open: () => Promise<Stor
 
     it('never shows what a writer killed mid-upload left, and sweeps it once stale', async () => {
       const before = await listed(store);
-      const child = spawn(process.execPath, ['--import', 'tsx', CRASHING_WRITER], {
-        env: { ...process.env, ...h.env, CRASH_MIB: '20' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const { child, output, exited } = startScript(CRASHING_WRITER, { ...h.env, CRASH_MIB: '20' });
       try {
         const deadline = Date.now() + 60_000;
-        while (!output.includes('sent\n') || (await h.ingestLeftovers()).length === 0) {
-          if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the writer did not get going:\n${output}`);
+        while (!output().includes('sent\n') || (await h.ingestLeftovers()).length === 0) {
+          if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the writer did not get going:\n${output()}`);
           await new Promise((r) => setTimeout(r, 100));
         }
       } finally {
