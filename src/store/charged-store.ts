@@ -44,8 +44,12 @@ export class ChargedStore extends DelegatingStore {
     } finally {
       clearInterval(renewal);
     }
+    // `created` is the tenant's view: whether it holds a blob it did not hold before. That
+    // another tenant stored the same bytes earlier is not said (it would tell whether anyone
+    // has a given file).
+    const hadIt = held !== null || (await this.quota.references(this.tenant, put.digest));
     await this.quota.settle(this.tenant, id, put);
-    return put;
+    return { ...put, created: !hadIt };
   }
 
   /**

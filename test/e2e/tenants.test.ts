@@ -124,5 +124,11 @@ describe('per-tenant running and storage limits', () => {
     const digest = `sha256:${createHash('sha256').update(chunk('a')).digest('hex')}`;
     expect((await post('token-b', `/v1/blobs?digest=${digest}`, chunk('a'), 'application/octet-stream')).status).toBe(200);
     expect((await post('token-a', '/v1/blobs', chunk('b'), 'application/octet-stream')).status).toBe(201);
+    // Bytes another tenant stored are new to this one: 201, as if nobody had them (a 200 would
+    // tell tenant a that someone holds this file).
+    const shared = 'bytes both tenants upload';
+    expect((await post('token-b', '/v1/blobs', shared, 'application/octet-stream')).status).toBe(201);
+    expect((await post('token-a', '/v1/blobs', shared, 'application/octet-stream')).status).toBe(201);
+    expect((await post('token-a', '/v1/blobs', shared, 'application/octet-stream')).status).toBe(200);
   });
 });
