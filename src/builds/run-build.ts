@@ -150,7 +150,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       const made: NewLayer[] = [];
       const trees = [];
       for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
-      const sizes = trees.map((tree) => tree.sortedEntries().reduce((sum, e) => sum + e.size, 0));
+      const sizes = trees.map((tree) => tree.dataBytes);
       for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
         const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, contentsOptions);
         made.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`));
