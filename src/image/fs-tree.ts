@@ -14,16 +14,21 @@ export interface DirDefaults {
 /** What the tree keeps of an entry: all but its path, which the entry's place in the tree says. */
 type NodeEntry = Omit<LayerEntry, 'path'>;
 
-/** One entry; a directory's node also holds its children and totals of everything below it. */
-class TreeNode {
-  readonly children: Map<string, TreeNode> | undefined;
+/** A directory: its entry, its children by name, and totals of everything below it. */
+class DirNode {
+  readonly children = new Map<string, TreeNode>();
   entriesBelow = 0;
   dataBytesBelow = 0;
   xattrBytesBelow = 0;
 
-  constructor(public entry: NodeEntry) {
-    this.children = entry.type === 'directory' ? new Map() : undefined;
-  }
+  constructor(public entry: NodeEntry) {}
+}
+
+/** Anything but a directory is its entry alone: most of a tree's nodes, kept small. */
+type TreeNode = DirNode | NodeEntry;
+
+function entryOf(node: TreeNode): NodeEntry {
+  return node instanceof DirNode ? node.entry : node;
 }
 
 /** How much a hard-link chain may hop before it is called a cycle. */
@@ -63,7 +68,7 @@ function ownName(name: string): string {
  * and the build's (`usage`).
  */
 export class FsTree {
-  private readonly root = new TreeNode({ type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: NO_XATTRS });
+  private readonly root = new DirNode({ type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: NO_XATTRS });
   /** One shared entry for every directory the tree makes itself: entries are never changed in place. */
   private readonly implicitDir: NodeEntry;
 
@@ -91,7 +96,7 @@ export class FsTree {
 
   get(path: string): LayerEntry | undefined {
     const node = this.lookup(path);
-    return node && node !== this.root ? { ...node.entry, path } : undefined;
+    return node && node !== this.root ? { ...entryOf(node), path } : undefined;
   }
 
   add(entry: LayerEntry): void {
@@ -105,55 +110,60 @@ export class FsTree {
     const last = names.length - 1;
     // The directories from the root to the entry's parent, and how what is directly below
     // each changes: a change at level i counts for directories 0..i.
-    const dirs: TreeNode[] = [this.root];
+    const dirs: DirNode[] = [this.root];
     const entriesChange = new Array<number>(names.length).fill(0);
     const dataChange = new Array<number>(names.length).fill(0);
     const xattrChange = new Array<number>(names.length).fill(0);
     let added = 1;
 
     for (let i = 0; i < last; i++) {
-      const dir = dirs[i] as TreeNode;
+      const dir = dirs[i] as DirNode;
       const name = names[i] as string;
-      let child = dir.children?.get(name);
-      if (child?.entry.type !== 'directory') {
+      let child = dir.children.get(name);
+      if (!(child instanceof DirNode)) {
         // A missing parent is made; one that is not a directory is replaced by one.
         if (child) {
           entriesChange[i] = -1;
-          dataChange[i] = -child.entry.size;
-          xattrChange[i] = -xattrBytesOf(child.entry.xattrs);
+          dataChange[i] = -child.size;
+          xattrChange[i] = -xattrBytesOf(child.xattrs);
         }
         entriesChange[i] = (entriesChange[i] as number) + 1;
-        child = new TreeNode(this.implicitDir);
-        dir.children?.set(ownName(name), child);
+        const made = new DirNode(this.implicitDir);
+        dir.children.set(child ? name : ownName(name), made);
+        child = made;
         added++;
       }
       dirs.push(child);
     }
 
-    const parent = dirs[last] as TreeNode;
+    const parent = dirs[last] as DirNode;
     const name = names[last] as string;
-    const existing = parent.children?.get(name);
-    if (existing?.entry.type === 'directory' && fields.type === 'directory') {
+    const existing = parent.children.get(name);
+    if (existing instanceof DirNode && fields.type === 'directory') {
       // A directory over a directory changes its metadata only; what is below stays.
       xattrChange[last] = xattrBytesOf(fields.xattrs) - xattrBytesOf(existing.entry.xattrs);
       existing.entry = fields;
     } else {
-      if (existing) {
+      if (existing instanceof DirNode) {
         entriesChange[last] = -1 - existing.entriesBelow;
-        dataChange[last] = -existing.entry.size - existing.dataBytesBelow;
+        dataChange[last] = -existing.dataBytesBelow;
         xattrChange[last] = -xattrBytesOf(existing.entry.xattrs) - existing.xattrBytesBelow;
+      } else if (existing) {
+        entriesChange[last] = -1;
+        dataChange[last] = -existing.size;
+        xattrChange[last] = -xattrBytesOf(existing.xattrs);
       }
       entriesChange[last] = (entriesChange[last] as number) + 1;
       dataChange[last] = (dataChange[last] as number) + fields.size;
       xattrChange[last] = (xattrChange[last] as number) + xattrBytesOf(fields.xattrs);
-      parent.children?.set(existing ? name : ownName(name), new TreeNode(fields));
+      parent.children.set(existing ? name : ownName(name), fields.type === 'directory' ? new DirNode(fields) : fields);
     }
 
     let entries = 0;
     let data = 0;
     let xattrs = 0;
     for (let i = last; i >= 0; i--) {
-      const dir = dirs[i] as TreeNode;
+      const dir = dirs[i] as DirNode;
       entries += entriesChange[i] as number;
       data += dataChange[i] as number;
       xattrs += xattrChange[i] as number;
@@ -173,7 +183,7 @@ export class FsTree {
     if (path === '') return this.root;
     let node: TreeNode | undefined = this.root;
     for (const name of path.split('/')) {
-      node = node.children?.get(name);
+      node = node instanceof DirNode ? node.children.get(name) : undefined;
       if (!node) return undefined;
     }
     return node;
@@ -190,25 +200,25 @@ export class FsTree {
   }
 
   /** Every hard link's file (links to links followed), memoised: O(links × path length). */
-  private resolveLinks(): Map<TreeNode, TreeNode> {
-    const fileOf = new Map<TreeNode, TreeNode>();
-    const resolve = (link: TreeNode, path: string): TreeNode => {
-      const chain: TreeNode[] = [];
+  private resolveLinks(): Map<NodeEntry, NodeEntry> {
+    const fileOf = new Map<NodeEntry, NodeEntry>();
+    const resolve = (link: NodeEntry, path: string): void => {
+      const chain: NodeEntry[] = [];
       let current = link;
       for (let hops = 0; hops < MAX_LINK_HOPS; hops++) {
-        const known = fileOf.get(current);
-        const target = known ?? this.lookup(current.entry.linkname);
-        if (!target || target === this.root) {
-          throw new LayerInputError(`hard link '${printable(path)}' points to '${printable(current.entry.linkname)}', which is not in the layer`);
+        const found = fileOf.get(current) ?? this.lookup(current.linkname);
+        if (!found || found === this.root) {
+          throw new LayerInputError(`hard link '${printable(path)}' points to '${printable(current.linkname)}', which is not in the layer`);
         }
+        const target = entryOf(found);
         chain.push(current);
-        if (target.entry.type === 'file') {
+        if (target.type === 'file') {
           for (const member of chain) fileOf.set(member, target);
-          return target;
+          return;
         }
-        if (target.entry.type !== 'link') {
+        if (target.type !== 'link') {
           throw new LayerInputError(
-            `hard link '${printable(path)}' points to '${printable(current.entry.linkname)}', which is a ${target.entry.type}, not a regular file`,
+            `hard link '${printable(path)}' points to '${printable(current.linkname)}', which is a ${target.type}, not a regular file`,
           );
         }
         current = target;
@@ -216,7 +226,7 @@ export class FsTree {
       throw new LayerInputError(`hard link '${printable(path)}' is part of a cycle`);
     };
     // Depth first with one iterator per level: memory O(depth), each node visited once.
-    const stack: Array<{ prefix: string; children: Iterator<[string, TreeNode]> }> = [{ prefix: '', children: childrenOf(this.root) }];
+    const stack: Array<{ prefix: string; children: Iterator<[string, TreeNode]> }> = [{ prefix: '', children: this.root.children.entries() }];
     for (let frame = stack.at(-1); frame; frame = stack.at(-1)) {
       const next = frame.children.next();
       if (next.done) {
@@ -224,16 +234,19 @@ export class FsTree {
         continue;
       }
       const [name, node] = next.value;
-      if (node.entry.type === 'link' && !fileOf.has(node)) resolve(node, join(frame.prefix, name));
-      if (node.children && node.children.size > 0) stack.push({ prefix: join(frame.prefix, name), children: childrenOf(node) });
+      if (node instanceof DirNode) {
+        if (node.children.size > 0) stack.push({ prefix: join(frame.prefix, name), children: node.children.entries() });
+      } else if (node.type === 'link' && !fileOf.has(node)) {
+        resolve(node, join(frame.prefix, name));
+      }
     }
     return fileOf;
   }
 
-  private *inOrder(fileOf: Map<TreeNode, TreeNode>): IterableIterator<LayerEntry> {
+  private *inOrder(fileOf: Map<NodeEntry, NodeEntry>): IterableIterator<LayerEntry> {
     const linked = new Set(fileOf.values());
     /** The first path of each group of hard links read out so far: the one holding the data. */
-    const firstPath = new Map<TreeNode, string>();
+    const firstPath = new Map<NodeEntry, string>();
     const stack: Array<{ prefix: string; items: SortedItem[]; next: number }> = [{ prefix: '', items: sortedChildren(this.root), next: 0 }];
     for (let frame = stack.at(-1); frame; frame = stack.at(-1)) {
       const item = frame.items[frame.next++];
@@ -242,21 +255,22 @@ export class FsTree {
         continue;
       }
       const path = join(frame.prefix, item.name);
-      if (item.below) {
-        stack.push({ prefix: path, items: sortedChildren(item.node), next: 0 });
+      if (item.node instanceof DirNode) {
+        if (item.below) stack.push({ prefix: path, items: sortedChildren(item.node), next: 0 });
+        else yield { ...item.node.entry, path };
         continue;
       }
       const file = fileOf.get(item.node) ?? (linked.has(item.node) ? item.node : undefined);
       if (!file) {
-        yield { ...item.node.entry, path };
+        yield { ...item.node, path };
         continue;
       }
       const first = firstPath.get(file);
       if (first === undefined) {
         firstPath.set(file, path);
-        yield { ...file.entry, path };
+        yield { ...file, path };
       } else {
-        yield { ...file.entry, path, type: 'link', size: 0, linkname: first, data: undefined };
+        yield { ...file, path, type: 'link', size: 0, linkname: first, data: undefined };
       }
     }
   }
@@ -275,19 +289,15 @@ interface SortedItem {
  * its name, what is under it by its name and `/`, which siblings may sort between (`a`,
  * `a-b`, `a/c`). O(k log k) for k children.
  */
-function sortedChildren(dir: TreeNode): SortedItem[] {
+function sortedChildren(dir: DirNode): SortedItem[] {
   const items: SortedItem[] = [];
-  for (const [name, node] of dir.children ?? []) {
+  for (const [name, node] of dir.children) {
     const key = Buffer.from(name, 'utf8');
     items.push({ key, name, node, below: false });
-    if (node.children && node.children.size > 0) items.push({ key: Buffer.concat([key, SLASH]), name, node, below: true });
+    if (node instanceof DirNode && node.children.size > 0) items.push({ key: Buffer.concat([key, SLASH]), name, node, below: true });
   }
   items.sort((a, b) => Buffer.compare(a.key, b.key));
   return items;
-}
-
-function childrenOf(dir: TreeNode): Iterator<[string, TreeNode]> {
-  return (dir.children ?? new Map<string, TreeNode>()).entries();
 }
 
 function join(dir: string, name: string): string {
