@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
 import { BudgetExceededError } from '../budget.ts';
-import { BuildUsage, type BuildBudgets } from '../image/build-usage.ts';
+import { BuildUsage, type LayerBudgets } from '../image/build-usage.ts';
 import type { FsTree } from '../image/fs-tree.ts';
 import { assembleImage, type BaseImage, type Image, type ImageConfig } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
@@ -69,8 +69,8 @@ export interface BuildDeps {
   onCacheLookup?: (cache: 'layer' | 'import', hit: boolean) => void;
   /** Lines about the build's VM step (the build's logger, with its ids). */
   logger?: Logger;
-  /** What the build's tars and layers may hold (BALER_MAX_* settings); absent: the defaults. */
-  budgets?: BuildBudgets;
+  /** What the build's tars and layers may hold (config.layerBudgets); absent: the defaults. */
+  layerBudgets?: LayerBudgets;
 }
 
 interface NewLayer {
@@ -104,7 +104,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
 
   const base = await loadBase(spec, deps);
   step('contents');
-  const usage = new BuildUsage(deps.budgets);
+  const usage = new BuildUsage(deps.layerBudgets);
   const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices, usage };
   const storeLayer = async (tree: FsTree, createdBy: string): Promise<NewLayer> => {
     step('layer', { entries: tree.size, createdBy });

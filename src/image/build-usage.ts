@@ -5,7 +5,7 @@ import { DEFAULT_TAR_LIMITS, TAR_BUDGET_SETTINGS, type TarIndexLimits } from './
  * The budgets of what one build's layers may hold, as the operator set them (BALER_* settings,
  * loaded in config.ts; SECURITY.md lists them). Plain numbers, so they cross to a worker thread.
  */
-export interface BuildBudgets {
+export interface LayerBudgets {
   /** Entries of one layer: tar entries read, and tree entries, implicit parent directories included. */
   maxLayerEntries: number;
   /** Entries of all the layer trees one build makes (base layers included), counted as they are added. */
@@ -20,15 +20,23 @@ export interface BuildBudgets {
   maxXattrBytesPerEntry: number;
 }
 
-export const BUILD_BUDGET_SETTINGS = {
+/** The environment variable that sets each budget. */
+export const LAYER_BUDGET_SETTINGS: Readonly<Record<keyof LayerBudgets, string>> = {
+  maxLayerEntries: TAR_BUDGET_SETTINGS.maxEntries,
   maxBuildEntries: 'BALER_MAX_BUILD_ENTRIES',
   maxBuildLayerBytes: 'BALER_MAX_BUILD_LAYER_BYTES',
-} as const;
+  maxTarExtensionBytes: TAR_BUDGET_SETTINGS.maxExtensionBytesTotal,
+  maxPaxRecordsPerEntry: TAR_BUDGET_SETTINGS.maxPaxRecordsPerEntry,
+  maxGlobalPaxRecords: TAR_BUDGET_SETTINGS.maxGlobalPaxRecords,
+  maxXattrsPerEntry: TAR_BUDGET_SETTINGS.maxXattrsPerEntry,
+  maxXattrBytesPerEntry: TAR_BUDGET_SETTINGS.maxXattrBytesPerEntry,
+};
 
-export const DEFAULT_BUILD_BUDGETS: BuildBudgets = {
+export const DEFAULT_LAYER_BUDGETS: Readonly<LayerBudgets> = {
   maxLayerEntries: DEFAULT_TAR_LIMITS.maxEntries,
-  // Room for the largest real bases (~100k–500k files) under a layer at the per-layer budget.
-  maxBuildEntries: 2_000_000,
+  // A tree keeps ~350 bytes of heap per entry (node, name, metadata): 400k entries take
+  // ~140 MB of a build sandbox's 256 MiB (BALER_BUILD_HEAP_MIB); raise the two together.
+  maxBuildEntries: 400_000,
   maxBuildLayerBytes: 32 * 1024 ** 3,
   maxTarExtensionBytes: DEFAULT_TAR_LIMITS.maxExtensionBytesTotal,
   maxPaxRecordsPerEntry: DEFAULT_TAR_LIMITS.maxPaxRecordsPerEntry,
@@ -46,7 +54,7 @@ export class BuildUsage {
   private entries = 0;
   private layerBytes = 0;
 
-  constructor(readonly budgets: BuildBudgets = DEFAULT_BUILD_BUDGETS) {}
+  constructor(readonly budgets: LayerBudgets = DEFAULT_LAYER_BUDGETS) {}
 
   /** The limits for reading one of the build's tars (a layer, contents, a VM's output). */
   get tarLimits(): Partial<TarIndexLimits> {
@@ -66,7 +74,7 @@ export class BuildUsage {
     this.entries += count;
     const limit = this.budgets.maxBuildEntries;
     if (this.entries > limit) {
-      throw new BudgetExceededError(BUILD_BUDGET_SETTINGS.maxBuildEntries, limit, `more than ${limit} entries in the build's layers (base layers included)`);
+      throw new BudgetExceededError(LAYER_BUDGET_SETTINGS.maxBuildEntries, limit, `more than ${limit} entries in the build's layers (base layers included)`);
     }
   }
 
@@ -76,7 +84,7 @@ export class BuildUsage {
     const limit = this.budgets.maxBuildLayerBytes;
     if (this.layerBytes > limit) {
       throw new BudgetExceededError(
-        BUILD_BUDGET_SETTINGS.maxBuildLayerBytes,
+        LAYER_BUDGET_SETTINGS.maxBuildLayerBytes,
         limit,
         `${what}: the build's layers would hold more than ${limit} bytes (${this.layerBytes} so far)`,
       );

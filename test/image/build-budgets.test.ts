@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
 import { runBuild, type BuildDeps, type BuildResult } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
-import { DEFAULT_BUILD_BUDGETS, type BuildBudgets } from '../../src/image/build-usage.ts';
+import { DEFAULT_LAYER_BUDGETS, type LayerBudgets } from '../../src/image/build-usage.ts';
 import { LayerInputError } from '../../src/image/layer-entry.ts';
 import { layerTreeFromUpper } from '../../src/image/overlay-form.ts';
 import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
@@ -34,14 +34,16 @@ const vmLeaving = (upper: Buffer): VmRunner => ({
 });
 const noVm: VmRunner = { run: () => Promise.reject(new Error('no VM in this build')) };
 
-function build(spec: Omit<BuildSpec, 'name'>, deps: Omit<Partial<BuildDeps>, 'budgets'> & { budgets?: Partial<BuildBudgets> } = {}): Promise<BuildResult> {
+function build(spec: Omit<BuildSpec, 'name'>, deps: Omit<Partial<BuildDeps>, 'layerBudgets'> & { budgets?: Partial<LayerBudgets> } = {}): Promise<BuildResult> {
+  const { budgets, ...rest } = deps;
   return runBuild(resolveSpec({ name: 'budgets', compression: 'none', ...spec }, new Date(0)), {
     store,
+    tenant: 'budgets',
     allowDevices: false,
     vm: noVm,
     loadBuildImage: () => Promise.reject(new Error('no base')),
-    ...deps,
-    budgets: { ...DEFAULT_BUILD_BUDGETS, ...deps.budgets },
+    ...rest,
+    layerBudgets: { ...DEFAULT_LAYER_BUDGETS, ...budgets },
   });
 }
 

@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
-import { BuildUsage, DEFAULT_BUILD_BUDGETS } from '../../src/image/build-usage.ts';
+import { BuildUsage, DEFAULT_LAYER_BUDGETS } from '../../src/image/build-usage.ts';
 import { FsTree, type DirDefaults } from '../../src/image/fs-tree.ts';
 import { LayerInputError, type LayerEntry } from '../../src/image/layer-entry.ts';
 import { xattrBytes } from '../../src/image/tar-entry.ts';
@@ -298,7 +298,7 @@ describe('FsTree memory', () => {
 });
 
 describe('FsTree budgets', () => {
-  const budgets = (over: Partial<typeof DEFAULT_BUILD_BUDGETS>) => new BuildUsage({ ...DEFAULT_BUILD_BUDGETS, ...over });
+  const budgets = (over: Partial<typeof DEFAULT_LAYER_BUDGETS>) => new BuildUsage({ ...DEFAULT_LAYER_BUDGETS, ...over });
 
   it('counts the directories a path implies against the layer: one entry 2,000 levels deep', () => {
     const deep = `${'a/'.repeat(1999)}f`;

@@ -1,7 +1,7 @@
 import { BudgetExceededError } from '../../budget.ts';
 import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
-import { BuildUsage, type BuildBudgets } from '../build-usage.ts';
+import { BuildUsage, type LayerBudgets } from '../build-usage.ts';
 import type { Image } from '../image.ts';
 import { LayerInputError, normalizeLayerPath } from '../layer-entry.ts';
 import type { Layer } from '../layer.ts';
@@ -226,7 +226,7 @@ export async function flattenLayers(layers: readonly Layer[], store: BlobStore, 
 export interface RootfsOptions {
   store: BlobStore;
   /** What the image's layers may hold (entries of all of them: BALER_MAX_BUILD_ENTRIES); absent: the defaults. */
-  budgets?: BuildBudgets;
+  budgets?: LayerBudgets;
 }
 
 /**
