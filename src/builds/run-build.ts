@@ -218,7 +218,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     deps.events,
     'archive',
     { format: spec.format, compression: spec.compression },
-    () => describeArchive(image, spec, spec.format, spec.compression, store, (done, total) => deps.events?.progress('archive', done, total)),
+    () => describeArchive(image, spec, spec.format, spec.compression, store, (done, total) => deps.events?.progress('archive', done, total), deps.layerBudgets),
     (a) => ({ digest: a.digest, size: a.size }),
   );
   return { imageId: image.configDigest, diffIds: image.layers.map((l) => l.diffId), layers, archive };
