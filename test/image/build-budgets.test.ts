@@ -19,6 +19,7 @@ import { indexTar } from '../../src/image/tar-index.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import type { VmRunner } from '../../src/vm/vm-runner.ts';
 import { END_OF_ARCHIVE, entry, globalXattrBomb } from '../support/raw-tar.ts';
+import { rejection } from '../support/rejection.ts';
 
 let dir: string;
 let store: FsBlobStore;
@@ -47,15 +48,6 @@ function build(spec: Omit<BuildSpec, 'name'>, deps: Omit<Partial<BuildDeps>, 'la
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a failure');
-}
-
 /** What `mknod` and `rm` in runAsRoot leave in the upper dir: devices, and a deletion (0/0). */
 const upperWithDevices = Buffer.concat([
   entry({ name: './', type: '5' }),
@@ -71,7 +63,7 @@ const upperWithDevices = Buffer.concat([
 describe('a contents tar with a global PAX header (attack 1)', () => {
   it('fails the build at the header, naming the budget and the contents entry', async () => {
     const blob = (await store.put(Readable.from([globalXattrBomb()]))).digest;
-    const err = await failure(build({ contents: [{ text: 'x', to: '/x' }, { tar: blob }] }));
+    const err = await rejection(build({ contents: [{ text: 'x', to: '/x' }, { tar: blob }] }));
     expect(err).toBeInstanceOf(BudgetExceededError);
     expect(err.message).toBe(
       'contents[1]: more than 1000 global PAX records in one tar (at byte 0) (the budget BALER_MAX_GLOBAL_PAX_RECORDS is 1000)',
@@ -81,7 +73,7 @@ describe('a contents tar with a global PAX header (attack 1)', () => {
 
 describe('device nodes made by a VM step (attack 9)', () => {
   it('are refused as in uploads, naming the path; whiteouts are not devices', async () => {
-    const err = await failure(build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices) }));
+    const err = await rejection(build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices) }));
     expect(err).toBeInstanceOf(LayerInputError);
     expect(err.message).toBe("the VM step output: 'dev/mem2' is a device node (made by the step's scripts); devices are not allowed in layers");
   });
@@ -103,7 +95,7 @@ describe('device nodes made by a VM step (attack 9)', () => {
   it('shows a path escaped and cut short', async () => {
     const name = `./dev/\x1b]0;owned\x07${'n'.repeat(200)}`;
     const upper = await store.put(Readable.from([Buffer.concat([entry({ name: '', type: '3', devmajor: 1, devminor: 3 }, undefined, [['path', name]]), END_OF_ARCHIVE])]));
-    const err = await failure(layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }));
+    const err = await rejection(layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }));
     expect(err.message).toContain("'dev/\\x1b]0;owned\\x07nnn");
     expect(err.message).not.toMatch(/[\x00-\x1f]/);
   });
@@ -119,7 +111,7 @@ describe('layer bytes per build (attack 4)', () => {
       puts++;
       return store.put(...args);
     };
-    const err = await failure(build({ contents }, { store: counting, budgets: { maxBuildLayerBytes: 100 * 1024 ** 2 } }));
+    const err = await rejection(build({ contents }, { store: counting, budgets: { maxBuildLayerBytes: 100 * 1024 ** 2 } }));
     expect(err).toBeInstanceOf(BudgetExceededError);
     expect(err).toMatchObject({ setting: 'BALER_MAX_BUILD_LAYER_BYTES', limit: 100 * 1024 ** 2 });
     expect(err.message).toMatch(/^baler: contents: the build's layers would hold more than 104857600 bytes \(314572800 so far\)/);
@@ -138,7 +130,7 @@ describe('entries per build', () => {
       loadBuildImage: async () => loadStoredImage(store, base.imageId, base.layers),
     };
     const spec = { fromImage: { build: 'base' }, runAsRoot: 'true' };
-    const err = await failure(build(spec, { ...deps, budgets: { maxBuildEntries: 100 } }));
+    const err = await rejection(build(spec, { ...deps, budgets: { maxBuildEntries: 100 } }));
     expect(err).toBeInstanceOf(BudgetExceededError);
     expect(err.message).toMatch(/^base layer 0 \(sha256:[0-9a-f]{64}\): more than 100 entries in the build's layers \(base layers included\)/);
     await expect(build(spec, { ...deps, budgets: { maxBuildEntries: 200 } })).resolves.toBeDefined();
@@ -146,10 +138,10 @@ describe('entries per build', () => {
 
   it('counts every contents entry, directories it implies included, across layered trees', async () => {
     const contents = [{ text: 'a', to: `/${'d/'.repeat(60)}a` }, { text: 'b', to: `/${'e/'.repeat(60)}b` }];
-    const err = await failure(build({ contents, layering: { maxLayers: 5 } }, { budgets: { maxBuildEntries: 100 } }));
+    const err = await rejection(build({ contents, layering: { maxLayers: 5 } }, { budgets: { maxBuildEntries: 100 } }));
     expect(err).toMatchObject({ setting: 'BALER_MAX_BUILD_ENTRIES' });
     expect(err.message).toMatch(/^contents\[\d+\]: more than 100 entries/);
-    const perLayer = await failure(build({ contents }, { budgets: { maxLayerEntries: 50 } }));
+    const perLayer = await rejection(build({ contents }, { budgets: { maxLayerEntries: 50 } }));
     expect(perLayer.message).toMatch(/^contents\[0\]: more than 50 entries in one layer \(directories it implies included\) \(the budget BALER_MAX_LAYER_ENTRIES is 50\)$/);
   });
 });

@@ -9,6 +9,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry, type TarIndexLimits } from '../../src/image/tar-index.ts';
 import { emptyFiles, END_OF_ARCHIVE, entry, globalXattrBomb, paxHeader, paxRecord, xattrRecords } from '../support/raw-tar.ts';
+import { rejection } from '../support/rejection.ts';
 
 async function index(parts: Buffer[] | Buffer, limits?: Partial<TarIndexLimits>, chunk?: number): Promise<IndexedTarEntry[]> {
   const tar = Buffer.isBuffer(parts) ? parts : Buffer.concat(parts);
@@ -18,23 +19,13 @@ async function index(parts: Buffer[] | Buffer, limits?: Partial<TarIndexLimits>,
   return out;
 }
 
-/** What a rejected promise rejected with. */
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a failure');
-}
-
 
 describe('global PAX headers (attack 1)', () => {
   it('~1 MiB of global xattrs before 8,000 empty files fails at the global header, having yielded no entry', async () => {
     const upload = globalXattrBomb();
     expect(upload.length).toBeLessThan(2 * 1024 ** 2);
     const yielded: IndexedTarEntry[] = [];
-    const err = await failure(
+    const err = await rejection(
       (async () => {
         for await (const e of indexTar(Readable.from([upload]).pipe(createGunzip()))) yielded.push(e);
       })(),
@@ -47,14 +38,14 @@ describe('global PAX headers (attack 1)', () => {
 
   it('global attributes count against every entry: over its budget they fail before any entry', async () => {
     const many = [paxHeader(xattrRecords(129), 'g'), ...emptyFiles(3), END_OF_ARCHIVE];
-    const err = await failure(index(many));
+    const err = await rejection(index(many));
     expect(err).toMatchObject({ name: 'BudgetExceededError', setting: 'BALER_MAX_XATTRS_PER_ENTRY' });
     const big = [paxHeader(xattrRecords(2, 40_000), 'g'), ...emptyFiles(3), END_OF_ARCHIVE];
-    expect(await failure(index(big))).toMatchObject({ setting: 'BALER_MAX_XATTR_BYTES_PER_ENTRY' });
+    expect(await rejection(index(big))).toMatchObject({ setting: 'BALER_MAX_XATTR_BYTES_PER_ENTRY' });
     // An entry's own attributes and the global ones add up; one it overrides counts once.
     const globals = paxHeader(xattrRecords(100), 'g');
     const own = entry({ name: 'own' }, undefined, xattrRecords(29).map(([key]) => [key.replace('.a', '.b'), 'x']));
-    expect(await failure(index([globals, own, END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_XATTRS_PER_ENTRY' });
+    expect(await rejection(index([globals, own, END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_XATTRS_PER_ENTRY' });
     const overriding = entry({ name: 'own' }, undefined, xattrRecords(28).map(([key]) => [key, 'own']));
     const [one] = await index([globals, overriding, END_OF_ARCHIVE]);
     expect(Object.keys(one?.xattrs ?? {})).toHaveLength(100);
@@ -95,7 +86,7 @@ describe('PAX record budgets', () => {
   it('counts the records of one entry over all its extended headers', async () => {
     const records = Array.from({ length: 600 }, (_, i): [string, string] => [`comment${i}`, 'x']);
     await expect(index([paxHeader(records), entry({ name: 'a' }), END_OF_ARCHIVE])).resolves.toHaveLength(1);
-    const err = await failure(index([paxHeader(records), paxHeader(records), entry({ name: 'a' }), END_OF_ARCHIVE]));
+    const err = await rejection(index([paxHeader(records), paxHeader(records), entry({ name: 'a' }), END_OF_ARCHIVE]));
     expect(err).toMatchObject({ setting: 'BALER_MAX_PAX_RECORDS_PER_ENTRY' });
     // Records are counted per entry: the next one starts again.
     const twoEntries = [paxHeader(records), entry({ name: 'a' }), paxHeader(records), entry({ name: 'b' }), END_OF_ARCHIVE];
@@ -104,15 +95,15 @@ describe('PAX record budgets', () => {
 
   it('counts an empty extended header as a record, so that they cannot repeat for free', async () => {
     const empties = Array.from({ length: 1001 }, () => paxHeader([]));
-    expect(await failure(index([...empties, entry({ name: 'a' }), END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_PAX_RECORDS_PER_ENTRY' });
+    expect(await rejection(index([...empties, entry({ name: 'a' }), END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_PAX_RECORDS_PER_ENTRY' });
     const longNames = Array.from({ length: 1001 }, () => entry({ name: '././@LongLink', type: 'L' }, Buffer.from('x\0')));
-    expect(await failure(index([...longNames, entry({ name: 'a' }), END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_PAX_RECORDS_PER_ENTRY' });
+    expect(await rejection(index([...longNames, entry({ name: 'a' }), END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_PAX_RECORDS_PER_ENTRY' });
   });
 
   it('counts global records over all global headers of the archive', async () => {
     const headers = Array.from({ length: 11 }, (_, i) => paxHeader([[`comment`, String(i)]], 'g'));
     await expect(index([...headers, END_OF_ARCHIVE], { maxGlobalPaxRecords: 11 })).resolves.toEqual([]);
-    expect(await failure(index([...headers, END_OF_ARCHIVE], { maxGlobalPaxRecords: 10 }))).toMatchObject({ setting: 'BALER_MAX_GLOBAL_PAX_RECORDS', limit: 10 });
+    expect(await rejection(index([...headers, END_OF_ARCHIVE], { maxGlobalPaxRecords: 10 }))).toMatchObject({ setting: 'BALER_MAX_GLOBAL_PAX_RECORDS', limit: 10 });
   });
 
   it('sums the extension headers of the whole archive: long paths on many entries', async () => {
@@ -121,15 +112,15 @@ describe('PAX record budgets', () => {
     const total = parts.reduce((sum, _, i) => sum + paxRecord('path', longPath(i)).length, 0);
     const entries = await index([...parts, END_OF_ARCHIVE], { maxExtensionBytesTotal: total });
     expect(entries[99]?.name).toBe(longPath(99));
-    const err = await failure(index([...parts, END_OF_ARCHIVE], { maxExtensionBytesTotal: total - 1 }));
+    const err = await rejection(index([...parts, END_OF_ARCHIVE], { maxExtensionBytesTotal: total - 1 }));
     expect(err).toMatchObject({ setting: 'BALER_MAX_TAR_EXTENSION_BYTES' });
     expect(err.message).toMatch(new RegExp(`more than ${total - 1} bytes of extension headers in one tar`));
   });
 
   it('refuses more entries than a layer may hold, naming the setting; a fixed limit of an archive is a format error', async () => {
     const tar = [...emptyFiles(11), END_OF_ARCHIVE];
-    expect(await failure(index(tar, { maxEntries: 10 }))).toMatchObject({ setting: 'BALER_MAX_LAYER_ENTRIES', limit: 10 });
-    expect(await failure(index(tar, { maxEntries: 10, maxEntriesSetting: undefined }))).toBeInstanceOf(TarFormatError);
+    expect(await rejection(index(tar, { maxEntries: 10 }))).toMatchObject({ setting: 'BALER_MAX_LAYER_ENTRIES', limit: 10 });
+    expect(await rejection(index(tar, { maxEntries: 10, maxEntriesSetting: undefined }))).toBeInstanceOf(TarFormatError);
   });
 });
 
@@ -150,11 +141,11 @@ describe('PAX numbers (attack 9)', () => {
 
   it('refuses a time that is not a number, or too large for one', async () => {
     for (const text of ['abc', '1e400', '1e3', '0x10', '1.', '.5', ' 1', 'Infinity', 'NaN']) {
-      const err = await failure(withMtime(text));
+      const err = await rejection(withMtime(text));
       expect(err, text).toBeInstanceOf(TarFormatError);
       expect(err.message, text).toMatch(/invalid PAX mtime/);
     }
-    expect((await failure(withMtime('9'.repeat(400)))).message).toMatch(/PAX mtime out of range/);
+    expect((await rejection(withMtime('9'.repeat(400)))).message).toMatch(/PAX mtime out of range/);
   });
 
   it('refuses sizes and ids that are not decimal counts, and record lengths that are not decimal', async () => {
@@ -164,17 +155,17 @@ describe('PAX numbers (attack 9)', () => {
       ['gid', '0x10'],
       ['size', '99999999999999999999'],
     ] as const) {
-      const err = await failure(index([entry({ name: 'a' }, undefined, [[key, value]]), END_OF_ARCHIVE]));
+      const err = await rejection(index([entry({ name: 'a' }, undefined, [[key, value]]), END_OF_ARCHIVE]));
       expect(err, `${key}=${value}`).toBeInstanceOf(TarFormatError);
     }
     for (const raw of ['0x10 a=b\n', '1e1 a=bcdef\n', ' 9 a=bc\n', `${'1'.repeat(20)} a=b\n`]) {
-      const err = await failure(index([paxHeader(Buffer.from(raw)), entry({ name: 'a' }), END_OF_ARCHIVE]));
+      const err = await rejection(index([paxHeader(Buffer.from(raw)), entry({ name: 'a' }), END_OF_ARCHIVE]));
       expect(err.message, raw).toMatch(/malformed PAX record/);
     }
   });
 
   it('shows a bad value escaped and cut short', async () => {
-    const err = await failure(withMtime(`\x1b[31m${'9'.repeat(100_000)}x`));
+    const err = await rejection(withMtime(`\x1b[31m${'9'.repeat(100_000)}x`));
     expect(err.message.length).toBeLessThan(400);
     expect(err.message).toContain('\\x1b[31m');
     expect(err.message).not.toContain('\x1b');
