@@ -223,7 +223,11 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
         else gnuLongLink = cString(data);
         continue;
       }
-      if (parsePax(data, offset, (key, value) => (count(), records.add(key, value))) === 0) count();
+      const parsed = parsePax(data, offset, (key, value) => {
+        count();
+        records.add(key, value);
+      });
+      if (parsed === 0) count();
       if (flag === 'g') {
         // Global attributes apply to every later entry: alone they must fit one entry's budget.
         checkXattrs(globals.xattrs.values.size, globals.xattrs.bytes, limits, 'global PAX header', offset);
