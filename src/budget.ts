@@ -10,10 +10,15 @@ export class BudgetExceededError extends Error {
     readonly setting: string,
     readonly limit: number,
     /** What went over it, e.g. `contents[0]: more than 500000 entries in one layer`. */
-    message: string,
+    readonly overrun: string,
     opts?: { cause?: unknown },
   ) {
-    super(`${message} (the budget ${setting} is ${limit})`, opts);
+    super(`${overrun} (the budget ${setting} is ${limit})`, opts);
     this.name = 'BudgetExceededError';
+  }
+
+  /** The same overrun, said of where it happened (`contents[2]: …`); this error is its cause. */
+  within(where: string): BudgetExceededError {
+    return new BudgetExceededError(this.setting, this.limit, `${where}: ${this.overrun}`, { cause: this });
   }
 }

@@ -1,6 +1,7 @@
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { VM_DEFAULTS } from './builds/spec.ts';
+import { DEFAULT_LAYER_BUDGETS, LAYER_BUDGET_SETTINGS, type LayerBudgets } from './image/build-usage.ts';
 import { ARCHIVE_BUDGET_SETTINGS, DEFAULT_ARCHIVE_BUDGETS, type ArchiveBudgets } from './image/sources/archive/budgets.ts';
 import { DEFAULT_REGISTRY_LIMITS, REGISTRY_LIMIT_SETTINGS, type RegistryLimits } from './registry/registry-limits.ts';
 
@@ -85,6 +86,18 @@ export interface Config {
   gcIntervalSeconds: number;
   /** Largest build log kept, in bytes. */
   maxLogBytes: number;
+  /**
+   * What one build's tars and layers may hold (SECURITY.md, "Limits and their defaults"):
+   * BALER_MAX_LAYER_ENTRIES (1,000,000 entries in one layer, directories it implies included),
+   * BALER_MAX_BUILD_ENTRIES (400,000 in all the layer trees of a build, base layers included:
+   * ~350 bytes of heap each, to fit BALER_BUILD_HEAP_MIB),
+   * BALER_MAX_BUILD_LAYER_BYTES (32 GiB of data and xattrs in the layers a build writes),
+   * BALER_MAX_TAR_EXTENSION_BYTES (64 MiB of PAX and GNU long-name headers in one tar),
+   * BALER_MAX_PAX_RECORDS_PER_ENTRY (1000), BALER_MAX_GLOBAL_PAX_RECORDS (1000 in one tar),
+   * BALER_MAX_XATTRS_PER_ENTRY (128) and BALER_MAX_XATTR_BYTES_PER_ENTRY (64 KiB), global
+   * attributes included. Over one, a build fails 422 naming the setting.
+   */
+  layerBudgets: LayerBudgets;
   /** Registries allowed for pulls and pushes (JSON `{"host:port": {insecure, username, password}}`); unset: none. */
   registriesFile: string | undefined;
   /** What a registry may send (BALER_REGISTRY_MAX_*): documents, index entries, redirects, token answers. */
@@ -174,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     localWorkers: int(env, 'BALER_LOCAL_WORKERS', 1),
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
+    layerBudgets: intSettings(env, DEFAULT_LAYER_BUDGETS, LAYER_BUDGET_SETTINGS),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
     buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
     buildHeapMiB: Math.max(16, int(env, 'BALER_BUILD_HEAP_MIB', 256)),

@@ -95,6 +95,7 @@ const worker = new CapabilityConsumer(
     metrics,
     sandbox,
     archiveBudgets: config.archiveBudgets,
+    layerBudgets: config.layerBudgets,
   }),
   {
     connection: redis,

@@ -37,7 +37,7 @@ import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.t
 export interface ApiDeps {
   config: Pick<
     Config,
-    'maxJsonBytes' | 'maxUploadBytes' | 'maxDiskSizeMiB' | 'maxMemorySizeMiB' | 'maxVmTimeoutSeconds' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'quotaChunkBytes' | 'quotaReservationTtlSeconds' | 'retentionSeconds' | 'allowDevices' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
+    'maxJsonBytes' | 'maxUploadBytes' | 'maxDiskSizeMiB' | 'maxMemorySizeMiB' | 'maxVmTimeoutSeconds' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'quotaChunkBytes' | 'quotaReservationTtlSeconds' | 'retentionSeconds' | 'allowDevices' | 'layerBudgets' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
   >;
   logger: Logger;
   redis: Redis;
@@ -129,6 +129,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     buildAttempts: deps.config.buildAttempts,
     cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
     allowDevices: deps.config.allowDevices,
+    layerBudgets: deps.config.layerBudgets,
     metrics,
     vmCaps: deps.config,
   });

@@ -6,12 +6,14 @@ import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
+import { BudgetExceededError } from '../budget.ts';
 import { imageOutput } from '../builds/build-archive.ts';
 import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
 import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
 import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
 import { planBuild } from '../builds/build-plan.ts';
+import type { LayerBudgets } from '../image/build-usage.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
@@ -48,6 +50,8 @@ export interface BuildsOptions {
   cache?: ResultCache;
   /** Part of the cache key: the same spec may give another layer where devices are allowed. */
   allowDevices: boolean;
+  /** What flattening an image for `format=rootfs` may hold; over it, 422. */
+  layerBudgets?: LayerBudgets;
   metrics?: Pick<ApiMetrics, 'buildsSubmitted' | 'cacheLookups'>;
   /** The operator's caps on `diskSize`, `memorySize` and `timeout`; over them, 400. */
   vmCaps: VmCaps;
@@ -55,7 +59,7 @@ export interface BuildsOptions {
 
 /** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
 export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts) => {
-  const { store, builds, queue, quota } = opts;
+  const { store, builds, queue, quota, layerBudgets } = opts;
 
   app.post<{ Body: BuildSpec; Querystring: { noCache?: 'true' | 'false'; dryRun?: 'true' | 'false' } }>(
     '/v1/builds',
@@ -224,7 +228,14 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     if (!compression || !FORMAT_COMPRESSIONS[format].includes(compression)) {
       throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
     }
-    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, new ChargedStore(store, quota, request.tenant));
+    const charged = new ChargedStore(store, quota, request.tenant);
+    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, charged, layerBudgets).catch(
+      (err: unknown) => {
+        // A rootfs flattens the layers here, under the budgets a build has.
+        if (err instanceof BudgetExceededError) throw new Problem(422, err.message);
+        throw err;
+      },
+    );
     const opts = { contentType: out.mediaType, filename: out.filename };
     if (out.plan) {
       const own = format === result.archive.format && compression === result.archive.compression && planSize(out.plan) === result.archive.size;

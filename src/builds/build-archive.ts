@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Digest } from '../digest.ts';
+import type { LayerBudgets } from '../image/build-usage.ts';
 import type { Image } from '../image/image.ts';
 import { digestPlan, planSize } from '../image/sinks/byte-plan.ts';
 import { writeImage, type ImageOutput } from '../image/sinks/formats.ts';
@@ -26,8 +27,15 @@ export interface ArchiveInfo {
 type SpecNames = Pick<ResolvedSpec, 'name' | 'tag' | 'created'>;
 
 /** The image in one output format, ready to stream (and, when planned, to read by range). */
-export function imageOutput(image: Image, spec: SpecNames, format: OutputFormat, compression: Compression, store: BlobStore): Promise<ImageOutput> {
-  return writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created });
+export function imageOutput(
+  image: Image,
+  spec: SpecNames,
+  format: OutputFormat,
+  compression: Compression,
+  store: BlobStore,
+  layerBudgets?: LayerBudgets,
+): Promise<ImageOutput> {
+  return writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created, layerBudgets });
 }
 
 /**
@@ -42,8 +50,9 @@ export async function describeArchive(
   compression: Compression,
   store: BlobStore,
   onProgress?: (bytesDone: number, bytesTotal?: number) => void,
+  layerBudgets?: LayerBudgets,
 ): Promise<ArchiveInfo> {
-  const out = await imageOutput(image, spec, format, compression, store);
+  const out = await imageOutput(image, spec, format, compression, store, layerBudgets);
   let sum: { digest: Digest; size: number };
   if (out.plan) {
     const total = planSize(out.plan);

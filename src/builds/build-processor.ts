@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
 import type { BaseImage } from '../image/image.ts';
+import type { LayerBudgets } from '../image/build-usage.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import type { BuildSandbox } from '../sandbox/build-sandbox.ts';
 import type { StoredImageRef } from '../sandbox/sandbox-protocol.ts';
@@ -56,6 +57,8 @@ export interface ProcessorDeps {
   sandbox?: BuildSandbox;
   /** What importing a base archive may cost; absent: the defaults. */
   archiveBudgets?: ArchiveBudgets;
+  /** What a build's tars and layers may hold; absent: the defaults. */
+  layerBudgets?: LayerBudgets;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -181,6 +184,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         cache: deps.cache,
         noCache: job.data.noCache,
         archiveBudgets: deps.archiveBudgets,
+        layerBudgets: deps.layerBudgets,
         events,
       });
       step = { name: 'finishing', at: Date.now() };

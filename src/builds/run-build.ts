@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
+import { BudgetExceededError } from '../budget.ts';
+import { BuildUsage, type LayerBudgets } from '../image/build-usage.ts';
 import type { FsTree } from '../image/fs-tree.ts';
 import { assembleImage, type BaseImage, type Image, type ImageConfig } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
@@ -67,6 +69,8 @@ export interface BuildDeps {
   onCacheLookup?: (cache: 'layer' | 'import', hit: boolean) => void;
   /** Lines about the build's VM step (the build's logger, with its ids). */
   logger?: Logger;
+  /** What the build's tars and layers may hold (config.layerBudgets); absent: the defaults. */
+  layerBudgets?: LayerBudgets;
 }
 
 interface NewLayer {
@@ -100,9 +104,11 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
 
   const base = await loadBase(spec, deps);
   step('contents');
-  const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices };
+  const usage = new BuildUsage(deps.layerBudgets);
+  const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices, usage };
   const storeLayer = async (tree: FsTree, createdBy: string): Promise<NewLayer> => {
     step('layer', { entries: tree.size, createdBy });
+    usage.addLayerBytes(tree.layerBytes, createdBy);
     const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
     const stored = await reportStep(
       deps.events,
@@ -150,7 +156,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       const made: NewLayer[] = [];
       const trees = [];
       for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
-      const sizes = trees.map((tree) => tree.sortedEntries().reduce((sum, e) => sum + e.size, 0));
+      const sizes = trees.map((tree) => tree.dataBytes);
       for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
         const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, contentsOptions);
         made.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`));
@@ -163,7 +169,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       newLayers.push(
         ...(await cachedLayers('vm', { kind: 'vm', lowers, contents: [], ...vm }, async () => {
           const empty = await resolveContents([], store, contentsOptions);
-          const top = await runVmStep(spec, empty, base, mtime, deps, newLayers.map((l) => l.layer.diffId));
+          const top = await runVmStep(spec, empty, base, mtime, deps, usage, newLayers.map((l) => l.layer.diffId));
           return [await storeLayer(top, 'baler: runAsRoot, extraCommands')];
         })),
       );
@@ -173,7 +179,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     newLayers.push(
       ...(await cachedLayers('vm', { kind: 'vm', lowers: baseDiffIds, contents: spec.contents, ...vm }, async () => {
         const contents = await resolveContents(spec.contents, store, contentsOptions);
-        return [await storeLayer(await runVmStep(spec, contents, base, mtime, deps, []), 'baler: contents, runAsRoot, extraCommands')];
+        return [await storeLayer(await runVmStep(spec, contents, base, mtime, deps, usage, []), 'baler: contents, runAsRoot, extraCommands')];
       })),
     );
   } else {
@@ -212,7 +218,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     deps.events,
     'archive',
     { format: spec.format, compression: spec.compression },
-    () => describeArchive(image, spec, spec.format, spec.compression, store, (done, total) => deps.events?.progress('archive', done, total)),
+    () => describeArchive(image, spec, spec.format, spec.compression, store, (done, total) => deps.events?.progress('archive', done, total), deps.layerBudgets),
     (a) => ({ digest: a.digest, size: a.size }),
   );
   return { imageId: image.configDigest, diffIds: image.layers.map((l) => l.diffId), layers, archive };
@@ -258,15 +264,17 @@ async function runVmStep(
   base: BaseImage | undefined,
   mtime: number,
   deps: BuildDeps,
+  usage: BuildUsage,
   /** This build's own layers below the step (layered builds), bottom first. */
   ownLayers: Digest[],
 ): Promise<FsTree> {
   const { store } = deps;
   deps.signal?.throwIfAborted();
   deps.onStep?.('vm', { diskSize: spec.diskSize, memorySize: spec.memorySize, timeout: spec.timeout });
+  usage.addLayerBytes(contents.layerBytes, 'the VM step input (contents)');
   const upperInput = await store.put(writeLayerTar(contents.sortedEntries(), store, mtime).stream);
   const lowerLayers = [...(base?.layers.map((l) => l.diffId) ?? []), ...ownLayers];
-  const lowers = lowerLayers.length > 0 ? await overlayLowerTree(lowerLayers, store) : undefined;
+  const lowers = lowerLayers.length > 0 ? await overlayLowerTree(lowerLayers, store, { usage }) : undefined;
   // What the inputs may take on the worker's disk (held before they are written there).
   const lowerBytes = (await Promise.all(lowerLayers.map(async (d) => (await store.stat(d))?.size ?? 0))).reduce((a, b) => a + b, 0);
 
@@ -288,9 +296,9 @@ async function runVmStep(
     if (!result.outcome.ok) throw new VmStepError(result.outcome.reason);
     const upper = await store.put(await result.openUpperTar());
     deps.onStep?.('vm-done', { upper: upper.digest, size: upper.size });
-    return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 });
+    return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }, { allowDevices: deps.allowDevices, usage });
   } catch (err) {
-    if (err instanceof VmStepError || err instanceof LayerInputError || err instanceof StoreFullError) throw err;
+    if (err instanceof VmStepError || err instanceof LayerInputError || err instanceof BudgetExceededError || err instanceof StoreFullError) throw err;
     throw new Error(`reading the VM step's output failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await result.dispose();

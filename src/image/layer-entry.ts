@@ -1,4 +1,5 @@
 import type { Digest } from '../digest.ts';
+import { printable } from './printable.ts';
 import type { EntryType } from './tar-entry.ts';
 
 /** Where an entry's bytes come from: a range of a stored blob, or bytes held inline (small text). */
@@ -31,17 +32,24 @@ export class LayerInputError extends Error {
   }
 }
 
+/** Longest name of one path component, in bytes: Linux's NAME_MAX. */
+export const MAX_NAME_BYTES = 255;
+
 /**
  * Normalise a path from a spec or an archive to the layer's relative form. Leading `/` and
  * `.` components are dropped; `..` is refused rather than resolved, so no entry can name
- * anything outside the layer root.
+ * anything outside the layer root. A name longer than any Linux file system holds is refused
+ * too (it could not be unpacked, and it bounds what one node of a layer's tree keeps).
  */
 export function normalizeLayerPath(raw: string, what: string): string {
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
-    if (part === '..') throw new LayerInputError(`${what} '${raw}' contains '..'`);
+    if (part === '..') throw new LayerInputError(`${what} '${printable(raw)}' contains '..'`);
     if (part.includes('\0')) throw new LayerInputError(`${what} contains a NUL byte`);
+    if (Buffer.byteLength(part) > MAX_NAME_BYTES) {
+      throw new LayerInputError(`${what} '${printable(raw)}' has a name longer than ${MAX_NAME_BYTES} bytes`);
+    }
     parts.push(part);
   }
   return parts.join('/');

@@ -28,3 +28,8 @@ export const TYPEFLAG_OF: Record<EntryType, string> = {
   directory: '5',
   fifo: '6',
 };
+
+/** What one extended attribute costs as budgets count it: its name's and its value's bytes (values are latin1). */
+export function xattrBytes(name: string, value: string): number {
+  return Buffer.byteLength(name, 'utf8') + value.length;
+}

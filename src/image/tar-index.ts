@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { EntryType, TarHeader } from './tar-entry.ts';
+import { BudgetExceededError } from '../budget.ts';
+import { printable } from './printable.ts';
+import { xattrBytes, type EntryType, type TarHeader } from './tar-entry.ts';
 
 /** A tar entry plus where its data starts in the (uncompressed) archive. */
 export interface IndexedTarEntry extends TarHeader {
@@ -14,16 +16,52 @@ export class TarFormatError extends Error {
 }
 
 export interface TarIndexLimits {
-  /** Largest PAX or GNU long-name extension header accepted. */
+  /** Largest single PAX or GNU long-name extension header (a limit of the reader, not a budget). */
   maxExtensionBytes: number;
   maxPathBytes: number;
+  /** Entries of the archive: where it is a layer, the layer budget. */
   maxEntries: number;
+  /**
+   * The setting `maxEntries` comes from, named in the BudgetExceededError over it; none (an
+   * archive's fixed limit, not an operator's budget) makes going over it a TarFormatError.
+   */
+  maxEntriesSetting?: string;
+  /** Bytes of all extension headers (PAX, GNU long names and links) of the archive together. */
+  maxExtensionBytesTotal: number;
+  /** PAX records of one entry, over all its extended headers. */
+  maxPaxRecordsPerEntry: number;
+  /** Global PAX records of the archive, over all its global headers. */
+  maxGlobalPaxRecords: number;
+  /** Extended attributes of one entry, global ones included (they apply to every entry). */
+  maxXattrsPerEntry: number;
+  /** Bytes of one entry's extended attributes (names and values), global ones included. */
+  maxXattrBytesPerEntry: number;
 }
+
+/** The settings of the budgets among the limits, named when input goes over one. */
+export const TAR_BUDGET_SETTINGS = {
+  maxEntries: 'BALER_MAX_LAYER_ENTRIES',
+  maxExtensionBytesTotal: 'BALER_MAX_TAR_EXTENSION_BYTES',
+  maxPaxRecordsPerEntry: 'BALER_MAX_PAX_RECORDS_PER_ENTRY',
+  maxGlobalPaxRecords: 'BALER_MAX_GLOBAL_PAX_RECORDS',
+  maxXattrsPerEntry: 'BALER_MAX_XATTRS_PER_ENTRY',
+  maxXattrBytesPerEntry: 'BALER_MAX_XATTR_BYTES_PER_ENTRY',
+} as const;
 
 export const DEFAULT_TAR_LIMITS: TarIndexLimits = {
   maxExtensionBytes: 1 << 20,
   maxPathBytes: 4096,
   maxEntries: 1_000_000,
+  maxEntriesSetting: TAR_BUDGET_SETTINGS.maxEntries,
+  // GNU tar's pax format writes ~90 bytes (mtime, atime, ctime) per entry: room for 700k. What
+  // is kept of them (long paths, link targets, xattrs) stays well within a build's 256 MiB heap.
+  maxExtensionBytesTotal: 64 * 1024 ** 2,
+  maxPaxRecordsPerEntry: 1000,
+  // Writers put a comment or two there (git archive: the commit); globals are kept once.
+  maxGlobalPaxRecords: 1000,
+  // Linux caps one value at 64 KiB and ext4 all of an inode's at a block; real entries carry a few.
+  maxXattrsPerEntry: 128,
+  maxXattrBytesPerEntry: 64 * 1024,
 };
 
 const BLOCK = 512;
@@ -44,27 +82,108 @@ const TYPES: Record<string, EntryType> = {
  * Reads an uncompressed tar stream and yields each entry's header with the byte offset of its
  * data, without keeping any data: the index lets a layer writer read entries later in any
  * order, by range, straight from the stored blob. It understands ustar, GNU and PAX archives
- * (long names and links, base-256 numbers, `SCHILY.xattr.` records).
+ * (long names and links, base-256 numbers, `SCHILY.xattr.` records, global headers).
+ *
+ * Everything it keeps is bounded by the limits, checked as the archive is read: an archive
+ * over a budget fails at the header that goes over it, having cost no more than the budget.
  *
  * Tar parsing is hand-written because no maintained library exposes data offsets.
  */
-export async function* indexTar(
-  source: Readable,
-  limits: TarIndexLimits = DEFAULT_TAR_LIMITS,
-): AsyncGenerator<IndexedTarEntry> {
+export async function* indexTar(source: Readable, limits: Partial<TarIndexLimits> = {}): AsyncGenerator<IndexedTarEntry> {
   try {
-    yield* readEntries(new ChunkReader(source), limits);
+    yield* readEntries(new ChunkReader(source), { ...DEFAULT_TAR_LIMITS, ...limits });
   } finally {
     // The archive may go on past its end marker; stop reading (and close the file) either way.
     source.destroy();
   }
 }
 
+const XATTR_PREFIX = 'SCHILY.xattr.';
+/** The PAX keys an entry uses; other records are counted against the budgets and dropped. */
+const USED_KEYS = new Set(['path', 'linkpath', 'size', 'uid', 'gid', 'mtime']);
+const NO_XATTRS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** Extended attributes with what they cost as the budgets count it: names and values in bytes. */
+class XattrSet {
+  readonly values = new Map<string, string>();
+  bytes = 0;
+
+  /** `value` as latin1: xattr values are binary, and so their bytes round-trip. */
+  set(name: string, value: string): void {
+    const old = this.values.get(name);
+    if (old !== undefined) this.bytes -= xattrBytes(name, old);
+    this.values.set(name, value);
+    this.bytes += xattrBytes(name, value);
+  }
+}
+
+/** The used records of PAX headers (global, or one entry's) and their extended attributes. */
+class PaxRecords {
+  readonly fields = new Map<string, string>();
+  readonly xattrs = new XattrSet();
+  /** Records and headers read, as the record budgets count them. */
+  counted = 0;
+
+  add(key: string, value: Buffer): void {
+    if (key.startsWith(XATTR_PREFIX)) this.xattrs.set(key.slice(XATTR_PREFIX.length), value.toString('latin1'));
+    else if (USED_KEYS.has(key)) this.fields.set(key, value.toString('utf8'));
+  }
+}
+
+/**
+ * Global records: kept once and read by every later entry, never copied into it. An entry
+ * without extended attributes of its own shares the globals' one frozen object, so a global
+ * header costs O(1) per entry; its attributes still count against every entry's budget.
+ */
+class GlobalRecords extends PaxRecords {
+  /** The global attributes as one object, rebuilt when a global header changes them. */
+  frozenXattrs: Readonly<Record<string, string>> = NO_XATTRS;
+
+  override add(key: string, value: Buffer): void {
+    // A global record with an empty value deletes it (POSIX pax); xattrs keep empty values.
+    if (value.length === 0 && USED_KEYS.has(key)) this.fields.delete(key);
+    else super.add(key, value);
+  }
+
+  freeze(): void {
+    this.frozenXattrs = this.xattrs.values.size === 0 ? NO_XATTRS : Object.freeze(Object.fromEntries(this.xattrs.values));
+  }
+}
+
+function overBudget(limits: TarIndexLimits, budget: keyof typeof TAR_BUDGET_SETTINGS, what: string, offset: number): BudgetExceededError {
+  return new BudgetExceededError(TAR_BUDGET_SETTINGS[budget], limits[budget], `${what} (at byte ${offset})`);
+}
+
+function checkXattrs(count: number, bytes: number, limits: TarIndexLimits, what: string, offset: number): void {
+  if (count > limits.maxXattrsPerEntry) throw overBudget(limits, 'maxXattrsPerEntry', `${what}: more than ${limits.maxXattrsPerEntry} extended attributes`, offset);
+  if (bytes > limits.maxXattrBytesPerEntry) {
+    throw overBudget(limits, 'maxXattrBytesPerEntry', `${what}: more than ${limits.maxXattrBytesPerEntry} bytes of extended attributes`, offset);
+  }
+}
+
+/** An entry's attributes: the globals, overridden by its own. O(own + globals), both within budget. */
+function entryXattrs(globals: GlobalRecords, own: XattrSet, limits: TarIndexLimits, offset: number): Readonly<Record<string, string>> {
+  if (own.values.size === 0) return globals.frozenXattrs;
+  let count = globals.xattrs.values.size + own.values.size;
+  let bytes = globals.xattrs.bytes + own.bytes;
+  for (const name of own.values.keys()) {
+    const shadowed = globals.xattrs.values.get(name);
+    if (shadowed !== undefined) {
+      count -= 1;
+      bytes -= xattrBytes(name, shadowed);
+    }
+  }
+  checkXattrs(count, bytes, limits, 'tar entry', offset);
+  return { ...globals.frozenXattrs, ...Object.fromEntries(own.values) };
+}
+
 async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncGenerator<IndexedTarEntry> {
-  let pax: Record<string, string> = {};
-  let globalPax: Record<string, string> = {};
+  const globals = new GlobalRecords();
+  // What the extension headers before the next entry say about it.
+  let own = new PaxRecords();
   let gnuLongName: string | undefined;
   let gnuLongLink: string | undefined;
+  let extensionBytes = 0;
   let entries = 0;
 
   for (;;) {
@@ -83,54 +202,88 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
       if (size > limits.maxExtensionBytes) {
         throw new TarFormatError(`extension header of ${size} bytes exceeds the limit of ${limits.maxExtensionBytes}`, offset);
       }
+      extensionBytes += size;
+      if (extensionBytes > limits.maxExtensionBytesTotal) {
+        throw overBudget(limits, 'maxExtensionBytesTotal', `more than ${limits.maxExtensionBytesTotal} bytes of extension headers in one tar`, offset);
+      }
       const data = await reader.read(size);
       if (data === null || data.length < size) throw new TarFormatError('truncated extension header', offset);
       await reader.skip(padding(size));
-      if (flag === 'x') pax = { ...pax, ...parsePax(data, offset) };
-      else if (flag === 'g') globalPax = { ...globalPax, ...parsePax(data, offset) };
-      else if (flag === 'L') gnuLongName = cString(data);
-      else gnuLongLink = cString(data);
+      // Every header counts as a record at least, so that empty ones cannot repeat for free.
+      const records = flag === 'g' ? globals : own;
+      const budget = flag === 'g' ? 'maxGlobalPaxRecords' : 'maxPaxRecordsPerEntry';
+      const count = () => {
+        if (++records.counted > limits[budget]) {
+          throw overBudget(limits, budget, flag === 'g' ? `more than ${limits[budget]} global PAX records in one tar` : `more than ${limits[budget]} PAX records for one entry`, offset);
+        }
+      };
+      if (flag === 'L' || flag === 'K') {
+        count();
+        if (flag === 'L') gnuLongName = cString(data);
+        else gnuLongLink = cString(data);
+        continue;
+      }
+      const parsed = parsePax(data, offset, (key, value) => {
+        count();
+        records.add(key, value);
+      });
+      if (parsed === 0) count();
+      if (flag === 'g') {
+        // Global attributes apply to every later entry: alone they must fit one entry's budget.
+        checkXattrs(globals.xattrs.values.size, globals.xattrs.bytes, limits, 'global PAX header', offset);
+        globals.freeze();
+      } else {
+        checkXattrs(own.xattrs.values.size, own.xattrs.bytes, limits, 'PAX header', offset);
+      }
       continue;
     }
 
     const type = TYPES[flag];
     if (!type) throw new TarFormatError(`unsupported tar entry type '${printable(flag)}'`, offset);
-    if (++entries > limits.maxEntries) throw new TarFormatError(`more than ${limits.maxEntries} entries`, offset);
+    if (++entries > limits.maxEntries) {
+      const what = `more than ${limits.maxEntries} entries in one tar`;
+      if (limits.maxEntriesSetting === undefined) throw new TarFormatError(what, offset);
+      throw new BudgetExceededError(limits.maxEntriesSetting, limits.maxEntries, `${what} (at byte ${offset})`);
+    }
 
-    const records = { ...globalPax, ...pax };
+    // An entry's own record wins; its empty value deletes the global one (POSIX pax).
+    const record = (key: string): string | undefined => {
+      const value = own.fields.get(key);
+      if (value !== undefined) return value === '' ? undefined : value;
+      return globals.fields.get(key);
+    };
     const isUstar = block.subarray(257, 263).toString('latin1') === 'ustar\0';
     let name = cString(block.subarray(0, 100));
     if (isUstar) {
       const prefix = cString(block.subarray(345, 500));
       if (prefix) name = `${prefix}/${name}`;
     }
-    name = records.path ?? gnuLongName ?? name;
-    const linkname = records.linkpath ?? gnuLongLink ?? cString(block.subarray(157, 257));
+    name = record('path') ?? gnuLongName ?? name;
+    const linkname = record('linkpath') ?? gnuLongLink ?? cString(block.subarray(157, 257));
     if (Buffer.byteLength(name) > limits.maxPathBytes || Buffer.byteLength(linkname) > limits.maxPathBytes) {
       throw new TarFormatError(`path longer than ${limits.maxPathBytes} bytes`, offset);
     }
 
-    const xattrs: Record<string, string> = {};
-    for (const [key, value] of Object.entries(records)) {
-      if (key.startsWith('SCHILY.xattr.')) xattrs[key.slice('SCHILY.xattr.'.length)] = value;
-    }
-    const entrySize = records.size !== undefined ? paxNumber(records.size, 'size', offset) : size;
-    const dataSize = type === 'file' ? entrySize : 0;
+    const paxSize = record('size');
+    const paxUid = record('uid');
+    const paxGid = record('gid');
+    const paxMtime = record('mtime');
+    const entrySize = paxSize !== undefined ? paxInteger(paxSize, 'size', offset) : size;
     const entry: IndexedTarEntry = {
       name,
       type,
       mode: readNumber(block, 100, 8, offset) & 0o7777,
-      uid: records.uid !== undefined ? paxNumber(records.uid, 'uid', offset) : readNumber(block, 108, 8, offset),
-      gid: records.gid !== undefined ? paxNumber(records.gid, 'gid', offset) : readNumber(block, 116, 8, offset),
-      size: dataSize,
-      mtime: records.mtime !== undefined ? Math.floor(Number(records.mtime)) : readNumber(block, 136, 12, offset),
+      uid: paxUid !== undefined ? paxInteger(paxUid, 'uid', offset) : readNumber(block, 108, 8, offset),
+      gid: paxGid !== undefined ? paxInteger(paxGid, 'gid', offset) : readNumber(block, 116, 8, offset),
+      size: type === 'file' ? entrySize : 0,
+      mtime: paxMtime !== undefined ? paxTime(paxMtime, 'mtime', offset) : readNumber(block, 136, 12, offset),
       linkname,
       devmajor: isUstar || flag === '3' || flag === '4' ? readNumber(block, 329, 8, offset) : 0,
       devminor: isUstar || flag === '3' || flag === '4' ? readNumber(block, 337, 8, offset) : 0,
-      xattrs,
+      xattrs: entryXattrs(globals, own.xattrs, limits, offset),
       dataOffset: reader.position,
     };
-    pax = {};
+    own = new PaxRecords();
     gnuLongName = undefined;
     gnuLongLink = undefined;
     yield entry;
@@ -172,11 +325,20 @@ function readNumber(block: Buffer, start: number, length: number, offset: number
   return parseInt(text, 8);
 }
 
-function paxNumber(value: string, key: string, offset: number): number {
-  if (!/^\d+$/.test(value)) throw new TarFormatError(`invalid PAX ${key} '${value}'`, offset);
+/** A PAX count (size, uid, gid): decimal digits only, a safe integer. */
+function paxInteger(value: string, key: string, offset: number): number {
+  if (!/^\d+$/.test(value)) throw new TarFormatError(`invalid PAX ${key} '${printable(value)}'`, offset);
   const number = Number(value);
   if (!Number.isSafeInteger(number)) throw new TarFormatError(`PAX ${key} too large`, offset);
   return number;
+}
+
+/** A PAX time: decimal seconds, maybe signed, maybe with a fraction (dropped: floor). */
+function paxTime(value: string, key: string, offset: number): number {
+  if (!/^[+-]?\d+(\.\d+)?$/.test(value)) throw new TarFormatError(`invalid PAX ${key} '${printable(value)}'`, offset);
+  const seconds = Math.floor(Number(value));
+  if (!Number.isSafeInteger(seconds)) throw new TarFormatError(`PAX ${key} out of range`, offset);
+  return seconds;
 }
 
 function cString(buf: Buffer): string {
@@ -184,29 +346,35 @@ function cString(buf: Buffer): string {
   return buf.subarray(0, end === -1 ? buf.length : end).toString('utf8');
 }
 
-function printable(flag: string): string {
-  return /^[\x20-\x7e]$/.test(flag) ? flag : `\\x${flag.charCodeAt(0).toString(16).padStart(2, '0')}`;
-}
+/** Longest length field read: a record's length has at most this many digits (1 MiB has 7). */
+const MAX_LENGTH_DIGITS = 12;
 
-/** PAX records: `<len> <key>=<value>\n`, where len counts the whole record. */
-function parsePax(data: Buffer, offset: number): Record<string, string> {
-  const records: Record<string, string> = {};
+/**
+ * PAX records: `<len> <key>=<value>\n`, where len counts the whole record. Calls `onRecord`
+ * for each, in order, and returns how many there were. Linear in the data.
+ */
+function parsePax(data: Buffer, offset: number, onRecord: (key: string, value: Buffer) => void): number {
   let pos = 0;
+  let records = 0;
   while (pos < data.length) {
     if (data[pos] === 0) break;
-    const space = data.indexOf(0x20, pos);
-    const len = space === -1 ? NaN : Number(data.subarray(pos, space).toString('latin1'));
-    if (!Number.isSafeInteger(len) || len <= 0 || pos + len > data.length || data[pos + len - 1] !== 0x0a) {
+    let len = 0;
+    let digitsEnd = pos;
+    for (; digitsEnd < data.length && digitsEnd - pos < MAX_LENGTH_DIGITS; digitsEnd++) {
+      const byte = data[digitsEnd] ?? 0;
+      if (byte < 0x30 || byte > 0x39) break;
+      len = len * 10 + (byte - 0x30);
+    }
+    const end = pos + len;
+    if (digitsEnd === pos || data[digitsEnd] !== 0x20 || end <= digitsEnd + 1 || end > data.length || data[end - 1] !== 0x0a) {
       throw new TarFormatError('malformed PAX record', offset);
     }
-    const record = data.subarray(space + 1, pos + len - 1);
+    const record = data.subarray(digitsEnd + 1, end - 1);
     const eq = record.indexOf(0x3d);
     if (eq <= 0) throw new TarFormatError('malformed PAX record', offset);
-    const key = record.subarray(0, eq).toString('utf8');
-    // xattr values are binary; keep their bytes as latin1 so they round-trip.
-    const value = record.subarray(eq + 1).toString(key.startsWith('SCHILY.xattr.') ? 'latin1' : 'utf8');
-    records[key] = value;
-    pos += len;
+    onRecord(record.subarray(0, eq).toString('utf8'), record.subarray(eq + 1));
+    records++;
+    pos = end;
   }
   return records;
 }
@@ -222,20 +390,30 @@ class ChunkReader {
     this.iterator = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
-  private async fill(): Promise<boolean> {
-    if (this.done) return false;
+  private async next(): Promise<Buffer | null> {
+    if (this.done) return null;
     const next = await this.iterator.next();
     if (next.done) {
       this.done = true;
-      return false;
+      return null;
     }
-    this.pending = this.pending.length ? Buffer.concat([this.pending, next.value]) : next.value;
-    return true;
+    return next.value;
   }
 
   /** Returns up to n bytes (fewer only at end of stream), or null at end of stream. */
   async read(n: number): Promise<Buffer | null> {
-    while (this.pending.length < n && (await this.fill()));
+    if (this.pending.length < n) {
+      // Gathered first and joined once: growing one buffer chunk by chunk would copy O(n²).
+      const parts = this.pending.length > 0 ? [this.pending] : [];
+      let length = this.pending.length;
+      while (length < n) {
+        const chunk = await this.next();
+        if (!chunk) break;
+        parts.push(chunk);
+        length += chunk.length;
+      }
+      if (parts.length > 0) this.pending = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+    }
     if (this.pending.length === 0 && n > 0) return null;
     const out = this.pending.subarray(0, n);
     this.pending = this.pending.subarray(out.length);
@@ -246,7 +424,11 @@ class ChunkReader {
   async skip(n: number): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (this.pending.length === 0 && !(await this.fill())) throw new TarFormatError('truncated tar entry data', this.position);
+      if (this.pending.length === 0) {
+        const chunk = await this.next();
+        if (!chunk) throw new TarFormatError('truncated tar entry data', this.position);
+        this.pending = chunk;
+      }
       const take = Math.min(left, this.pending.length);
       this.pending = this.pending.subarray(take);
       this.position += take;

@@ -1,4 +1,5 @@
 import { PassThrough, type Readable } from 'node:stream';
+import { printable } from './printable.ts';
 import { TYPEFLAG_OF, type TarHeader } from './tar-entry.ts';
 
 /** What one tar entry's header says. Names are full paths; PAX carries what ustar cannot. */
@@ -168,7 +169,7 @@ export class TarStreamWriter {
   /** An entry with its data given whole (or none). */
   async add(header: TarWriteHeader, data?: Buffer): Promise<void> {
     const body = data ?? Buffer.alloc(0);
-    if (body.length !== header.size) throw new Error(`tar entry ${header.name}: ${body.length} bytes for a size of ${header.size}`);
+    if (body.length !== header.size) throw new Error(`tar entry ${printable(header.name)}: ${body.length} bytes for a size of ${header.size}`);
     await this.push(encodeHeader(header));
     if (body.length > 0) await this.push(Buffer.concat([body, Buffer.alloc(padding(body.length))]));
   }
@@ -180,14 +181,14 @@ export class TarStreamWriter {
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         written += chunk.length;
-        if (written > header.size) throw new Error(`tar entry ${header.name}: more data than its size ${header.size}`);
+        if (written > header.size) throw new Error(`tar entry ${printable(header.name)}: more data than its size ${header.size}`);
         onChunk?.(chunk);
         await this.push(chunk);
       }
     } finally {
       if ('destroy' in source) source.destroy();
     }
-    if (written !== header.size) throw new Error(`tar entry ${header.name}: ${written} bytes for a size of ${header.size}`);
+    if (written !== header.size) throw new Error(`tar entry ${printable(header.name)}: ${written} bytes for a size of ${header.size}`);
     const pad = padding(written);
     if (pad > 0) await this.push(Buffer.alloc(pad));
   }

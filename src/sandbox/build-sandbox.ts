@@ -163,6 +163,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
         cache: deps.cache !== undefined,
         noCache: deps.noCache,
         archiveBudgets: deps.archiveBudgets,
+        layerBudgets: deps.layerBudgets,
         store: options.store,
         redisUrl: options.redisUrl,
         quota: options.quota,

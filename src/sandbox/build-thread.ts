@@ -76,6 +76,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
     cache: build.cache ? remoteCache : undefined,
     noCache: build.noCache,
     archiveBudgets: build.archiveBudgets,
+    layerBudgets: build.layerBudgets,
   });
 });
 

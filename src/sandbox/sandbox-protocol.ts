@@ -12,6 +12,7 @@
 import type { QuotaSettings } from '../auth/tenant-quota.ts';
 import type { Digest } from '../digest.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
+import type { LayerBudgets } from '../image/build-usage.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import type { StoredLayer } from '../image/sources/earlier-build.ts';
 import type { Registries } from '../registry/registries.ts';
@@ -29,6 +30,7 @@ export interface SandboxBuild {
   cache: boolean;
   noCache?: boolean;
   archiveBudgets?: ArchiveBudgets;
+  layerBudgets?: LayerBudgets;
   /** Where the sandbox opens the store (its own connection to the same blobs). */
   store: Pick<Config, 'store' | 's3' | 'dataDir'>;
   /** For a store whose indexes live in Redis (S3), and for charging the tenant. */

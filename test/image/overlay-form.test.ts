@@ -47,7 +47,7 @@ it('turns base layers into overlay lower dirs: .wh. files become 0/0 devices, op
   await writeFile(join(top, 'var/cache/new'), 'z');
 
   const tree = await overlayLowerTree([await tarOf(bottom), await tarOf(top)], store);
-  const entries = new Map(tree.sortedEntries().map((e) => [e.path, e]));
+  const entries = new Map([...tree.sortedEntries()].map((e) => [e.path, e]));
   expect(entries.get('0/etc/gone')).toMatchObject({ type: 'file' });
   expect(entries.get('0/etc/kept-link')?.type === 'link' || entries.get('0/etc/kept')?.type === 'link').toBe(true);
   expect(entries.get('1/etc/gone')).toMatchObject({ type: 'character-device', devmajor: 0, devminor: 0 });
@@ -71,7 +71,7 @@ it('turns an overlay upper dir into layer entries: devices and their hard links 
     setfattr -n user.note -v hello ${upper}/bin/ping
   `);
   const tree = await layerTreeFromUpper(await tarOf(upper), store, { mode: 0o755, uid: 0, gid: 0 });
-  const entries = new Map(tree.sortedEntries().map((e) => [e.path, e]));
+  const entries = new Map([...tree.sortedEntries()].map((e) => [e.path, e]));
   expect(entries.get('etc/.wh.deleted')).toMatchObject({ type: 'file', size: 0 });
   expect(entries.get('etc/.wh.also-deleted')).toMatchObject({ type: 'file', size: 0 });
   expect(entries.has('etc/deleted')).toBe(false);

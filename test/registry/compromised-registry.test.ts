@@ -21,6 +21,7 @@ import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { makeInputs, makeTestImage, type Inputs, type TestImage } from '../image/sinks/fixture.ts';
 import { hasBasic, proxy, startServer, type Handler, type HostileServer } from './hostile-server.ts';
 import { startRegistry, type TestRegistry } from './registry-server.ts';
+import { rejection } from '../support/rejection.ts';
 
 const USER = 'baler';
 const PASSWORD = 'registry-secret';
@@ -75,15 +76,6 @@ function blobsRedirectedTo(storage: HostileServer, status: number): Handler {
     if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) res.writeHead(status, { location: `${storage.origin}${req.url}` }).end();
     else return proxy(req, res, `http://${real.host}`);
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof Error)) throw new Error('expected a rejection');
-  return err;
 }
 
 function writeForever(res: ServerResponse, chunk: Buffer): void {

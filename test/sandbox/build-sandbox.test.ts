@@ -17,6 +17,7 @@ import { BudgetExceededError } from '../../src/budget.ts';
 import { runBuild, type BuildDeps } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import type { Digest } from '../../src/digest.ts';
+import { DEFAULT_LAYER_BUDGETS } from '../../src/image/build-usage.ts';
 import { encodeHeader, padding } from '../../src/image/tar-writer.ts';
 import { BuildSandbox, SandboxStoppedError } from '../../src/sandbox/build-sandbox.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
@@ -115,13 +116,28 @@ it('fails a build over its heap budget, naming it; this thread never stalls', as
   expect(delay.percentile(99) / 1e6).toBeLessThan(200);
 }, 120_000);
 
+it("holds a build to the operator's layer budgets in its thread", async () => {
+  const box = sandbox();
+  try {
+    const layerBudgets = { ...DEFAULT_LAYER_BUDGETS, maxBuildEntries: 1000 };
+    const err = await box.run(spec({ contents: [{ tar: manyFiles }] }), deps({ layerBudgets }), noBaseImages).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect(err).toMatchObject({ setting: 'BALER_MAX_BUILD_ENTRIES', limit: 1000 });
+    expect((err as Error).message).toMatch(/^contents\[0\]: more than 1000 entries in the build's layers/);
+  } finally {
+    await box.close();
+  }
+}, 60_000);
+
 it('stops a build within a moment when its signal aborts, in the middle of its synchronous work', async () => {
   const box = sandbox();
   const controller = new AbortController();
   let underWay!: () => void;
   const contents = new Promise<void>((resolve) => (underWay = resolve));
   try {
-    const started = box.run(spec({ contents: [{ tar: manyFiles }, { tar: manyFiles, to: '/again' }] }), deps({ signal: controller.signal, onStep: underWay }), noBaseImages);
+    // More entries than a build may hold by default: a budget must not end it before the stop.
+    const layerBudgets = { ...DEFAULT_LAYER_BUDGETS, maxBuildEntries: 1_000_000 };
+    const started = box.run(spec({ contents: [{ tar: manyFiles }, { tar: manyFiles, to: '/again' }] }), deps({ signal: controller.signal, onStep: underWay, layerBudgets }), noBaseImages);
     // Under way: indexing 600,000 entries.
     await contents;
     await new Promise((r) => setTimeout(r, 700));

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
+import type { LayerBudgets } from '../build-usage.ts';
 import type { Image } from '../image.ts';
 import { planDockerArchive } from './docker-archive.ts';
 import { writeDockerArchiveOci } from './docker-archive-oci.ts';
@@ -45,6 +46,8 @@ export interface ImageOutputOptions {
   /** RFC 3339: the time of the outer tar's entries; default the image's `created`. */
   created?: string;
   layerIndex?: CompressedLayerIndex;
+  /** What flattening the layers may hold (`rootfs`); absent: the defaults. */
+  layerBudgets?: LayerBudgets;
 }
 
 export interface ImageOutput extends SinkOutput {
@@ -106,7 +109,7 @@ export async function writeImage(format: ImageFormat, image: Image, opts: ImageO
       return named(out, `${base}.oci.tar`);
     }
     case 'rootfs': {
-      const out = await writeRootfs(image, { store: opts.store });
+      const out = await writeRootfs(image, { store: opts.store, budgets: opts.layerBudgets });
       // A flattened rootfs reads many small ranges of the layers: compressed as a stream.
       return compression === 'gzip' ? named(gzipped(out), `${base}.rootfs.tar.gz`) : named(out, `${base}.rootfs.tar`);
     }

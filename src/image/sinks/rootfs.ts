@@ -1,8 +1,11 @@
+import { BudgetExceededError } from '../../budget.ts';
 import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
+import { BuildUsage, type LayerBudgets } from '../build-usage.ts';
 import type { Image } from '../image.ts';
 import { LayerInputError, normalizeLayerPath } from '../layer-entry.ts';
 import type { Layer } from '../layer.ts';
+import { printable } from '../printable.ts';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-form.ts';
 import type { EntryType } from '../tar-entry.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from '../tar-index.ts';
@@ -122,14 +125,16 @@ class MergedTree {
   }
 }
 
-async function indexLayer(layer: Layer, store: BlobStore, i: number): Promise<Array<{ path: string; header: IndexedTarEntry }>> {
+async function indexLayer(layer: Layer, store: BlobStore, i: number, usage: BuildUsage): Promise<Array<{ path: string; header: IndexedTarEntry }>> {
   const entries: Array<{ path: string; header: IndexedTarEntry }> = [];
   try {
-    for await (const header of indexTar(await store.open(layer.digest))) {
+    for await (const header of indexTar(await store.open(layer.digest), usage.tarLimits)) {
+      usage.addEntries(1);
       entries.push({ path: normalizeLayerPath(header.name, `layer ${i}: entry`), header });
     }
   } catch (err) {
     if (err instanceof TarFormatError) throw new LayerInputError(`layer ${i} (${layer.diffId}) is not a valid tar: ${err.message}`, { cause: err });
+    if (err instanceof BudgetExceededError) throw err.within(`layer ${i} (${layer.diffId})`);
     throw err;
   }
   return entries;
@@ -147,7 +152,7 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
       continue;
     } else if (base.startsWith(WHITEOUT_PREFIX)) {
       const name = base.slice(WHITEOUT_PREFIX.length);
-      if (!name) throw new LayerInputError(`layer ${i}: invalid whiteout '${header.name}' (empty name)`);
+      if (!name) throw new LayerInputError(`layer ${i}: invalid whiteout '${printable(header.name)}' (empty name)`);
       tree.remove(dir ? `${dir}/${name}` : name);
     }
   }
@@ -173,10 +178,10 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
         const targetPath = normalizeLayerPath(header.linkname, `layer ${i}: hard link`);
         const target = tree.lookup(targetPath);
         if (!target || targetPath === '') {
-          throw new LayerInputError(`layer ${i}: hard link '${header.name}' points to '${header.linkname}', which does not exist`);
+          throw new LayerInputError(`layer ${i}: hard link '${printable(header.name)}' points to '${printable(header.linkname)}', which does not exist`);
         }
         if (target.type === 'directory') {
-          throw new LayerInputError(`layer ${i}: hard link '${header.name}' points to the directory '${header.linkname}'`);
+          throw new LayerInputError(`layer ${i}: hard link '${printable(header.name)}' points to the directory '${printable(header.linkname)}'`);
         }
         // To a file: the same inode. To a symlink, device or fifo: an equal copy of it.
         tree.set(path, target.type === 'file' ? { type: 'file', inode: target.inode } : { ...target }, header.mtime);
@@ -194,11 +199,11 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
  * whiteouts applied and gone, and hard links kept: the first path of a link group in that
  * order holds the data, the others link to it. Data is referenced by range in the layer blobs.
  */
-export async function flattenLayers(layers: readonly Layer[], store: BlobStore): Promise<PlannedEntry[]> {
+export async function flattenLayers(layers: readonly Layer[], store: BlobStore, usage = new BuildUsage()): Promise<PlannedEntry[]> {
   const tree = new MergedTree();
   for (const [i, layer] of layers.entries()) {
     assertStoredUncompressed(layer);
-    applyLayer(tree, layer, await indexLayer(layer, store, i), i);
+    applyLayer(tree, layer, await indexLayer(layer, store, i, usage), i);
   }
 
   const firstPathOf = new Map<Inode, string>();
@@ -220,6 +225,8 @@ export async function flattenLayers(layers: readonly Layer[], store: BlobStore):
 
 export interface RootfsOptions {
   store: BlobStore;
+  /** What the image's layers may hold (entries of all of them: BALER_MAX_BUILD_ENTRIES); absent: the defaults. */
+  budgets?: LayerBudgets;
 }
 
 /**
@@ -230,5 +237,5 @@ export interface RootfsOptions {
  * Deterministic; resolves with the exact size once the layers are indexed.
  */
 export async function writeRootfs(image: Image, opts: RootfsOptions): Promise<SinkOutput> {
-  return plannedTar(await flattenLayers(image.layers, opts.store), opts.store, 'application/x-tar');
+  return plannedTar(await flattenLayers(image.layers, opts.store, new BuildUsage(opts.budgets)), opts.store, 'application/x-tar');
 }

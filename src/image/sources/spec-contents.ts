@@ -2,8 +2,11 @@ import type { Digest } from '../../digest.ts';
 import type { ContentEntry } from '../../builds/spec.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { uncompressedBlob } from '../compression.ts';
+import { BudgetExceededError } from '../../budget.ts';
+import { BuildUsage } from '../build-usage.ts';
 import { FsTree } from '../fs-tree.ts';
 import { joinLayerPath, LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
+import { printable } from '../printable.ts';
 import { indexTar, TarFormatError } from '../tar-index.ts';
 
 export interface ContentsOptions {
@@ -11,6 +14,8 @@ export interface ContentsOptions {
   gid: number;
   /** Character and block devices in uploaded tars are refused unless this is set. */
   allowDevices: boolean;
+  /** The build's budgets and what it has spent of them; absent: the defaults, for this tree alone. */
+  usage?: BuildUsage;
 }
 
 const DEFAULT_FILE_MODE = 0o644;
@@ -21,44 +26,50 @@ const DEFAULT_DIR_MODE = 0o755;
  * is owned by the spec's uid/gid unless a tar entry asks to keep its own owners.
  */
 export async function resolveContents(contents: ContentEntry[], store: BlobStore, opts: ContentsOptions): Promise<FsTree> {
-  const tree = new FsTree({ mode: DEFAULT_DIR_MODE, uid: opts.uid, gid: opts.gid });
+  const usage = opts.usage ?? new BuildUsage();
+  const tree = new FsTree({ mode: DEFAULT_DIR_MODE, uid: opts.uid, gid: opts.gid }, usage);
   const base = { uid: opts.uid, gid: opts.gid, size: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: {} };
 
   for (const [index, content] of contents.entries()) {
     const where = `contents[${index}]`;
-    if ('tar' in content) {
-      await addTar(tree, store, content.tar, normalizeLayerPath(content.to ?? '/', `${where}.to`), content.preserveOwners ?? false, opts, where);
-    } else if ('file' in content) {
-      const info = await store.stat(content.file);
-      if (!info) throw new LayerInputError(`${where}: blob ${content.file} not found`);
-      tree.add({
-        ...base,
-        path: requireNonRoot(normalizeLayerPath(content.to, `${where}.to`), where),
-        type: 'file',
-        mode: parseMode(content.mode, DEFAULT_FILE_MODE),
-        size: info.size,
-        data: { blob: content.file, offset: 0 },
-      });
-    } else if ('text' in content) {
-      const data = Buffer.from(content.text, 'utf8');
-      tree.add({
-        ...base,
-        path: requireNonRoot(normalizeLayerPath(content.to, `${where}.to`), where),
-        type: 'file',
-        mode: parseMode(content.mode, DEFAULT_FILE_MODE),
-        size: data.length,
-        data: { inline: data },
-      });
-    } else if ('dir' in content) {
-      tree.add({ ...base, path: normalizeLayerPath(content.dir, `${where}.dir`), type: 'directory', mode: parseMode(content.mode, DEFAULT_DIR_MODE) });
-    } else {
-      tree.add({
-        ...base,
-        path: requireNonRoot(normalizeLayerPath(content.symlink, `${where}.symlink`), where),
-        type: 'symlink',
-        mode: 0o777,
-        linkname: content.target,
-      });
+    try {
+      if ('tar' in content) {
+        await addTar(tree, store, content.tar, normalizeLayerPath(content.to ?? '/', `${where}.to`), content.preserveOwners ?? false, { ...opts, usage }, where);
+      } else if ('file' in content) {
+        const info = await store.stat(content.file);
+        if (!info) throw new LayerInputError(`${where}: blob ${content.file} not found`);
+        tree.add({
+          ...base,
+          path: requireNonRoot(normalizeLayerPath(content.to, `${where}.to`), where),
+          type: 'file',
+          mode: parseMode(content.mode, DEFAULT_FILE_MODE),
+          size: info.size,
+          data: { blob: content.file, offset: 0 },
+        });
+      } else if ('text' in content) {
+        const data = Buffer.from(content.text, 'utf8');
+        tree.add({
+          ...base,
+          path: requireNonRoot(normalizeLayerPath(content.to, `${where}.to`), where),
+          type: 'file',
+          mode: parseMode(content.mode, DEFAULT_FILE_MODE),
+          size: data.length,
+          data: { inline: data },
+        });
+      } else if ('dir' in content) {
+        tree.add({ ...base, path: normalizeLayerPath(content.dir, `${where}.dir`), type: 'directory', mode: parseMode(content.mode, DEFAULT_DIR_MODE) });
+      } else {
+        tree.add({
+          ...base,
+          path: requireNonRoot(normalizeLayerPath(content.symlink, `${where}.symlink`), where),
+          type: 'symlink',
+          mode: 0o777,
+          linkname: content.target,
+        });
+      }
+    } catch (err) {
+      if (err instanceof BudgetExceededError) throw err.within(where);
+      throw err;
     }
   }
   return tree;
@@ -75,9 +86,9 @@ async function addTar(
 ): Promise<void> {
   const tarDigest = await uncompressedBlob(store, digest);
   try {
-    for await (const header of indexTar(await store.open(tarDigest))) {
+    for await (const header of indexTar(await store.open(tarDigest), opts.usage?.tarLimits)) {
       if ((header.type === 'character-device' || header.type === 'block-device') && !opts.allowDevices) {
-        throw new LayerInputError(`${where}: '${header.name}' is a device node; devices are not allowed in uploads`);
+        throw new LayerInputError(`${where}: '${printable(header.name)}' is a device node; devices are not allowed in uploads`);
       }
       const path = joinLayerPath(to, normalizeLayerPath(header.name, `${where}: tar entry`));
       const entry: LayerEntry = {

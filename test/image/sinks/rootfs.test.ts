@@ -8,7 +8,9 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BudgetExceededError } from '../../../src/budget.ts';
 import type { Digest } from '../../../src/digest.ts';
+import { DEFAULT_LAYER_BUDGETS } from '../../../src/image/build-usage.ts';
 import { LayerInputError } from '../../../src/image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../../../src/image/layer.ts';
 import { flattenLayers, writeRootfs } from '../../../src/image/sinks/rootfs.ts';
@@ -209,5 +211,16 @@ describe('flattening layers made by other tools', () => {
     const put = await store.put(createReadStream(gz));
     const bad: Layer = { diffId: `sha256:${'1'.repeat(64)}` as Digest, digest: put.digest, size: put.size, mediaType: 'x', open: () => store.open(put.digest) };
     await expect(flattenLayers([bad], store)).rejects.toThrow(/not uncompressed/);
+  });
+});
+
+describe('rootfs under the layer budgets', () => {
+  it('counts the entries of all the layers it flattens (BALER_MAX_BUILD_ENTRIES), naming the layer', async () => {
+    const budgets = (maxBuildEntries: number) => ({ ...DEFAULT_LAYER_BUDGETS, maxBuildEntries });
+    const entries = (await flattenLayers(image.image.layers, image.store)).length;
+    const err = await writeRootfs(image.image, { store: image.store, budgets: budgets(entries - 1) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect((err as Error).message).toMatch(/^layer \d+ \(sha256:[0-9a-f]{64}\): more than \d+ entries in the build's layers/);
+    await expect(writeRootfs(image.image, { store: image.store, budgets: budgets(10 * entries) })).resolves.toBeDefined();
   });
 });
