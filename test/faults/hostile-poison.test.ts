@@ -5,6 +5,8 @@
  * OOM killer: it SIGKILLs the worker every time that worker starts this build, and a third
  * worker must never get to start it. (The worker restarts here by design: twice.)
  */
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runAttack, type AttackResult } from '../support/hostile/attack.ts';
 import { startHostileService, type HostileService } from '../support/hostile/hostile-service.ts';
@@ -22,7 +24,9 @@ let busybox: string;
 beforeAll(async () => {
   // Short locks: a dead worker's build is noticed in seconds.
   hostile = await startHostileService({ tenants: [ATTACKER], quota: 1024 ** 3, env: { BALER_JOB_LOCK_MS: '4000', BALER_STALLED_CHECK_MS: '2000' } });
-  busybox = await hostile.as(ATTACKER).uploadOk(await busyboxTar());
+  const tar = await busyboxTar();
+  busybox = await hostile.as(ATTACKER).uploadOk(tar);
+  await rm(dirname(tar), { recursive: true, force: true });
 }, 180_000);
 
 afterAll(async () => hostile?.stop(), 60_000);
