@@ -1,20 +1,22 @@
 /**
  * Watches the service's worker process while an attack runs: which pid it is (a new pid is a
  * restart), its resident memory (`/proc/<pid>/status` VmRSS every 100 ms, and VmHWM, the
- * kernel's own peak), and its event-loop delay from its own `/metrics`. prom-client's
+ * kernel's own peak, which also sees spikes between samples: reset when watching starts, so
+ * that it is this attack's), and its event-loop delay from its own `/metrics`. prom-client's
  * `nodejs_eventloop_lag_p99_seconds` / `_max_seconds` cover the time since the previous
  * scrape (it resets them), so they are scraped every 500 ms and the largest kept. A scrape the
  * worker answers late was held up by its event loop: that wait is a delay too, and the only
  * one seen when the worker dies before it can answer.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Service } from '../service.ts';
 
 export interface WorkerMeasurements {
   /** Every worker pid seen, in order; more than one means the worker restarted. */
   pids: number[];
+  /** The largest VmRSS sampled or VmHWM read, of any worker process seen. */
   peakRssBytes: number;
-  /** VmHWM of the first worker when last read: its peak RSS since it started. */
+  /** The largest VmHWM read (the kernel's peak RSS since the watch began, or the process started). */
   hwmBytes: number;
   /** Largest p99 of event-loop delay over one scrape interval, seconds. */
   loopP99MaxSeconds: number;
@@ -58,7 +60,10 @@ export class WorkerWatch {
   }
 
   static async start(service: Service, metricsPort: number): Promise<WorkerWatch> {
-    const watch = new WorkerWatch(service, metricsPort, await service.workerPid());
+    const pid = await service.workerPid();
+    // 5 > clear_refs: VmHWM starts again from the current RSS (proc(5)).
+    await writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => {});
+    const watch = new WorkerWatch(service, metricsPort, pid);
     // The first scrape resets what the worker measured before the attack.
     await new Promise((r) => setTimeout(r, SCRAPE_EVERY_MS));
     return watch;
@@ -73,10 +78,10 @@ export class WorkerWatch {
       const pid = await this.service.workerPid().catch(() => undefined);
       if (pid !== undefined) {
         if (this.m.pids.at(-1) !== pid) this.m.pids.push(pid);
-        this.m.peakRssBytes = Math.max(this.m.peakRssBytes, (await statusField(pid, 'VmRSS')) ?? 0);
+        const hwm = (await statusField(pid, 'VmHWM')) ?? 0;
+        this.m.hwmBytes = Math.max(this.m.hwmBytes, hwm);
+        this.m.peakRssBytes = Math.max(this.m.peakRssBytes, hwm, (await statusField(pid, 'VmRSS')) ?? 0);
       }
-      const hwm = await statusField(this.m.pids[0] as number, 'VmHWM');
-      if (hwm !== undefined) this.m.hwmBytes = hwm;
       await new Promise((r) => setTimeout(r, RSS_EVERY_MS));
     }
   }
