@@ -4,9 +4,13 @@
  * kernel's own peak, which also sees spikes between samples: reset when watching starts, so
  * that it is this attack's), and its event-loop delay from its own `/metrics`. prom-client's
  * `nodejs_eventloop_lag_p99_seconds` / `_max_seconds` cover the time since the previous
- * scrape (it resets them), so they are scraped every 500 ms and the largest kept. A scrape the
- * worker answers late was held up by its event loop: that wait is a delay too, and the only
- * one seen when the worker dies before it can answer.
+ * scrape (it resets them), so they are scraped every 2 s and the largest kept: with a sample
+ * every 10 ms, a 2 s window's p99 is its third-largest delay, where a 500 ms window's is its
+ * largest (one GC pause would be "p99"); the max is kept apart. Windows in a restarted
+ * worker's first seconds (after a new `process_start_time_seconds`: loading its modules) are
+ * its start's, not the attack's, and are left out. A scrape the worker answers late was held
+ * up by its event loop: that wait is a delay too, and the only one seen when the worker dies
+ * before it can answer.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Service } from '../service.ts';
@@ -29,8 +33,11 @@ export interface WorkerMeasurements {
 }
 
 const RSS_EVERY_MS = 100;
-const SCRAPE_EVERY_MS = 500;
+const SCRAPE_EVERY_MS = 2000;
 const SCRAPE_TIMEOUT_MS = 300_000;
+const FINAL_SCRAPE_TIMEOUT_MS = 5_000;
+/** A worker's first seconds (loading and compiling its modules, connecting) are its start's, not an attack's. */
+const WORKER_START_S = 15;
 
 async function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
@@ -46,9 +53,11 @@ function gauge(text: string, name: string): number | undefined {
 export class WorkerWatch {
   private readonly m: WorkerMeasurements;
   private stopped = false;
-  /** Ends a scrape still waiting when watching stops. */
+  /** Ends a scrape still waiting, or the wait for the next, when watching stops. */
   private readonly stopping = new AbortController();
   private readonly loops: Promise<void>[];
+  private readonly firstScrape: Promise<void>;
+  private firstScraped!: () => void;
 
   private constructor(
     private readonly service: Service,
@@ -56,6 +65,7 @@ export class WorkerWatch {
     firstPid: number,
   ) {
     this.m = { pids: [firstPid], peakRssBytes: 0, hwmBytes: 0, loopP99MaxSeconds: 0, loopMaxSeconds: 0, slowestScrapeSeconds: 0, scrapes: 0, failedScrapes: 0 };
+    this.firstScrape = new Promise((resolve) => (this.firstScraped = resolve));
     this.loops = [this.sampleMemory(), this.scrape()];
   }
 
@@ -64,8 +74,8 @@ export class WorkerWatch {
     // 5 > clear_refs: VmHWM starts again from the current RSS (proc(5)).
     await writeFile(`/proc/${pid}/clear_refs`, '5').catch(() => {});
     const watch = new WorkerWatch(service, metricsPort, pid);
-    // The first scrape resets what the worker measured before the attack.
-    await new Promise((r) => setTimeout(r, SCRAPE_EVERY_MS));
+    // The first scrape resets what the worker measured before the attack (and is not counted).
+    await watch.firstScrape;
     return watch;
   }
 
@@ -86,31 +96,57 @@ export class WorkerWatch {
     }
   }
 
+  /** Scrapes until stopped, then once more (the delays since the previous scrape count too). */
   private async scrape(): Promise<void> {
-    while (!this.stopped) {
+    let processStart: number | undefined;
+    let firstProcessStart: number | undefined;
+    for (;;) {
+      const final = this.stopped;
       const started = performance.now();
+      // A blocked worker may never answer: the final scrape waits a little, the others long.
+      const timeout = AbortSignal.timeout(final ? FINAL_SCRAPE_TIMEOUT_MS : SCRAPE_TIMEOUT_MS);
       try {
-        const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`, { signal: AbortSignal.any([AbortSignal.timeout(SCRAPE_TIMEOUT_MS), this.stopping.signal]) });
+        const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`, { signal: final ? timeout : AbortSignal.any([timeout, this.stopping.signal]) });
         const text = await res.text();
         this.m.scrapes++;
-        this.m.loopP99MaxSeconds = Math.max(this.m.loopP99MaxSeconds, gauge(text, 'nodejs_eventloop_lag_p99_seconds') ?? 0);
-        this.m.loopMaxSeconds = Math.max(this.m.loopMaxSeconds, gauge(text, 'nodejs_eventloop_lag_max_seconds') ?? 0);
+        const start = gauge(text, 'process_start_time_seconds') ?? 0;
+        firstProcessStart ??= start;
+        const restarted = start !== firstProcessStart;
+        // Not the first window (before the attack), nor one in a restarted worker's first seconds.
+        if (processStart !== undefined && start === processStart && !(restarted && Date.now() / 1000 - start < WORKER_START_S)) {
+          this.m.loopP99MaxSeconds = Math.max(this.m.loopP99MaxSeconds, gauge(text, 'nodejs_eventloop_lag_p99_seconds') ?? 0);
+          this.m.loopMaxSeconds = Math.max(this.m.loopMaxSeconds, gauge(text, 'nodejs_eventloop_lag_max_seconds') ?? 0);
+        }
+        processStart = start;
       } catch {
-        // Refused (no worker: it died or is starting), timed out, or ended by stop().
-        if (!this.stopped) this.m.failedScrapes++;
+        // Refused (no worker: it died or is starting), timed out, or cut short by stop().
+        if (!this.stopping.signal.aborted || final) this.m.failedScrapes++;
       }
+      this.firstScraped();
       const took = performance.now() - started;
       this.m.slowestScrapeSeconds = Math.max(this.m.slowestScrapeSeconds, took / 1000);
-      await new Promise((r) => setTimeout(r, Math.max(0, SCRAPE_EVERY_MS - took)));
+      if (final) return;
+      if (!this.stopped) await sleep(Math.max(0, SCRAPE_EVERY_MS - took), this.stopping.signal);
     }
   }
 
-  /** Stops watching (after one last scrape: the delays since the previous one count too). */
   async stop(): Promise<WorkerMeasurements> {
-    await new Promise((r) => setTimeout(r, SCRAPE_EVERY_MS + 100));
     this.stopped = true;
     this.stopping.abort();
     await Promise.all(this.loops);
     return { ...this.m, pids: [...this.m.pids] };
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }
