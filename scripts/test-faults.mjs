@@ -31,7 +31,7 @@ const table = existsSync(rows)
         r.outcome,
         ms(r.timeToEndMs),
         size(r.peakRssBytes),
-        `${r.loopP99MaxMs} / ${r.loopMaxMs} ms${r.slowestScrapeMs > Math.max(1000, r.loopMaxMs) ? ` (a scrape waited ${ms(r.slowestScrapeMs)})` : ''}`,
+        `${r.loopP99MaxMs === null ? '—' : `${r.loopP99MaxMs} / ${r.loopMaxMs} ms`}${r.slowestScrapeMs > Math.max(1000, r.loopMaxMs ?? 0) ? ` (a scrape waited ${ms(r.slowestScrapeMs)})` : ''}`,
         r.quotaBytes === null ? '—' : `${size(r.chargedBytes)} / ${size(r.quotaBytes)}`,
         String(r.workerProcesses - 1),
         r.after,

@@ -41,12 +41,6 @@ export const VM_CAP_DEFAULTS = { diskMiB: 4096, memoryMiB: 4096, timeoutSeconds:
  */
 export const MAX_ERROR_TEXT_CHARS = 2000 + 300;
 
-/**
- * How far concurrent requests may overshoot a quota: "at most one chunk" (issue 12).
- * PLACEHOLDER: the reserve/settle chunk size of the quota work.
- */
-export const QUOTA_CHUNK_BYTES = 1024 * 1024;
-
 /** The setting a BudgetExceededError message names, if any. */
 export function budgetNamed(detail: string | undefined): string | undefined {
   return /the budget (BALER_[A-Z0-9_]+) is \d+/.exec(detail ?? '')?.[1];

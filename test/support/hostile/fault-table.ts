@@ -11,8 +11,9 @@ export interface FaultRow {
   /** From the attack's start to its refusal or its build's end; null when it did not end. */
   timeToEndMs: number | null;
   peakRssBytes: number;
-  loopP99MaxMs: number;
-  loopMaxMs: number;
+  /** Null when no scrape window counted (the attack was over before one). */
+  loopP99MaxMs: number | null;
+  loopMaxMs: number | null;
   /** Longest wait for the worker's /metrics answer (a blocked event loop answers late). */
   slowestScrapeMs: number;
   /** Worker processes seen during the attack (1: it never restarted). */

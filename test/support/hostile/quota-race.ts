@@ -23,15 +23,28 @@ export function trickle(bytes: Buffer, chunk = 64 * 1024, everyMs = 20): Readabl
 }
 
 export interface RaceResult {
+  /** Each upload's status; 0: the connection was reset (a 413 sent while the body still came). */
   statuses: number[];
   /** Bytes the service said it stored (201/200 answers). */
   acceptedBytes: number;
 }
 
-/** `count` uploads of `size` random bytes each (all different), started together. */
-export async function raceUploads(client: TenantClient, count: number, size: number): Promise<RaceResult> {
-  const responses = await Promise.all(Array.from({ length: count }, () => client.upload(trickle(randomBytes(size)))));
-  const statuses = responses.map((r) => r.status);
-  await Promise.all(responses.map((r) => r.body?.cancel()));
+/**
+ * `count` uploads of `size` random bytes each (all different), started together: with a
+ * Content-Length (the service may reserve it whole), or `streamed` without one.
+ */
+export async function raceUploads(client: TenantClient, count: number, size: number, opts: { streamed: boolean }): Promise<RaceResult> {
+  const statuses = await Promise.all(
+    Array.from({ length: count }, async () => {
+      try {
+        const bytes = randomBytes(size);
+        const res = await client.upload(opts.streamed ? trickle(bytes) : bytes);
+        await res.body?.cancel();
+        return res.status;
+      } catch {
+        return 0;
+      }
+    }),
+  );
   return { statuses, acceptedBytes: statuses.filter((s) => s === 201 || s === 200).length * size };
 }

@@ -29,6 +29,8 @@ export interface WorkerMeasurements {
   /** Longest a scrape waited for its answer, seconds (a blocked loop answers late or never). */
   slowestScrapeSeconds: number;
   scrapes: number;
+  /** Scrapes whose event-loop delays counted (not the first, not in a restarted worker's start). */
+  countedScrapes: number;
   failedScrapes: number;
 }
 
@@ -64,7 +66,7 @@ export class WorkerWatch {
     private readonly metricsPort: number,
     firstPid: number,
   ) {
-    this.m = { pids: [firstPid], peakRssBytes: 0, hwmBytes: 0, loopP99MaxSeconds: 0, loopMaxSeconds: 0, slowestScrapeSeconds: 0, scrapes: 0, failedScrapes: 0 };
+    this.m = { pids: [firstPid], peakRssBytes: 0, hwmBytes: 0, loopP99MaxSeconds: 0, loopMaxSeconds: 0, slowestScrapeSeconds: 0, scrapes: 0, countedScrapes: 0, failedScrapes: 0 };
     this.firstScrape = new Promise((resolve) => (this.firstScraped = resolve));
     this.loops = [this.sampleMemory(), this.scrape()];
   }
@@ -114,6 +116,7 @@ export class WorkerWatch {
         const restarted = start !== firstProcessStart;
         // Not the first window (before the attack), nor one in a restarted worker's first seconds.
         if (processStart !== undefined && start === processStart && !(restarted && Date.now() / 1000 - start < WORKER_START_S)) {
+          this.m.countedScrapes++;
           this.m.loopP99MaxSeconds = Math.max(this.m.loopP99MaxSeconds, gauge(text, 'nodejs_eventloop_lag_p99_seconds') ?? 0);
           this.m.loopMaxSeconds = Math.max(this.m.loopMaxSeconds, gauge(text, 'nodejs_eventloop_lag_max_seconds') ?? 0);
         }
