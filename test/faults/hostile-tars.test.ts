@@ -44,7 +44,7 @@ function expectBudget(result: { outcome: string; status?: number; detail?: strin
 }
 
 const ENTRIES = [BUDGETS.layerEntries, BUDGETS.buildEntries];
-const PAX = [BUDGETS.entryPaxRecords, BUDGETS.entryPaxBytes, BUDGETS.archivePaxRecords, BUDGETS.archivePaxBytes];
+const PAX = [BUDGETS.globalPaxRecords, BUDGETS.entryPaxRecords, BUDGETS.entryXattrs, BUDGETS.entryXattrBytes, BUDGETS.tarExtensionBytes];
 
 interface TarAttack {
   title: string;

@@ -3,22 +3,24 @@
  * with a 422 naming the budget it broke", "400 at submit, naming the cap"), as SECURITY.md
  * lists them; src/budget.ts's BudgetExceededError names one as `(the budget <SETTING> is <limit>)`.
  *
- * PLACEHOLDERS are marked: names of budgets not merged when these tests were written; the lead
- * wires the real ones when the branch that adds them is merged.
+ * PLACEHOLDERS are marked: the tar and layer budgets are named as on the tar-budgets branch,
+ * not merged when these tests were written; the lead checks them when merging it.
  */
 export const BUDGETS = {
-  /** PLACEHOLDER (tar reader budgets): entries of one layer. */
+  /** PLACEHOLDER (tar-budgets): entries of one layer (default 1,000,000). */
   layerEntries: 'BALER_MAX_LAYER_ENTRIES',
-  /** PLACEHOLDER (tar reader budgets): entries of a build, base layers included. */
+  /** PLACEHOLDER (tar-budgets): entries of all the layer trees of one build. */
   buildEntries: 'BALER_MAX_BUILD_ENTRIES',
-  /** PLACEHOLDER (tar reader budgets): PAX/xattr records of one entry. */
-  entryPaxRecords: 'BALER_MAX_ENTRY_PAX_RECORDS',
-  /** PLACEHOLDER (tar reader budgets): PAX/xattr bytes of one entry. */
-  entryPaxBytes: 'BALER_MAX_ENTRY_PAX_BYTES',
-  /** PLACEHOLDER (tar reader budgets): PAX/xattr records of an archive. */
-  archivePaxRecords: 'BALER_MAX_ARCHIVE_PAX_RECORDS',
-  /** PLACEHOLDER (tar reader budgets): PAX/xattr bytes of an archive. */
-  archivePaxBytes: 'BALER_MAX_ARCHIVE_PAX_BYTES',
+  /** PLACEHOLDER (tar-budgets): global PAX records of one tar (default 1000). */
+  globalPaxRecords: 'BALER_MAX_GLOBAL_PAX_RECORDS',
+  /** PLACEHOLDER (tar-budgets): PAX records of one entry (default 1000). */
+  entryPaxRecords: 'BALER_MAX_PAX_RECORDS_PER_ENTRY',
+  /** PLACEHOLDER (tar-budgets): extended attributes of one entry, global ones included (default 128). */
+  entryXattrs: 'BALER_MAX_XATTRS_PER_ENTRY',
+  /** PLACEHOLDER (tar-budgets): bytes of one entry's extended attributes (default 64 KiB). */
+  entryXattrBytes: 'BALER_MAX_XATTR_BYTES_PER_ENTRY',
+  /** PLACEHOLDER (tar-budgets): bytes of all PAX and long-name headers of one tar (default 256 MiB). */
+  tarExtensionBytes: 'BALER_MAX_TAR_EXTENSION_BYTES',
   archiveImages: 'BALER_ARCHIVE_MAX_IMAGES',
   archiveNames: 'BALER_ARCHIVE_MAX_NAMES',
 } as const;
