@@ -87,8 +87,12 @@ async function normalBuild(client: TenantClient, attack: string): Promise<{ stat
   return { status: build?.status ?? 'timed out', ms: Date.now() - started };
 }
 
+/** One line of at most `max` characters, with control characters (a hostile registry's escapes) shown, not sent. */
 function oneLine(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim();
+  const line = text
+    .replace(/\s+/g, ' ')
+    .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .trim();
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
