@@ -110,8 +110,8 @@ export async function startHostileService(opts: HostileOptions): Promise<Hostile
     BALER_TOKENS_FILE: tokens,
     BALER_TENANT_MAX_STORED_BYTES: String(opts.quota),
     BALER_WORKER_METRICS_PORT: String(metricsPort),
-    // Warm VMs boot in the background and take a core on this 2-core TCG machine; files that
-    // run VM steps ask for them.
+    // Warm VMs boot in the background and take a core of a 2-core TCG machine, for the few
+    // steps here: each step boots its own.
     BALER_VM_POOL: '0',
     ...opts.env,
   };

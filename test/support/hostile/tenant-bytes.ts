@@ -5,18 +5,14 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { tenantBlobKeys } from '../../../src/auth/blob-owners.ts';
 
-/**
- * The key the quota is kept under. PLACEHOLDER: `baler:tenant:<tenant>:bytes` is today's
- * (src/auth/blob-owners.ts); the quota work (reserve/settle) may rename or split it.
- */
-const chargedKey = (tenant: string) => `baler:tenant:${tenant}:bytes`;
-
+/** Bytes of the blobs charged to the tenant (settled; writes in progress hold reservations beside them). */
 export async function chargedBytes(redisUrl: string, tenant: string): Promise<number> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    return Number((await redis.get(chargedKey(tenant))) ?? 0);
+    return Number((await redis.get(tenantBlobKeys(tenant).bytes)) ?? 0);
   } finally {
     redis.disconnect();
   }
