@@ -81,10 +81,6 @@ export class WorkerWatch {
     return watch;
   }
 
-  get pids(): readonly number[] {
-    return this.m.pids;
-  }
-
   private async sampleMemory(): Promise<void> {
     while (!this.stopped) {
       const pid = await this.service.workerPid().catch(() => undefined);
@@ -144,6 +140,7 @@ export class WorkerWatch {
 /** Waits `ms`, or less when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
     function done() {
