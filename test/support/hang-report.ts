@@ -20,7 +20,7 @@ export interface LogLine {
 }
 
 /** A line saying a build attempt ended, one way or another. */
-const ENDED = /^build (succeeded|failed|cancelled|timed out|stopped|finished but|is not runnable|attempt failed)/;
+export const ATTEMPT_ENDED = /^build (succeeded|failed|cancelled|timed out|stopped|finished but|is not runnable|attempt failed)/;
 
 export function parseLog(text: string): LogLine[] {
   const lines: LogLine[] = [];
@@ -42,7 +42,7 @@ export function unfinishedBuilds(lines: LogLine[]): Map<string, number> {
   for (const line of lines) {
     if (typeof line.buildId !== 'string') continue;
     if (line.msg === 'build started') started.set(line.buildId, line.time);
-    else if (ENDED.test(line.msg ?? '')) started.delete(line.buildId);
+    else if (ATTEMPT_ENDED.test(line.msg ?? '')) started.delete(line.buildId);
   }
   return started;
 }
