@@ -68,3 +68,42 @@ it('fails when a range runs past the end of the blob', async () => {
   await expect(read(reader, b, 10, 100)).rejects.toThrow(/ended before byte 110/);
   reader.close();
 });
+
+/** A store that counts the bytes its opened streams deliver. */
+function countingBytes() {
+  const counted = { bytes: 0, opens: 0 };
+  return {
+    counted,
+    open: async (digest: Digest, range?: ByteRange) => {
+      counted.opens++;
+      const stream = await store.open(digest, range);
+      stream.on('data', (chunk: Buffer) => (counted.bytes += chunk.length));
+      return stream;
+    },
+  };
+}
+
+it('reads what is asked, not a chunk per range, when ranges come in shuffled order (a tar not in path order)', async () => {
+  const s = countingBytes();
+  const reader = new BlobRangeReader({ ...store, open: s.open } as unknown as FsBlobStore);
+  // 2,000 ranges of 100 bytes, 1,000 bytes apart, in an order that keeps going backwards.
+  const starts = Array.from({ length: 2000 }, (_, i) => ((i * 7919) % 2000) * 1000);
+  await read(reader, a, 2_999_000, 100); // the first open reads ahead to the end: it is not known yet to be random
+  const before = s.counted.bytes;
+  for (const start of starts) expect((await read(reader, a, start, 100)).equals(bytesA.subarray(start, start + 100))).toBe(true);
+  reader.close();
+  // 200 KB asked for; a chunk per range would be gigabytes.
+  expect(s.counted.bytes - before).toBeLessThan(2000 * 100 * 20);
+});
+
+it('reads ahead again, doubling, once ranges follow each other after a jump back', async () => {
+  const s = countingBytes();
+  const reader = new BlobRangeReader({ ...store, open: s.open } as unknown as FsBlobStore);
+  await read(reader, a, 2_000_000, 10);
+  await read(reader, a, 0, 10); // backwards: random access from here
+  const opens = s.counted.opens;
+  // 1,000 ranges in order, 1,000 bytes apart: a handful of opens, not a thousand.
+  for (let i = 1; i <= 1000; i++) expect((await read(reader, a, i * 1000, 10)).equals(bytesA.subarray(i * 1000, i * 1000 + 10))).toBe(true);
+  reader.close();
+  expect(s.counted.opens - opens).toBeLessThan(20);
+});
