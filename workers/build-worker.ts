@@ -96,6 +96,7 @@ const worker = new CapabilityConsumer(
     sandbox,
     archiveBudgets: config.archiveBudgets,
     layerBudgets: config.layerBudgets,
+    maxErrorChars: config.archiveBudgets.maxErrorChars,
   }),
   {
     connection: redis,

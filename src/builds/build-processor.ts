@@ -3,7 +3,8 @@ import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
 import type { BaseImage } from '../image/image.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
-import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
+import { DEFAULT_ARCHIVE_BUDGETS, type ArchiveBudgets } from '../image/sources/archive/budgets.ts';
+import { printable } from '../image/printable.ts';
 import type { BuildSandbox } from '../sandbox/build-sandbox.ts';
 import type { StoredImageRef } from '../sandbox/sandbox-protocol.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
@@ -59,6 +60,8 @@ export interface ProcessorDeps {
   archiveBudgets?: ArchiveBudgets;
   /** What a build's tars and layers may hold; absent: the defaults. */
   layerBudgets?: LayerBudgets;
+  /** Longest error text a failed build's record shows (BALER_MAX_ERROR_CHARS). */
+  maxErrorChars?: number;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -69,6 +72,7 @@ const BUSY_TENANT_DELAY_MS = 1000;
 export const MAX_WORKER_DEATHS = 2;
 /** A build whose VM step the worker had no disk room for is tried again after this. */
 const HOST_BUSY_DELAY_MS = 5000;
+const DEFAULT_MAX_ERROR_CHARS = DEFAULT_ARCHIVE_BUDGETS.maxErrorChars;
 /** A running build says so this often, with its step: a build that seems stuck shows where. */
 const STILL_RUNNING_LOG_MS = 30_000;
 
@@ -89,11 +93,20 @@ function isInputError(err: unknown): boolean {
 }
 
 
-function failure(err: unknown): ProblemBody {
-  if (err instanceof StoreFullError) return { type: 'about:blank', title: 'Build failed', status: 507, detail: err.message };
-  if (err instanceof QuotaExceededError) return { type: 'about:blank', title: 'Build failed', status: 413, detail: err.message };
-  if (isInputError(err)) return { type: 'about:blank', title: 'Build failed', status: 422, detail: (err as Error).message };
-  return { type: 'about:blank', title: 'Build failed', status: 500, detail: `internal error: ${(err as Error).message}` };
+/**
+ * The problem a failed build's record shows. Its text is shown as input text is (controls
+ * escaped) and cut to `maxChars`: whatever an error quotes of a hostile input, a build's record
+ * stays small.
+ */
+function failure(err: unknown, maxChars: number): ProblemBody {
+  const problem = (status: number, detail: string): ProblemBody => ({ type: 'about:blank', title: 'Build failed', status, detail: printable(detail, maxChars) });
+  const message = (err as Error).message;
+  if (err instanceof StoreFullError) return problem(507, message);
+  if (err instanceof QuotaExceededError) return problem(413, message);
+  if (isInputError(err)) return problem(422, message);
+  // A registry that stayed down or broken through every attempt: its fault, not ours.
+  if (err instanceof RegistryError) return problem(502, message);
+  return problem(500, `internal error: ${message}`);
 }
 
 /**
@@ -230,7 +243,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // A full store fails the build at once (retrying would not free space); new builds
       // work again as soon as there is room.
       if (isInputError(err) || err instanceof StoreFullError || lastAttempt) {
-        await deps.builds.transition(buildId, ['running'], { status: 'failed', error: failure(err), finishedAt: new Date().toISOString() });
+        await deps.builds.transition(buildId, ['running'], { status: 'failed', error: failure(err, deps.maxErrorChars ?? DEFAULT_MAX_ERROR_CHARS), finishedAt: new Date().toISOString() });
         log.warn({ status: 'failed', err, runningMs: ended('failed') }, 'build failed');
       } else {
         const runningMs = ended('retried');
