@@ -190,7 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     layerBudgets: intSettings(env, DEFAULT_LAYER_BUDGETS, LAYER_BUDGET_SETTINGS),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
     buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
-    buildHeapMiB: Math.max(16, int(env, 'BALER_BUILD_HEAP_MIB', 256)),
+    buildHeapMiB: Math.max(16, int(env, 'BALER_BUILD_HEAP_MIB', 192)),
     retentionSeconds: int(env, 'BALER_RETENTION_S', 7 * 24 * 3600),
     gcGraceSeconds: int(env, 'BALER_GC_GRACE_S', 3600),
     gcIntervalSeconds: int(env, 'BALER_GC_INTERVAL_S', 3600),

@@ -35,7 +35,7 @@ export const LAYER_BUDGET_SETTINGS: Readonly<Record<keyof LayerBudgets, string>>
 export const DEFAULT_LAYER_BUDGETS: Readonly<LayerBudgets> = {
   maxLayerEntries: DEFAULT_TAR_LIMITS.maxEntries,
   // A tree keeps ~350 bytes of heap per entry (node, name, metadata): 400k entries take
-  // ~140 MB of a build sandbox's 256 MiB (BALER_BUILD_HEAP_MIB); raise the two together.
+  // ~140 MB of a build sandbox's 192 MiB (BALER_BUILD_HEAP_MIB); raise the two together.
   maxBuildEntries: 400_000,
   maxBuildLayerBytes: 32 * 1024 ** 3,
   maxTarExtensionBytes: DEFAULT_TAR_LIMITS.maxExtensionBytesTotal,

@@ -54,7 +54,7 @@ export const DEFAULT_TAR_LIMITS: TarIndexLimits = {
   maxEntries: 1_000_000,
   maxEntriesSetting: TAR_BUDGET_SETTINGS.maxEntries,
   // GNU tar's pax format writes ~90 bytes (mtime, atime, ctime) per entry: room for 700k. What
-  // is kept of them (long paths, link targets, xattrs) stays well within a build's 256 MiB heap.
+  // is kept of them (long paths, link targets, xattrs) stays well within a build's 192 MiB heap.
   maxExtensionBytesTotal: 64 * 1024 ** 2,
   maxPaxRecordsPerEntry: 1000,
   // Writers put a comment or two there (git archive: the commit); globals are kept once.

@@ -28,7 +28,7 @@ export const DEFAULT_ARCHIVE_BUDGETS: Readonly<ArchiveBudgets> = {
   maxJsonBytes: 20 * 1024 * 1024,
   // Some 36 MB of heap at worst (an empty object costs ~56 bytes, a key ~72); real members
   // hold a few per image, layer or history entry: thousands. With the members' index and the
-  // JSON text itself, an import stays well within a build sandbox's 256 MiB heap.
+  // JSON text itself, an import stays well within a build sandbox's 192 MiB heap.
   maxJsonNodes: 500_000,
   // `docker save` of a whole host or a multi-platform index stays far below.
   maxImages: 1000,
