@@ -18,7 +18,7 @@ import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
 import type { ResultCache } from './result-cache.ts';
 import { contentsLayerBudget, findCachedImport, findCachedLayers, importCacheKey, importOptionsOf, layerCacheKey, MAX_IMAGE_LAYERS, vmInputs, type LayerStep } from './layer-cache.ts';
-import { StoreFullError, type BlobStore } from '../store/blob-store.ts';
+import { QuotaExceededError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import { reportStep, type StepReporter } from '../events/build-reporter.ts';
 import { countBytes } from '../streams.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
@@ -298,7 +298,7 @@ async function runVmStep(
     deps.onStep?.('vm-done', { upper: upper.digest, size: upper.size });
     return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }, { allowDevices: deps.allowDevices, usage });
   } catch (err) {
-    if (err instanceof VmStepError || err instanceof LayerInputError || err instanceof BudgetExceededError || err instanceof StoreFullError) throw err;
+    if (err instanceof VmStepError || err instanceof LayerInputError || err instanceof BudgetExceededError || err instanceof StoreFullError || err instanceof QuotaExceededError) throw err;
     throw new Error(`reading the VM step's output failed: ${(err as Error).message}`, { cause: err });
   } finally {
     await result.dispose();
