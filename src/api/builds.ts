@@ -7,6 +7,7 @@ import type { BuildRepository } from '../builds/build-repository.ts';
 import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { BudgetExceededError } from '../budget.ts';
+import { LayerInputError } from '../image/layer-entry.ts';
 import { imageOutput } from '../builds/build-archive.ts';
 import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
@@ -231,8 +232,9 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     const charged = new ChargedStore(store, quota, request.tenant);
     const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, charged, layerBudgets).catch(
       (err: unknown) => {
-        // A rootfs flattens the layers here, under the budgets a build has.
-        if (err instanceof BudgetExceededError) throw new Problem(422, err.message);
+        // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
+        // tar (imported, never read by a build without a VM step) may be refused only now.
+        if (err instanceof BudgetExceededError || err instanceof LayerInputError) throw new Problem(422, err.message, { cause: err });
         throw err;
       },
     );
