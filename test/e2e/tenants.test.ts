@@ -105,7 +105,12 @@ describe('per-tenant running and storage limits', () => {
       if (s1 === 'running' && s2 === 'running') bothOfA = true;
       if (s3 === 'running' && (s1 === 'running' || s2 === 'running')) bWithA = true;
       if ([s1, s2, s3].every((s) => s === 'succeeded' || s === 'failed')) {
-        expect([s1, s2, s3]).toEqual(['succeeded', 'succeeded', 'succeeded']);
+        const errors = await Promise.all(
+          ([['token-a', a1], ['token-a', a2], ['token-b', b1]] as const).map(
+            async ([token, id]) => ((await (await fetch(`${limited.url}/v1/builds/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { error?: unknown }).error,
+          ),
+        );
+        expect([s1, s2, s3], JSON.stringify(errors)).toEqual(['succeeded', 'succeeded', 'succeeded']);
         break;
       }
       await new Promise((r) => setTimeout(r, 100));
