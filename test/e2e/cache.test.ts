@@ -82,8 +82,12 @@ describe('the build cache', () => {
   it('caches builds on an earlier build as well', async () => {
     const base = await waitForBuild(service, await submitBuild(service, { name: 'cache/base', contents: [{ text: 'b1', to: '/b' }] }));
     const child = { name: 'cache/child', fromImage: { build: base.id }, contents: [{ text: 'c', to: '/c' }] };
-    expect((await submit(child)).status).toBe(202);
-    await new Promise((r) => setTimeout(r, 500));
+    const first = await submit(child);
+    expect(first.status).toBe(202);
+    // The cache answers once the first child build has succeeded (not on a timer: a loaded CI
+    // machine can take longer than any fixed wait).
+    const built = await waitForBuild(service, first.body.id);
+    expect(built.status, JSON.stringify(built.error)).toBe('succeeded');
     const hit = await submit(child);
     expect(hit.status).toBe(201);
   }, 60_000);
