@@ -8,8 +8,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const ALONE = ['test/faults/**/*.test.ts', 'test/e2e/memory.test.ts', 'test/e2e/control.test.ts'];
 
 // Tests start real processes (redis-server, the service, dockerd, podman): separate processes
-// per file, and generous limits for a 2-core machine.
-const shared = {
+// per file, and generous limits for a 2-core machine. vitest.cluster.config.ts uses them too.
+export const serviceTestSettings = {
   pool: 'forks' as const,
   testTimeout: 60_000,
   hookTimeout: 180_000,
@@ -21,7 +21,7 @@ export default defineConfig({
     projects: [
       {
         test: {
-          ...shared,
+          ...serviceTestSettings,
           name: 'side-by-side',
           include: ['test/**/*.test.ts'],
           // `npm run test:compose` (vitest.compose.config.ts): builds Docker images, minutes.
@@ -35,7 +35,7 @@ export default defineConfig({
       },
       {
         test: {
-          ...shared,
+          ...serviceTestSettings,
           name: 'alone',
           include: ALONE,
           fileParallelism: false,

@@ -89,8 +89,8 @@ describe('per-tenant running and storage limits', () => {
 
   const post = (token: string, path: string, body: string, type = 'application/json') =>
     fetch(`${limited.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': type }, body });
-  const statusOf = async (token: string, id: string) =>
-    ((await (await fetch(`${limited.url}/v1/builds/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string }).status;
+  const recordOf = async (token: string, id: string) =>
+    (await (await fetch(`${limited.url}/v1/builds/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; error?: unknown };
 
   it('runs one build of a tenant at a time while another tenant uses the free worker slot', async () => {
     const submit = async (token: string, name: string) =>
@@ -101,16 +101,12 @@ describe('per-tenant running and storage limits', () => {
     let bothOfA = false;
     let bWithA = false;
     for (;;) {
-      const [s1, s2, s3] = await Promise.all([statusOf('token-a', a1), statusOf('token-a', a2), statusOf('token-b', b1)]);
+      const records = await Promise.all([recordOf('token-a', a1), recordOf('token-a', a2), recordOf('token-b', b1)]);
+      const [s1, s2, s3] = records.map((r) => r.status);
       if (s1 === 'running' && s2 === 'running') bothOfA = true;
       if (s3 === 'running' && (s1 === 'running' || s2 === 'running')) bWithA = true;
       if ([s1, s2, s3].every((s) => s === 'succeeded' || s === 'failed')) {
-        const errors = await Promise.all(
-          ([['token-a', a1], ['token-a', a2], ['token-b', b1]] as const).map(
-            async ([token, id]) => ((await (await fetch(`${limited.url}/v1/builds/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { error?: unknown }).error,
-          ),
-        );
-        expect([s1, s2, s3], JSON.stringify(errors)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+        expect([s1, s2, s3], JSON.stringify(records.map((r) => r.error))).toEqual(['succeeded', 'succeeded', 'succeeded']);
         break;
       }
       await new Promise((r) => setTimeout(r, 100));
