@@ -18,6 +18,11 @@ export const serviceTestSettings = {
 
 export default defineConfig({
   test: {
+    // Most files wait on processes they started more than they compute: two at a time on a
+    // 2-core machine (vitest's default is cores - 1). vitest 3.2 sizes its one process pool
+    // from this root setting only; a project's own maxWorkers is ignored.
+    maxWorkers: 2,
+    minWorkers: 1,
     projects: [
       {
         test: {
@@ -26,10 +31,6 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           // `npm run test:compose` (vitest.compose.config.ts): builds Docker images, minutes.
           exclude: [...configDefaults.exclude, 'test/compose/**', ...ALONE],
-          // Most files wait on processes they started more than they compute: two at a time
-          // on a 2-core machine (vitest's default would be one).
-          maxWorkers: 2,
-          minWorkers: 1,
           sequence: { groupOrder: 0 },
         },
       },
@@ -38,7 +39,9 @@ export default defineConfig({
           ...serviceTestSettings,
           name: 'alone',
           include: ALONE,
-          fileParallelism: false,
+          // One process runs these files one after another (a project's fileParallelism is
+          // not read by the shared pool; singleFork is).
+          poolOptions: { forks: { singleFork: true } },
           sequence: { groupOrder: 1 },
         },
       },

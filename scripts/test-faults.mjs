@@ -16,7 +16,13 @@ const rows = join(dir, 'rows.jsonl');
 const vitest = spawnSync(join(root, 'node_modules/.bin/vitest'), ['run', 'test/faults', 'test/fuzz', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, FAULT_TRIALS: process.env.FAULT_TRIALS ?? '20', BALER_FAULTS_TABLE: rows },
+  env: {
+    ...process.env,
+    FAULT_TRIALS: process.env.FAULT_TRIALS ?? '20',
+    FUZZ_SPECS: process.env.FUZZ_SPECS ?? '10000',
+    FUZZ_TARS: process.env.FUZZ_TARS ?? '1000',
+    BALER_FAULTS_TABLE: rows,
+  },
 });
 
 const size = (bytes) => (bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KiB` : `${Math.round(bytes / 1024 / 1024)} MiB`);
