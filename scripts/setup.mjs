@@ -14,16 +14,19 @@ const mode = process.argv[2] ?? 'runtime';
 // guest's initramfs is made of (busybox-static, bash-static, GNU tar, setcap/getcap, setfattr/
 // getfattr). The kernel is not installed: scripts/build-vm-assets.mjs downloads its package.
 const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr', 'zstd'];
+// Decompressors for uploaded contents, base archives and layers (src/image/sources/archive/
+// decompressor-process.ts); xz-utils and bzip2 are on most Debian systems, but not promised.
+const DECOMPRESSORS = ['zstd', 'xz-utils', 'bzip2'];
 
 const PACKAGES = {
-  runtime: ['redis-server', ...VM],
+  runtime: ['redis-server', ...VM, ...DECOMPRESSORS],
   // Tools the tests check images with (we did not write them) and what they need to run; a
   // single-node Ceph RADOS Gateway, the S3 server the S3 store is tested against
   // (scripts/rgw/run-rgw.sh); chromium drives the dashboard's browser test (playwright-core);
   // curl and jq run the README's curl guide; python3-prometheus-client: the Prometheus
   // project's own text-format parser, for /metrics.
   test: [
-    'redis-server', ...VM, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
+    'redis-server', ...VM, ...DECOMPRESSORS, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
     'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq', 'python3-prometheus-client',
     // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
     'iproute2', 'iptables',
@@ -65,7 +68,7 @@ function debianPackages(wanted) {
 }
 
 npmPackages();
-debianPackages(PACKAGES[mode] ?? PACKAGES.runtime);
+debianPackages([...new Set(PACKAGES[mode] ?? PACKAGES.runtime)]);
 // The VM's kernel + initramfs, into the cache (fast when cached; first time: downloads the
 // kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
 // Not for `compose`: the worker image builds its own.

@@ -1,9 +1,4 @@
 import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import type { Digest } from '../digest.ts';
-import { BlobTooLargeError, type BlobStore } from '../store/blob-store.ts';
-import { pipeThrough } from '../streams.ts';
-import { LayerInputError } from './layer-entry.ts';
 
 export type CompressionKind = 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2';
 
@@ -21,7 +16,8 @@ export function detectCompression(head: Buffer): CompressionKind {
   return 'none';
 }
 
-async function readHead(stream: Readable, bytes: number): Promise<Buffer> {
+/** The first `bytes` bytes of `stream` (fewer if it is shorter); the stream is destroyed. */
+export async function readHead(stream: Readable, bytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -41,36 +37,12 @@ const UNPACK_FLOOR_BYTES = 1024 ** 3;
 
 /**
  * How large the decompressed form of `compressedSize` bytes may become: a guard against
- * archive bombs (a few MB of gzip or zstd that would fill the disk).
+ * archive bombs (a few MB of gzip, zstd, xz or bzip2 that would fill the disk). The same for
+ * every compression and every use (contents, base archives, their layers, registry layers).
  */
 export function unpackLimit(compressedSize: number): number {
   return Math.min(MAX_UNPACKED_BYTES, Math.max(UNPACK_FLOOR_BYTES, compressedSize * MAX_UNPACK_RATIO));
 }
 
-/**
- * The digest of the uncompressed form of a stored blob: the blob itself when it is not
- * compressed, else a decompressed copy put in the store (content-addressed, so shared).
- */
-export async function uncompressedBlob(store: BlobStore, digest: Digest): Promise<Digest> {
-  const info = await store.stat(digest);
-  if (!info) throw new LayerInputError(`blob ${digest} not found`);
-  if (info.size === 0) return digest;
-  const kind = detectCompression(await readHead(await store.open(digest, { start: 0, end: 7 }), 8));
-  if (kind === 'none') return digest;
-  if (kind !== 'gzip') throw new LayerInputError(`blob ${digest} is ${kind}-compressed; only gzip is supported for contents`);
-  const gunzip = createGunzip();
-  const source = await store.open(digest);
-  try {
-    const put = await store.put(pipeThrough(source, gunzip), { maxBytes: unpackLimit(info.size) });
-    return put.digest;
-  } catch (err) {
-    source.destroy();
-    if (err instanceof BlobTooLargeError) {
-      throw new LayerInputError(`blob ${digest} decompresses to more than ${err.limit} bytes (an archive bomb?)`, { cause: err });
-    }
-    if ((err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
-      throw new LayerInputError(`blob ${digest} is not valid gzip: ${(err as Error).message}`, { cause: err });
-    }
-    throw err;
-  }
-}
+/** The decompression budget in words, for the error of a blob that goes over it. */
+export const UNPACK_BUDGET_TEXT = `the decompression budget is ${MAX_UNPACK_RATIO} × the compressed size, at least ${UNPACK_FLOOR_BYTES / 1024 ** 3} GiB, at most ${MAX_UNPACKED_BYTES / 1024 ** 3} GiB`;

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
-import { unpackLimit } from '../image/compression.ts';
+import { unpackLimit, UNPACK_BUDGET_TEXT } from '../image/compression.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
@@ -33,8 +33,8 @@ export interface PullResult extends ImportedImage {
 /**
  * Pull `ref` (`host:port/repo[:tag|@sha256:…]`) from an allowed registry into the store, as an
  * archive import would: the config stored as is (its digest is the image id); each layer
- * fetched once, checked against the manifest's digest and size, decompressed (gzip, zstd or
- * plain, by its magic bytes), checked against its diff_id as the store writes it, and stored
+ * fetched once, checked against the manifest's digest and size, decompressed (gzip, zstd, xz,
+ * bzip2 or plain, by its magic bytes), checked against its diff_id as the store writes it, and stored
  * uncompressed under the diff_id; the legacy chain as the seed's. A layer whose diff_id the
  * store already holds is not fetched. The result is cached under the image manifest digest:
  * pulling the same digest again costs the manifest GET of the tag (nothing for an `@sha256:`
@@ -187,7 +187,7 @@ async function fetchLayer(store: BlobStore, client: RegistryClient, repository: 
     blob.destroy();
     if (err instanceof RegistryError) throw err;
     if (err instanceof DigestMismatchError) throw new RegistryError(`${what} does not match its diff_id ${diffId}: uncompressed, it hashes to ${err.actual}`, 'invalid', { cause: err });
-    if (err instanceof BlobTooLargeError) throw new RegistryError(`${what} decompresses to more than ${err.limit} bytes`, 'invalid', { cause: err });
+    if (err instanceof BlobTooLargeError) throw new RegistryError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, 'invalid', { cause: err });
     if (isDecompressionError(err)) throw new RegistryError(`${what} is not valid compressed data: ${err.message}`, 'invalid', { cause: err });
     if ((err as Error)?.cause instanceof RegistryError) throw (err as Error).cause;
     throw err;

@@ -18,6 +18,7 @@ import type { CacheKind } from '../builds/result-cache.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import type { FinishStep } from '../events/build-reporter.ts';
 import { RpcEndpoint } from './port-rpc.ts';
+import { serveDecompressors } from './remote-decompress.ts';
 import { serveVmRunner } from './remote-vm.ts';
 import { METHODS, NOTES, type SandboxBuild, type StoredImageRef } from './sandbox-protocol.ts';
 
@@ -143,6 +144,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
       const signal = deps.signal;
       const vm = serveVmRunner(rpc, deps.vm, { onLog: deps.onLog, signal, logger: deps.logger });
       serveHost(rpc, deps, job, options);
+      const decompressors = serveDecompressors(rpc);
       const stopped = new Promise<never>((_resolve, reject) => {
         if (!signal) return;
         const stop = () => {
@@ -174,6 +176,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
         // Not awaited: a thread ends only once its file system calls in flight have (an fsync of
         // a large blob can take seconds), and nothing it does from now on is waited for.
         void terminate();
+        decompressors.stopAll();
         await vm.disposeAll().catch((err: unknown) => deps.logger?.warn({ err }, "could not remove a VM step's files"));
       }
     },
@@ -188,6 +191,7 @@ function serveHost(rpc: RpcEndpoint, deps: BuildDeps, job: SandboxJob, options: 
   rpc.listen(NOTES.step, (name: string, detail?: Record<string, unknown>) => deps.onStep?.(name, detail));
   rpc.listen(NOTES.cacheLookup, (cache: 'layer' | 'import', hit: boolean) => deps.onCacheLookup?.(cache, hit));
   rpc.listen(NOTES.stored, (bytes: number) => options.onStored?.(bytes));
+  rpc.listen(NOTES.log, (text: string) => deps.onLog?.(text));
   const steps = new Map<number, FinishStep>();
   rpc.listen(NOTES.stepStarted, (token: number, name: string, detail?: Record<string, unknown>) => {
     const finish = deps.events?.stepStarted(name, detail);

@@ -16,6 +16,8 @@ import { WriteCountingStore } from '../metrics/store-writes.ts';
 import { ChargedStore } from '../store/charged-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
 import { RpcEndpoint } from './port-rpc.ts';
+import { setDecompressorRunner } from '../image/sources/archive/decompress.ts';
+import { decompressInMainThread } from './remote-decompress.ts';
 import { RemoteVmRunner } from './remote-vm.ts';
 import { METHODS, NOTES, type SandboxBuild, type StoredImageRef } from './sandbox-protocol.ts';
 
@@ -24,6 +26,8 @@ const PROGRESS_INTERVAL_MS = 100;
 
 if (!parentPort) throw new Error('build-thread.ts runs as a worker thread (build-sandbox.ts starts it)');
 const rpc = new RpcEndpoint(parentPort);
+// zstd, xz and bzip2 run as children of the main thread, which outlives this one (remote-decompress.ts).
+setDecompressorRunner((kind, source) => decompressInMainThread(rpc, kind, source));
 
 /** Step and progress events, told to the main thread's reporter. */
 class ReporterProxy implements StepReporter {
@@ -71,6 +75,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
       return loadStoredImage(store, ref.imageId, ref.layers);
     },
     onStep: (name, detail) => rpc.notify(NOTES.step, [name, detail]),
+    onLog: (text) => rpc.notify(NOTES.log, [text]),
     onCacheLookup: (cache, hit) => rpc.notify(NOTES.cacheLookup, [cache, hit]),
     events: new ReporterProxy(),
     cache: build.cache ? remoteCache : undefined,

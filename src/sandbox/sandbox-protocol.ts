@@ -5,9 +5,10 @@
  * tar, streamed, as the VM runner asks for it; it may ask twice when a warm VM was lost).
  * sandbox → main: the build's host services, which stay in the main thread because they are
  * shared by every build of the worker or must outlive the sandbox: the VM runner (`vm.run`,
- * `vm.openUpper`, `vm.dispose`), earlier builds (`loadBuildImage`), the result cache
+ * `vm.openUpper`, `vm.dispose`), zstd/xz/bzip2 decompressor processes (`decompress`: the
+ * compressed bytes streamed there, the decompressed back), earlier builds (`loadBuildImage`), the result cache
  * (`cache.get`/`cache.set`), and notifications of steps, cache lookups, events and stored
- * bytes, in the order they happen. A VM step's log output never enters the sandbox.
+ * bytes, and lines for the build log (`log`), in the order they happen. A VM step's log output never enters the sandbox.
  */
 import type { QuotaSettings } from '../auth/tenant-quota.ts';
 import type { Digest } from '../digest.ts';
@@ -67,6 +68,7 @@ export const METHODS = {
   loadBuildImage: 'loadBuildImage',
   cacheGet: 'cache.get',
   cacheSet: 'cache.set',
+  decompress: 'decompress',
 } as const;
 
 export const NOTES = {
@@ -78,4 +80,5 @@ export const NOTES = {
   stepCached: 'event.stepCached',
   progress: 'event.progress',
   stored: 'stored',
+  log: 'log',
 } as const;

@@ -1,7 +1,7 @@
 import type { Digest } from '../../digest.ts';
 import type { ContentEntry } from '../../builds/spec.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
-import { uncompressedBlob } from '../compression.ts';
+import { uncompressedBlob } from '../uncompressed-blob.ts';
 import { BudgetExceededError } from '../../budget.ts';
 import { BuildUsage } from '../build-usage.ts';
 import { FsTree } from '../fs-tree.ts';
@@ -84,7 +84,9 @@ async function addTar(
   opts: ContentsOptions,
   where: string,
 ): Promise<void> {
-  const tarDigest = await uncompressedBlob(store, digest);
+  const tarDigest = await uncompressedBlob(store, digest).catch((err: unknown) => {
+    throw err instanceof LayerInputError ? new LayerInputError(`${where}: ${err.message}`, { cause: err }) : err;
+  });
   try {
     for await (const header of indexTar(await store.open(tarDigest), opts.usage?.tarLimits)) {
       if ((header.type === 'character-device' || header.type === 'block-device') && !opts.allowDevices) {

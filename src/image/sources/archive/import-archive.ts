@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { digestFromHash, type Digest } from '../../../digest.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
-import { uncompressedBlob, unpackLimit } from '../../compression.ts';
+import { unpackLimit, UNPACK_BUDGET_TEXT } from '../../compression.ts';
 import { LayerInputError } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
 import { checkedLayerTarsum } from '../../tarsum-of-tar.ts';
@@ -47,10 +47,10 @@ export interface ImportedImage {
 /**
  * Import an image from an uploaded archive blob, in any form real tools write: `docker save`
  * (Docker ≤ 24, and ≥ 25 with its OCI layout inside), podman/skopeo/buildah's docker-archive and
- * oci-archive, the seed's layout; the archive plain or gzip'd (zstd, xz, bzip2 also read), its
- * layers plain, gzip or zstd. The archive is read in place by range; every layer is
- * decompressed, verified against its diff_id and stored uncompressed; the config is stored as
- * is. Failures the archive or the choice of image cause are ArchiveImportError.
+ * oci-archive, the seed's layout; the archive and each of its layers plain or compressed
+ * with gzip, zstd, xz or bzip2 (told by their magic bytes, whatever the manifest's media type
+ * says). The archive is read in place by range; every layer is decompressed, verified against
+ * its diff_id and stored uncompressed; the config is stored as is. Failures the archive or the choice of image cause are ArchiveImportError.
  */
 export async function importArchive(
   store: BlobStore,
@@ -176,11 +176,10 @@ async function uncompressedArchive(store: BlobStore, digest: Digest): Promise<Di
   const kind = detectCompression(Buffer.concat(head));
   try {
     if (kind === 'none') return digest;
-    if (kind === 'gzip') return await uncompressedBlob(store, digest);
     return (await store.put(decompress(kind, await store.open(digest)), { maxBytes: unpackLimit(info.size) })).digest;
   } catch (err) {
     if (err instanceof BlobTooLargeError) {
-      throw new ArchiveImportError(`the archive decompresses to more than ${err.limit} bytes (an archive bomb?)`, { cause: err });
+      throw new ArchiveImportError(`the archive decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, { cause: err });
     }
     if (err instanceof LayerInputError || isDecompressionError(err)) {
       throw new ArchiveImportError(`the archive is not valid ${kind} data: ${err.message}`, { cause: err });
@@ -228,7 +227,7 @@ async function importLayer(
     size = (await store.put(decompress(kind, raw), { expectedDigest: diffId, maxBytes: kind === 'none' ? undefined : unpackLimit(member.size) })).size;
   } catch (err) {
     if (err instanceof BlobTooLargeError) {
-      throw new ArchiveImportError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?)`, { cause: err });
+      throw new ArchiveImportError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, { cause: err });
     }
     if (err instanceof DigestMismatchError) {
       throw new ArchiveImportError(`${what} does not match its diff_id ${diffId}: ${kind === 'none' ? 'it' : 'uncompressed, it'} hashes to ${err.actual}`, { cause: err });
