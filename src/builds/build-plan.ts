@@ -2,7 +2,7 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { buildCacheKey, findCachedBuild } from './build-cache.ts';
 import type { BuildRecord } from './build-record.ts';
-import { contentsLayerBudget, findCachedImport, findCachedLayers, importCacheKey, layerCacheKey, vmInputs, type LayerStep } from './layer-cache.ts';
+import { contentsLayerBudget, findCachedImport, findCachedLayers, findCachedPolicedBase, importCacheKey, layerCacheKey, vmInputs, type LayerStep } from './layer-cache.ts';
 import type { ResultCache } from './result-cache.ts';
 import { needsVm, referencedBlobs, type FromImage, type ResolvedSpec } from './spec.ts';
 
@@ -116,7 +116,9 @@ async function planBase(
     };
   }
   if ('blob' in from) {
-    const imported = cache ? await findCachedImport(cache, deps.store, importCacheKey(spec, from)) : null;
+    const found = cache ? await findCachedImport(cache, deps.store, importCacheKey(spec, from)) : null;
+    // Its layers as the build uses them: with the device rule applied (runBuild caches both).
+    const imported = found && cache ? (await findCachedPolicedBase(cache, deps.store, found, deps.allowDevices))?.image : undefined;
     if (imported) {
       return {
         summary: { from, imageId: imported.configDigest, layers: imported.layers.length, cached: true },

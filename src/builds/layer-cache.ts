@@ -1,5 +1,6 @@
 import type { Digest } from '../digest.ts';
 import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
+import type { PolicedBase } from '../image/sources/base-devices.ts';
 import { allStored, type BlobStore } from '../store/blob-store.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 import { epochSeconds, needsVm, type ContentEntry, type FromImage, type ResolvedSpec } from './spec.ts';
@@ -83,5 +84,21 @@ export async function findCachedLayers(cache: ResultCache, store: BlobStore, key
 export async function findCachedImport(cache: ResultCache, store: BlobStore, key: string): Promise<ImportedImage | null> {
   const hit = await cache.get<ImportedImage>('import', key);
   const blobs = hit ? [{ digest: hit.configDigest }, ...hit.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
+  return hit && (await allStored(store, blobs)) ? hit : null;
+}
+
+/**
+ * The key of a base image (as an archive import or a registry pull made it) with the device
+ * rule applied to its layers under `allowDevices` (applyDevicePolicyToBase): a pure function
+ * of the stored layers and the setting, shared like imports.
+ */
+export function baseDevicesCacheKey(image: ImportedImage, allowDevices: boolean): string {
+  return cacheKey('import', { devicesOf: image.configDigest, layers: image.layers.map((l) => l.diffId), allowDevices });
+}
+
+/** The cached base with the device rule applied, if everything it names is still stored. */
+export async function findCachedPolicedBase(cache: ResultCache, store: BlobStore, image: ImportedImage, allowDevices: boolean): Promise<PolicedBase | null> {
+  const hit = await cache.get<PolicedBase>('import', baseDevicesCacheKey(image, allowDevices));
+  const blobs = hit ? [{ digest: hit.image.configDigest }, ...hit.image.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
   return hit && (await allStored(store, blobs)) ? hit : null;
 }

@@ -6,9 +6,11 @@ import { canonicalJson } from '../image/canonical-json.ts';
  * Bumped whenever what a cached key produces changes (layer format, tar writer, archive
  * layout, VM guest) or what a key is made of: entries made under another version are never
  * found, so a format change never serves a stale layer or build. 2: VM layers and whole
- * builds are keyed by tenant (version 1's were shared by all tenants).
+ * builds are keyed by tenant (version 1's were shared by all tenants). 3: one rule for device
+ * nodes (src/image/device-policy.ts): contents layers drop those under /dev/ even where the
+ * operator allows devices, and bases are cached with the rule applied.
  */
-export const CACHE_VERSION = 2;
+export const CACHE_VERSION = 3;
 
 /** What is cached: whole builds, single layers, verified base-image imports. */
 export type CacheKind = 'build' | 'layer' | 'import';

@@ -9,7 +9,8 @@ import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
-import { importArchive } from '../image/sources/archive/import-archive.ts';
+import { importArchive, type ImportedImage } from '../image/sources/archive/import-archive.ts';
+import { applyDevicePolicyToBase } from '../image/sources/base-devices.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { planContentLayers } from '../image/layering.ts';
@@ -17,7 +18,7 @@ import { resolveContents } from '../image/sources/spec-contents.ts';
 import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
 import type { ResultCache } from './result-cache.ts';
-import { contentsLayerBudget, findCachedImport, findCachedLayers, importCacheKey, importOptionsOf, layerCacheKey, MAX_IMAGE_LAYERS, vmInputs, type LayerStep } from './layer-cache.ts';
+import { baseDevicesCacheKey, contentsLayerBudget, findCachedImport, findCachedLayers, findCachedPolicedBase, importCacheKey, importOptionsOf, layerCacheKey, MAX_IMAGE_LAYERS, vmInputs, type LayerStep } from './layer-cache.ts';
 import { QuotaExceededError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
 import { reportStep, type StepReporter } from '../events/build-reporter.ts';
 import { countBytes } from '../streams.ts';
@@ -102,10 +103,10 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   };
   const layerIds = (layers: NewLayer[]) => ({ layers: layers.map((l) => l.layer.diffId) });
 
-  const base = await loadBase(spec, deps);
-  step('contents');
   const usage = new BuildUsage(deps.layerBudgets);
-  const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices, usage };
+  const base = await loadBase(spec, deps, usage);
+  step('contents');
+  const contentsOptions = { uid: spec.uid, gid: spec.gid, allowDevices: deps.allowDevices, usage, onLog: deps.onLog };
   const storeLayer = async (tree: FsTree, createdBy: string): Promise<NewLayer> => {
     step('layer', { entries: tree.size, createdBy });
     usage.addLayerBytes(tree.layerBytes, createdBy);
@@ -158,7 +159,8 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
       const sizes = trees.map((tree) => tree.dataBytes);
       for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
-        const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, contentsOptions);
+        // Read a second time for a group: its device lines are in the log once already.
+        const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => spec.contents[i] as ContentEntry), store, { ...contentsOptions, onLog: undefined });
         made.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`));
       }
       return made;
@@ -224,15 +226,17 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   return { imageId: image.configDigest, diffIds: image.layers.map((l) => l.diffId), layers, archive };
 }
 
-async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage | undefined> {
+async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage): Promise<BaseImage | undefined> {
   const from = spec.fromImage;
   if (!from) return undefined;
+  // An earlier build's layers went through the device rule when it ran.
   if ('build' in from) return reportStep(deps.events, 'base', from, () => deps.loadBuildImage(from.build));
   if ('ref' in from) {
     deps.onStep?.('pull', { ref: from.ref });
     return reportStep(deps.events, 'base', from, async () => {
       const pulled = await pullImage(deps.store, from.ref, { registries: deps.registries ?? new Map(), architecture: spec.architecture, maxLayers: MAX_IMAGE_LAYERS - 1 });
-      return loadStoredImage(deps.store, pulled.configDigest, pulled.layers);
+      const policed = await withDevicePolicy(pulled, deps, usage);
+      return loadStoredImage(deps.store, policed.configDigest, policed.layers);
     });
   }
   const importOptions = importOptionsOf(spec);
@@ -243,15 +247,29 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps): Promise<BaseImage 
   if (cached) {
     deps.onStep?.('import-cached', { blob: from.blob });
     deps.events?.stepCached('base', from);
-    return loadStoredImage(deps.store, cached.configDigest, cached.layers);
+    const policed = await withDevicePolicy(cached, deps, usage);
+    return loadStoredImage(deps.store, policed.configDigest, policed.layers);
   }
   return reportStep(deps.events, 'base', from, async () => {
     // The budgets bound the work, not the result: they stay out of the cache key.
     const budgeted = { ...importOptions, budgets: deps.archiveBudgets };
     const imported = await importArchive(deps.store, from.blob, budgeted, (done, total) => deps.events?.progress('import', done, total));
     await deps.cache?.set('import', key, imported);
-    return loadStoredImage(deps.store, imported.configDigest, imported.layers);
+    const policed = await withDevicePolicy(imported, deps, usage);
+    return loadStoredImage(deps.store, policed.configDigest, policed.layers);
   });
+}
+
+/**
+ * A base as imported or pulled, with the device rule applied to its layers (base-devices.ts):
+ * once per image and setting, then from the cache (its log lines with it, said again).
+ */
+async function withDevicePolicy(image: ImportedImage, deps: BuildDeps, usage: BuildUsage): Promise<ImportedImage> {
+  const hit = deps.cache && !deps.noCache ? await findCachedPolicedBase(deps.cache, deps.store, image, deps.allowDevices) : null;
+  const policed = hit ?? (await applyDevicePolicyToBase(deps.store, image, { allowDevices: deps.allowDevices, tarLimits: usage.tarLimits }));
+  if (!hit) await deps.cache?.set('import', baseDevicesCacheKey(image, deps.allowDevices), policed);
+  for (const line of policed.log) deps.onLog?.(line);
+  return policed.image;
 }
 
 /**
@@ -296,7 +314,7 @@ async function runVmStep(
     if (!result.outcome.ok) throw new VmStepError(result.outcome.reason);
     const upper = await store.put(await result.openUpperTar());
     deps.onStep?.('vm-done', { upper: upper.digest, size: upper.size });
-    return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }, { allowDevices: deps.allowDevices, usage });
+    return await layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }, { allowDevices: deps.allowDevices, usage, onLog: deps.onLog });
   } catch (err) {
     if (err instanceof VmStepError || err instanceof LayerInputError || err instanceof BudgetExceededError || err instanceof StoreFullError || err instanceof QuotaExceededError) throw err;
     throw new Error(`reading the VM step's output failed: ${(err as Error).message}`, { cause: err });

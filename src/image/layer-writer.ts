@@ -16,13 +16,13 @@ export interface LayerTar {
  * `mtime` set every entry gets it (a deterministic layer: entries already sorted, numeric
  * owners with empty names, directories ending in `/`); without, each keeps its own.
  */
-export function writeLayerTar(entries: Iterable<LayerEntry>, store: BlobStore, mtime?: number): LayerTar {
+export function writeLayerTar(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>, store: BlobStore, mtime?: number): LayerTar {
   const writer = new TarStreamWriter();
   const tarsum = new TarSum();
   const reader = new BlobRangeReader(store);
 
   const done = (async () => {
-    for (const entry of entries) {
+    for await (const entry of entries) {
       const name = entry.type === 'directory' ? `${entry.path}/` : entry.path;
       const header: TarWriteHeader = {
         name,

@@ -2,6 +2,7 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { BuildUsage } from './build-usage.ts';
+import { DevicePolicy } from './device-policy.ts';
 import { FsTree, type DirDefaults } from './fs-tree.ts';
 import { LayerInputError, normalizeLayerPath, type LayerEntry } from './layer-entry.ts';
 import { printable } from './printable.ts';
@@ -112,8 +113,10 @@ function isOverlayWhiteout(header: IndexedTarEntry): boolean {
 }
 
 export interface UpperReadOptions extends OverlayReadOptions {
-  /** Character and block devices (other than overlayfs' whiteouts) are refused unless this is set, as in uploads. */
+  /** Device nodes (other than overlayfs' whiteouts) follow the one rule (DevicePolicy): dropped under /dev/, elsewhere refused unless this is set. */
   allowDevices?: boolean;
+  /** Told the build log's line: how many device nodes the scripts left under /dev/ (dropped). */
+  onLog?: (line: string) => void;
 }
 
 /**
@@ -121,13 +124,15 @@ export interface UpperReadOptions extends OverlayReadOptions {
  * image layer: whiteout devices (and hard links to them: overlayfs gives all whiteouts one
  * inode) become `.wh.` files, opaque directories get a `.wh..wh..opq` marker, and overlayfs'
  * private `trusted.overlay.*` xattrs are dropped; every other xattr is kept. Device nodes the
- * scripts made (`mknod`) follow the rule for uploads. One pass: a tar's hard links point back.
+ * scripts made (`mknod`) follow the rule for every source (DevicePolicy). One pass: a tar's
+ * hard links point back.
  */
 export async function layerTreeFromUpper(upper: Digest, store: BlobStore, dirDefaults: DirDefaults, opts: UpperReadOptions = {}): Promise<FsTree> {
   const what = 'the VM step output';
   const usage = opts.usage ?? new BuildUsage();
   const tree = new FsTree(dirDefaults, usage);
   const whiteouts = new Set<string>();
+  const devices = new DevicePolicy(what, opts.allowDevices ?? false);
   try {
     for await (const header of readIndex(store, upper, what, usage)) {
       const path = normalizeLayerPath(header.name, 'VM output entry');
@@ -138,9 +143,7 @@ export async function layerTreeFromUpper(upper: Digest, store: BlobStore, dirDef
         tree.add({ ...NO_EXTRAS, path: join(dir, WHITEOUT_PREFIX + base), type: 'file', mode: 0, uid: 0, gid: 0 });
         continue;
       }
-      if ((header.type === 'character-device' || header.type === 'block-device') && !opts.allowDevices) {
-        throw new LayerInputError(`${what}: '${printable(path)}' is a device node (made by the step's scripts); devices are not allowed in layers`);
-      }
+      if (!devices.admit(path, header.type, linkTarget || undefined)) continue;
       if (path === '') continue; // the upper dir itself
       tree.add({ ...asEntry(path, header, upper, linkTarget || header.linkname), xattrs: withoutOverlayXattrs(header.xattrs) });
       if (header.type === 'directory' && header.xattrs[OPAQUE_XATTR] === 'y') {
@@ -151,6 +154,8 @@ export async function layerTreeFromUpper(upper: Digest, store: BlobStore, dirDef
     if (err instanceof BudgetExceededError) throw err.within(what);
     throw err;
   }
+  const line = devices.logLine();
+  if (line) opts.onLog?.(line);
   return tree;
 }
 

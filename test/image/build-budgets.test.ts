@@ -60,6 +60,17 @@ const upperWithDevices = Buffer.concat([
   END_OF_ARCHIVE,
 ]);
 
+/** The same with the devices outside /dev/ (and one left under it). */
+const upperWithDeviceOutsideDev = Buffer.concat([
+  entry({ name: './', type: '5' }),
+  entry({ name: './dev/', type: '5' }),
+  entry({ name: './dev/mem2', type: '3', devmajor: 1, devminor: 1 }),
+  entry({ name: './usr/', type: '5' }),
+  entry({ name: './usr/mem2', type: '3', devmajor: 1, devminor: 1 }),
+  entry({ name: './usr/sda9', type: '4', devmajor: 8, devminor: 9 }),
+  END_OF_ARCHIVE,
+]);
+
 describe('a contents tar with a global PAX header (attack 1)', () => {
   it('fails the build at the header, naming the budget and the contents entry', async () => {
     const blob = (await store.put(Readable.from([globalXattrBomb()]))).digest;
@@ -72,31 +83,35 @@ describe('a contents tar with a global PAX header (attack 1)', () => {
 });
 
 describe('device nodes made by a VM step (attack 9)', () => {
-  it('are refused as in uploads, naming the path; whiteouts are not devices', async () => {
-    const err = await rejection(build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices) }));
-    expect(err).toBeInstanceOf(LayerInputError);
-    expect(err.message).toBe("the VM step output: 'dev/mem2' is a device node (made by the step's scripts); devices are not allowed in layers");
+  it('are dropped under /dev/, with a line in the log; whiteouts are not devices', async () => {
+    const log: string[] = [];
+    const result = await build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices), onLog: (line) => log.push(line) });
+    const names: string[] = [];
+    for await (const e of indexTar(await store.open(result.diffIds.at(-1) as never))) names.push(`${e.name} ${e.type}`);
+    expect(names).toEqual(['dev/ directory', 'etc/ directory', 'etc/.wh.also-gone file', 'etc/.wh.gone file']);
+    expect(log).toEqual(['baler: the VM step output: dropped 2 device nodes under /dev/ (a container runtime mounts its own /dev)\n']);
   });
 
-  it('are kept where the operator allows devices (BALER_ALLOW_DEVICES=1)', async () => {
-    const result = await build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices), allowDevices: true });
+  it('are refused elsewhere, naming the path and the setting', async () => {
+    const err = await rejection(build({ runAsRoot: 'mknod /usr/mem2 c 1 1' }, { vm: vmLeaving(upperWithDeviceOutsideDev) }));
+    expect(err).toBeInstanceOf(LayerInputError);
+    expect(err.message).toBe(
+      "the VM step output: 'usr/mem2' is a device node outside /dev/; device nodes are dropped under /dev/ and refused elsewhere unless the operator sets BALER_ALLOW_DEVICES=1",
+    );
+  });
+
+  it('are kept outside /dev/ where the operator allows devices (BALER_ALLOW_DEVICES=1)', async () => {
+    const result = await build({ runAsRoot: 'mknod /usr/mem2 c 1 1' }, { vm: vmLeaving(upperWithDeviceOutsideDev), allowDevices: true });
     const names: string[] = [];
     for await (const e of indexTar(await store.open(result.diffIds.at(-1) as never))) names.push(`${e.name} ${e.type} ${e.devmajor}/${e.devminor}`);
-    expect(names).toEqual([
-      'dev/ directory 0/0',
-      'dev/mem2 character-device 1/1',
-      'dev/sda9 block-device 8/9',
-      'etc/ directory 0/0',
-      'etc/.wh.also-gone file 0/0',
-      'etc/.wh.gone file 0/0',
-    ]);
+    expect(names).toEqual(['dev/ directory 0/0', 'usr/ directory 0/0', 'usr/mem2 character-device 1/1', 'usr/sda9 block-device 8/9']);
   });
 
   it('shows a path escaped and cut short', async () => {
-    const name = `./dev/\x1b]0;owned\x07${'n'.repeat(200)}`;
+    const name = `./usr/\x1b]0;owned\x07${'n'.repeat(200)}`;
     const upper = await store.put(Readable.from([Buffer.concat([entry({ name: '', type: '3', devmajor: 1, devminor: 3 }, undefined, [['path', name]]), END_OF_ARCHIVE])]));
     const err = await rejection(layerTreeFromUpper(upper.digest, store, { mode: 0o755, uid: 0, gid: 0 }));
-    expect(err.message).toContain("'dev/\\x1b]0;owned\\x07nnn");
+    expect(err.message).toContain("'usr/\\x1b]0;owned\\x07nnn");
     expect(err.message).not.toMatch(/[\x00-\x1f]/);
   });
 });

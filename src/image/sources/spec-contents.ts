@@ -4,16 +4,18 @@ import type { BlobStore } from '../../store/blob-store.ts';
 import { uncompressedBlob } from '../uncompressed-blob.ts';
 import { BudgetExceededError } from '../../budget.ts';
 import { BuildUsage } from '../build-usage.ts';
+import { DevicePolicy } from '../device-policy.ts';
 import { FsTree } from '../fs-tree.ts';
 import { joinLayerPath, LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
-import { printable } from '../printable.ts';
 import { indexTar, TarFormatError } from '../tar-index.ts';
 
 export interface ContentsOptions {
   uid: number;
   gid: number;
-  /** Character and block devices in uploaded tars are refused unless this is set. */
+  /** Device nodes outside /dev/ are refused unless this is set (DevicePolicy; those under /dev/ are dropped). */
   allowDevices: boolean;
+  /** Told the build log's lines: how many device nodes each tar had under /dev/ (dropped). */
+  onLog?: (line: string) => void;
   /** The build's budgets and what it has spent of them; absent: the defaults, for this tree alone. */
   usage?: BuildUsage;
 }
@@ -87,12 +89,13 @@ async function addTar(
   const tarDigest = await uncompressedBlob(store, digest).catch((err: unknown) => {
     throw err instanceof LayerInputError ? new LayerInputError(`${where}: ${err.message}`, { cause: err }) : err;
   });
+  const devices = new DevicePolicy(where, opts.allowDevices);
   try {
     for await (const header of indexTar(await store.open(tarDigest), opts.usage?.tarLimits)) {
-      if ((header.type === 'character-device' || header.type === 'block-device') && !opts.allowDevices) {
-        throw new LayerInputError(`${where}: '${printable(header.name)}' is a device node; devices are not allowed in uploads`);
-      }
       const path = joinLayerPath(to, normalizeLayerPath(header.name, `${where}: tar entry`));
+      const linkTarget = header.type === 'link' ? joinLayerPath(to, normalizeLayerPath(header.linkname, `${where}: hard link target`)) : undefined;
+      // The rule is about where the entry lands in the image (`to` included).
+      if (!devices.admit(path, header.type, linkTarget)) continue;
       const entry: LayerEntry = {
         path,
         type: header.type,
@@ -100,12 +103,7 @@ async function addTar(
         uid: preserveOwners ? header.uid : opts.uid,
         gid: preserveOwners ? header.gid : opts.gid,
         size: header.size,
-        linkname:
-          header.type === 'link'
-            ? joinLayerPath(to, normalizeLayerPath(header.linkname, `${where}: hard link target`))
-            : header.type === 'symlink'
-              ? header.linkname
-              : '',
+        linkname: linkTarget ?? (header.type === 'symlink' ? header.linkname : ''),
         devmajor: header.devmajor,
         devminor: header.devminor,
         xattrs: header.xattrs,
@@ -117,6 +115,8 @@ async function addTar(
     if (err instanceof TarFormatError) throw new LayerInputError(`${where}: blob ${digest} is not a valid tar: ${err.message}`, { cause: err });
     throw err;
   }
+  const line = devices.logLine();
+  if (line) opts.onLog?.(line);
 }
 
 function parseMode(mode: string | undefined, fallback: number): number {
