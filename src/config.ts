@@ -24,7 +24,7 @@ export interface Config {
   maxUploadBytes: number;
   /** Largest JSON request body accepted, in bytes. */
   maxJsonBytes: number;
-  /** Allow character and block devices in uploaded tars. */
+  /** BALER_ALLOW_DEVICES=1: keep device nodes outside /dev/ (contents, base layers, VM output) instead of failing the build (src/image/device-policy.ts). */
   allowDevices: boolean;
   /**
    * What importing a base image archive (`fromImage: {blob}`) may cost: members
