@@ -1,9 +1,12 @@
 /**
  * Contents tars compressed by the real tools (GNU tar's own `-J`, `-j`, `--zstd`, `-z`): each
  * builds the very image the plain tar builds, and a corrupt or truncated stream fails the build
- * as the input's fault (LayerInputError: 422), naming the compression. Bombs, through the
- * service: test/e2e/archive-bomb.test.ts.
+ * as the input's fault (LayerInputError: 422), naming the compression. A base archive laid out
+ * as `docker save` writes one, its layer and the archive itself compressed by xz, bzip2 or zstd,
+ * gives the image the plain archive gives. Bombs, through the service:
+ * test/e2e/archive-bomb.test.ts.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,5 +91,45 @@ describe('a corrupt compressed contents tar', () => {
     const err = await rejection(build(whole.subarray(0, Math.floor(whole.length / 2))));
     expect(err).toBeInstanceOf(LayerInputError);
     expect(err.message).toMatch(new RegExp(`is not valid ${kind} data: `));
+  }, 60_000);
+});
+
+/** A `docker save` archive (manifest.json, config, `<id>/layer.tar`) of one layer: the plain tar, compressed with `tool` (none: as is). */
+async function dockerSaveArchive(tool: string | undefined, name: string): Promise<string> {
+  const work = join(dir, name);
+  await mkdir(work, { recursive: true });
+  const plain = blobs.get('') as Buffer;
+  const diffId = `sha256:${createHash('sha256').update(plain).digest('hex')}`;
+  await writeFile(join(work, 'plain.tar'), plain);
+  if (tool) await run('sh', ['-c', `${tool} -c < '${join(work, 'plain.tar')}' > '${join(work, 'layer')}'`]);
+  const layer = await readFile(tool ? join(work, 'layer') : join(work, 'plain.tar'));
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2024-01-01T00:00:00Z', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] } });
+  await mkdir(join(work, 'archive/l0'), { recursive: true });
+  await writeFile(join(work, 'archive/l0/layer.tar'), layer);
+  await writeFile(join(work, 'archive/config.json'), config);
+  await writeFile(join(work, 'archive/manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: [`${name}:latest`], Layers: ['l0/layer.tar'] }]));
+  const archive = join(work, 'archive.tar');
+  await run('tar', ['--sort=name', '-cf', archive, '-C', join(work, 'archive'), '.']);
+  if (!tool) return archive;
+  await run('sh', ['-c', `${tool} -c < '${archive}' > '${archive}.compressed'`]);
+  return `${archive}.compressed`;
+}
+
+describe('a base archive compressed, its layer too', () => {
+  it.each([
+    ['xz', 'xz'],
+    ['bzip2', 'bzip2'],
+    ['zstd', 'zstd -q'],
+  ])('with %s gives the image the plain archive gives', async (kind, tool) => {
+    const onBase = async (archive: string) => {
+      const blob = await put(await readFile(archive));
+      return runBuild(resolveSpec({ name: 'on-base', compression: 'none', fromImage: { blob }, contents: [{ text: 'top\n', to: '/top' }] }, new Date(0)), deps());
+    };
+    const compressed = await dockerSaveArchive(tool, `base-${kind}`);
+    expect(detectCompression(await readFile(compressed))).toBe(kind);
+    const plain = await onBase(await dockerSaveArchive(undefined, `base-plain-${kind}`));
+    const result = await onBase(compressed);
+    expect(result.diffIds).toEqual(plain.diffIds);
+    expect(result.archive.digest).toBe(plain.archive.digest);
   }, 60_000);
 });
