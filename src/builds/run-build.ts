@@ -156,7 +156,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     const contentLayers = await cachedLayers('contents', { kind: 'layered-contents', contents: spec.contents, budget }, async () => {
       const made: NewLayer[] = [];
       const trees = [];
-      for (const entry of spec.contents) trees.push(await resolveContents([entry], store, contentsOptions));
+      for (const [i, entry] of spec.contents.entries()) trees.push(await resolveContents([entry], store, { ...contentsOptions, firstIndex: i }));
       const sizes = trees.map((tree) => tree.dataBytes);
       for (const group of planContentLayers(sizes, Math.max(budget, 1))) {
         // Read a second time for a group: its device lines are in the log once already.

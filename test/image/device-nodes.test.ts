@@ -126,6 +126,14 @@ describe('a contents tar from GNU tar', () => {
     expect(log).toEqual([`baler: contents[0]: ${DROPPED_TWO}\n`]);
   });
 
+  it('names its own entry in a layered build (one layer per entry)', async () => {
+    const spec = { layering: { maxLayers: 10 }, contents: [{ text: 'x\n', to: '/x' }, { tar: await putFile(tars.devOnly) }] };
+    const { log } = await build(spec);
+    expect(log).toEqual([`baler: contents[1]: ${DROPPED_TWO}\n`]);
+    const err = await rejection(build({ ...spec, contents: [...spec.contents, { tar: await putFile(tars.withUsrX) }] }));
+    expect(err.message).toBe(`contents[2]: ${REFUSED}`);
+  });
+
   it('unpacked under `to`, is judged by where its entries land: /opt/dev/null is outside /dev/', async () => {
     const err = await rejection(build({ contents: [{ tar: await putFile(tars.devOnly), to: '/opt' }] }));
     expect(err.message).toMatch(/^contents\[0\]: 'opt\/dev\/console' is a device node outside \/dev\//);

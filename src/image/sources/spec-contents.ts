@@ -18,6 +18,8 @@ export interface ContentsOptions {
   onLog?: (line: string) => void;
   /** The build's budgets and what it has spent of them; absent: the defaults, for this tree alone. */
   usage?: BuildUsage;
+  /** The spec's index of the first entry given, for errors and log lines (`contents[3]`); default 0. */
+  firstIndex?: number;
 }
 
 const DEFAULT_FILE_MODE = 0o644;
@@ -33,7 +35,7 @@ export async function resolveContents(contents: ContentEntry[], store: BlobStore
   const base = { uid: opts.uid, gid: opts.gid, size: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: {} };
 
   for (const [index, content] of contents.entries()) {
-    const where = `contents[${index}]`;
+    const where = `contents[${(opts.firstIndex ?? 0) + index}]`;
     try {
       if ('tar' in content) {
         await addTar(tree, store, content.tar, normalizeLayerPath(content.to ?? '/', `${where}.to`), content.preserveOwners ?? false, { ...opts, usage }, where);
