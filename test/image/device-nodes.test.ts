@@ -4,7 +4,9 @@
  * leave them): as contents, and as a layer of a base archive laid out as `docker save` writes
  * one. Nodes under /dev/ are dropped with a line in the build log; one elsewhere fails the
  * build (422) naming its path and BALER_ALLOW_DEVICES, or is kept when the operator sets it.
- * The VM step's output: test/image/build-budgets.test.ts, and test/e2e/device-nodes.test.ts
+ * A base pulled from a registry (Debian's docker-registry, the image copied there by skopeo)
+ * follows the same rule. The VM step's output: test/image/build-budgets.test.ts, and
+ * test/e2e/device-nodes.test.ts
  * with a real VM.
  */
 import { createHash } from 'node:crypto';
@@ -20,6 +22,7 @@ import type { Digest } from '../../src/digest.ts';
 import { LayerInputError } from '../../src/image/layer-entry.ts';
 import { indexTar } from '../../src/image/tar-index.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { startRegistry } from '../registry/registry-server.ts';
 import { rejection } from '../support/rejection.ts';
 import { run } from '../support/run.ts';
 
@@ -220,4 +223,24 @@ describe('a base archive whose layer GNU tar wrote from such a root', () => {
     expect(entries.some((e) => e.startsWith('dev/null') || e.startsWith('dev/console'))).toBe(false);
     expect(log).toHaveLength(1);
   });
+});
+
+describe('a base pulled from a registry, its layer written by GNU tar from such a root', () => {
+  it('has that layer written again without its /dev/ nodes, with the same log line as an archive', async () => {
+    const registry = await startRegistry();
+    try {
+      const { archive, diffIds } = await dockerSaveArchive(tars.devOnly, 'pulled-dev');
+      const ref = `${registry.host}/devices/base:1`;
+      const copy = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${ref}`], { timeoutMs: 60_000 });
+      expect(copy.code, copy.stderr).toBe(0);
+      const registries = new Map([[registry.host, { insecure: true }]]);
+      const { result, log } = await build({ fromImage: { ref }, contents: [{ text: 'hi\n', to: '/etc/hi' }] }, { registries });
+      const [bottom, top] = result.diffIds as [Digest, Digest, Digest];
+      expect(bottom).not.toBe(diffIds[0]);
+      expect(top).toBe(diffIds[1]);
+      expect(log).toEqual([`baler: base layer 1 of 2 (${diffIds[0]}): ${DROPPED_TWO}; the layer is written again without them: ${bottom}\n`]);
+    } finally {
+      await registry.stop();
+    }
+  }, 120_000);
 });
