@@ -47,7 +47,8 @@ async function* readIndex(store: BlobStore, digest: Digest, what: string, usage:
   }
 }
 
-function asEntry(path: string, header: IndexedTarEntry, blob: Digest, linkname: string): LayerEntry {
+/** A tar entry of the stored tar `blob` as a layer entry at `path`, everything the header says kept (base-devices.ts too). */
+export function asEntry(path: string, header: IndexedTarEntry, blob: Digest, linkname: string): LayerEntry {
   const entry: LayerEntry = {
     path,
     type: header.type,

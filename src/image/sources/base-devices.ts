@@ -4,6 +4,7 @@ import type { BlobStore } from '../../store/blob-store.ts';
 import { DevicePolicy } from '../device-policy.ts';
 import type { ImageConfig } from '../image.ts';
 import { LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
+import { asEntry } from '../overlay-form.ts';
 import { storeLegacyChain } from '../legacy-layer.ts';
 import { writeLayerTar } from '../layer-writer.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry, type TarIndexLimits } from '../tar-index.ts';
@@ -94,21 +95,7 @@ async function rewriteLayer(store: BlobStore, diffId: Digest, devices: DevicePol
     for await (const { path, linkTarget, header } of layerEntries(store, diffId, devices.source, tarLimits)) {
       // The root entry (`./`) says nothing a layer needs; baler's own layers have none either.
       if (path === '' || !devices.admit(path, header.type, linkTarget)) continue;
-      const entry: LayerEntry = {
-        path,
-        type: header.type,
-        mode: header.mode,
-        uid: header.uid,
-        gid: header.gid,
-        size: header.size,
-        linkname: linkTarget ?? header.linkname,
-        devmajor: header.devmajor,
-        devminor: header.devminor,
-        xattrs: header.xattrs,
-        mtime: header.mtime,
-      };
-      if (header.size > 0) entry.data = { blob: diffId, offset: header.dataOffset };
-      yield entry;
+      yield asEntry(path, header, diffId, linkTarget ?? header.linkname);
     }
   }
   const tar = writeLayerTar(kept(), store);
