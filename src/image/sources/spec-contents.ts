@@ -7,6 +7,7 @@ import { BuildUsage } from '../build-usage.ts';
 import { FsTree } from '../fs-tree.ts';
 import { joinLayerPath, LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
 import { printable } from '../printable.ts';
+import { storedDataOf } from '../stored-data.ts';
 import { indexTar, TarFormatError } from '../tar-index.ts';
 
 export interface ContentsOptions {
@@ -108,7 +109,7 @@ async function addTar(
         devminor: header.devminor,
         xattrs: header.xattrs,
       };
-      if (header.size > 0) entry.data = { blob: tarDigest, offset: header.dataOffset };
+      if (header.size > 0) entry.data = storedDataOf(tarDigest, header);
       tree.add(entry);
     }
   } catch (err) {
