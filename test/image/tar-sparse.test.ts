@@ -8,7 +8,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest.ts';
@@ -20,7 +20,11 @@ import { plannedTar } from '../../src/image/sinks/tar-plan.ts';
 import { resolveContents } from '../../src/image/sources/spec-contents.ts';
 import { indexTar, type IndexedTarEntry } from '../../src/image/tar-index.ts';
 import { tarsumOfStoredTar } from '../../src/image/tarsum-of-tar.ts';
+import { BudgetExceededError } from '../../src/budget.ts';
+import { BuildUsage } from '../../src/image/build-usage.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { END_OF_ARCHIVE, entry } from '../support/raw-tar.ts';
+import { rejection } from '../support/rejection.ts';
 import { run } from '../support/run.ts';
 import { listTar } from '../support/tar-tools.ts';
 
@@ -141,4 +145,24 @@ describe.each(FORMS)('%s', (_, tool, args) => {
     expect(await fileDigest(join(dir, '0', 'middle'))).toEqual(expected.get('middle'));
     expect(await readFile(join(dir, '0', 'plain'), 'utf8')).toBe('plain file\n');
   });
+});
+
+it('counts a sparse file by its real size against the build\'s layer bytes: 1 PiB of holes in a 3 KiB tar', async () => {
+  const tar = Buffer.concat([
+    entry({ name: 'GNUSparseFile.1/huge' }, Buffer.from('data'), [
+      ['GNU.sparse.major', '0'],
+      ['GNU.sparse.minor', '1'],
+      ['GNU.sparse.name', 'huge'],
+      ['GNU.sparse.realsize', String(1024 ** 5)],
+      ['GNU.sparse.map', `${1024 ** 5 - 4},4`],
+    ]),
+    END_OF_ARCHIVE,
+  ]);
+  const put = await store.put(Readable.from([tar]));
+  const usage = new BuildUsage();
+  const tree = await resolveContents([{ tar: put.digest }], store, { uid: 0, gid: 0, allowDevices: false, usage });
+  expect(tree.layerBytes).toBe(1024 ** 5);
+  const err = await rejection((async () => usage.addLayerBytes(tree.layerBytes, 'contents'))());
+  expect(err).toBeInstanceOf(BudgetExceededError);
+  expect(err).toMatchObject({ setting: 'BALER_MAX_BUILD_LAYER_BYTES' });
 });
