@@ -90,7 +90,9 @@ const TYPES: Record<string, EntryType> = {
  * Reads an uncompressed tar stream and yields each entry's header with the byte offset of its
  * data, without keeping any data: the index lets a layer writer read entries later in any
  * order, by range, straight from the stored blob. It understands ustar, GNU and PAX archives
- * (long names and links, base-256 numbers, `SCHILY.xattr.` records, global headers).
+ * (long names and links, base-256 numbers, `SCHILY.xattr.` records, global headers) and sparse
+ * files in GNU's and PAX's forms (tar-sparse.ts: such an entry has its real name and size, and
+ * a map of where its data lies).
  *
  * Everything it keeps is bounded by the limits, checked as the archive is read: an archive
  * over a budget fails at the header that goes over it, having cost no more than the budget.

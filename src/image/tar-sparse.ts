@@ -237,7 +237,7 @@ export class PaxSparseRecords {
       if (version !== '0.0' && version !== '0.1') throw new TarFormatError(`unsupported sparse format ${version.slice(0, 32)}`, offset);
     }
     let numbers: number;
-    if (this.map !== undefined) numbers = addListedPairs(collector, splitMap(this.map, offset), storedBytes, offset);
+    if (this.map !== undefined) numbers = addListedPairs(collector, splitMap(this.map, collector, offset), storedBytes, offset);
     else if (this.listed.length > 0) numbers = addListedPairs(collector, this.listed, storedBytes, offset);
     else throw new TarFormatError('sparse file without a map', offset);
     if (this.numBlocks !== undefined && decimal(this.numBlocks, 'segment count', offset) !== numbers / 2) {
@@ -247,9 +247,12 @@ export class PaxSparseRecords {
   }
 }
 
-/** 0.1's `offset,length,…` as its fields (linear; the record is within the extension-header limit). */
-function splitMap(map: string, offset: number): string[] {
+/** 0.1's `offset,length,…` as its fields, counted before they are split (a record may be 1 MiB of commas). */
+function splitMap(map: string, collector: SegmentCollector, offset: number): string[] {
   if (map === '') throw new TarFormatError('sparse map: empty GNU.sparse.map', offset);
+  let fields = 1;
+  for (let at = map.indexOf(','); at !== -1; at = map.indexOf(',', at + 1)) fields++;
+  collector.announce(Math.ceil(fields / 2));
   return map.split(',');
 }
 
