@@ -1,13 +1,18 @@
 /**
  * Sparse maps no tool writes (issue 13, "think like an attacker"): maps out of order,
  * overlapping, past the file's end, not matching the data, absurd sizes, and maps over the
- * budgets. Archives are made block by block (test/support/raw-tar.ts).
+ * budgets. Archives are made block by block (test/support/raw-tar.ts), or by GNU tar and then
+ * mutated.
  */
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry, type TarIndexLimits } from '../../src/image/tar-index.ts';
 import { END_OF_ARCHIVE, entry, header } from '../support/raw-tar.ts';
+import { run } from '../support/run.ts';
 import { rejection } from '../support/rejection.ts';
 
 async function index(parts: Buffer[], limits?: Partial<TarIndexLimits>, chunk?: number): Promise<IndexedTarEntry[]> {
@@ -191,5 +196,37 @@ describe('the sparse budgets', () => {
     const err = await rejection(index([...files, END_OF_ARCHIVE], { maxExtensionBytesTotal: 30_000 }));
     expect(err).toMatchObject({ setting: 'BALER_MAX_TAR_EXTENSION_BYTES' });
     expect(await index([...files, END_OF_ARCHIVE], { maxExtensionBytesTotal: 60_000 })).toHaveLength(20);
+  });
+});
+
+describe('mutated sparse tars from GNU tar', () => {
+  it('index to entries, a TarFormatError or a budget error: nothing else, whatever byte of the headers and maps changes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'baler-sparse-fuzz-'));
+    try {
+      const script = `cd ${dir} && truncate -s 2M f && for i in $(seq 0 30); do printf x | dd of=f bs=1 seek=$((i * 65536)) conv=notrunc status=none; done
+        for a in '--format=gnu' '--format=posix --sparse-version=0.0' '--format=posix --sparse-version=0.1' '--format=posix --sparse-version=1.0'; do tar $a -S -cf "t$RANDOM.tar" f; done`;
+      expect((await run('bash', ['-ec', script])).code).toBe(0);
+      const tars = await Promise.all((await readdir(dir)).filter((n) => n.endsWith('.tar')).map((n) => readFile(join(dir, n))));
+      let seed = 13;
+      const random = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const outcomes = new Map<string, number>();
+      for (let i = 0; i < 2000; i++) {
+        const tar = Buffer.from(tars[i % tars.length] as Buffer);
+        // The first 4 blocks: headers, PAX records, GNU extension blocks, a 1.0 map.
+        for (let flips = 1 + random(3); flips > 0; flips--) tar[random(2048)] = random(2) === 0 ? random(256) : '0123456789,\n'.charCodeAt(random(12));
+        const outcome = await index([tar], { maxSparseSegmentsPerEntry: 1000 }).then(
+          () => 'ok',
+          (err: unknown) => (err instanceof TarFormatError || err instanceof BudgetExceededError ? (err as Error).name : `unexpected: ${String(err)}`),
+        );
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      }
+      expect([...outcomes.keys()].filter((o) => o.startsWith('unexpected'))).toEqual([]);
+      expect(outcomes.get('ok')).toBeGreaterThan(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
