@@ -17,6 +17,7 @@ import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../../src/image/layer.ts';
 import { overlayLowerTree } from '../../src/image/overlay-form.ts';
 import { flattenLayers } from '../../src/image/sinks/rootfs.ts';
 import { plannedTar } from '../../src/image/sinks/tar-plan.ts';
+import { ArchiveReader } from '../../src/image/sources/archive/archive-reader.ts';
 import { resolveContents } from '../../src/image/sources/spec-contents.ts';
 import { indexTar, type IndexedTarEntry } from '../../src/image/tar-index.ts';
 import { tarsumOfStoredTar } from '../../src/image/tarsum-of-tar.ts';
@@ -165,4 +166,18 @@ it('counts a sparse file by its real size against the build\'s layer bytes: 1 Pi
   const err = await rejection((async () => usage.addLayerBytes(tree.layerBytes, 'contents'))());
   expect(err).toBeInstanceOf(BudgetExceededError);
   expect(err).toMatchObject({ setting: 'BALER_MAX_BUILD_LAYER_BYTES' });
+});
+
+it('reads a sparse member of an image archive (a saved image re-tarred with tar -S) as its file', async () => {
+  const path = join(work, 'archive.tar');
+  const made = await run('tar', ['--format=posix', '-S', '-C', src, '-cf', path, 'middle']);
+  expect(made.code, made.stderr).toBe(0);
+  const put = await store.put(createReadStream(path));
+  const reader = await ArchiveReader.open(store, put.digest);
+  const member = reader.file('middle', 'test');
+  expect(member.size).toBe(expected.get('middle')?.size);
+  expect(await reader.head(member, 8)).toEqual(Buffer.alloc(8));
+  const hash = createHash('sha256');
+  for await (const chunk of await reader.openData(member)) hash.update(chunk as Buffer);
+  expect(hash.digest('hex')).toBe(expected.get('middle')?.sha);
 });
