@@ -1,4 +1,5 @@
 import { BudgetExceededError } from '../budget.ts';
+import { printable } from './printable.ts';
 import { readNumber, TarFormatError } from './tar-fields.ts';
 
 /**
@@ -119,7 +120,7 @@ function overBudget(limits: SparseLimits, offset: number): BudgetExceededError {
 }
 
 function decimal(text: string, what: string, offset: number): number {
-  if (!/^\d+$/.test(text) || text.length > MAX_DIGITS) throw new TarFormatError(`sparse map: invalid ${what} '${text.slice(0, 32)}'`, offset);
+  if (!/^\d+$/.test(text) || text.length > MAX_DIGITS) throw new TarFormatError(`sparse map: invalid ${what} '${printable(text, 32)}'`, offset);
   const value = Number(text);
   if (!Number.isSafeInteger(value)) throw new TarFormatError(`sparse map: ${what} too large`, offset);
   return value;
@@ -234,7 +235,7 @@ export class PaxSparseRecords {
         const mapBytes = await readDataMap(collector, storedBytes, reads, offset);
         return collector.finish(realSize, storedBytes - mapBytes, this.name, mapBytes);
       }
-      if (version !== '0.0' && version !== '0.1') throw new TarFormatError(`unsupported sparse format ${version.slice(0, 32)}`, offset);
+      if (version !== '0.0' && version !== '0.1') throw new TarFormatError(`unsupported sparse format ${printable(version, 32)}`, offset);
     }
     let numbers: number;
     if (this.map !== undefined) numbers = addListedPairs(collector, splitMap(this.map, collector, offset), storedBytes, offset);
