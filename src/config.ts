@@ -95,7 +95,8 @@ export interface Config {
    * BALER_MAX_TAR_EXTENSION_BYTES (64 MiB of PAX and GNU long-name headers in one tar),
    * BALER_MAX_PAX_RECORDS_PER_ENTRY (1000), BALER_MAX_GLOBAL_PAX_RECORDS (1000 in one tar),
    * BALER_MAX_XATTRS_PER_ENTRY (128) and BALER_MAX_XATTR_BYTES_PER_ENTRY (64 KiB), global
-   * attributes included. Over one, a build fails 422 naming the setting.
+   * attributes included, BALER_MAX_SPARSE_SEGMENTS_PER_ENTRY (100,000 segments in one sparse
+   * file's map). Over one, a build fails 422 naming the setting.
    */
   layerBudgets: LayerBudgets;
   /** Registries allowed for pulls and pushes (JSON `{"host:port": {insecure, username, password}}`); unset: none. */

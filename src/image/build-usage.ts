@@ -18,6 +18,8 @@ export interface LayerBudgets {
   maxGlobalPaxRecords: number;
   maxXattrsPerEntry: number;
   maxXattrBytesPerEntry: number;
+  /** Segments of one sparse file's map in a tar. */
+  maxSparseSegmentsPerEntry: number;
 }
 
 /** The environment variable that sets each budget. */
@@ -30,6 +32,7 @@ export const LAYER_BUDGET_SETTINGS: Readonly<Record<keyof LayerBudgets, string>>
   maxGlobalPaxRecords: TAR_BUDGET_SETTINGS.maxGlobalPaxRecords,
   maxXattrsPerEntry: TAR_BUDGET_SETTINGS.maxXattrsPerEntry,
   maxXattrBytesPerEntry: TAR_BUDGET_SETTINGS.maxXattrBytesPerEntry,
+  maxSparseSegmentsPerEntry: TAR_BUDGET_SETTINGS.maxSparseSegmentsPerEntry,
 };
 
 export const DEFAULT_LAYER_BUDGETS: Readonly<LayerBudgets> = {
@@ -43,6 +46,7 @@ export const DEFAULT_LAYER_BUDGETS: Readonly<LayerBudgets> = {
   maxGlobalPaxRecords: DEFAULT_TAR_LIMITS.maxGlobalPaxRecords,
   maxXattrsPerEntry: DEFAULT_TAR_LIMITS.maxXattrsPerEntry,
   maxXattrBytesPerEntry: DEFAULT_TAR_LIMITS.maxXattrBytesPerEntry,
+  maxSparseSegmentsPerEntry: DEFAULT_TAR_LIMITS.maxSparseSegmentsPerEntry,
 };
 
 /**
@@ -67,6 +71,7 @@ export class BuildUsage {
       maxGlobalPaxRecords: b.maxGlobalPaxRecords,
       maxXattrsPerEntry: b.maxXattrsPerEntry,
       maxXattrBytesPerEntry: b.maxXattrBytesPerEntry,
+      maxSparseSegmentsPerEntry: b.maxSparseSegmentsPerEntry,
     };
   }
 

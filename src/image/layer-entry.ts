@@ -1,9 +1,9 @@
-import type { Digest } from '../digest.ts';
 import { printable } from './printable.ts';
+import type { StoredData } from './stored-data.ts';
 import type { EntryType } from './tar-entry.ts';
 
-/** Where an entry's bytes come from: a range of a stored blob, or bytes held inline (small text). */
-export type EntryData = { blob: Digest; offset: number } | { inline: Buffer };
+/** Where an entry's bytes come from: a stored blob (maybe a sparse file's segments), or bytes held inline (small text). */
+export type EntryData = StoredData | { inline: Buffer };
 
 /** One file of a layer, resolved and normalised, ready to be written. */
 export interface LayerEntry {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { BlobStore } from '../store/blob-store.ts';
 import { BlobRangeReader } from './blob-range-reader.ts';
 import type { LayerEntry } from './layer-entry.ts';
+import { readStoredData } from './stored-data.ts';
 import { TarStreamWriter, type TarWriteHeader } from './tar-writer.ts';
 import { TarSum } from './tarsum.ts';
 
@@ -44,7 +45,8 @@ export function writeLayerTar(entries: Iterable<LayerEntry> | AsyncIterable<Laye
         tarsum.update(entry.data.inline);
         await writer.add(header, entry.data.inline);
       } else {
-        await writer.addStream(header, reader.read(entry.data.blob, entry.data.offset, entry.size), (chunk) => tarsum.update(chunk));
+        // A sparse file is written as the regular file it stands for (README: sparse files).
+        await writer.addStream(header, readStoredData(reader, entry.data, entry.size), (chunk) => tarsum.update(chunk));
       }
     }
     await writer.finish();

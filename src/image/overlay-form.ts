@@ -6,6 +6,7 @@ import { DevicePolicy } from './device-policy.ts';
 import { FsTree, type DirDefaults } from './fs-tree.ts';
 import { LayerInputError, normalizeLayerPath, type LayerEntry } from './layer-entry.ts';
 import { printable } from './printable.ts';
+import { storedDataOf } from './stored-data.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from './tar-index.ts';
 
 /**
@@ -62,7 +63,7 @@ export function asEntry(path: string, header: IndexedTarEntry, blob: Digest, lin
     xattrs: header.xattrs,
     mtime: header.mtime,
   };
-  if (header.size > 0) entry.data = { blob, offset: header.dataOffset };
+  if (header.size > 0) entry.data = storedDataOf(blob, header);
   return entry;
 }
 

@@ -1,19 +1,21 @@
 import type { Readable } from 'node:stream';
 import { BudgetExceededError } from '../budget.ts';
 import { printable } from './printable.ts';
+import { readNumber, TarFormatError } from './tar-fields.ts';
+import { PaxSparseRecords, readGnuSparse, SPARSE_SEGMENTS_SETTING, type SparseFile, type SparseSegments } from './tar-sparse.ts';
 import { xattrBytes, type EntryType, type TarHeader } from './tar-entry.ts';
 
 /** A tar entry plus where its data starts in the (uncompressed) archive. */
 export interface IndexedTarEntry extends TarHeader {
   dataOffset: number;
+  /**
+   * For a sparse file (tar-sparse.ts): where its data lies. The archive holds the segments'
+   * bytes back to back from `dataOffset`; `size` is the real size, the rest is zeros.
+   */
+  sparse?: SparseSegments;
 }
 
-export class TarFormatError extends Error {
-  constructor(message: string, readonly offset: number) {
-    super(`${message} (at byte ${offset})`);
-    this.name = 'TarFormatError';
-  }
-}
+export { TarFormatError };
 
 export interface TarIndexLimits {
   /** Largest single PAX or GNU long-name extension header (a limit of the reader, not a budget). */
@@ -36,6 +38,8 @@ export interface TarIndexLimits {
   maxXattrsPerEntry: number;
   /** Bytes of one entry's extended attributes (names and values), global ones included. */
   maxXattrBytesPerEntry: number;
+  /** Segments of one sparse file's map (each also counts 16 bytes against `maxExtensionBytesTotal`). */
+  maxSparseSegmentsPerEntry: number;
 }
 
 /** The settings of the budgets among the limits, named when input goes over one. */
@@ -46,6 +50,7 @@ export const TAR_BUDGET_SETTINGS = {
   maxGlobalPaxRecords: 'BALER_MAX_GLOBAL_PAX_RECORDS',
   maxXattrsPerEntry: 'BALER_MAX_XATTRS_PER_ENTRY',
   maxXattrBytesPerEntry: 'BALER_MAX_XATTR_BYTES_PER_ENTRY',
+  maxSparseSegmentsPerEntry: SPARSE_SEGMENTS_SETTING,
 } as const;
 
 export const DEFAULT_TAR_LIMITS: TarIndexLimits = {
@@ -62,6 +67,9 @@ export const DEFAULT_TAR_LIMITS: TarIndexLimits = {
   // Linux caps one value at 64 KiB and ext4 all of an inode's at a block; real entries carry a few.
   maxXattrsPerEntry: 128,
   maxXattrBytesPerEntry: 64 * 1024,
+  // A disk image with a hole every few MiB has thousands; 100k keep 1.6 MB. All the maps of a
+  // tar together are bounded by maxExtensionBytesTotal (16 bytes a segment).
+  maxSparseSegmentsPerEntry: 100_000,
 };
 
 const BLOCK = 512;
@@ -82,7 +90,9 @@ const TYPES: Record<string, EntryType> = {
  * Reads an uncompressed tar stream and yields each entry's header with the byte offset of its
  * data, without keeping any data: the index lets a layer writer read entries later in any
  * order, by range, straight from the stored blob. It understands ustar, GNU and PAX archives
- * (long names and links, base-256 numbers, `SCHILY.xattr.` records, global headers).
+ * (long names and links, base-256 numbers, `SCHILY.xattr.` records, global headers) and sparse
+ * files in GNU's and PAX's forms (tar-sparse.ts: such an entry has its real name and size, and
+ * a map of where its data lies).
  *
  * Everything it keeps is bounded by the limits, checked as the archive is read: an archive
  * over a budget fails at the header that goes over it, having cost no more than the budget.
@@ -121,6 +131,8 @@ class XattrSet {
 class PaxRecords {
   readonly fields = new Map<string, string>();
   readonly xattrs = new XattrSet();
+  /** `GNU.sparse.*` records: only an entry's own count (GNU tar never writes them globally). */
+  readonly sparse = new PaxSparseRecords();
   /** Records and headers read, as the record budgets count them. */
   counted = 0;
 
@@ -224,6 +236,8 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
         continue;
       }
       const parsed = parsePax(data, offset, (key, value) => {
+        // A 0.0 sparse map's segments are counted by the sparse budget instead.
+        if (flag === 'x' && own.sparse.add(key, value, limits, offset) === 'segment') return;
         count();
         records.add(key, value);
       });
@@ -238,7 +252,8 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
       continue;
     }
 
-    const type = TYPES[flag];
+    // GNU's old sparse form is a regular file with its map in the header.
+    const type = flag === 'S' ? 'file' : TYPES[flag];
     if (!type) throw new TarFormatError(`unsupported tar entry type '${printable(flag)}'`, offset);
     if (++entries > limits.maxEntries) {
       const what = `more than ${limits.maxEntries} entries in one tar`;
@@ -269,13 +284,25 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
     const paxGid = record('gid');
     const paxMtime = record('mtime');
     const entrySize = paxSize !== undefined ? paxInteger(paxSize, 'size', offset) : size;
+    // Reads the map (from extension blocks, or the start of the data) when the entry is sparse.
+    const sparse = await readSparse(flag, block, own.sparse, entrySize, reader, limits, offset);
+    if (sparse) {
+      extensionBytes += sparse.chargedBytes;
+      if (extensionBytes > limits.maxExtensionBytesTotal) {
+        throw overBudget(limits, 'maxExtensionBytesTotal', `more than ${limits.maxExtensionBytesTotal} bytes of extension headers and sparse maps in one tar`, offset);
+      }
+      if (sparse.name !== undefined) name = sparse.name.toString('utf8');
+      if (Buffer.byteLength(name) > limits.maxPathBytes) throw new TarFormatError(`path longer than ${limits.maxPathBytes} bytes`, offset);
+    }
+    /** The entry's bytes left in the archive: all of them, but a 1.0 sparse map read already. */
+    const storedBytes = entrySize - (sparse?.mapBytes ?? 0);
     const entry: IndexedTarEntry = {
       name,
       type,
       mode: readNumber(block, 100, 8, offset) & 0o7777,
       uid: paxUid !== undefined ? paxInteger(paxUid, 'uid', offset) : readNumber(block, 108, 8, offset),
       gid: paxGid !== undefined ? paxInteger(paxGid, 'gid', offset) : readNumber(block, 116, 8, offset),
-      size: type === 'file' ? entrySize : 0,
+      size: type !== 'file' ? 0 : sparse ? sparse.realSize : entrySize,
       mtime: paxMtime !== undefined ? paxTime(paxMtime, 'mtime', offset) : readNumber(block, 136, 12, offset),
       linkname,
       devmajor: isUstar || flag === '3' || flag === '4' ? readNumber(block, 329, 8, offset) : 0,
@@ -283,14 +310,31 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
       xattrs: entryXattrs(globals, own.xattrs, limits, offset),
       dataOffset: reader.position,
     };
+    if (sparse) entry.sparse = sparse.segments;
     own = new PaxRecords();
     gnuLongName = undefined;
     gnuLongLink = undefined;
     yield entry;
     // Entries other than regular files may still carry data blocks (e.g. a hard link with a
     // size): skip what the header says is there.
-    await reader.skip(entrySize + padding(entrySize));
+    await reader.skip(storedBytes + padding(storedBytes));
   }
+}
+
+/** The sparse file a GNU `S` header or an entry's `GNU.sparse.*` records describe, if any. */
+async function readSparse(
+  flag: string,
+  block: Buffer,
+  records: PaxSparseRecords,
+  storedBytes: number,
+  reader: ChunkReader,
+  limits: TarIndexLimits,
+  offset: number,
+): Promise<SparseFile | undefined> {
+  if (flag === 'S') return readGnuSparse(block, storedBytes, reader, limits, offset);
+  if (!records.present) return undefined;
+  if (flag !== '0' && flag !== '\0' && flag !== '7') throw new TarFormatError(`GNU.sparse records on a tar entry of type '${printable(flag)}'`, offset);
+  return records.read(storedBytes, reader, limits, offset);
 }
 
 function padding(size: number): number {
@@ -307,22 +351,6 @@ function verifyChecksum(block: Buffer, offset: number): void {
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : (block[i] ?? 0);
   if (sum !== stored) throw new TarFormatError('not a tar archive: bad header checksum', offset);
-}
-
-/** Octal text, or GNU base-256 when the high bit of the first byte is set. */
-function readNumber(block: Buffer, start: number, length: number, offset: number, message = 'invalid number in tar header'): number {
-  const field = block.subarray(start, start + length);
-  if (((field[0] ?? 0) & 0x80) !== 0) {
-    if ((field[0] ?? 0) & 0x40) throw new TarFormatError('negative number in tar header', offset);
-    let value = (field[0] ?? 0) & 0x3f;
-    for (let i = 1; i < field.length; i++) value = value * 256 + (field[i] ?? 0);
-    if (!Number.isSafeInteger(value)) throw new TarFormatError('number in tar header too large', offset);
-    return value;
-  }
-  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(message, offset);
-  return parseInt(text, 8);
 }
 
 /** A PAX count (size, uid, gid): decimal digits only, a safe integer. */

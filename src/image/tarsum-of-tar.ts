@@ -2,6 +2,7 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { LayerInputError, normalizeLayerPath } from './layer-entry.ts';
 import { BlobRangeReader } from './blob-range-reader.ts';
+import { readStoredData, storedDataOf } from './stored-data.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from './tar-index.ts';
 import { TarSum } from './tarsum.ts';
 
@@ -23,7 +24,7 @@ export async function tarsumOfStoredTar(
     for await (const entry of indexTar(await store.open(digest))) {
       onEntry?.(entry);
       sum.beginEntry(entry);
-      for await (const chunk of reader.read(digest, entry.dataOffset, entry.size)) sum.update(chunk);
+      for await (const chunk of readStoredData(reader, storedDataOf(digest, entry), entry.size)) sum.update(chunk);
     }
   } finally {
     reader.close();

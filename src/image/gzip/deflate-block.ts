@@ -36,6 +36,40 @@ export function checkLevel(level: number | undefined): number {
  * output buffer size, `chunkSize` below: it is a fixed function of the block length.)
  */
 export function deflateBlock(block: Uint8Array, dictionary: Uint8Array | undefined, level: number): Promise<Buffer> {
+  if (isZero(block) && (!dictionary || isZero(dictionary))) return deflateZeroBlock(block.length, dictionary?.length ?? 0, level);
+  return compressBlock(block, dictionary, level);
+}
+
+/** Zeros to compare blocks with: a block is all zeros when it equals the start of this (memcmp). */
+const ZEROS = Buffer.alloc(BLOCK_SIZE);
+
+function isZero(bytes: Uint8Array): boolean {
+  return bytes.length <= ZEROS.length && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).equals(ZEROS.subarray(0, bytes.length));
+}
+
+/**
+ * Blocks of zeros after zeros (the holes of a sparse file, written out as a regular file: 10 GiB
+ * of them take 80k blocks) compress to the same bytes every time: zlib compresses the first such
+ * block of each shape (length, dictionary length, level), and the others reuse its output, so
+ * the bytes stay exactly zlib's. A few shapes only: full blocks, and one last block per input.
+ */
+const zeroBlocks = new Map<string, Promise<Buffer>>();
+const MAX_ZERO_SHAPES = 64;
+
+function deflateZeroBlock(length: number, dictionaryLength: number, level: number): Promise<Buffer> {
+  const key = `${length}/${dictionaryLength}/${level}`;
+  let made = zeroBlocks.get(key);
+  if (!made) {
+    // The last block of each input may have its own length: keep the memo small all the same.
+    if (zeroBlocks.size >= MAX_ZERO_SHAPES) zeroBlocks.clear();
+    made = compressBlock(ZEROS.subarray(0, length), dictionaryLength > 0 ? ZEROS.subarray(0, dictionaryLength) : undefined, level);
+    zeroBlocks.set(key, made);
+    made.catch(() => zeroBlocks.delete(key));
+  }
+  return made;
+}
+
+function compressBlock(block: Uint8Array, dictionary: Uint8Array | undefined, level: number): Promise<Buffer> {
   const options: zlib.ZlibOptions = {
     level,
     finishFlush: zlib.constants.Z_SYNC_FLUSH,

@@ -3,19 +3,25 @@ import { Readable } from 'node:stream';
 import type { Digest } from '../../digest.ts';
 import type { BlobStore, ByteRange } from '../../store/blob-store.ts';
 import { BlobRangeReader } from '../blob-range-reader.ts';
+import { zeroBytes } from '../zero-bytes.ts';
 
 /**
- * A byte string decided before any byte is read: held bytes (tar headers, JSON, padding) and
- * ranges of stored blobs (layers), in order. An archive assembled on download is one of
- * these, so its length is known up front and any range of it can be read without the rest.
+ * A byte string decided before any byte is read: held bytes (tar headers, JSON, padding),
+ * ranges of stored blobs (layers) and runs of zeros (the holes of sparse files), in order. An
+ * archive assembled on download is one of these, so its length is known up front and any
+ * range of it can be read without the rest.
  */
-export type Segment = { bytes: Buffer } | { blob: Digest; offset: number; length: number };
+export type Segment = { bytes: Buffer } | { blob: Digest; offset: number; length: number } | { zeros: number };
 
 export type BytePlan = readonly Segment[];
 
+export function segmentLength(s: Segment): number {
+  return 'bytes' in s ? s.bytes.length : 'zeros' in s ? s.zeros : s.length;
+}
+
 export function planSize(plan: BytePlan): number {
   let size = 0;
-  for (const s of plan) size += 'bytes' in s ? s.bytes.length : s.length;
+  for (const s of plan) size += segmentLength(s);
   return size;
 }
 
@@ -30,7 +36,7 @@ export function compactPlan(plan: Iterable<Segment>): Segment[] {
   for (const s of plan) {
     if ('bytes' in s) {
       if (s.bytes.length > 0) pending.push(s.bytes);
-    } else if (s.length > 0) {
+    } else if (segmentLength(s) > 0) {
       flush();
       out.push(s);
     }
@@ -47,6 +53,7 @@ export function planEtag(plan: BytePlan): string {
   const hash = createHash('sha256');
   for (const s of plan) {
     if ('bytes' in s) hash.update(`b${s.bytes.length}:`).update(s.bytes);
+    else if ('zeros' in s) hash.update(`z${s.zeros};`);
     else hash.update(`r${s.blob}@${s.offset}+${s.length};`);
   }
   return `plan-${hash.digest('hex')}`;
@@ -66,11 +73,12 @@ export function openPlan(plan: BytePlan, store: BlobStore, range?: ByteRange): R
     try {
       let at = 0;
       for (const s of plan) {
-        const length = 'bytes' in s ? s.bytes.length : s.length;
+        const length = segmentLength(s);
         const from = Math.max(start, at);
         const to = Math.min(end, at + length);
         if (from < to) {
           if ('bytes' in s) yield s.bytes.subarray(from - at, to - at);
+          else if ('zeros' in s) yield* zeroBytes(to - from);
           else yield* reader.read(s.blob, s.offset + (from - at), to - from);
         }
         at += length;

@@ -68,6 +68,8 @@ export async function gzipBytePlan(plan: BytePlan, store: BlobStore, index: Comp
     if ('bytes' in s) {
       const made = await deflateBytesPiece(s.bytes);
       piece = { segment: { bytes: made.bytes }, crc32: made.crc32, rawLength: made.rawLength };
+    } else if ('zeros' in s) {
+      throw new Error('a gzip plan takes held bytes and whole blobs only, not runs of zeros');
     } else {
       if (s.offset !== 0) throw new Error(`a gzip plan takes whole blobs only, not ${s.blob} from offset ${s.offset}`);
       piece = await blobPiece(store, s.blob, s.length, index);
@@ -80,7 +82,7 @@ export async function gzipBytePlan(plan: BytePlan, store: BlobStore, index: Comp
   return compactPlan(out);
 }
 
-/** Whether `gzipBytePlan` takes this plan: every blob segment is a whole blob from its start. */
+/** Whether `gzipBytePlan` takes this plan: held bytes and whole blobs from their start, nothing else. */
 export function isWholeBlobPlan(plan: BytePlan): boolean {
-  return plan.every((s) => 'bytes' in s || s.offset === 0);
+  return plan.every((s) => 'bytes' in s || ('blob' in s && s.offset === 0));
 }

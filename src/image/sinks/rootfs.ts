@@ -1,5 +1,4 @@
 import { BudgetExceededError } from '../../budget.ts';
-import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { BuildUsage, type LayerBudgets } from '../build-usage.ts';
 import type { Image } from '../image.ts';
@@ -8,6 +7,7 @@ import type { Layer } from '../layer.ts';
 import { printable } from '../printable.ts';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-form.ts';
 import type { EntryType } from '../tar-entry.ts';
+import { storedDataOf, type StoredData } from '../stored-data.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from '../tar-index.ts';
 import { assertStoredUncompressed } from './layer-compression.ts';
 import { plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
@@ -27,7 +27,7 @@ interface Meta {
 interface Inode {
   meta: Meta;
   size: number;
-  data?: { blob: Digest; offset: number };
+  data?: StoredData;
 }
 
 interface DirNode {
@@ -168,7 +168,7 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
         break;
       case 'file': {
         const inode: Inode = { meta, size: header.size };
-        if (header.size > 0) inode.data = { blob: layer.digest, offset: header.dataOffset };
+        if (header.size > 0) inode.data = storedDataOf(layer.digest, header);
         tree.set(path, { type: 'file', inode }, header.mtime);
         break;
       }

@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
+import { storedDataPieces, type StoredData } from '../stored-data.ts';
 import { encodeHeader, padding, type TarWriteHeader } from '../tar-writer.ts';
 import { compactPlan, openPlan, planSize, type BytePlan, type Segment } from './byte-plan.ts';
 
-/** Where a planned entry's bytes come from: held (small JSON), or a range of a stored blob. */
-export type PlannedData = { bytes: Buffer } | { blob: Digest; offset: number };
+/** Where a planned entry's bytes come from: held (small JSON), or a stored blob (maybe a sparse file's segments). */
+export type PlannedData = { bytes: Buffer } | StoredData;
 
 /** One entry of a tar decided in full before any byte is written. */
 export interface PlannedEntry {
@@ -41,7 +41,8 @@ export function tarBytePlan(entries: Iterable<PlannedEntry>): Segment[] {
       if (data.bytes.length !== header.size) throw new Error(`tar entry ${header.name}: ${data.bytes.length} bytes for a size of ${header.size}`);
       plan.push({ bytes: data.bytes });
     } else {
-      plan.push({ blob: data.blob, offset: data.offset, length: header.size });
+      // A sparse file's holes become runs of zeros: a regular file in the tar.
+      for (const piece of storedDataPieces(data, header.size)) plan.push(piece);
     }
     const pad = padding(header.size);
     if (pad > 0) plan.push({ bytes: ZEROS.subarray(0, pad) });

@@ -7,6 +7,7 @@ import { BuildUsage } from '../build-usage.ts';
 import { DevicePolicy } from '../device-policy.ts';
 import { FsTree } from '../fs-tree.ts';
 import { joinLayerPath, LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
+import { storedDataOf } from '../stored-data.ts';
 import { indexTar, TarFormatError } from '../tar-index.ts';
 
 export interface ContentsOptions {
@@ -110,7 +111,7 @@ async function addTar(
         devminor: header.devminor,
         xattrs: header.xattrs,
       };
-      if (header.size > 0) entry.data = { blob: tarDigest, offset: header.dataOffset };
+      if (header.size > 0) entry.data = storedDataOf(tarDigest, header);
       tree.add(entry);
     }
   } catch (err) {

@@ -2,8 +2,11 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Digest } from '../../../digest.ts';
 import type { BlobStore } from '../../../store/blob-store.ts';
+import { BlobRangeReader } from '../../blob-range-reader.ts';
+import { readStoredData, storedDataOf } from '../../stored-data.ts';
 import type { EntryType } from '../../tar-entry.ts';
 import { DEFAULT_TAR_LIMITS, indexTar, TarFormatError } from '../../tar-index.ts';
+import type { SparseSegments } from '../../tar-sparse.ts';
 import { archiveBudgets, overBudget, type ArchiveBudgets } from './budgets.ts';
 import { ArchiveImportError } from './errors.ts';
 import { countJsonNodes } from './json-nodes.ts';
@@ -24,6 +27,8 @@ export interface ArchiveMember {
   type: EntryType;
   size: number;
   dataOffset: number;
+  /** A member written as a sparse file (`tar -S` over a saved image): where its data lies. */
+  sparse?: SparseSegments;
   linkname: string;
 }
 
@@ -66,7 +71,9 @@ export class ArchiveReader {
         const path = normalizeArchivePath(entry.name, 'archive member');
         if (path === '' || entry.type === 'directory') continue;
         // As with tar itself, a later member of the same name replaces an earlier one.
-        members.set(path, { path, type: entry.type, size: entry.size, dataOffset: entry.dataOffset, linkname: entry.linkname });
+        const member: ArchiveMember = { path, type: entry.type, size: entry.size, dataOffset: entry.dataOffset, linkname: entry.linkname };
+        if (entry.sparse) member.sparse = entry.sparse;
+        members.set(path, member);
       }
     } catch (err) {
       if (err instanceof TarFormatError) throw new ArchiveImportError(`not an image archive (tar): ${err.message}`, { cause: err });
@@ -100,7 +107,18 @@ export class ArchiveReader {
   /** A member's data (streamed by range from the stored archive). */
   async openData(member: ArchiveMember): Promise<Readable> {
     if (member.size === 0) return Readable.from([]);
+    if (member.sparse) return Readable.from(this.sparseData(member), { objectMode: false });
     return this.store.open(this.digest, { start: member.dataOffset, end: member.dataOffset + member.size - 1 });
+  }
+
+  /** A sparse member's bytes as the file it stands for, zeros in its holes. */
+  private async *sparseData(member: ArchiveMember): AsyncGenerator<Buffer> {
+    const reader = new BlobRangeReader(this.store);
+    try {
+      yield* readStoredData(reader, storedDataOf(this.digest, member), member.size);
+    } finally {
+      reader.close();
+    }
   }
 
   /** The first `n` bytes of a member (fewer if it is shorter). */
@@ -131,8 +149,12 @@ export class ArchiveReader {
 
   private async readRange(member: ArchiveMember, size: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
-    for await (const chunk of (await this.store.open(this.digest, { start: member.dataOffset, end: member.dataOffset + size - 1 })) as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
+    let length = 0;
+    const source = member.sparse ? this.sparseData(member) : ((await this.store.open(this.digest, { start: member.dataOffset, end: member.dataOffset + size - 1 })) as AsyncIterable<Buffer>);
+    for await (const chunk of source) {
+      chunks.push(chunk.subarray(0, size - length));
+      length += chunk.length;
+      if (length >= size) break;
     }
     const data = Buffer.concat(chunks);
     if (data.length !== size) throw new ArchiveImportError(`archive member '${member.path}' is truncated`);
