@@ -23,13 +23,15 @@ function under(root: string, rel: string): Buffer {
 
 /** A path longer than ustar's 100-byte name field, not splittable at an ASCII `/`: PAX or GNU long-name form. */
 export const LONG_PATH = `long\\xe9/${'n\\xff'.repeat(60)}/${'m\\xfe'.repeat(30)}`;
+/** A path over 100 bytes that ustar holds split at its `/`: prefix and name, both raw bytes. */
+export const SPLIT_PATH = `${'p\\xe9'.repeat(40)}/${'q\\xfe'.repeat(30)}`;
 /** A symlink target longer than ustar's 100-byte link field. */
 export const LONG_TARGET = 't\\xe9'.repeat(60);
 
 /**
  * The tree every writer archives: `caf\xe9/men\xfa`, `caf\xc3\xa9` (valid UTF-8), `x\xff` and
  * `x\xfe` (differing only in a byte that is not UTF-8), symlinks and a hard link with such
- * targets, and a long path and a long target.
+ * targets, a long path (one that ustar can split, one it cannot) and a long target.
  */
 export async function makeByteNameTree(root: string): Promise<void> {
   await mkdir(under(root, 'caf\\xe9'), { recursive: true });
@@ -42,6 +44,8 @@ export async function makeByteNameTree(root: string): Promise<void> {
   await link(under(root, 'x\\xff'), under(root, 'hard\\xfa'));
   await mkdir(under(root, LONG_PATH.slice(0, LONG_PATH.lastIndexOf('/'))), { recursive: true });
   await writeFile(under(root, LONG_PATH), 'long\n');
+  await mkdir(under(root, SPLIT_PATH.slice(0, SPLIT_PATH.indexOf('/'))));
+  await writeFile(under(root, SPLIT_PATH), 'split\n');
 }
 
 export interface ByteTreeEntry {
