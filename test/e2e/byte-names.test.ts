@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { baseImageTar } from '../support/base-image.ts';
 import { bytes, gnuTarNames, listByteTree, makeByteNameTree, runForBytes, showBytes, type ByteTreeEntry } from '../support/byte-tree.ts';
 import { run } from '../support/run.ts';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
@@ -164,3 +165,34 @@ describe('names and link targets that are not UTF-8', () => {
     expect(failed.error?.detail).toContain("hard link 'caf\\xe9/lien' points to 'manquant\\xff'");
   }, 180_000);
 });
+
+describe('names that are not UTF-8 through a runAsRoot step (squashfs lower, GNU tar in the guest, its output read back)', () => {
+  // Reads a file of the lower layers by its byte name, renames one (a whiteout of `x\xfe`), makes one.
+  const RUN_AS_ROOT = [
+    'cat "$(busybox printf \'/caf\\351/men\\372\')" > /copied',
+    'busybox mv "$(busybox printf \'/x\\376\')" "$(busybox printf \'/z\\376\')"',
+    'echo n > "$(busybox printf \'/new\\351\')"',
+  ].join('\n');
+
+  it('sees the lower names as their bytes and gives its own back as bytes', async () => {
+    const tree = await uploadFile(service, join(work, 'GNU-tar-posix.tar'));
+    const root = await uploadFile(service, await baseImageTar());
+    const base = await build({ name: 'names/vm-base', contents: [{ tar: root }, { tar: tree }], config: { Env: ['PATH=/bin'] } });
+    expect(base.status, JSON.stringify(base.error)).toBe('succeeded');
+    const child = await waitForBuild(service, await submitBuild(service, { name: 'names/vm', compression: 'none', fromImage: { build: base.id }, runAsRoot: RUN_AS_ROOT }), 300_000);
+    expect(child.status, JSON.stringify(child.error)).toBe('succeeded');
+
+    const before = await extracted(await download(base.id, '?format=rootfs', `${base.id}.vm-base.tar`));
+    const after = await extracted(await download(child.id, '?format=rootfs', `${child.id}.vm.tar`));
+    const fe = before.find((e) => e.path === 'x\\xfe');
+    expect(fe).toEqual({ path: 'x\\xfe', type: 'file', value: 'fe\\x0a' });
+    const changed = [
+      ...before.filter((e) => e.path !== 'x\\xfe'),
+      { path: 'copied', type: 'file', value: 'menu\\x0a' },
+      { path: 'new\\xe9', type: 'file', value: 'n\\x0a' },
+      { path: 'z\\xfe', type: 'file', value: 'fe\\x0a' },
+    ].sort((a, b) => Buffer.compare(bytes(a.path), bytes(b.path)));
+    expect(after).toEqual(changed);
+  }, 600_000);
+});
+
