@@ -25,7 +25,7 @@ const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
  * record whose bytes are not UTF-8 comes with `hdrcharset=BINARY`, POSIX's word for "these
  * values are bytes, not UTF-8", as libarchive and Python write it. Every reader we test takes
  * the bytes as they are: GNU tar 1.34 and mksquashfs print a warning that they do not know the
- * keyword and go on (exit 0), bsdtar, Python, busybox and Go's archive/tar say nothing.
+ * keyword and go on (exit 0); bsdtar 3.6, Python, busybox and Go's archive/tar (umoci) say nothing.
  */
 export function encodeHeader(h: TarWriteHeader): Buffer {
   const records: Array<[string, Buffer]> = [];

@@ -133,6 +133,17 @@ describe('names and link targets that are not UTF-8', () => {
     expect(again.result?.archive.digest).toBe(digests.get('GNU tar, posix'));
   }, 180_000);
 
+  it('umoci (Go archive/tar, what Docker and containerd read layers with) unpacks the same bytes', async () => {
+    const built = await build({ contents: [{ tar: await uploadFile(service, join(work, 'GNU-tar-posix.tar')) }] });
+    const archive = await download(built.id, '?format=oci-archive', `${built.id}.oci.tar`);
+    const layout = await mkdtemp(join(work, 'oci-'));
+    await tool('tar', ['-C', layout, '-xf', archive]);
+    const bundle = join(work, 'bundle');
+    const unpack = await run('umoci', ['unpack', '--image', `${layout}:latest`, bundle]);
+    expect(unpack.code, unpack.stderr).toBe(0);
+    expect(await listByteTree(join(bundle, 'rootfs'))).toEqual(expected);
+  }, 180_000);
+
   it('takes spec paths and targets that escape the same bytes (U+DC80..U+DCFF), and refuses a surrogate that is no byte', async () => {
     const blob = await uploadFile(service, join(work, 'GNU-tar-posix.tar'));
     const built = await build({
