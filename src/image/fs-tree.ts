@@ -287,9 +287,8 @@ interface SortedItem {
 
 /**
  * A directory's children in the order of their paths' bytes (tar-name.ts; JS's `<` would
- * compare UTF-16 code units): a child's own path sorts by
- * its name, what is under it by its name and `/`, which siblings may sort between (`a`,
- * `a-b`, `a/c`). O(k log k) for k children.
+ * compare UTF-16 code units): a child's own path sorts by its name, what is under it by its
+ * name and `/`, which siblings may sort between (`a`, `a-b`, `a/c`). O(k log k) for k children.
  */
 function sortedChildren(dir: DirNode): SortedItem[] {
   const items: SortedItem[] = [];
