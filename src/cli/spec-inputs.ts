@@ -10,12 +10,16 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { printable } from '../image/printable.ts';
+import { decodeName } from '../image/tar-name.ts';
+import { TarStreamWriter } from '../image/tar-writer.ts';
 import type { BalerClient } from './client.ts';
 import type { Reporter } from './reporter.ts';
+
+const SLASH = Buffer.from('/');
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
@@ -118,36 +122,40 @@ async function hashFile(file: string): Promise<{ digest: string; size: number }>
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
-/** `dir` as a tar at `out`: entries sorted, owners 0, mtime 0 (the build sets every mtime anyway). */
+/**
+ * `dir` as a tar at `out`: entries sorted by their names' bytes, owners 0, mtime 0 (the build
+ * sets every mtime anyway). Names and link targets are read as bytes (a name that is not UTF-8
+ * stays itself: readdir's strings would make it U+FFFD, a name no file has) and written with
+ * the service's own tar writer, which keeps them so (tar-name.ts).
+ */
 export async function packDirectory(dir: string, out: string): Promise<void> {
-  const pack = tar.pack();
-  const written = pipeline(pack, createWriteStream(out));
-  const common = { uid: 0, gid: 0, mtime: new Date(0) };
-  const walk = async (at: string): Promise<void> => {
-    const names = (await readdir(at)).sort();
+  const writer = new TarStreamWriter();
+  const written = pipeline(writer.stream, createWriteStream(out));
+  const common = { uid: 0, gid: 0, mtime: 0, size: 0 };
+  const walk = async (at: Buffer, rel: Buffer | null): Promise<void> => {
+    const names = (await readdir(at, { encoding: 'buffer' })).sort(Buffer.compare);
     for (const name of names) {
-      const full = join(at, name);
-      const rel = relative(dir, full).split('\\').join('/');
+      const full = Buffer.concat([at, SLASH, name]);
+      const path = rel ? Buffer.concat([rel, SLASH, name]) : name;
       const info = await lstat(full);
       const mode = info.mode & 0o7777;
       if (info.isDirectory()) {
-        pack.entry({ ...common, name: `${rel}/`, type: 'directory', mode });
-        await walk(full);
+        await writer.add({ ...common, name: `${decodeName(path)}/`, type: 'directory', mode });
+        await walk(full, path);
       } else if (info.isSymbolicLink()) {
-        pack.entry({ ...common, name: rel, type: 'symlink', linkname: await readlink(full), mode });
+        await writer.add({ ...common, name: decodeName(path), type: 'symlink', linkname: decodeName(await readlink(full, { encoding: 'buffer' })), mode });
       } else if (info.isFile()) {
-        const entry = pack.entry({ ...common, name: rel, type: 'file', mode, size: info.size });
-        await pipeline(createReadStream(full), entry);
+        await writer.addStream({ ...common, name: decodeName(path), type: 'file', mode, size: info.size }, createReadStream(full));
       } else {
-        throw new Error(`${full}: only files, directories and symlinks can be packed`);
+        throw new Error(`${printable(decodeName(full))}: only files, directories and symlinks can be packed`);
       }
     }
   };
   try {
-    await walk(dir);
-    pack.finalize();
+    await walk(Buffer.from(dir), null);
+    await writer.finish();
   } catch (err) {
-    pack.destroy(err as Error);
+    writer.fail(err);
     await written.catch(() => undefined);
     throw err;
   }

@@ -4,6 +4,7 @@ import { LayerInputError, type LayerEntry } from './layer-entry.ts';
 import { printable } from './printable.ts';
 import { xattrBytes } from './tar-entry.ts';
 import { TAR_BUDGET_SETTINGS } from './tar-index.ts';
+import { encodeName } from './tar-name.ts';
 
 export interface DirDefaults {
   mode: number;
@@ -285,14 +286,14 @@ interface SortedItem {
 }
 
 /**
- * A directory's children in the order of their paths, bytewise: a child's own path sorts by
- * its name, what is under it by its name and `/`, which siblings may sort between (`a`,
- * `a-b`, `a/c`). O(k log k) for k children.
+ * A directory's children in the order of their paths' bytes (tar-name.ts; JS's `<` would
+ * compare UTF-16 code units): a child's own path sorts by its name, what is under it by its
+ * name and `/`, which siblings may sort between (`a`, `a-b`, `a/c`). O(k log k) for k children.
  */
 function sortedChildren(dir: DirNode): SortedItem[] {
   const items: SortedItem[] = [];
   for (const [name, node] of dir.children) {
-    const key = Buffer.from(name, 'utf8');
+    const key = encodeName(name);
     items.push({ key, name, node, below: false });
     if (node instanceof DirNode && node.children.size > 0) items.push({ key: Buffer.concat([key, SLASH]), name, node, below: true });
   }

@@ -1,5 +1,6 @@
 import { printable } from './printable.ts';
 import type { StoredData } from './stored-data.ts';
+import { encodedNameLength, isCanonicalName } from './tar-name.ts';
 import type { EntryType } from './tar-entry.ts';
 
 /** Where an entry's bytes come from: a stored blob (maybe a sparse file's segments), or bytes held inline (small text). */
@@ -7,7 +8,10 @@ export type EntryData = StoredData | { inline: Buffer };
 
 /** One file of a layer, resolved and normalised, ready to be written. */
 export interface LayerEntry {
-  /** Relative path without leading `./`, `/` or trailing `/`; never empty, never with `..`. */
+  /**
+   * Relative path without leading `./`, `/` or trailing `/`; never empty, never with `..`. Its
+   * bytes as tar-name.ts keeps them, as is `linkname`.
+   */
   path: string;
   type: EntryType;
   mode: number;
@@ -42,17 +46,32 @@ export const MAX_NAME_BYTES = 255;
  * too (it could not be unpacked, and it bounds what one node of a layer's tree keeps).
  */
 export function normalizeLayerPath(raw: string, what: string): string {
+  requireByteName(raw, what);
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
     if (part === '..') throw new LayerInputError(`${what} '${printable(raw)}' contains '..'`);
     if (part.includes('\0')) throw new LayerInputError(`${what} contains a NUL byte`);
-    if (Buffer.byteLength(part) > MAX_NAME_BYTES) {
+    if (encodedNameLength(part) > MAX_NAME_BYTES) {
       throw new LayerInputError(`${what} '${printable(raw)}' has a name longer than ${MAX_NAME_BYTES} bytes`);
     }
     parts.push(part);
   }
   return parts.join('/');
+}
+
+/**
+ * Refuses a name (a path, a link target) from a spec that is not the one spelling of some bytes
+ * (tar-name.ts): a lone surrogate other than U+DC80..U+DCFF, or escaped bytes that form UTF-8
+ * (write `é`, not `\udcc3\udca9`). A byte that is not UTF-8 is written as its escape, `\udce9`
+ * for 0xE9, as Python's `os.fsdecode` gives it. Names read from tars always pass.
+ */
+export function requireByteName(name: string, what: string): void {
+  if (!isCanonicalName(name)) {
+    throw new LayerInputError(
+      `${what} '${printable(name)}' is not a name: a byte that is not UTF-8 is written as U+DC80..U+DCFF (\\udce9 for 0xE9), and bytes that are UTF-8 as their character`,
+    );
+  }
 }
 
 export function joinLayerPath(base: string, rel: string): string {

@@ -1,9 +1,11 @@
+import { encodedNameLength } from './tar-name.ts';
+
 /** File types a layer can hold, named as tar-stream names them. */
 export type EntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
 
 /** The metadata of one tar entry, as read from an archive. */
 export interface TarHeader {
-  /** Path as written in the archive (PAX and GNU long names resolved), not normalised. */
+  /** Path as written in the archive (PAX and GNU long names resolved), not normalised; its bytes as tar-name.ts keeps them. */
   name: string;
   type: EntryType;
   /** Permission bits including setuid, setgid and sticky (07777). */
@@ -12,10 +14,11 @@ export interface TarHeader {
   gid: number;
   size: number;
   mtime: number;
+  /** Link target, its bytes as tar-name.ts keeps them. */
   linkname: string;
   devmajor: number;
   devminor: number;
-  /** Extended attributes (`SCHILY.xattr.*` PAX records), name without the prefix. */
+  /** Extended attributes (`SCHILY.xattr.*` PAX records), name without the prefix (bytes as tar-name.ts keeps them). */
   xattrs: Record<string, string>;
 }
 
@@ -31,5 +34,5 @@ export const TYPEFLAG_OF: Record<EntryType, string> = {
 
 /** What one extended attribute costs as budgets count it: its name's and its value's bytes (values are latin1). */
 export function xattrBytes(name: string, value: string): number {
-  return Buffer.byteLength(name, 'utf8') + value.length;
+  return encodedNameLength(name) + value.length;
 }

@@ -4,6 +4,7 @@ import { printable } from './printable.ts';
 import { readNumber, TarFormatError } from './tar-fields.ts';
 import { PaxSparseRecords, readGnuSparse, SPARSE_SEGMENTS_SETTING, type SparseFile, type SparseSegments } from './tar-sparse.ts';
 import { xattrBytes, type EntryType, type TarHeader } from './tar-entry.ts';
+import { decodeName, encodedNameLength } from './tar-name.ts';
 
 /** A tar entry plus where its data starts in the (uncompressed) archive. */
 export interface IndexedTarEntry extends TarHeader {
@@ -138,7 +139,8 @@ class PaxRecords {
 
   add(key: string, value: Buffer): void {
     if (key.startsWith(XATTR_PREFIX)) this.xattrs.set(key.slice(XATTR_PREFIX.length), value.toString('latin1'));
-    else if (USED_KEYS.has(key)) this.fields.set(key, value.toString('utf8'));
+    // Names and link targets are bytes (hdrcharset=BINARY or not); the other values are ASCII.
+    else if (USED_KEYS.has(key)) this.fields.set(key, decodeName(value));
   }
 }
 
@@ -275,7 +277,7 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
     }
     name = record('path') ?? gnuLongName ?? name;
     const linkname = record('linkpath') ?? gnuLongLink ?? cString(block.subarray(157, 257));
-    if (Buffer.byteLength(name) > limits.maxPathBytes || Buffer.byteLength(linkname) > limits.maxPathBytes) {
+    if (encodedNameLength(name) > limits.maxPathBytes || encodedNameLength(linkname) > limits.maxPathBytes) {
       throw new TarFormatError(`path longer than ${limits.maxPathBytes} bytes`, offset);
     }
 
@@ -291,7 +293,7 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
       if (extensionBytes > limits.maxExtensionBytesTotal) {
         throw overBudget(limits, 'maxExtensionBytesTotal', `more than ${limits.maxExtensionBytesTotal} bytes of extension headers and sparse maps in one tar`, offset);
       }
-      if (sparse.name !== undefined) name = sparse.name.toString('utf8');
+      if (sparse.name !== undefined) name = decodeName(sparse.name);
       if (Buffer.byteLength(name) > limits.maxPathBytes) throw new TarFormatError(`path longer than ${limits.maxPathBytes} bytes`, offset);
     }
     /** The entry's bytes left in the archive: all of them, but a 1.0 sparse map read already. */
@@ -369,9 +371,10 @@ function paxTime(value: string, key: string, offset: number): number {
   return seconds;
 }
 
+/** A NUL-terminated name field (or GNU long name) as the bytes it holds (tar-name.ts). */
 function cString(buf: Buffer): string {
   const end = buf.indexOf(0);
-  return buf.subarray(0, end === -1 ? buf.length : end).toString('utf8');
+  return decodeName(buf.subarray(0, end === -1 ? buf.length : end));
 }
 
 /** Longest length field read: a record's length has at most this many digits (1 MiB has 7). */
@@ -400,7 +403,8 @@ function parsePax(data: Buffer, offset: number, onRecord: (key: string, value: B
     const record = data.subarray(digitsEnd + 1, end - 1);
     const eq = record.indexOf(0x3d);
     if (eq <= 0) throw new TarFormatError('malformed PAX record', offset);
-    onRecord(record.subarray(0, eq).toString('utf8'), record.subarray(eq + 1));
+    // Keys as bytes too: `SCHILY.xattr.` names are file system names, whatever bytes they hold.
+    onRecord(decodeName(record.subarray(0, eq)), record.subarray(eq + 1));
     records++;
     pos = end;
   }

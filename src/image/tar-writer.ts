@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { printable } from './printable.ts';
 import { TYPEFLAG_OF, type TarHeader } from './tar-entry.ts';
+import { compareNames, encodeName, isUtf8Name } from './tar-name.ts';
 
 /** What one tar entry's header says. Names are full paths; PAX carries what ustar cannot. */
 /** A header to write: what tar-entry.ts's TarHeader holds, the rarely used fields optional. */
@@ -17,18 +18,29 @@ const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
  * Deterministic: the same fields always give the same bytes. Written by hand because PAX
  * records must carry binary xattr values (security.capability) byte for byte, and a mode of
  * 0000 must stay 0000, which tar-stream's packer does not do.
+ *
+ * Names and link targets are written as the bytes they stand for (tar-name.ts). One that is not
+ * ASCII, or too long for ustar, goes in a PAX record, and its ustar field holds an ASCII
+ * stand-in (as before names were bytes, so that an image of UTF-8 names keeps its digest). A
+ * record whose bytes are not UTF-8 comes with `hdrcharset=BINARY`, POSIX's word for "these
+ * values are bytes, not UTF-8", as libarchive and Python write it. Every reader we test takes
+ * the bytes as they are: GNU tar 1.34 and mksquashfs print a warning that they do not know the
+ * keyword and go on (exit 0); bsdtar 3.6, Python, busybox and Go's archive/tar (umoci) say nothing.
  */
 export function encodeHeader(h: TarWriteHeader): Buffer {
   const records: Array<[string, Buffer]> = [];
-  const nameBytes = Buffer.from(h.name, 'utf8');
-  const linkBytes = Buffer.from(h.linkname ?? '', 'utf8');
+  const linkname = h.linkname ?? '';
+  const nameBytes = encodeName(h.name);
+  const linkBytes = encodeName(linkname);
   const split = splitUstarName(h.name, nameBytes);
+  const paxLink = linkBytes.length > 100 || !isAscii(linkBytes);
   if (!split) records.push(['path', nameBytes]);
-  if (linkBytes.length > 100 || !isAscii(linkBytes)) records.push(['linkpath', linkBytes]);
+  if (paxLink) records.push(['linkpath', linkBytes]);
+  if ((!split && !isUtf8Name(h.name)) || (paxLink && !isUtf8Name(linkname))) records.push(['hdrcharset', Buffer.from('BINARY')]);
   if (h.uid > USTAR_MAX_ID) records.push(['uid', Buffer.from(String(h.uid))]);
   if (h.gid > USTAR_MAX_ID) records.push(['gid', Buffer.from(String(h.gid))]);
   if (h.size > USTAR_MAX_SIZE) records.push(['size', Buffer.from(String(h.size))]);
-  for (const key of Object.keys(h.xattrs ?? {}).sort()) {
+  for (const key of Object.keys(h.xattrs ?? {}).sort(compareNames)) {
     records.push([`SCHILY.xattr.${key}`, Buffer.from(h.xattrs?.[key] ?? '', 'latin1')]);
   }
 
@@ -41,17 +53,17 @@ export function encodeHeader(h: TarWriteHeader): Buffer {
     size: h.size > USTAR_MAX_SIZE ? 0 : h.size,
     mtime: h.mtime,
     typeflag: TYPEFLAG_OF[h.type],
-    linkname: linkBytes.length > 100 || !isAscii(linkBytes) ? asciiFallback(linkBytes, 100) : linkBytes.toString('latin1'),
+    linkname: paxLink ? asciiFallback(linkBytes, 100) : linkBytes.toString('latin1'),
     devmajor: h.devmajor ?? 0,
     devminor: h.devminor ?? 0,
   });
   if (records.length === 0) return ustar;
 
-  records.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  records.sort((a, b) => compareNames(a[0], b[0]));
   const pax = Buffer.concat(records.map(([key, value]) => paxRecord(key, value)));
   const base = h.name.replace(/\/$/, '').split('/').pop() ?? '';
   const paxHeader = ustarBlock({
-    name: asciiFallback(Buffer.from(`PaxHeaders/${base}`, 'utf8'), 100),
+    name: asciiFallback(encodeName(`PaxHeaders/${base}`), 100),
     prefix: '',
     mode: 0o644,
     uid: 0,
@@ -70,9 +82,9 @@ export function padding(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
-/** `<len> <key>=<value>\n`, where len counts the whole record including its own digits. */
+/** `<len> <key>=<value>\n`, where len counts the whole record including its own digits. The key's bytes as tar-name.ts keeps them (xattr names). */
 function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
+  const body = Buffer.concat([Buffer.from(' '), encodeName(key), Buffer.from('='), value, Buffer.from('\n')]);
   let length = body.length + 1;
   while (String(length).length + body.length !== length) length = String(length).length + body.length;
   return Buffer.concat([Buffer.from(String(length)), body]);

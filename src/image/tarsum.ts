@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { TYPEFLAG_OF, type TarHeader } from './tar-entry.ts';
+import { compareNames, encodeName } from './tar-name.ts';
 
 /**
  * Docker's legacy `tarsum.v1+sha256` checksum, which the seed writes into each layer's `json`.
@@ -13,24 +14,31 @@ export class TarSum {
   beginEntry(header: Omit<TarHeader, 'mtime'>): void {
     this.endEntry();
     const h = createHash('sha256');
-    const fields: Array<[string, string]> = [
-      ['name', header.name],
+    // Names, link targets and xattr names are hashed as their bytes (tar-name.ts), as Docker's
+    // Go code hashes a tar's raw strings; the keys are ASCII.
+    const fields: Array<[string, string | Buffer]> = [
+      ['name', encodeName(header.name)],
       ['mode', String(header.mode)],
       ['uid', String(header.uid)],
       ['gid', String(header.gid)],
       ['size', String(header.size)],
       ['typeflag', TYPEFLAG_OF[header.type]],
-      ['linkname', header.linkname],
+      ['linkname', encodeName(header.linkname)],
       // tarsum ignores uname and gname (empty in our layers anyway)
       ['uname', ''],
       ['gname', ''],
       ['devmajor', String(header.devmajor)],
       ['devminor', String(header.devminor)],
     ];
-    for (const [key, value] of fields) h.update(key + value, 'utf8');
-    // xattr values are held as latin1 strings so that their raw bytes round-trip.
-    for (const key of Object.keys(header.xattrs).sort()) {
-      h.update(key, 'utf8');
+    for (const [key, value] of fields) {
+      h.update(key, 'latin1');
+      if (typeof value === 'string') h.update(value, 'latin1');
+      else h.update(value);
+    }
+    // xattr values are held as latin1 strings so that their raw bytes round-trip; names sort by
+    // their bytes (Go's sort.Strings).
+    for (const key of Object.keys(header.xattrs).sort(compareNames)) {
+      h.update(encodeName(key));
       h.update(header.xattrs[key] ?? '', 'latin1');
     }
     this.current = h;

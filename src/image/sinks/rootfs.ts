@@ -9,6 +9,7 @@ import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-form.ts';
 import type { EntryType } from '../tar-entry.ts';
 import { storedDataOf, type StoredData } from '../stored-data.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from '../tar-index.ts';
+import { encodeName } from '../tar-name.ts';
 import { assertStoredUncompressed } from './layer-compression.ts';
 import { plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
 
@@ -109,13 +110,13 @@ class MergedTree {
     else parent.children.set(base, node);
   }
 
-  /** Every path but the root's, with its node, bytewise sorted (parents before children). */
+  /** Every path but the root's, with its node, sorted by the paths' bytes (tar-name.ts; parents before children). */
   sorted(): Array<{ path: string; node: Node }> {
     const out: Array<{ path: string; node: Node; key: Buffer }> = [];
     const walk = (dir: DirNode, prefix: string) => {
       for (const [name, node] of dir.children) {
         const path = prefix ? `${prefix}/${name}` : name;
-        out.push({ path, node, key: Buffer.from(path, 'utf8') });
+        out.push({ path, node, key: encodeName(path) });
         if (node.type === 'directory') walk(node, path);
       }
     };

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { storedDataPieces, type StoredData } from '../stored-data.ts';
+import { printable } from '../printable.ts';
 import { encodeHeader, padding, type TarWriteHeader } from '../tar-writer.ts';
 import { compactPlan, openPlan, planSize, type BytePlan, type Segment } from './byte-plan.ts';
 
@@ -36,9 +37,9 @@ export function tarBytePlan(entries: Iterable<PlannedEntry>): Segment[] {
   for (const { header, data } of entries) {
     plan.push({ bytes: encodeHeader(header) });
     if (header.size === 0) continue;
-    if (!data) throw new Error(`tar entry ${header.name}: ${header.size} bytes planned but no data`);
+    if (!data) throw new Error(`tar entry ${printable(header.name)}: ${header.size} bytes planned but no data`);
     if ('bytes' in data) {
-      if (data.bytes.length !== header.size) throw new Error(`tar entry ${header.name}: ${data.bytes.length} bytes for a size of ${header.size}`);
+      if (data.bytes.length !== header.size) throw new Error(`tar entry ${printable(header.name)}: ${data.bytes.length} bytes for a size of ${header.size}`);
       plan.push({ bytes: data.bytes });
     } else {
       // A sparse file's holes become runs of zeros: a regular file in the tar.

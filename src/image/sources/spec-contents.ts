@@ -6,8 +6,9 @@ import { BudgetExceededError } from '../../budget.ts';
 import { BuildUsage } from '../build-usage.ts';
 import { DevicePolicy } from '../device-policy.ts';
 import { FsTree } from '../fs-tree.ts';
-import { joinLayerPath, LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
+import { joinLayerPath, LayerInputError, normalizeLayerPath, requireByteName, type LayerEntry } from '../layer-entry.ts';
 import { storedDataOf } from '../stored-data.ts';
+import { printable } from '../printable.ts';
 import { indexTar, TarFormatError } from '../tar-index.ts';
 
 export interface ContentsOptions {
@@ -64,6 +65,7 @@ export async function resolveContents(contents: ContentEntry[], store: BlobStore
       } else if ('dir' in content) {
         tree.add({ ...base, path: normalizeLayerPath(content.dir, `${where}.dir`), type: 'directory', mode: parseMode(content.mode, DEFAULT_DIR_MODE) });
       } else {
+        requireByteName(content.target, `${where}.target`);
         tree.add({
           ...base,
           path: requireNonRoot(normalizeLayerPath(content.symlink, `${where}.symlink`), where),

@@ -4,6 +4,7 @@ import type { Digest } from '../../../digest.ts';
 import type { BlobStore } from '../../../store/blob-store.ts';
 import { BlobRangeReader } from '../../blob-range-reader.ts';
 import { readStoredData, storedDataOf } from '../../stored-data.ts';
+import { printable } from '../../printable.ts';
 import type { EntryType } from '../../tar-entry.ts';
 import { DEFAULT_TAR_LIMITS, indexTar, TarFormatError } from '../../tar-index.ts';
 import type { SparseSegments } from '../../tar-sparse.ts';
@@ -40,7 +41,7 @@ export function normalizeArchivePath(raw: string, what: string): string {
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
-    if (part === '..') throw new ArchiveImportError(`${what} '${raw}' contains '..'`);
+    if (part === '..') throw new ArchiveImportError(`${what} '${printable(raw)}' contains '..'`);
     if (part.includes('\0')) throw new ArchiveImportError(`${what} contains a NUL byte`);
     parts.push(part);
   }
@@ -95,13 +96,13 @@ export class ArchiveReader {
     let path = normalizeArchivePath(rawPath, `${what}: path`);
     for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
       const member = this.members.get(path);
-      if (!member) throw new ArchiveImportError(`${what}: the archive has no member '${path}'`);
+      if (!member) throw new ArchiveImportError(`${what}: the archive has no member '${printable(path)}'`);
       if (member.type === 'file') return member;
       if (member.type === 'symlink') path = resolveLink(path, member.linkname, what);
       else if (member.type === 'link') path = normalizeArchivePath(member.linkname, `${what}: hard link target`);
-      else throw new ArchiveImportError(`${what}: archive member '${path}' is a ${member.type}, not a file`);
+      else throw new ArchiveImportError(`${what}: archive member '${printable(path)}' is a ${member.type}, not a file`);
     }
-    throw new ArchiveImportError(`${what}: more than ${MAX_LINK_HOPS} links from '${rawPath}'`);
+    throw new ArchiveImportError(`${what}: more than ${MAX_LINK_HOPS} links from '${printable(rawPath)}'`);
   }
 
   /** A member's data (streamed by range from the stored archive). */
@@ -132,17 +133,17 @@ export class ArchiveReader {
     const member = this.file(rawPath, what);
     const { maxJsonBytes, maxJsonNodes } = this.json;
     if (member.size > maxJsonBytes) {
-      throw overBudget('maxJsonBytes', maxJsonBytes, `${what} '${member.path}' is ${member.size} bytes, more than the JSON budget`);
+      throw overBudget('maxJsonBytes', maxJsonBytes, `${what} '${printable(member.path)}' is ${member.size} bytes, more than the JSON budget`);
     }
     const bytes = member.size === 0 ? Buffer.alloc(0) : await this.readRange(member, member.size);
     if (countJsonNodes(bytes, maxJsonNodes) > maxJsonNodes) {
-      throw overBudget('maxJsonNodes', maxJsonNodes, `${what} '${member.path}' holds more than ${maxJsonNodes} objects, arrays and keys`);
+      throw overBudget('maxJsonNodes', maxJsonNodes, `${what} '${printable(member.path)}' holds more than ${maxJsonNodes} objects, arrays and keys`);
     }
     let value: unknown;
     try {
       value = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
-      throw new ArchiveImportError(`${what} '${member.path}' is not valid JSON: ${(err as Error).message}`, { cause: err });
+      throw new ArchiveImportError(`${what} '${printable(member.path)}' is not valid JSON: ${(err as Error).message}`, { cause: err });
     }
     return { path: member.path, bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, value };
   }
@@ -157,7 +158,7 @@ export class ArchiveReader {
       if (length >= size) break;
     }
     const data = Buffer.concat(chunks);
-    if (data.length !== size) throw new ArchiveImportError(`archive member '${member.path}' is truncated`);
+    if (data.length !== size) throw new ArchiveImportError(`archive member '${printable(member.path)}' is truncated`);
     return data;
   }
 }
@@ -168,7 +169,7 @@ function resolveLink(linkPath: string, target: string, what: string): string {
   for (const part of target.split('/')) {
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      if (parts.length === 0) throw new ArchiveImportError(`${what}: link '${linkPath}' -> '${target}' points outside the archive`);
+      if (parts.length === 0) throw new ArchiveImportError(`${what}: link '${printable(linkPath)}' -> '${printable(target)}' points outside the archive`);
       parts.pop();
     } else parts.push(part);
   }
