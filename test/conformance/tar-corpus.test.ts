@@ -1,0 +1,242 @@
+/**
+ * Issue 13's conformance corpus: tars written by tools we did not write (GNU tar, bsdtar,
+ * Python's tarfile, busybox tar, `docker export`), each uploaded to the real service as
+ * contents, built as a `rootfs`, and compared entry by entry with what GNU tar extracts from
+ * the input: names, link targets and xattr values as bytes, types, modes, sizes, content
+ * sha256, hard-link groups; owners the spec's uid/gid (or the tar's, with preserveOwners) and
+ * every mtime the build's `created`.
+ *
+ * Each writer writes its own copy of one source tree (test/support/tar-corpus.ts), leaving out
+ * only what its format cannot represent (CASES below says what and why). Before the build,
+ * GNU tar's extraction of each input is compared with the source tree too, so a writer that
+ * silently drops something (bsdtar exits 0 after leaving out a name too long for ustar) fails
+ * here as "the writer lost", not as a baler difference.
+ *
+ * One service and one dockerd for the file; all builds are submitted together. The table
+ * (writer × format → entries compared, differences) is printed at the end, passing or not.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { dockerAvailable, startDockerd, type Dockerd } from '../support/dockerd.ts';
+import { downloadImage, startService, submitBuild, uploadFile, waitForBuild, type Service } from '../support/service.ts';
+import {
+  ALL_FEATURES,
+  compareTrees,
+  gnuExtract,
+  makeTree,
+  walkTree,
+  writeTar,
+  type Feature,
+  type TarWriter,
+  type TreeEntry,
+} from '../support/tar-corpus.ts';
+
+const CREATED = '2024-05-06T07:08:09Z';
+const MTIME = Date.parse(CREATED) / 1000;
+const UID = 1001;
+const GID = 1002;
+
+interface Case {
+  writer: TarWriter | { tool: 'docker-export'; format: 'docker' };
+  /** Features of ALL_FEATURES the writer's tree leaves out, each with why. */
+  leftOut: Partial<Record<Feature, string>>;
+  preserveOwners?: boolean;
+  /** Shown in the table after the format. */
+  note?: string;
+}
+
+const NO_XATTRS = 'writes no xattrs';
+const NO_SPARSE = 'no sparse form';
+const NO_V7 = 'v7 has no long names, no fifos (GNU tar: "Unknown file type")';
+const USTAR_255 = 'ustar: prefix 155 + name 100, split at a /';
+const USTAR_LINK = 'ustar: link targets of 100 bytes at most';
+const SPARSE_TESTED = 'with -S / a sparse source in its own case';
+
+/**
+ * Writer × format, and what each tree leaves out (everything else of ALL_FEATURES is in it):
+ *
+ * | writer        | format              | leaves out                 | because                                 |
+ * |---------------|---------------------|----------------------------|-----------------------------------------|
+ * | GNU tar       | v7                  | long100 long255 longLink fifo xattrs sparse | v7 has no long names, no fifo type; GNU tar writes xattrs in posix only |
+ * | GNU tar       | ustar               | long255 longLink xattrs sparse | prefix/name split (155/100), 100-byte link targets; no sparse form |
+ * | GNU tar       | oldgnu, gnu         | xattrs (sparse: its -S case) | GNU tar writes xattrs in posix only     |
+ * | GNU tar       | oldgnu -S, gnu -S   | xattrs                     | same; sparse as GNU 'S' entries         |
+ * | GNU tar       | posix               | sparse (its -S cases)      | —                                       |
+ * | GNU tar       | posix -S 0.0/0.1/1.0| —                          | PAX GNU.sparse.* in each version        |
+ * | bsdtar        | ustar (± sparse)    | long255 longLink xattrs    | ustar limits; libarchive's ustar writer drops xattrs; sparse file written whole |
+ * | bsdtar        | pax (± sparse)      | —                          | sparse file as PAX GNU.sparse 1.0       |
+ * | bsdtar        | gnutar (± sparse)   | xattrs                     | libarchive's gnutar writer drops xattrs, writes sparse files whole |
+ * | Python tarfile| USTAR               | long255 longLink xattrs sparse | ustar limits; tarfile reads no xattrs, writes no sparse entries |
+ * | Python tarfile| GNU, PAX            | xattrs sparse              | tarfile reads no xattrs, writes no sparse entries |
+ * | busybox tar   | (GNU, L/K)          | xattrs sparse              | busybox writes neither                  |
+ * | docker export | (Go archive/tar)    | xattrs sparse              | docker keeps only security.capability; sparse kept out (20 MB through vfs) |
+ *
+ * The sparse cases are separate so that the others stay small (a 20 MiB file written whole).
+ */
+const CASES: Case[] = [
+  { writer: { tool: 'gnu-tar', format: 'v7' }, leftOut: { long100: NO_V7, long255: NO_V7, longLink: NO_V7, fifo: NO_V7, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'gnu-tar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'gnu-tar', format: 'oldgnu' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
+  { writer: { tool: 'gnu-tar', format: 'oldgnu', sparse: '' }, leftOut: { xattrs: NO_XATTRS } },
+  { writer: { tool: 'gnu-tar', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
+  { writer: { tool: 'gnu-tar', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED }, preserveOwners: true },
+  { writer: { tool: 'gnu-tar', format: 'gnu', sparse: '' }, leftOut: { xattrs: NO_XATTRS } },
+  { writer: { tool: 'gnu-tar', format: 'posix' }, leftOut: { sparse: SPARSE_TESTED } },
+  { writer: { tool: 'gnu-tar', format: 'posix' }, leftOut: { sparse: SPARSE_TESTED }, preserveOwners: true },
+  { writer: { tool: 'gnu-tar', format: 'posix', sparse: '0.0' }, leftOut: {} },
+  { writer: { tool: 'gnu-tar', format: 'posix', sparse: '0.1' }, leftOut: {} },
+  { writer: { tool: 'gnu-tar', format: 'posix', sparse: '1.0' }, leftOut: {} },
+  { writer: { tool: 'bsdtar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
+  { writer: { tool: 'bsdtar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS }, note: 'sparse source' },
+  { writer: { tool: 'bsdtar', format: 'pax' }, leftOut: { sparse: SPARSE_TESTED } },
+  { writer: { tool: 'bsdtar', format: 'pax' }, leftOut: {}, note: 'sparse source' },
+  { writer: { tool: 'bsdtar', format: 'gnutar' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
+  { writer: { tool: 'bsdtar', format: 'gnutar' }, leftOut: { xattrs: NO_XATTRS }, note: 'sparse source' },
+  { writer: { tool: 'python', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'python', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'python', format: 'pax' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'busybox', format: 'ustar' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE }, note: 'GNU L/K' },
+  { writer: { tool: 'docker-export', format: 'docker' }, leftOut: { xattrs: 'docker keeps only security.capability', sparse: 'kept small' } },
+];
+
+function caseName(c: Case): string {
+  const w = c.writer;
+  const tool = { 'gnu-tar': 'GNU tar', bsdtar: 'bsdtar', python: 'Python tarfile', busybox: 'busybox tar', 'docker-export': 'docker export' }[w.tool];
+  let format: string = w.format;
+  if ('sparse' in w && w.sparse !== undefined) format += w.sparse ? ` -S ${w.sparse}` : ' -S';
+  if (c.note) format += ` (${c.note})`;
+  if (c.preserveOwners) format += ' preserveOwners';
+  return `${tool} ${format}`;
+}
+
+interface Outcome {
+  /** Entries of the input as GNU tar extracts it (what the output is compared with). */
+  entries: number;
+  /** The writer's tar against the source tree: what the writer lost or changed. */
+  writerLost: string[];
+  /** The build's rootfs against the input. */
+  differences: string[];
+  seconds: number;
+}
+
+let service: Service;
+let dockerd: Dockerd | undefined;
+let work: string;
+const outcomes = new Map<string, Promise<Outcome>>();
+const finished = new Map<string, Outcome | Error>();
+const started = Date.now();
+
+/** Where docker export puts what any container has; the comparison with the source skips them. */
+const DOCKER_OWN = /^(\.dockerenv|dev|dev\/.*|etc|etc\/(hostname|hosts|mtab|resolv\.conf)|proc|sys)$/;
+
+async function dockerExport(src: string, dir: string): Promise<string> {
+  if (!dockerd) throw new Error('no dockerd');
+  const input = join(dir, 'import.tar');
+  await writeTar({ tool: 'gnu-tar', format: 'posix' }, src, input);
+  const imported = await dockerd.docker(['import', input, 'corpus:latest']);
+  if (imported.code !== 0) throw new Error(`docker import: ${imported.stderr}`);
+  const created = await dockerd.docker(['create', '--name', 'corpus', 'corpus:latest', '/nothing']);
+  if (created.code !== 0) throw new Error(`docker create: ${created.stderr}`);
+  const out = join(dir, 'input.tar');
+  const exported = await dockerd.docker(['export', '--output', out, 'corpus']);
+  if (exported.code !== 0) throw new Error(`docker export: ${exported.stderr}`);
+  return out;
+}
+
+/** The input as the build should hand it back: spec owners, `created`, /dev's children dropped. */
+function expectedOf(input: TreeEntry[], c: Case): TreeEntry[] {
+  if (c.writer.tool !== 'docker-export') return input;
+  // Issue 13's device policy: entries under /dev/ are dropped (every runtime mounts its own).
+  return input.filter((e) => !e.path.subarray(0, 4).equals(Buffer.from('dev/')));
+}
+
+async function runCase(c: Case, index: number): Promise<Outcome> {
+  const t0 = Date.now();
+  const dir = join(work, String(index));
+  const src = join(dir, 'src');
+  await mkdir(src, { recursive: true });
+  await makeTree(src, new Set(ALL_FEATURES.filter((f) => !(f in c.leftOut))));
+  const source = await walkTree(src);
+
+  const input = c.writer.tool === 'docker-export' ? await dockerExport(src, dir) : join(dir, 'input.tar');
+  if (c.writer.tool !== 'docker-export') await writeTar(c.writer, src, input);
+  await gnuExtract(input, join(dir, 'in'));
+  const extracted = await walkTree(join(dir, 'in'));
+  let writerLost = compareTrees(source, extracted, { owners: !!c.preserveOwners });
+  if (c.writer.tool === 'docker-export') writerLost = writerLost.filter((d) => !DOCKER_OWN.test(d.replace(/: unexpected \S+$/, '')));
+
+  const blob = await uploadFile(service, input);
+  const id = await submitBuild(
+    service,
+    {
+      name: `corpus/case${index}`,
+      format: 'rootfs',
+      compression: 'none',
+      uid: UID,
+      gid: GID,
+      created: CREATED,
+      contents: [{ tar: blob, ...(c.preserveOwners ? { preserveOwners: true } : {}) }],
+    },
+    { noCache: true },
+  );
+  const build = await waitForBuild(service, id, 240_000);
+  const expected = expectedOf(extracted, c);
+  if (build.status !== 'succeeded') {
+    return { entries: expected.length, writerLost, differences: [`build ${build.status}: ${build.error?.detail ?? ''}`], seconds: (Date.now() - t0) / 1000 };
+  }
+  const output = join(dir, 'output.tar');
+  await downloadImage(service, id, output);
+  await gnuExtract(output, join(dir, 'out'));
+  const actual = await walkTree(join(dir, 'out'));
+  const differences = compareTrees(expected, actual, { owner: c.preserveOwners ? undefined : { uid: UID, gid: GID }, mtime: MTIME });
+  await rm(dir, { recursive: true, force: true });
+  return { entries: expected.length, writerLost, differences, seconds: (Date.now() - t0) / 1000 };
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'baler-corpus-'));
+  [service, dockerd] = await Promise.all([
+    startService({ BALER_WORKER_CONCURRENCY: '2' }),
+    dockerAvailable() ? startDockerd() : Promise.resolve(undefined),
+  ]);
+  CASES.forEach((c, i) => {
+    const outcome = runCase(c, i);
+    outcome.then(
+      (o) => finished.set(caseName(c), o),
+      (e: unknown) => finished.set(caseName(c), e instanceof Error ? e : new Error(String(e))),
+    );
+    outcomes.set(caseName(c), outcome);
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.allSettled(outcomes.values());
+  const rows = CASES.map((c) => {
+    const name = caseName(c);
+    const o = finished.get(name);
+    if (!o) return `| ${name} | – | – | not run |`;
+    if (o instanceof Error) return `| ${name} | – | – | ${o.message.split('\n')[0]} |`;
+    const first = o.differences[0] ?? o.writerLost.map((d) => `writer lost: ${d}`)[0] ?? '';
+    return `| ${name} | ${o.entries} | ${o.differences.length} | ${first.slice(0, 140)} |`;
+  });
+  const total = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(['', `tar corpus (${total} s): writer × format → entries compared, differences`, '| writer format | entries | differences | first difference |', '|---|---|---|---|', ...rows, ''].join('\n'));
+  await Promise.all([service?.stop(), dockerd?.stop()]);
+  await rm(work, { recursive: true, force: true });
+}, 120_000);
+
+/** The first differences, and how many more: enough to see what differs without a wall of text. */
+function firstOf(lines: string[], n = 12): string[] {
+  return lines.length <= n ? lines : [...lines.slice(0, n), `… and ${lines.length - n} more`];
+}
+
+it.each(CASES.map((c) => [caseName(c), c] as const))('%s: the rootfs holds exactly what GNU tar extracts from the input', async (name, c) => {
+  if (c.writer.tool === 'docker-export' && !dockerd) throw new Error('docker export needs the private dockerd (root, docker.io, containerd, runc)');
+  const outcome = await outcomes.get(name);
+  if (!outcome) throw new Error(`case ${name} not started`);
+  expect(firstOf(outcome.writerLost), 'the writer lost or changed something the case table says it keeps').toEqual([]);
+  expect(firstOf(outcome.differences), `${name}: ${outcome.entries} entries compared`).toEqual([]);
+  expect(outcome.entries).toBeGreaterThan(20);
+}, 300_000);
