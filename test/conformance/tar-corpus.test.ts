@@ -49,7 +49,8 @@ interface Case {
 
 const NO_XATTRS = 'writes no xattrs';
 const NO_SPARSE = 'no sparse form';
-const NO_V7 = 'v7 has no long names, no fifos (GNU tar: "Unknown file type")';
+const NO_V7 = 'v7 has no long names, no fifos or devices (GNU tar: "Unknown file type")';
+const USTAR_IDS = 'ustar: ids of 7 octal digits (2097151) at most';
 const USTAR_255 = 'ustar: prefix 155 + name 100, split at a /';
 const USTAR_LINK = 'ustar: link targets of 100 bytes at most';
 const SPARSE_TESTED = 'with -S / a sparse source in its own case';
@@ -76,8 +77,8 @@ const SPARSE_TESTED = 'with -S / a sparse source in its own case';
  * The sparse cases are separate so that the others stay small (a 20 MiB file written whole).
  */
 const CASES: Case[] = [
-  { writer: { tool: 'gnu-tar', format: 'v7' }, leftOut: { long100: NO_V7, long255: NO_V7, longLink: NO_V7, fifo: NO_V7, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
-  { writer: { tool: 'gnu-tar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'gnu-tar', format: 'v7' }, leftOut: { long100: NO_V7, long255: NO_V7, longLink: NO_V7, fifo: NO_V7, devices: NO_V7, xattrs: NO_XATTRS, sparse: NO_SPARSE, bigIds: USTAR_IDS } },
+  { writer: { tool: 'gnu-tar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, bigIds: USTAR_IDS, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'gnu-tar', format: 'oldgnu' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
   { writer: { tool: 'gnu-tar', format: 'oldgnu', sparse: '' }, leftOut: { xattrs: NO_XATTRS } },
   { writer: { tool: 'gnu-tar', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
@@ -88,13 +89,13 @@ const CASES: Case[] = [
   { writer: { tool: 'gnu-tar', format: 'posix', sparse: '0.0' }, leftOut: {} },
   { writer: { tool: 'gnu-tar', format: 'posix', sparse: '0.1' }, leftOut: {} },
   { writer: { tool: 'gnu-tar', format: 'posix', sparse: '1.0' }, leftOut: {} },
-  { writer: { tool: 'bsdtar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
-  { writer: { tool: 'bsdtar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS }, note: 'sparse source' },
+  { writer: { tool: 'bsdtar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, bigIds: USTAR_IDS, xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
+  { writer: { tool: 'bsdtar', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, bigIds: USTAR_IDS, xattrs: NO_XATTRS }, note: 'sparse source' },
   { writer: { tool: 'bsdtar', format: 'pax' }, leftOut: { sparse: SPARSE_TESTED } },
   { writer: { tool: 'bsdtar', format: 'pax' }, leftOut: {}, note: 'sparse source' },
   { writer: { tool: 'bsdtar', format: 'gnutar' }, leftOut: { xattrs: NO_XATTRS, sparse: SPARSE_TESTED } },
   { writer: { tool: 'bsdtar', format: 'gnutar' }, leftOut: { xattrs: NO_XATTRS }, note: 'sparse source' },
-  { writer: { tool: 'python', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'python', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, bigIds: USTAR_IDS, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'python', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'python', format: 'pax' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'busybox', format: 'ustar' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE }, note: 'GNU L/K' },
@@ -118,7 +119,9 @@ interface Outcome {
   writerLost: string[];
   /** The build's rootfs against the input. */
   differences: string[];
+  /** From the start of the case to its end, and the build's own part (submitted → ended). */
   seconds: number;
+  buildSeconds: number;
 }
 
 let service: Service;
@@ -152,13 +155,29 @@ function expectedOf(input: TreeEntry[], c: Case): TreeEntry[] {
   return input.filter((e) => !e.path.subarray(0, 4).equals(Buffer.from('dev/')));
 }
 
+/** Source trees by feature set: writers only read them, so cases with the same set share one. */
+const sources = new Map<string, Promise<{ src: string; source: TreeEntry[] }>>();
+
+function sourceTree(features: Feature[]): Promise<{ src: string; source: TreeEntry[] }> {
+  const key = features.join(',');
+  let tree = sources.get(key);
+  if (!tree) {
+    tree = (async () => {
+      const src = join(work, `src-${sources.size}`);
+      await mkdir(src);
+      await makeTree(src, new Set(features));
+      return { src, source: await walkTree(src) };
+    })();
+    sources.set(key, tree);
+  }
+  return tree;
+}
+
 async function runCase(c: Case, index: number): Promise<Outcome> {
   const t0 = Date.now();
   const dir = join(work, String(index));
-  const src = join(dir, 'src');
-  await mkdir(src, { recursive: true });
-  await makeTree(src, new Set(ALL_FEATURES.filter((f) => !(f in c.leftOut))));
-  const source = await walkTree(src);
+  await mkdir(dir, { recursive: true });
+  const { src, source } = await sourceTree(ALL_FEATURES.filter((f) => !(f in c.leftOut)));
 
   const input = c.writer.tool === 'docker-export' ? await dockerExport(src, dir) : join(dir, 'input.tar');
   if (c.writer.tool !== 'docker-export') await writeTar(c.writer, src, input);
@@ -181,10 +200,12 @@ async function runCase(c: Case, index: number): Promise<Outcome> {
     },
     { noCache: true },
   );
+  const submitted = Date.now();
   const build = await waitForBuild(service, id, 240_000);
+  const buildSeconds = (Date.now() - submitted) / 1000;
   const expected = expectedOf(extracted, c);
   if (build.status !== 'succeeded') {
-    return { entries: expected.length, writerLost, differences: [`build ${build.status}: ${build.error?.detail ?? ''}`], seconds: (Date.now() - t0) / 1000 };
+    return { entries: expected.length, writerLost, differences: [`build ${build.status}: ${build.error?.detail ?? ''}`], seconds: (Date.now() - t0) / 1000, buildSeconds };
   }
   const output = join(dir, 'output.tar');
   await downloadImage(service, id, output);
@@ -192,15 +213,20 @@ async function runCase(c: Case, index: number): Promise<Outcome> {
   const actual = await walkTree(join(dir, 'out'));
   const differences = compareTrees(expected, actual, { owner: c.preserveOwners ? undefined : { uid: UID, gid: GID }, mtime: MTIME });
   await rm(dir, { recursive: true, force: true });
-  return { entries: expected.length, writerLost, differences, seconds: (Date.now() - t0) / 1000 };
+  return { entries: expected.length, writerLost, differences, seconds: (Date.now() - t0) / 1000, buildSeconds };
 }
+
+let setupSeconds = 0;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-corpus-'));
+  const t0 = Date.now();
   [service, dockerd] = await Promise.all([
-    startService({ BALER_WORKER_CONCURRENCY: '2' }),
+    // No warm VM (no build here runs a script; booting one under TCG takes a core for seconds).
+    startService({ BALER_WORKER_CONCURRENCY: '3', BALER_VM_POOL: '0' }),
     dockerAvailable() ? startDockerd() : Promise.resolve(undefined),
   ]);
+  setupSeconds = (Date.now() - t0) / 1000;
   CASES.forEach((c, i) => {
     const outcome = runCase(c, i);
     outcome.then(
@@ -216,13 +242,13 @@ afterAll(async () => {
   const rows = CASES.map((c) => {
     const name = caseName(c);
     const o = finished.get(name);
-    if (!o) return `| ${name} | – | – | not run |`;
-    if (o instanceof Error) return `| ${name} | – | – | ${o.message.split('\n')[0]} |`;
+    if (!o) return `| ${name} | – | – | – | not run |`;
+    if (o instanceof Error) return `| ${name} | – | – | – | ${o.message.split('\n')[0]} |`;
     const first = o.differences[0] ?? o.writerLost.map((d) => `writer lost: ${d}`)[0] ?? '';
-    return `| ${name} | ${o.entries} | ${o.differences.length} | ${first.slice(0, 140)} |`;
+    return `| ${name} | ${o.entries} | ${o.differences.length} | ${o.seconds.toFixed(1)} (${o.buildSeconds.toFixed(1)}) | ${first.slice(0, 140)} |`;
   });
   const total = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(['', `tar corpus (${total} s): writer × format → entries compared, differences`, '| writer format | entries | differences | first difference |', '|---|---|---|---|', ...rows, ''].join('\n'));
+  console.log(['', `tar corpus (${total} s, service and dockerd started in ${setupSeconds.toFixed(1)} s): writer × format → entries compared, differences`, '| writer format | entries | differences | s (build) | first difference |', '|---|---|---|---|---|', ...rows, ''].join('\n'));
   await Promise.all([service?.stop(), dockerd?.stop()]);
   await rm(work, { recursive: true, force: true });
 }, 120_000);

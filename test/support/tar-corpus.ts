@@ -25,15 +25,17 @@ export type Feature =
   | 'nonUtf8' // `caf\xe9/men\xfa`, and `twin\xe9` beside `twin\xea` (both are `twin\ufffd` if decoded)
   | 'xattrs' // user.* attributes on a file (one binary value) and a directory
   | 'fifo'
-  | 'sparse'; // 20 MiB, 3 data blocks of 4 KiB
+  | 'devices' // dev/null (character 1:3) and dev/loop9 (block 7:9), in dev/ as a root has them
+  | 'sparse' // 8 MiB, a hole first and last, 6 data regions (GNU 'S' needs an extension block)
+  | 'bigIds'; // an owner of 3000000:4000000 (base-256 in GNU headers, PAX uid/gid), for preserveOwners
 
-export const ALL_FEATURES: readonly Feature[] = ['files', 'modes', 'long100', 'long255', 'longLink', 'nonUtf8', 'xattrs', 'fifo', 'sparse'];
+export const ALL_FEATURES: readonly Feature[] = ['files', 'modes', 'long100', 'long255', 'longLink', 'nonUtf8', 'xattrs', 'fifo', 'devices', 'sparse', 'bigIds'];
 
 const LONG100_DIR = `deep/${'a'.repeat(60)}`;
 export const LONG100 = `${LONG100_DIR}/${'b'.repeat(60)}`;
 const LONG255_DIR = `deep/${'c'.repeat(100)}`;
 const LONG255 = `${LONG255_DIR}/${'d'.repeat(100)}/${'e'.repeat(100)}`;
-const SPARSE_SIZE = 20 * 1024 * 1024;
+const SPARSE_SIZE = 8 * 1024 * 1024;
 
 /** Deterministic bytes (a counter through sha256), so that trees and tars are the same every run. */
 function pseudoRandom(length: number, seed: string): Buffer {
@@ -108,10 +110,23 @@ export async function makeTree(root: string, features: ReadonlySet<Feature>): Pr
     await must('setfattr', ['-n', 'user.dir', '-v', 'on a directory', join(root, 'xattr-dir')]);
   }
   if (features.has('fifo')) await must('mkfifo', ['-m', '0640', join(root, 'fifo')]);
+  if (features.has('devices')) {
+    await mkdir(at('dev'));
+    await must('mknod', ['-m', '0666', join(root, 'dev/null'), 'c', '1', '3']);
+    await must('mknod', ['-m', '0660', join(root, 'dev/loop9'), 'b', '7', '9']);
+  }
+  if (features.has('bigIds')) {
+    await writeFile(at('big-ids'), 'owned by 3000000:4000000\n');
+    await chown(at('big-ids'), 3_000_000, 4_000_000);
+  }
   if (features.has('sparse')) {
     const file = await open(at('sparse'), 'w');
     try {
-      for (const offset of [0, 8 * 1024 * 1024, SPARSE_SIZE - 4096]) await file.write(pseudoRandom(4096, `sparse${offset}`), 0, 4096, offset);
+      // Data regions of 4 KiB (one of 100 bytes, unaligned) between holes; the file ends in a hole.
+      const MiB = 1024 * 1024;
+      for (const [offset, length] of [[64 * 1024, 4096], [MiB, 4096], [3 * MiB, 8192], [4 * MiB, 4096], [5 * MiB + 4096, 4096], [6 * MiB + 123, 100]] as const) {
+        await file.write(pseudoRandom(length, `sparse${offset}`), 0, length, offset);
+      }
       await file.truncate(SPARSE_SIZE);
     } finally {
       await file.close();
