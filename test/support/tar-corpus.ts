@@ -17,12 +17,12 @@ export const BUSYBOX = '/bin/busybox'; // Debian's busybox-static
 
 /** What a tar can hold; a writer's tree leaves out what its format cannot represent. */
 export type Feature =
-  | 'files' // empty, small and > 1 MiB regular files, directories, a symlink, a hard link
+  | 'files' // empty, small and > 1 MiB regular files, directories, symlinks, a hard link, a name with a tab and a newline
   | 'modes' // 4755, 2755 (directory), 1777 (directory), 0600
   | 'long100' // a path of 127 bytes (ustar can split it into prefix and name)
   | 'long255' // paths of more than 255 bytes (and a directory path of 106)
   | 'longLink' // a symlink target of 157 bytes, a hard link to a 127-byte path
-  | 'nonUtf8' // `caf\xe9/men\xfa`, and `twin\xe9` beside `twin\xea` (both are `twin\ufffd` if decoded)
+  | 'nonUtf8' // `caf\xe9/men\xfa` (and a symlink and a hard link to it), `twin\xe9` beside `twin\xea` (both `twin\ufffd` if decoded)
   | 'xattrs' // user.* attributes on a file (one binary value) and a directory
   | 'fifo'
   | 'devices' // dev/null (character 1:3) and dev/loop9 (block 7:9), in dev/ as a root has them
@@ -68,6 +68,7 @@ export async function makeTree(root: string, features: ReadonlySet<Feature>): Pr
     await symlink('dir/small.txt', at('symlink'));
     await symlink('../empty', at('dir/dangling-or-not'));
     await link(at('dir/small.txt'), at('hardlink'));
+    await writeFile(at('with space, tab\tand\nnewline'), 'odd but valid bytes in a name\n');
     await chown(at('dir/small.txt'), 1234, 5678);
     await chown(at('dir/sub'), 1234, 5678);
   }
@@ -101,6 +102,7 @@ export async function makeTree(root: string, features: ReadonlySet<Feature>): Pr
     await writeFile(at(Buffer.from('twin\xe9', 'latin1')), 'e acute\n');
     await writeFile(at(Buffer.from('twin\xea', 'latin1')), 'e circumflex\n');
     await symlink(Buffer.from('caf\xe9/men\xfa', 'latin1'), at(Buffer.from('link-to-caf\xe9', 'latin1')));
+    await link(at(Buffer.from('caf\xe9', 'latin1'), Buffer.from('men\xfa', 'latin1')), at(Buffer.from('hardlink-to-caf\xe9', 'latin1')));
   }
   if (features.has('xattrs')) {
     await mkdir(at('xattr-dir'));
