@@ -68,7 +68,7 @@ const SPARSE_TESTED = 'with -S / a sparse source in its own case';
  * | GNU tar        | ustar                 | long255 longLink bigIds xattrs sparse       | ustar: prefix 155 + name 100 split at a /, targets ≤ 100 bytes, ids ≤ 2097151; no sparse form |
  * | GNU tar        | oldgnu, gnu           | xattrs, sparse (in the -S case)             | GNU tar writes xattrs in posix only |
  * | GNU tar        | oldgnu -S, gnu -S     | xattrs                                      | sparse as GNU 'S' entries (6 regions: an extension block) |
- * | GNU tar        | posix                 | sparse (in the -S cases)                    | — |
+ * | GNU tar        | posix (also --gzip, --xz, --bzip2, --zstd) | sparse (in the -S cases)       | — |
  * | GNU tar        | posix -S 0.0/0.1/1.0  | —                                           | PAX GNU.sparse.* records, each version |
  * | bsdtar         | ustar (± sparse file) | long255 longLink bigIds xattrs              | ustar limits; libarchive's ustar writer drops xattrs and writes the sparse file whole |
  * | bsdtar         | pax (± sparse file)   | —                                           | the sparse file as PAX GNU.sparse 1.0; xattrs as SCHILY.xattr and LIBARCHIVE.xattr |
@@ -93,6 +93,10 @@ const CASES: Case[] = [
   { writer: { tool: 'gnu-tar', format: 'gnu', sparse: '' }, leftOut: { xattrs: NO_XATTRS } },
   { writer: { tool: 'gnu-tar', format: 'posix' }, leftOut: { sparse: SPARSE_TESTED } },
   { writer: { tool: 'gnu-tar', format: 'posix' }, leftOut: { sparse: SPARSE_TESTED }, preserveOwners: true },
+  { writer: { tool: 'gnu-tar', format: 'posix', compress: 'gzip' }, leftOut: { sparse: SPARSE_TESTED } },
+  { writer: { tool: 'gnu-tar', format: 'posix', compress: 'xz' }, leftOut: { sparse: SPARSE_TESTED } },
+  { writer: { tool: 'gnu-tar', format: 'posix', compress: 'bzip2' }, leftOut: { sparse: SPARSE_TESTED } },
+  { writer: { tool: 'gnu-tar', format: 'posix', compress: 'zstd' }, leftOut: { sparse: SPARSE_TESTED } },
   { writer: { tool: 'gnu-tar', format: 'posix', sparse: '0.0' }, leftOut: {} },
   { writer: { tool: 'gnu-tar', format: 'posix', sparse: '0.1' }, leftOut: {} },
   { writer: { tool: 'gnu-tar', format: 'posix', sparse: '1.0' }, leftOut: {} },
@@ -114,6 +118,7 @@ function caseName(c: Case): string {
   const tool = { 'gnu-tar': 'GNU tar', bsdtar: 'bsdtar', python: 'Python tarfile', busybox: 'busybox tar', 'docker-export': 'docker export' }[w.tool];
   let format: string = w.format;
   if ('sparse' in w && w.sparse !== undefined) format += w.sparse ? ` -S ${w.sparse}` : ' -S';
+  if ('compress' in w && w.compress) format += ` --${w.compress}`;
   if (c.note) format += ` (${c.note})`;
   if (c.preserveOwners) format += ' preserveOwners';
   return `${tool} ${format}`;

@@ -313,7 +313,7 @@ with tarfile.open(out, 'w', format=fmt, encoding='utf-8', errors='surrogateescap
 
 /** A tar writer and its options: everything but `docker export`, which needs a dockerd. */
 export type TarWriter =
-  | { tool: 'gnu-tar'; format: 'v7' | 'ustar' | 'oldgnu' | 'gnu' | 'posix'; sparse?: '' | '0.0' | '0.1' | '1.0' }
+  | { tool: 'gnu-tar'; format: 'v7' | 'ustar' | 'oldgnu' | 'gnu' | 'posix'; sparse?: '' | '0.0' | '0.1' | '1.0'; compress?: 'gzip' | 'xz' | 'bzip2' | 'zstd' }
   | { tool: 'bsdtar'; format: 'ustar' | 'pax' | 'gnutar' }
   | { tool: 'python'; format: 'ustar' | 'gnu' | 'pax' }
   | { tool: 'busybox'; format: 'ustar' };
@@ -329,7 +329,8 @@ export async function writeTar(writer: TarWriter, src: string, out: string): Pro
     case 'gnu-tar': {
       const sparse = writer.sparse === undefined ? [] : ['--sparse', ...(writer.sparse ? [`--sparse-version=${writer.sparse}`] : [])];
       const xattrs = writer.format === 'posix' ? ['--xattrs', '--xattrs-include=*'] : [];
-      result = await run('tar', ['--create', '--file', out, `--format=${writer.format}`, ...sparse, ...xattrs, '--directory', src, '.']);
+      const compress = writer.compress ? [`--${writer.compress}`] : [];
+      result = await run('tar', ['--create', '--file', out, `--format=${writer.format}`, ...sparse, ...xattrs, ...compress, '--directory', src, '.']);
       break;
     }
     case 'bsdtar':
