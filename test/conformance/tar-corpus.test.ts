@@ -39,7 +39,7 @@ const UID = 1001;
 const GID = 1002;
 
 interface Case {
-  writer: TarWriter | { tool: 'docker-export'; format: 'docker' };
+  writer: TarWriter | { tool: 'docker-export'; format: 'container' };
   /** Features of ALL_FEATURES the writer's tree leaves out, each with why. */
   leftOut: Partial<Record<Feature, string>>;
   preserveOwners?: boolean;
@@ -57,7 +57,7 @@ const SPARSE_TESTED = 'with -S / a sparse source in its own case';
 
 /**
  * Writer × format, and what each tree leaves out (everything else of ALL_FEATURES is in it: files
- * of 0, 22 and 1.5 MiB bytes, directories, symlinks, hard links, a name with a tab and a newline,
+ * of 0 bytes, 22 bytes and 1.5 MiB, directories, symlinks, hard links, a name with a tab and a newline,
  * modes 4755/2755/1777/0600, 127-byte and > 255-byte paths, 157-byte symlink and 127-byte hard
  * link targets, non-UTF-8 names, user xattrs, a fifo, dev/null and dev/loop9, owners up to
  * 3000000:4000000, an 8 MiB sparse file):
@@ -75,8 +75,8 @@ const SPARSE_TESTED = 'with -S / a sparse source in its own case';
  * | bsdtar         | gnutar (± sparse file)| xattrs                                      | libarchive's gnutar writer drops xattrs and writes the sparse file whole |
  * | Python tarfile | USTAR                 | long255 longLink bigIds xattrs sparse       | ustar limits; tarfile reads no xattrs and writes no sparse entries |
  * | Python tarfile | GNU, PAX              | xattrs sparse                               | tarfile reads no xattrs and writes no sparse entries |
- * | busybox tar    | (GNU magic, L/K)      | xattrs sparse                               | busybox writes neither |
- * | docker export  | (Go archive/tar)      | xattrs sparse                               | docker exports only security.capability; no sparse form |
+ * | busybox tar    | gnu (its only one: GNU magic, L/K long names) | xattrs sparse                               | busybox writes neither |
+ * | docker export  | (Go archive/tar)      | xattrs sparse                               | docker export writes no user.* xattrs (its archive code reads security.capability only); Go's archive/tar writes no sparse entries |
  *
  * The sparse file is only in the sparse cases, so that the others stay small. docker export is
  * of a container created (not started) from `docker import` of GNU tar's posix tar of the tree;
@@ -109,8 +109,8 @@ const CASES: Case[] = [
   { writer: { tool: 'python', format: 'ustar' }, leftOut: { long255: USTAR_255, longLink: USTAR_LINK, bigIds: USTAR_IDS, xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'python', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'python', format: 'pax' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
-  { writer: { tool: 'busybox', format: 'ustar' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE }, note: 'GNU L/K' },
-  { writer: { tool: 'docker-export', format: 'docker' }, leftOut: { xattrs: 'docker keeps only security.capability', sparse: 'kept small' } },
+  { writer: { tool: 'busybox', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
+  { writer: { tool: 'docker-export', format: 'container' }, leftOut: { xattrs: 'docker export writes no user.* xattrs', sparse: NO_SPARSE } },
 ];
 
 function caseName(c: Case): string {

@@ -316,7 +316,7 @@ export type TarWriter =
   | { tool: 'gnu-tar'; format: 'v7' | 'ustar' | 'oldgnu' | 'gnu' | 'posix'; sparse?: '' | '0.0' | '0.1' | '1.0'; compress?: 'gzip' | 'xz' | 'bzip2' | 'zstd' }
   | { tool: 'bsdtar'; format: 'ustar' | 'pax' | 'gnutar' }
   | { tool: 'python'; format: 'ustar' | 'gnu' | 'pax' }
-  | { tool: 'busybox'; format: 'ustar' };
+  | { tool: 'busybox'; format: 'gnu' }; // busybox has no format option: GNU magic, L/K long names
 
 /**
  * Writes the tree in `src` (as `.`, `./name`, … as users write roots) to `out` with the tool.
