@@ -30,6 +30,9 @@ const PACKAGES = {
     'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq', 'python3-prometheus-client',
     // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
     'iproute2', 'iptables',
+    // The tar conformance corpus (test/conformance): tars written by bsdtar and Python's tarfile,
+    // compressed with xz and bzip2 (GNU tar, busybox-static, attr, zstd, docker.io are above).
+    'libarchive-tools', 'python3', 'xz-utils', 'bzip2',
   ],
   // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
   // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built
