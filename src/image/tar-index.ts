@@ -294,7 +294,7 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
         throw overBudget(limits, 'maxExtensionBytesTotal', `more than ${limits.maxExtensionBytesTotal} bytes of extension headers and sparse maps in one tar`, offset);
       }
       if (sparse.name !== undefined) name = decodeName(sparse.name);
-      if (Buffer.byteLength(name) > limits.maxPathBytes) throw new TarFormatError(`path longer than ${limits.maxPathBytes} bytes`, offset);
+      if (encodedNameLength(name) > limits.maxPathBytes) throw new TarFormatError(`path longer than ${limits.maxPathBytes} bytes`, offset);
     }
     /** The entry's bytes left in the archive: all of them, but a 1.0 sparse map read already. */
     const storedBytes = entrySize - (sparse?.mapBytes ?? 0);
