@@ -17,7 +17,7 @@ describe.skipIf(process.getuid?.() !== 0)('a worker without disk room for a VM s
   let vmTmp: string;
 
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'baler-vm-room-'));
+    work = await mkdtemp(join(tmpdir(), 'baler-test-vm-room-'));
     vmTmp = join(work, 'vm-tmp');
     await mountTmpfs(vmTmp, 512);
     // 300 of 512 MiB taken: a step of diskSize 64 (256 MiB of disks) and a 32 MiB reserve do not fit.

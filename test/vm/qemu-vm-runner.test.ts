@@ -31,7 +31,7 @@ async function run(j: VmJob): Promise<{ result: VmResult; log: string; seconds: 
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'baler-vm-test-'));
+  work = await mkdtemp(join(tmpdir(), 'baler-test-vm-runner-'));
   vmTmp = join(work, 'vm-tmp');
   await mkdir(vmTmp);
   runner = new QemuVmRunner({ tmpDir: vmTmp, poolSize: 0 });

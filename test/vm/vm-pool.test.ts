@@ -70,7 +70,7 @@ function expectOnlyPool(runner: QemuVmRunner, tmp: string, names: string[]): voi
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'baler-vm-pool-test-'));
+  work = await mkdtemp(join(tmpdir(), 'baler-test-vm-pool-'));
   const coldTmp = join(work, 'cold-tmp');
   poolTmp = join(work, 'pool-tmp');
   await mkdir(coldTmp);
