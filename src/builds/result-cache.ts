@@ -8,9 +8,10 @@ import { canonicalJson } from '../image/canonical-json.ts';
  * found, so a format change never serves a stale layer or build. 2: VM layers and whole
  * builds are keyed by tenant (version 1's were shared by all tenants). 3: one rule for device
  * nodes (src/image/device-policy.ts): contents layers drop those under /dev/ even where the
- * operator allows devices, and bases are cached with the rule applied.
+ * operator allows devices, and bases are cached with the rule applied. 4: layers and rootfs
+ * tars in GNU tar's `--sort=name` order (each directory's subtree before its next sibling).
  */
-export const CACHE_VERSION = 3;
+export const CACHE_VERSION = 4;
 
 /** What is cached: whole builds, single layers, verified base-image imports. */
 export type CacheKind = 'build' | 'layer' | 'import';

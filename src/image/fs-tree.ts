@@ -34,7 +34,6 @@ function entryOf(node: TreeNode): NodeEntry {
 
 /** How much a hard-link chain may hop before it is called a cycle. */
 const MAX_LINK_HOPS = 64;
-const SLASH = Buffer.from('/');
 const NO_XATTRS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Bytes of an entry's extended attributes; a shared (frozen) set, e.g. a tar's global ones, is summed once. */
@@ -191,7 +190,8 @@ export class FsTree {
   }
 
   /**
-   * Entries in bytewise path order (which puts every parent before its children), with hard
+   * Entries in GNU tar's `--sort=name` order (sortedChildren: parents first, each directory's
+   * subtree before its next sibling), with hard
    * links resolved: each group of links to one file is written as the file at the group's
    * first path and links to it from the others, since a tar hard link may only point back.
    * Links are checked now (a dangling one throws here); paths are made as the result is read.
@@ -257,8 +257,8 @@ export class FsTree {
       }
       const path = join(frame.prefix, item.name);
       if (item.node instanceof DirNode) {
-        if (item.below) stack.push({ prefix: path, items: sortedChildren(item.node), next: 0 });
-        else yield { ...item.node.entry, path };
+        yield { ...item.node.entry, path };
+        if (item.node.children.size > 0) stack.push({ prefix: path, items: sortedChildren(item.node), next: 0 });
         continue;
       }
       const file = fileOf.get(item.node) ?? (linked.has(item.node) ? item.node : undefined);
@@ -277,26 +277,23 @@ export class FsTree {
   }
 }
 
-/** A directory's child itself, or (`below`) everything under it, with the key it sorts by. */
+/** A directory's child with the key it sorts by. */
 interface SortedItem {
   key: Buffer;
   name: string;
   node: TreeNode;
-  below: boolean;
 }
 
 /**
- * A directory's children in the order of their paths' bytes (tar-name.ts; JS's `<` would
- * compare UTF-16 code units): a child's own path sorts by its name, what is under it by its
- * name and `/`, which siblings may sort between (`a`, `a-b`, `a/c`). O(k log k) for k children.
+ * A directory's children in the order of their names' bytes (tar-name.ts; JS's `<` would
+ * compare UTF-16 code units). Each directory is followed by everything under it before its
+ * next sibling (GNU tar's `--sort=name`, what nixpkgs dockerTools writes): with whole paths in
+ * byte order instead, `a-b` would land between `a` and `a/c`, and GNU tar, which sets a
+ * directory's mtime when it leaves it, would extract `a` with the wrong time. O(k log k).
  */
 function sortedChildren(dir: DirNode): SortedItem[] {
   const items: SortedItem[] = [];
-  for (const [name, node] of dir.children) {
-    const key = encodeName(name);
-    items.push({ key, name, node, below: false });
-    if (node instanceof DirNode && node.children.size > 0) items.push({ key: Buffer.concat([key, SLASH]), name, node, below: true });
-  }
+  for (const [name, node] of dir.children) items.push({ key: encodeName(name), name, node });
   items.sort((a, b) => Buffer.compare(a.key, b.key));
   return items;
 }

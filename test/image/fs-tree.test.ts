@@ -75,12 +75,13 @@ class ReferenceTree {
   }
 
   /**
-   * Entries in bytewise path order (which puts every parent before its children), with hard
+   * Entries in GNU tar's --sort=name order (a path's bytes with '/' as the lowest byte: each
+   * directory, then everything under it, then its next sibling), with hard
    * links resolved: each group of links to one file is written as the file at the group's
    * first path and links to it from the others, since a tar hard link may only point back.
    */
   sortedEntries(): LayerEntry[] {
-    const keyed = [...this.entries.values()].map((entry) => ({ entry, key: Buffer.from(entry.path) }));
+    const keyed = [...this.entries.values()].map((entry) => ({ entry, key: treeKey(entry.path) }));
     keyed.sort((a, b) => Buffer.compare(a.key, b.key));
     const sorted = keyed.map((k) => k.entry);
 
@@ -97,7 +98,7 @@ class ReferenceTree {
     const replaced = new Map<string, LayerEntry>();
     for (const group of groups.values()) {
       const file = group[0] as LayerEntry;
-      const first = group.reduce((a, b) => (Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)) <= 0 ? a : b));
+      const first = group.reduce((a, b) => (Buffer.compare(treeKey(a.path), treeKey(b.path)) <= 0 ? a : b));
       for (const member of group) {
         replaced.set(
           member.path,
@@ -125,6 +126,11 @@ class ReferenceTree {
   }
 }
 
+
+/** A path's sort key in tree order: its bytes, with '/' (0x2f) as 0x00, below every name byte. */
+function treeKey(path: string): Buffer {
+  return Buffer.from(Buffer.from(path).map((byte) => (byte === 0x2f ? 0 : byte)));
+}
 
 /** A small deterministic generator (mulberry32), so that a failure can be replayed. */
 function random(seed: number): () => number {
@@ -199,11 +205,11 @@ describe('FsTree against the map it replaces', () => {
     expect(withLinks).toBeGreaterThan(30);
   });
 
-  it('sorts paths bytewise where sibling names sort between a directory and what is in it', () => {
+  it("writes a directory's subtree before siblings whose names sort between it and its children (GNU tar --sort=name)", () => {
     const tree = new FsTree(DIRS);
     for (const path of ['lib/x', 'lib.so', 'lib-2', 'lib0', 'lib/a b', 'li', 'ü/1', 'z']) tree.add(file(path));
     tree.add(dir('lib'));
-    expect([...tree.sortedEntries()].map((e) => e.path)).toEqual(['li', 'lib', 'lib-2', 'lib.so', 'lib/a b', 'lib/x', 'lib0', 'z', 'ü', 'ü/1']);
+    expect([...tree.sortedEntries()].map((e) => e.path)).toEqual(['li', 'lib', 'lib/a b', 'lib/x', 'lib-2', 'lib.so', 'lib0', 'z', 'ü', 'ü/1']);
   });
 });
 

@@ -110,18 +110,23 @@ class MergedTree {
     else parent.children.set(base, node);
   }
 
-  /** Every path but the root's, with its node, sorted by the paths' bytes (tar-name.ts; parents before children). */
+  /**
+   * Every path but the root's, with its node: each directory's children by their names' bytes
+   * (tar-name.ts), and each directory followed by everything under it (GNU tar's
+   * `--sort=name`, as fs-tree.ts writes layers).
+   */
   sorted(): Array<{ path: string; node: Node }> {
-    const out: Array<{ path: string; node: Node; key: Buffer }> = [];
+    const out: Array<{ path: string; node: Node }> = [];
     const walk = (dir: DirNode, prefix: string) => {
-      for (const [name, node] of dir.children) {
+      const children = [...dir.children].map(([name, node]) => ({ name, node, key: encodeName(name) }));
+      children.sort((a, b) => Buffer.compare(a.key, b.key));
+      for (const { name, node } of children) {
         const path = prefix ? `${prefix}/${name}` : name;
-        out.push({ path, node, key: encodeName(path) });
+        out.push({ path, node });
         if (node.type === 'directory') walk(node, path);
       }
     };
     walk(this.root, '');
-    out.sort((a, b) => Buffer.compare(a.key, b.key));
     return out;
   }
 }
@@ -196,7 +201,7 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
 
 /**
  * The flattened filesystem of layers (bottom first; uncompressed tars in the store) as tar
- * entries: sorted bytewise by path, each with its own metadata (mode, owner, mtime, xattrs),
+ * entries: in GNU tar's `--sort=name` order (MergedTree.sorted), each with its own metadata (mode, owner, mtime, xattrs),
  * whiteouts applied and gone, and hard links kept: the first path of a link group in that
  * order holds the data, the others link to it. Data is referenced by range in the layer blobs.
  */
