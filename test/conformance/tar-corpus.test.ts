@@ -19,6 +19,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureDebianRoot } from '../../scripts/debian-root.mjs';
 import { dockerAvailable, startDockerd, type Dockerd } from '../support/dockerd.ts';
 import { downloadImage, startService, submitBuild, uploadFile, waitForBuild, type Service } from '../support/service.ts';
 import {
@@ -39,7 +40,7 @@ const UID = 1001;
 const GID = 1002;
 
 interface Case {
-  writer: TarWriter | { tool: 'docker-export'; format: 'container' };
+  writer: TarWriter | { tool: 'docker-export'; format: 'container' } | { tool: 'mmdebstrap'; format: 'minbase bookworm' };
   /** Features of ALL_FEATURES the writer's tree leaves out, each with why. */
   leftOut: Partial<Record<Feature, string>>;
   preserveOwners?: boolean;
@@ -82,6 +83,14 @@ const SPARSE_TESTED = 'with -S / a sparse source in its own case';
  * of a container created (not started) from `docker import` of GNU tar's posix tar of the tree;
  * it adds .dockerenv, dev/console (a regular file), dev/pts, dev/shm, etc/hostname, etc/hosts,
  * etc/mtab, etc/resolv.conf, proc and sys, which are compared like the rest.
+ *
+ * mmdebstrap is not given the source tree: its case is the Debian root that
+ * scripts/debian-root.mjs caches (`mmdebstrap --variant=minbase bookworm`, GNU format, as
+ * test/e2e/debian-root.test.ts uses it), uploaded exactly as mmdebstrap wrote it, with
+ * preserveOwners (a Debian root's owners are part of it: root:shadow on /etc/shadow, _apt, …).
+ * What the build should drop is only what the device policy drops: its character devices
+ * under dev/ (console, full, null, ptmx, random, tty, urandom, zero); dev/fd, dev/stdin,
+ * dev/stdout, dev/stderr (symlinks), dev/pts and dev/shm are kept and compared.
  */
 const CASES: Case[] = [
   { writer: { tool: 'gnu-tar', format: 'v7' }, leftOut: { long100: NO_V7, long255: NO_V7, longLink: NO_V7, fifo: NO_V7, devices: NO_V7, xattrs: NO_XATTRS, sparse: NO_SPARSE, bigIds: USTAR_IDS } },
@@ -111,11 +120,12 @@ const CASES: Case[] = [
   { writer: { tool: 'python', format: 'pax' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'busybox', format: 'gnu' }, leftOut: { xattrs: NO_XATTRS, sparse: NO_SPARSE } },
   { writer: { tool: 'docker-export', format: 'container' }, leftOut: { xattrs: 'docker export writes no user.* xattrs', sparse: NO_SPARSE } },
+  { writer: { tool: 'mmdebstrap', format: 'minbase bookworm' }, leftOut: {}, preserveOwners: true },
 ];
 
 function caseName(c: Case): string {
   const w = c.writer;
-  const tool = { 'gnu-tar': 'GNU tar', bsdtar: 'bsdtar', python: 'Python tarfile', busybox: 'busybox tar', 'docker-export': 'docker export' }[w.tool];
+  const tool = { 'gnu-tar': 'GNU tar', bsdtar: 'bsdtar', python: 'Python tarfile', busybox: 'busybox tar', 'docker-export': 'docker export', mmdebstrap: 'mmdebstrap' }[w.tool];
   let format: string = w.format;
   if ('sparse' in w && w.sparse !== undefined) format += w.sparse ? ` -S ${w.sparse}` : ' -S';
   if ('compress' in w && w.compress) format += ` --${w.compress}`;
@@ -194,14 +204,24 @@ async function runCase(c: Case, index: number): Promise<Outcome> {
   const t0 = Date.now();
   const dir = join(work, String(index));
   await mkdir(dir, { recursive: true });
-  const { src, source } = await sourceTree(ALL_FEATURES.filter((f) => !(f in c.leftOut)));
-
-  const input = c.writer.tool === 'docker-export' ? await dockerExport(src, dir) : join(dir, 'input.tar');
-  if (c.writer.tool !== 'docker-export') await writeTar(c.writer, src, input);
-  await gnuExtract(input, join(dir, 'in'));
-  const extracted = await walkTree(join(dir, 'in'));
-  let writerLost = compareTrees(source, extracted, { owners: !!c.preserveOwners });
-  if (c.writer.tool === 'docker-export') writerLost = writerLost.filter((d) => !DOCKER_OWN.test(d.replace(/: unexpected \S+$/, '')));
+  const w = c.writer;
+  let input: string;
+  let extracted: TreeEntry[];
+  let writerLost: string[] = [];
+  if (w.tool === 'mmdebstrap') {
+    // The cached root as it is (made by scripts/setup.mjs; a stat here): no source tree to lose from.
+    input = (await ensureDebianRoot()).tar;
+    await gnuExtract(input, join(dir, 'in'));
+    extracted = await walkTree(join(dir, 'in'));
+  } else {
+    const { src, source } = await sourceTree(ALL_FEATURES.filter((f) => !(f in c.leftOut)));
+    input = w.tool === 'docker-export' ? await dockerExport(src, dir) : join(dir, 'input.tar');
+    if (w.tool !== 'docker-export') await writeTar(w, src, input);
+    await gnuExtract(input, join(dir, 'in'));
+    extracted = await walkTree(join(dir, 'in'));
+    writerLost = compareTrees(source, extracted, { owners: !!c.preserveOwners });
+    if (w.tool === 'docker-export') writerLost = writerLost.filter((d) => !DOCKER_OWN.test(d.replace(/: unexpected \S+$/, '')));
+  }
 
   const blob = await uploadFile(service, input);
   const id = await submitBuild(
