@@ -3,7 +3,7 @@
 // missing or stale, and Debian packages that are not installed yet. Plain Node, no
 // dependencies, because it runs before `npm ci`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,7 +48,14 @@ function log(message) {
 }
 
 function npmPackages() {
-  const marker = join(root, 'node_modules', '.package-lock.json');
+  // A git worktree may link node_modules to the main checkout's: `npm ci` through the link
+  // would empty that install for everyone using it while it reinstalls.
+  const modules = join(root, 'node_modules');
+  if (existsSync(modules) && lstatSync(modules).isSymbolicLink()) {
+    log('node_modules is a link to another checkout; not reinstalling through it (run setup there)');
+    return;
+  }
+  const marker = join(modules, '.package-lock.json');
   const lock = join(root, 'package-lock.json');
   if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
   log('installing npm packages (npm ci)');
