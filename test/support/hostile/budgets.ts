@@ -21,6 +21,10 @@ export const BUDGETS = {
   entryXattrBytes: 'BALER_MAX_XATTR_BYTES_PER_ENTRY',
   /** PLACEHOLDER (tar-budgets): bytes of all PAX and long-name headers of one tar (default 256 MiB). */
   tarExtensionBytes: 'BALER_MAX_TAR_EXTENSION_BYTES',
+  /** Segments of one sparse file's map, GNU extension blocks included (default 100,000). */
+  sparseSegments: 'BALER_MAX_SPARSE_SEGMENTS_PER_ENTRY',
+  /** Data and xattr bytes of the layers one build writes, checked before writing (default 32 GiB). */
+  buildLayerBytes: 'BALER_MAX_BUILD_LAYER_BYTES',
   archiveImages: 'BALER_ARCHIVE_MAX_IMAGES',
   archiveNames: 'BALER_ARCHIVE_MAX_NAMES',
 } as const;

@@ -140,6 +140,31 @@ export class RawTarFile {
     this.used += BLOCK + padded;
   }
 
+  /** Bytes as they are (a hand-made header block, GNU sparse extension blocks). */
+  async raw(bytes: Buffer): Promise<void> {
+    await this.room(bytes.length);
+    bytes.copy(this.buffer, this.used);
+    this.used += bytes.length;
+  }
+
+  /**
+   * An entry of `size` bytes of data given in pieces (a sparse map of millions of lines), so
+   * that they are never held at once; `header` is written as it is when given (a GNU `S` one).
+   */
+  async streamedEntry(h: RawHeader, size: number, pieces: Iterable<Buffer>, header = rawHeader({ ...h, size })): Promise<void> {
+    await this.raw(header);
+    let written = 0;
+    for (const piece of pieces) {
+      await this.raw(piece);
+      written += piece.length;
+    }
+    if (written !== size) throw new Error(`${h.name}: ${written} bytes of data written, the header says ${size}`);
+    // The buffer is zeroed when allocated: skipping the padding writes it.
+    const padding = (BLOCK - (size % BLOCK)) % BLOCK;
+    await this.room(padding);
+    this.used += padding;
+  }
+
   /** A PAX extended header (`x`, for the next entry) or a global one (`g`, for all that follow). */
   async pax(records: Iterable<[string, string]>, scope: 'next' | 'global' = 'next'): Promise<void> {
     const global = scope === 'global';
