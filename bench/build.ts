@@ -47,7 +47,6 @@ import {
   withPrivateBuildah,
   timedBuildahBuild,
   timedBuildahScratchBuild,
-  type PrivateBuildah,
 } from './support/buildah.ts';
 import { Cleanups } from './support/cleanup.ts';
 import { autocannon, enqueueTinyBuilds, killCannons, mapLimit, type CannonResult } from './support/load.ts';
@@ -672,7 +671,6 @@ async function main(): Promise<void> {
           let enq;
           let queued: CannonResult;
           let queuedForeign: number;
-          let drainT0: number;
           try {
             progress(`enqueueing ${QUEUE_BUILDS} tiny builds (worker paused)`);
             enq = await enqueueTinyBuilds(baler.client, QUEUE_BUILDS, 16, `q${process.pid}`);
@@ -685,7 +683,7 @@ async function main(): Promise<void> {
             process.kill(workerPid, 'SIGCONT');
           }
           progress('worker resumed; autocannon while they drain');
-          drainT0 = Date.now();
+          const drainT0 = Date.now();
           const cannonStart = drainT0;
           mark = cpu.mark();
           const drain = await autocannon(getUrl, { connections: CONNECTIONS, durationS: CANNON_S });
@@ -789,7 +787,7 @@ async function main(): Promise<void> {
             progress(`service log saved to ${opts['save-log']}`);
           }
 
-          const report = renderReport(machine, s, stores, monitor, api, big, notes as Notes, baler);
+          const report = renderReport(machine, s, stores, monitor, api, big, notes as Notes);
           process.stdout.write(`${report.text}\n${report.finalLine}\n`);
           if (!opts['no-results-file']) {
             await writeFile(RESULTS_FILE, report.markdown);
@@ -816,7 +814,7 @@ function mib(bytes: number | undefined): string {
   return bytes === undefined ? '–' : (bytes / MiB).toFixed(0);
 }
 
-function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: RssMonitor, api: ApiResult, big: BigResult | undefined, n: Notes, baler: Baler) {
+function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: RssMonitor, api: ApiResult, big: BigResult | undefined, n: Notes) {
   const row = (what: string, samples: number[]): string[] => {
     if (samples.length === 0) return [what, '0', '–', '–', '–', '–'];
     const x = summarize(samples);
@@ -827,7 +825,6 @@ function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monitor: Rss
   const bRatio = med(s.bBaler) / med(s.bBuildah);
   const cacheMedian = med(s.cacheHit);
   const workerPeak = monitor.overall.worker ?? 0;
-  const apiPeak = monitor.overall.api ?? 0;
   const addVerb = PEER_INPUT === 'tar' ? 'add <tree.tar>' : 'copy <dir>';
 
   const times = markdownTable(

@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     let pooledFallbacks = 0;
     const expectPooled = (from: number): void => {
       const ended = pooledLog.lines.slice(from).filter((l) => l.includes('"VM step ended"')).pop();
-      if (!ended || !ended.includes('"pooled":true')) pooledFallbacks++;
+      if (!ended?.includes('"pooled":true')) pooledFallbacks++;
     };
     const watcher = new QemuWatcher();
     watcher.start();

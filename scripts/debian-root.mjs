@@ -86,6 +86,7 @@ export function aptMirror(suite = SUITE) {
 }
 
 function mmdebstrapVersion() {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format, not a template
   const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', 'mmdebstrap'], { encoding: 'utf8' });
   if (r.status !== 0 || !r.stdout) throw new Error('mmdebstrap is not installed (scripts/setup.mjs test installs it)');
   return r.stdout.trim();

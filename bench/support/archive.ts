@@ -54,7 +54,7 @@ export async function checkChange(archivePath: string, who: string): Promise<voi
   const home = layer.get('home/bench');
   const problems: string[] = [];
   if (!passwd?.data.toString('utf8').includes('bench:x:1000:1000:')) problems.push('/etc/passwd lacks the bench user');
-  if (!hello || hello.data.toString('utf8') !== 'written by bench\n') problems.push('/home/bench/hello.txt missing or wrong');
+  if (hello?.data.toString('utf8') !== 'written by bench\n') problems.push('/home/bench/hello.txt missing or wrong');
   if (hello && (hello.uid !== 1000 || hello.gid !== 1000)) problems.push(`/home/bench/hello.txt owned by ${hello.uid}:${hello.gid}`);
   if (home && (home.uid !== 1000 || home.gid !== 1000)) problems.push(`/home/bench owned by ${home.uid}:${home.gid}`);
   if (problems.length > 0) throw new Error(`${who}: the output does not hold the change: ${problems.join('; ')} (top layer: ${[...layer.keys()].join(', ')})`);

@@ -4,7 +4,7 @@
  * build through runBuild() with a fresh FsBlobStore per run.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,7 +13,6 @@ import { DEFAULT_TENANT } from '../../src/api/auth.ts';
 import { imageOutput } from '../../src/builds/build-archive.ts';
 import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
-import { hexOf, type Digest } from '../../src/digest.ts';
 import type { BaseImage } from '../../src/image/image.ts';
 import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
 import { loadImage } from '../../src/image/stored-image.ts';
@@ -95,10 +94,6 @@ export async function saveArchive(store: FsBlobStore, result: BuildResult, spec:
   const out = await imageOutput(await loadImage(store, result.imageId, result.layers), resolved, result.archive.format, result.archive.compression, store);
   await pipeline(out.stream, createWriteStream(path));
   return path;
-}
-
-export function blobPath(storeDir: string, digest: Digest): string {
-  return join(storeDir, 'blobs', 'sha256', hexOf(digest));
 }
 
 /** The change as a baler spec over the base build. */
@@ -215,8 +210,4 @@ export function recordingLogger(level: string): { logger: Logger; lines: string[
   const lines: string[] = [];
   const logger = pino({ name: 'bench-vm', level }, { write: (s: string) => void lines.push(s) });
   return { logger, lines };
-}
-
-export async function makeTempDir(base: string, prefix: string): Promise<string> {
-  return mkdtemp(join(base, prefix));
 }

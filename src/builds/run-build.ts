@@ -3,7 +3,7 @@ import type { Digest } from '../digest.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { BuildUsage, type LayerBudgets } from '../image/build-usage.ts';
 import type { FsTree } from '../image/fs-tree.ts';
-import { assembleImage, type BaseImage, type Image, type ImageConfig } from '../image/image.ts';
+import { assembleImage, type BaseImage, type ImageConfig } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';

@@ -60,12 +60,12 @@ function operationOf(method: string, path: string): { operation: DocumentedOpera
   const m = method.toLowerCase();
   for (const candidate of m === 'head' ? ['head', 'get'] : [m]) {
     const operation = item?.[candidate];
-    if (operation) return { operation, pointer: `/paths/${escape(path)}/${candidate}` };
+    if (operation) return { operation, pointer: `/paths/${escapePointerToken(path)}/${candidate}` };
   }
   return null;
 }
 
-const escape = (token: string) => token.replace(/~/g, '~0').replace(/\//g, '~1');
+const escapePointerToken = (token: string) => token.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Registered routes without a documented operation. */
 export function undocumentedRoutes(routes: RouteLine[]): string[] {
@@ -108,7 +108,7 @@ export function responseViolation(line: ResponseLine): string | null {
   const type = types.find((t) => t.split(';')[0]!.trim() === line.contentType || t === '*/*' || (t.endsWith('/*') && line.contentType?.startsWith(t.slice(0, -1))));
   if (!type) return `${what}: content type not documented for ${operation.operationId} (${types.join(', ') || 'none'})`;
   if (!isJsonMediaType(type)) return null;
-  return bodyViolation(line, `${responsePointer}/content/${escape(type)}/schema`, what);
+  return bodyViolation(line, `${responsePointer}/content/${escapePointerToken(type)}/schema`, what);
 }
 
 function bodyViolation(line: ResponseLine, schemaPointer: string, what: string): string | null {

@@ -3,7 +3,7 @@
  * tar, build, download, then hand the image to tools we did not write (skopeo, umoci, a
  * private dockerd, podman) and run it.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,10 +1,10 @@
 /** Cancelling builds through the API, against a real worker and a real VM. */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pidsMentioning } from '../support/run.ts';
-import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
+import { startService, submitBuild, waitForBuild, type BuildView, type Service } from '../support/service.ts';
 import { until } from '../support/wait.ts';
 
 let service: Service;

@@ -142,6 +142,7 @@ describe('an mmdebstrap root as contents, as it is', () => {
 
     it("keeps dpkg's record, the user's home and Debian's owners", async () => {
       const check = [
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format, not a template
         "dpkg-query -W -f='${Status} ${Version}\\n' baler-hello",
         'getent passwd app',
         "stat -c '%U:%G %a %n' /home/app /etc/shadow /usr/bin/baler-hello",

@@ -22,7 +22,7 @@ interface GuideStep {
 }
 
 /** The `$ ` commands (with `\` continuation lines) of the console blocks between the guide's markers, each with the output shown under it. */
-export function parseGuide(markdown: string): GuideStep[] {
+function parseGuide(markdown: string): GuideStep[] {
   const begin = markdown.indexOf('<!-- curl-guide -->');
   const end = markdown.indexOf('<!-- /curl-guide -->');
   if (begin < 0 || end < begin) throw new Error('README has no <!-- curl-guide --> … <!-- /curl-guide --> section');

@@ -63,7 +63,7 @@ describe('decodeName / encodeName', () => {
     expect(python.code, python.stderr).toBe(0);
     const decoded = python.stdout.trim().split('\n').map((line) => JSON.parse(line) as string);
     expect(decoded).toHaveLength(samples.length);
-    samples.forEach((hex, i) => expect(decodeName(Buffer.from(hex, 'hex')), hex).toBe(decoded[i]));
+    for (const [i, hex] of samples.entries()) expect(decodeName(Buffer.from(hex, 'hex')), hex).toBe(decoded[i]);
   });
 
   it('escapes each byte that is not UTF-8 as U+DC80..U+DCFF', () => {

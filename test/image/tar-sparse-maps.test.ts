@@ -41,7 +41,7 @@ function pax01(map: string, realSize: string | number, data: Buffer): Buffer {
 /** PAX 0.0: a record per offset and per length. */
 function pax00(pairs: number[], realSize: number, data: Buffer): Buffer {
   const records: Array<[string, string]> = [['GNU.sparse.size', String(realSize)]];
-  pairs.forEach((n, i) => records.push([i % 2 === 0 ? 'GNU.sparse.offset' : 'GNU.sparse.numbytes', String(n)]));
+  for (const [i, n] of pairs.entries()) records.push([i % 2 === 0 ? 'GNU.sparse.offset' : 'GNU.sparse.numbytes', String(n)]);
   return entry({ name: 'f' }, data, records);
 }
 

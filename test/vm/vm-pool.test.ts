@@ -288,6 +288,7 @@ describe('a worker process with a pool', () => {
         `import { QemuVmRunner } from ${JSON.stringify(join(process.cwd(), 'src/vm/qemu-vm-runner.ts'))};`,
         'const runner = new QemuVmRunner({ tmpDir: process.argv[2], poolSize: 1, poolLimits: { memoryMiB: 256, diskMiB: 16 } });',
         'while (!runner.warmVms().some((v) => v.ready)) await new Promise((r) => setTimeout(r, 50));',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a line of the child's script
         'console.log(`ready ${runner.warmVms()[0].pid}`);',
         // A line on stdin: exit without close(), as a crash that still runs exit hooks would.
         "process.stdin.once('data', () => process.exit(3));",

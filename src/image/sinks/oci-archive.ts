@@ -20,9 +20,9 @@ export const OCI_MEDIA_TYPES = {
 /** The media type of the archive itself (a tar holding an OCI image layout). */
 export const OCI_ARCHIVE_MEDIA_TYPE = 'application/x-tar';
 
-export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
+const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 /** containerd's (and so Docker ≥ 25's, buildkit's and podman's) name for the image. */
-export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
+const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
 
 export interface OciArchiveOptions {
   /** `name:tag` (a missing tag means `latest`). */

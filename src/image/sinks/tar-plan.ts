@@ -52,11 +52,6 @@ export function tarBytePlan(entries: Iterable<PlannedEntry>): Segment[] {
   return compactPlan(plan);
 }
 
-/** The exact size of the tar `writePlannedTar` writes for these entries. */
-export function plannedTarSize(entries: Iterable<PlannedEntry>): number {
-  return planSize(tarBytePlan(entries));
-}
-
 /**
  * Writes the planned entries in order, reading blob data by range from the store as it goes
  * (one entry open at a time, never a whole layer in memory). A failure destroys the stream.

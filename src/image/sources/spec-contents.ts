@@ -8,7 +8,6 @@ import { DevicePolicy } from '../device-policy.ts';
 import { FsTree } from '../fs-tree.ts';
 import { joinLayerPath, LayerInputError, normalizeLayerPath, requireByteName, type LayerEntry } from '../layer-entry.ts';
 import { storedDataOf } from '../stored-data.ts';
-import { printable } from '../printable.ts';
 import { indexTar, TarFormatError } from '../tar-index.ts';
 
 export interface ContentsOptions {

@@ -149,7 +149,9 @@ describe('flattening layers made by other tools', () => {
   beforeAll(async () => {
     store = await FsBlobStore.create(join(inputs.dir, 'crafted-store'));
     const files: Array<[string, Crafted[]]> = [];
-    for (const [name, caseLayers] of Object.entries(CASES)) caseLayers.forEach((entries, i) => files.push([join(inputs.dir, `${name}-${i}.tar`), entries]));
+    for (const [name, caseLayers] of Object.entries(CASES)) {
+      for (const [i, entries] of caseLayers.entries()) files.push([join(inputs.dir, `${name}-${i}.tar`), entries]);
+    }
     const made = await run('python3', ['-c', PYTHON_TAR, JSON.stringify(files)]);
     if (made.code !== 0) throw new Error(made.stderr);
     for (const [name, caseLayers] of Object.entries(CASES) as Array<[keyof typeof CASES, Crafted[][]]>) {
