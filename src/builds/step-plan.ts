@@ -10,7 +10,7 @@ import { cacheKey } from './result-cache.ts';
 import { epochSeconds, needsVm, type Compression, type ContentEntry, type FromImage, type ImageRunConfig, type OutputFormat, type ResolvedSpec } from './spec.ts';
 
 /** Docker refuses images deeper than this, base included. */
-export const MAX_IMAGE_LAYERS = 125;
+const MAX_IMAGE_LAYERS = 125;
 
 /** Whose build it is and under which device setting: part of what some steps depend on. */
 export interface BuildScope {
@@ -35,7 +35,7 @@ interface LayerEnvironment {
   architecture: string;
 }
 
-export interface ContentsInputs extends LayerEnvironment {
+interface ContentsInputs extends LayerEnvironment {
   contents: ContentEntry[];
   /** Not split: the one layer's history line. */
   createdBy?: string;
@@ -43,7 +43,7 @@ export interface ContentsInputs extends LayerEnvironment {
   maxLayers?: number;
 }
 
-export interface VmInputs extends LayerEnvironment {
+interface VmInputs extends LayerEnvironment {
   /** Unpacked into the upper dir before the scripts run. */
   contents: ContentEntry[];
   runAsRoot?: string;

@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { planBuild } from '../../src/builds/build-plan.ts';
 import { MemoryResultCache } from '../../src/builds/result-cache.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
