@@ -11,7 +11,9 @@ import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
 import { DEFAULT_TENANT } from '../../src/api/auth.ts';
 import { imageOutput } from '../../src/builds/build-archive.ts';
-import { runBuild, type BuildResult } from '../../src/builds/run-build.ts';
+import type { BuildResult } from '../../src/builds/build-result.ts';
+import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import type { BaseImage } from '../../src/image/image.ts';
 import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
@@ -142,11 +144,15 @@ export async function timedBalerBuild(workDir: string, busyboxTarPath: string, v
       if (id !== BASE_BUILD_ID) throw new Error(`unknown base build ${id}`);
       return loadStoredImage(base.store, base.result.imageId, base.result.layers);
     },
-    onLog: (text) => {
-      log += text;
-    },
-    onStep: (step) => {
-      if (!marks.has(step)) marks.set(step, process.hrtime.bigint());
+    observer: {
+      ...SILENT_OBSERVER,
+      log: (text) => {
+        log += text;
+      },
+      stepStarted: (step) => {
+        if (!marks.has(step)) marks.set(step, process.hrtime.bigint());
+        return () => {};
+      },
     },
   });
   const t1 = process.hrtime.bigint();

@@ -279,13 +279,13 @@ export async function buildSteps(logPath: string): Promise<Map<string, StepSegme
   const events = new Map<string, { name: string; t: number }[]>();
   for (const line of text.split('\n')) {
     if (!line.startsWith('{') || !line.includes('"buildId"')) continue;
-    let rec: { msg?: string; buildId?: string; step?: string; time?: number };
+    let rec: { msg?: string; buildId?: string; step?: string; phase?: string; time?: number };
     try {
       rec = JSON.parse(line) as typeof rec;
     } catch {
       continue;
     }
-    const name = rec.msg === 'build started' ? 'started' : rec.msg === 'build step' ? rec.step : rec.msg === 'build succeeded' ? 'succeeded' : undefined;
+    const name = rec.msg === 'build started' ? 'started' : rec.msg === 'build step' ? (rec.phase === 'started' ? rec.step : `${rec.step} ${rec.phase}`) : rec.msg === 'build succeeded' ? 'succeeded' : undefined;
     if (!name || !rec.buildId || rec.time === undefined) continue;
     const list = events.get(rec.buildId) ?? [];
     if (name === 'started') list.length = 0; // a retried attempt starts over

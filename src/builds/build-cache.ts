@@ -2,7 +2,7 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
-import { blobsOfResult, type BuildResult } from './run-build.ts';
+import { blobsOfResult, type BuildResult } from './build-result.ts';
 import type { ResolvedSpec } from './spec.ts';
 
 /** A finished build as the build cache keeps it. */

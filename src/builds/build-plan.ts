@@ -2,9 +2,10 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { buildCacheKey, findCachedBuild } from './build-cache.ts';
 import type { BuildRecord } from './build-record.ts';
-import { contentsLayerBudget, findCachedImport, findCachedLayers, findCachedPolicedBase, importCacheKey, layerCacheKey, vmInputs, type LayerStep } from './layer-cache.ts';
+import { findCachedImport, findCachedLayers, findCachedPolicedBase, type CachedLayer } from './layer-cache.ts';
 import type { ResultCache } from './result-cache.ts';
-import { needsVm, referencedBlobs, type FromImage, type ResolvedSpec } from './spec.ts';
+import { referencedBlobs, type FromImage, type ResolvedSpec } from './spec.ts';
+import { importCacheKey, layerStepKey, planSteps, type BaseStep, type LayerStep } from './step-plan.ts';
 
 /** One layer of the image a spec would give, bottom first (BuildPlan in openapi.yaml). */
 export interface PlannedLayer {
@@ -42,9 +43,10 @@ export interface PlanDeps {
 /**
  * The plan of a resolved spec from what is known without reading any input: blob sizes, the
  * base build's or the cached import's layers, and the build, layer and import caches, looked
- * up with the keys the worker uses. A registry base is pulled only when built, so what depends
- * on its layers is `cached: null`. With `layering`, contents that need more layers than their
- * budget are split by size when built; uncached, they are one item here.
+ * up with the steps and keys the worker builds from (step-plan.ts). A registry base is pulled
+ * only when built, so what depends on its layers is `cached: null`. With `layering`, contents
+ * that need more layers than their budget are split by size when built; uncached, they are
+ * one item here.
  */
 export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<BuildPlan> {
   const { store } = deps;
@@ -52,38 +54,20 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
   const blobs: BuildPlan['blobs'] = [];
   for (const digest of referencedBlobs(spec)) blobs.push({ digest, size: (await store.stat(digest))?.size ?? 0 });
 
-  const base = await planBase(spec, deps, cache);
+  const steps = planSteps(spec, deps);
+  const base = steps.base ? await planBase(steps.base, deps, cache) : { layers: [] };
   const layers: PlannedLayer[] = [...(base.layers ?? [])];
-  const baseDiffIds = base.layers?.map((l) => l.diffId as Digest);
-  const lookup = async (step: LayerStep) => (cache ? await findCachedLayers(cache, store, layerCacheKey(spec, deps, step)) : null);
-  const all = spec.contents.map((_, i) => i);
-
-  const own: PlannedLayer[] = [];
-  let ownKnown = true;
-  if (spec.layering) {
-    const budget = baseDiffIds ? contentsLayerBudget({ ...spec, layering: spec.layering }, baseDiffIds.length) : undefined;
-    const hit = budget !== undefined && budget >= 1 ? await lookup({ kind: 'layered-contents', contents: spec.contents, budget }) : null;
-    const alone = budget !== undefined && spec.contents.length <= budget;
-    if (hit) {
-      own.push(...hit.map((l, i) => ({ step: 'contents' as const, ...(alone ? { contents: [i] } : {}), diffId: l.diffId, size: l.size, cached: true })));
-    } else {
-      ownKnown = false;
-      const cached = budget === undefined ? null : false;
-      if (alone) own.push(...all.map((i) => ({ step: 'contents' as const, contents: [i], cached })));
-      else if (spec.contents.length > 0) own.push({ step: 'contents', contents: all, cached });
-    }
-    if (needsVm(spec)) {
-      const lowers = baseDiffIds && ownKnown ? [...baseDiffIds, ...own.map((l) => l.diffId as Digest)] : undefined;
-      own.push(planScriptLayer(lowers && (await lookup({ kind: 'vm', lowers, contents: [], ...vmInputs(spec) })), lowers !== undefined, []));
-    }
-  } else if (needsVm(spec)) {
-    const hit = baseDiffIds && (await lookup({ kind: 'vm', lowers: baseDiffIds, contents: spec.contents, ...vmInputs(spec) }));
-    own.push(planScriptLayer(hit, baseDiffIds !== undefined, all));
-  } else {
-    const hit = await lookup({ kind: 'contents', contents: spec.contents });
-    own.push(hit?.[0] ? { step: 'contents', contents: all, diffId: hit[0].diffId, size: hit[0].size, cached: true } : { step: 'contents', contents: all, cached: false });
+  // The layers below the next step, while they are known.
+  let lowers = base.layers?.map((l) => l.diffId as Digest);
+  for (const step of steps.layersOver(lowers?.length)) {
+    // A step the build would refuse (a layer budget without room) is looked up nowhere.
+    const refused = step.name === 'contents' && step.problem !== undefined;
+    const key = refused ? undefined : layerStepKey(step, lowers);
+    const hit = cache && key ? await findCachedLayers(cache, store, key) : null;
+    const planned = plannedLayers(step, hit, refused || key !== undefined);
+    layers.push(...planned);
+    lowers = lowers && planned.every((l) => l.diffId) ? [...lowers, ...planned.map((l) => l.diffId as Digest)] : undefined;
   }
-  layers.push(...own);
 
   const key = buildCacheKey(spec, deps);
   const whole = cache && key ? await findCachedBuild(cache, store, key) : null;
@@ -93,21 +77,25 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
   return plan;
 }
 
-function planScriptLayer(hit: Awaited<ReturnType<typeof findCachedLayers>> | undefined, known: boolean, contents: number[]): PlannedLayer {
-  const layer = hit?.[0];
-  const entries = contents.length > 0 ? { contents } : {};
-  if (layer) return { step: 'script', ...entries, diffId: layer.diffId, size: layer.size, cached: true };
-  return { step: 'script', ...entries, cached: known ? false : null };
+/** The layers a step gives: its cache hit's, or what it would make (`known`: whether its key, so the answer, is known yet). */
+function plannedLayers(step: LayerStep, hit: CachedLayer[] | null, known: boolean): PlannedLayer[] {
+  const kind = step.name === 'vm' ? 'script' : 'contents';
+  const cached = known ? false : null;
+  if (step.name === 'vm' || !step.split) {
+    const entries = step.name === 'contents' || step.entries.length > 0 ? { contents: step.entries } : {};
+    const layer = hit?.[0];
+    return [layer ? { step: kind, ...entries, diffId: layer.diffId, size: layer.size, cached: true } : { step: kind, ...entries, cached }];
+  }
+  // Split to a budget: with room for every entry, one layer each.
+  const alone = step.inputs.maxLayers !== undefined && step.entries.length <= step.inputs.maxLayers;
+  if (hit) return hit.map((l, i) => ({ step: kind, ...(alone ? { contents: [i] } : {}), diffId: l.diffId, size: l.size, cached: true }));
+  if (alone) return step.entries.map((i) => ({ step: kind, contents: [i], cached }));
+  return [{ step: kind, contents: step.entries, cached }];
 }
 
 /** The base image as far as it is known without pulling or importing anything; `layers` unset: not known yet. */
-async function planBase(
-  spec: ResolvedSpec,
-  deps: PlanDeps,
-  cache: ResultCache | undefined,
-): Promise<{ summary?: BuildPlan['base']; layers?: PlannedLayer[] }> {
-  const from = spec.fromImage;
-  if (!from) return { layers: [] };
+async function planBase(step: BaseStep, deps: PlanDeps, cache: ResultCache | undefined): Promise<{ summary?: BuildPlan['base']; layers?: PlannedLayer[] }> {
+  const { from } = step;
   if ('build' in from && deps.base?.result) {
     const { imageId, layers } = deps.base.result;
     return {
@@ -116,8 +104,8 @@ async function planBase(
     };
   }
   if ('blob' in from) {
-    const found = cache ? await findCachedImport(cache, deps.store, importCacheKey(spec, from)) : null;
-    // Its layers as the build uses them: with the device rule applied (runBuild caches both).
+    const found = cache ? await findCachedImport(cache, deps.store, importCacheKey({ ...step, from })) : null;
+    // Its layers as the build uses them: with the device rule applied (the build caches both).
     const imported = found && cache ? (await findCachedPolicedBase(cache, deps.store, found, deps.allowDevices))?.image : undefined;
     if (imported) {
       return {

@@ -1,5 +1,5 @@
 import type { ProblemBody } from '../problem.ts';
-import type { BuildResult } from './run-build.ts';
+import type { BuildResult } from './build-result.ts';
 import type { ResolvedSpec } from './spec.ts';
 
 export type BuildStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts';
 import { STALE_INGEST_MS, type BlobStore } from '../store/blob-store.ts';
 import type { BuildRecord } from './build-record.ts';
 import type { BuildRepository } from './build-repository.ts';
-import { blobsOfResult } from './run-build.ts';
+import { blobsOfResult } from './build-result.ts';
 import { referencedBlobs } from './spec.ts';
 
 export interface RetentionPolicy {

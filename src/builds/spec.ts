@@ -145,7 +145,10 @@ export function blobReferences(spec: { contents?: ContentEntry[]; fromImage?: Fr
   return references;
 }
 
-/** Whether a spec has a step that must run in a VM. */
+/**
+ * Whether a spec has a step that must run in a VM: the one rule for planning, building and
+ * queueing (capabilities.ts). A script of white space alone runs nothing, so boots no VM.
+ */
 export function needsVm(spec: Pick<ResolvedSpec, 'runAsRoot' | 'extraCommands'>): boolean {
   return Boolean(spec.runAsRoot?.trim() || spec.extraCommands?.trim());
 }

@@ -1,3 +1,4 @@
+import type { ProgressName, StepName } from '../builds/build-observer.ts';
 import type { BuildRecord } from '../builds/build-record.ts';
 import { FINAL_STATUSES } from '../builds/build-record.ts';
 
@@ -11,8 +12,7 @@ export type StepPhase = 'started' | 'finished' | 'cached';
 
 /** A build step: `started` then `finished` with the same `index`, or `cached` alone. */
 export interface StepEventData {
-  /** `base`, `contents`, `vm`, `layer`, `archive`. */
-  name: string;
+  name: StepName;
   phase: StepPhase;
   /** Steps of one attempt numbered from 0 in the order they began. */
   index: number;
@@ -28,8 +28,8 @@ export interface LogEventData {
 }
 
 export interface ProgressEventData {
-  /** What is being read or written: `import`, `layer`, `archive`. */
-  what: string;
+  /** What is being read or written. */
+  what: ProgressName;
   bytesDone: number;
   bytesTotal?: number;
 }

@@ -31,7 +31,7 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     stepDuration: new Histogram({
       name: 'baler_build_step_duration_seconds',
-      help: "Build steps on this worker by kind (pull, import-cached, contents, layer, layers-cached, vm, vm-done, archive): from a step's start to the next's",
+      help: 'Build steps on this worker that ran, by name (base, contents, vm, layer, archive, as in build events), and how long each took; steps taken from a cache are counted by baler_cache_lookups_total',
       labelNames: ['step'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800],
       registers: [registry],
@@ -60,21 +60,4 @@ export function createWorkerMetrics(): WorkerMetrics {
       registers: [registry],
     }),
   };
-}
-
-/** Times a build's steps, each from its start to the next one's (or the build's end). */
-export class StepTimer {
-  #current: { step: string; at: number } | undefined;
-
-  constructor(private readonly histogram: Histogram<'step'>) {}
-
-  start(step: string): void {
-    this.end();
-    this.#current = { step, at: performance.now() };
-  }
-
-  end(): void {
-    if (this.#current) this.histogram.observe({ step: this.#current.step }, (performance.now() - this.#current.at) / 1000);
-    this.#current = undefined;
-  }
 }

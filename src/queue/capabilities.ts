@@ -9,7 +9,7 @@
  * `memorySize` a spec may ask for). A build's class is the smallest tier that holds the largest
  * VM its steps boot; a build without a VM step needs only the base tier, like the default VM.
  */
-import type { ResolvedSpec } from '../builds/spec.ts';
+import { needsVm, type ResolvedSpec } from '../builds/spec.ts';
 import type { VmAccel } from '../vm/qemu-command.ts';
 
 /** Every worker serves at least this tier: the default VM's memory. */
@@ -33,8 +33,7 @@ export interface Requirement {
 
 /** What a build needs: the tier of its VM step's memory, if it has one. */
 export function requirementOf(spec: Pick<ResolvedSpec, 'runAsRoot' | 'extraCommands' | 'memorySize'>): Requirement {
-  const needsVm = spec.runAsRoot !== undefined || spec.extraCommands !== undefined;
-  if (!needsVm) return { vmMemoryMiB: BASE_TIER_MIB };
+  if (!needsVm(spec)) return { vmMemoryMiB: BASE_TIER_MIB };
   const tier = MEMORY_TIERS_MIB.find((t) => t >= spec.memorySize) ?? LARGEST_TIER_MIB;
   return { vmMemoryMiB: tier };
 }

@@ -13,10 +13,11 @@
 import { Worker } from 'node:worker_threads';
 import type { QuotaSettings } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
-import type { BuildDeps, BuildResult } from '../builds/run-build.ts';
+import type { BuildDeps } from '../builds/build-deps.ts';
+import type { FinishStep, ProgressName, StepDetail, StepName } from '../builds/build-observer.ts';
+import type { BuildResult } from '../builds/build-result.ts';
 import type { CacheKind } from '../builds/result-cache.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
-import type { FinishStep } from '../events/build-reporter.ts';
 import { RpcEndpoint } from './port-rpc.ts';
 import { serveDecompressors } from './remote-decompress.ts';
 import { serveVmRunner } from './remote-vm.ts';
@@ -142,7 +143,8 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
     terminate,
     async build(spec, deps, job) {
       const signal = deps.signal;
-      const vm = serveVmRunner(rpc, deps.vm, { onLog: deps.onLog, signal, logger: deps.logger });
+      const observer = deps.observer;
+      const vm = serveVmRunner(rpc, deps.vm, { onLog: observer && ((text) => observer.log(text)), signal, logger: deps.logger });
       serveHost(rpc, deps, job, options);
       const decompressors = serveDecompressors(rpc);
       const stopped = new Promise<never>((_resolve, reject) => {
@@ -188,19 +190,18 @@ function serveHost(rpc: RpcEndpoint, deps: BuildDeps, job: SandboxJob, options: 
   rpc.handle(METHODS.loadBuildImage, (id: string) => job.buildImage(id));
   rpc.handle(METHODS.cacheGet, async (kind: CacheKind, key: string) => (deps.cache ? deps.cache.get(kind, key) : null));
   rpc.handle(METHODS.cacheSet, async (kind: CacheKind, key: string, value: unknown) => deps.cache?.set(kind, key, value));
-  rpc.listen(NOTES.step, (name: string, detail?: Record<string, unknown>) => deps.onStep?.(name, detail));
-  rpc.listen(NOTES.cacheLookup, (cache: 'layer' | 'import', hit: boolean) => deps.onCacheLookup?.(cache, hit));
   rpc.listen(NOTES.stored, (bytes: number) => options.onStored?.(bytes));
-  rpc.listen(NOTES.log, (text: string) => deps.onLog?.(text));
+  // The build's observations, told by its thread in the order they happened.
+  const { observer } = deps;
+  if (!observer) return;
+  rpc.listen(NOTES.cacheLookup, (cache: 'layer' | 'import', hit: boolean) => observer.cacheLookup(cache, hit));
+  rpc.listen(NOTES.log, (text: string) => observer.log(text));
   const steps = new Map<number, FinishStep>();
-  rpc.listen(NOTES.stepStarted, (token: number, name: string, detail?: Record<string, unknown>) => {
-    const finish = deps.events?.stepStarted(name, detail);
-    if (finish) steps.set(token, finish);
-  });
-  rpc.listen(NOTES.stepFinished, (token: number, detail?: Record<string, unknown>) => {
+  rpc.listen(NOTES.stepStarted, (token: number, name: StepName, detail?: StepDetail) => steps.set(token, observer.stepStarted(name, detail)));
+  rpc.listen(NOTES.stepFinished, (token: number, detail?: StepDetail) => {
     steps.get(token)?.(detail);
     steps.delete(token);
   });
-  rpc.listen(NOTES.stepCached, (name: string, detail?: Record<string, unknown>) => deps.events?.stepCached(name, detail));
-  rpc.listen(NOTES.progress, (what: string, done: number, total?: number) => deps.events?.progress(what, done, total));
+  rpc.listen(NOTES.stepCached, (name: StepName, detail?: StepDetail) => observer.stepCached(name, detail));
+  rpc.listen(NOTES.progress, (what: ProgressName, done: number, total?: number) => observer.progress(what, done, total));
 }

@@ -9,9 +9,10 @@ import { Redis } from 'ioredis';
 import { TenantQuota } from '../auth/tenant-quota.ts';
 import type { BaseImage } from '../image/image.ts';
 import { loadStoredImage } from '../image/sources/earlier-build.ts';
-import { runBuild, type BuildResult } from '../builds/run-build.ts';
+import type { BuildObserver, FinishStep, ProgressName, StepDetail, StepName } from '../builds/build-observer.ts';
+import type { BuildResult } from '../builds/build-result.ts';
+import { runBuild } from '../builds/run-build.ts';
 import type { CacheKind, ResultCache } from '../builds/result-cache.ts';
-import type { FinishStep, StepReporter } from '../events/build-reporter.ts';
 import { WriteCountingStore } from '../metrics/store-writes.ts';
 import { ChargedStore } from '../store/charged-store.ts';
 import { openBlobStore } from '../store/open-blob-store.ts';
@@ -29,26 +30,34 @@ const rpc = new RpcEndpoint(parentPort);
 // zstd, xz and bzip2 run as children of the main thread, which outlives this one (remote-decompress.ts).
 setDecompressorRunner((kind, source) => decompressInMainThread(rpc, kind, source));
 
-/** Step and progress events, told to the main thread's reporter. */
-class ReporterProxy implements StepReporter {
+/** What the build observes, told to the main thread's observer. */
+class ObserverProxy implements BuildObserver {
   private nextToken = 0;
   private lastProgressAt = 0;
 
-  stepStarted(name: string, detail?: Record<string, unknown>): FinishStep {
+  stepStarted(name: StepName, detail?: StepDetail): FinishStep {
     const token = this.nextToken++;
     rpc.notify(NOTES.stepStarted, [token, name, detail]);
     return (done) => rpc.notify(NOTES.stepFinished, [token, done]);
   }
 
-  stepCached(name: string, detail?: Record<string, unknown>): void {
+  stepCached(name: StepName, detail?: StepDetail): void {
     rpc.notify(NOTES.stepCached, [name, detail]);
   }
 
-  progress(what: string, bytesDone: number, bytesTotal?: number): void {
+  progress(what: ProgressName, bytesDone: number, bytesTotal?: number): void {
     const now = Date.now();
     if (now - this.lastProgressAt < PROGRESS_INTERVAL_MS && bytesDone !== bytesTotal) return;
     this.lastProgressAt = now;
     rpc.notify(NOTES.progress, [what, bytesDone, bytesTotal]);
+  }
+
+  log(text: string): void {
+    rpc.notify(NOTES.log, [text]);
+  }
+
+  cacheLookup(cache: 'layer' | 'import', hit: boolean): void {
+    rpc.notify(NOTES.cacheLookup, [cache, hit]);
   }
 }
 
@@ -74,10 +83,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
       const ref = await rpc.call<StoredImageRef>(METHODS.loadBuildImage, [id]);
       return loadStoredImage(store, ref.imageId, ref.layers);
     },
-    onStep: (name, detail) => rpc.notify(NOTES.step, [name, detail]),
-    onLog: (text) => rpc.notify(NOTES.log, [text]),
-    onCacheLookup: (cache, hit) => rpc.notify(NOTES.cacheLookup, [cache, hit]),
-    events: new ReporterProxy(),
+    observer: new ObserverProxy(),
     cache: build.cache ? remoteCache : undefined,
     noCache: build.noCache,
     archiveBudgets: build.archiveBudgets,

@@ -7,7 +7,7 @@
  */
 import { BudgetExceededError } from '../budget.ts';
 import { BaseImageError } from '../builds/base-image-error.ts';
-import { VmStepError } from '../builds/run-build.ts';
+import { VmStepError } from '../builds/vm-step.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { ArchiveImportError, DecompressionError } from '../image/sources/archive/errors.ts';
 import { TarFormatError } from '../image/tar-index.ts';

@@ -7,8 +7,8 @@
  * shared by every build of the worker or must outlive the sandbox: the VM runner (`vm.run`,
  * `vm.openUpper`, `vm.dispose`), zstd/xz/bzip2 decompressor processes (`decompress`: the
  * compressed bytes streamed there, the decompressed back), earlier builds (`loadBuildImage`), the result cache
- * (`cache.get`/`cache.set`), and notifications of steps, cache lookups, events and stored
- * bytes, and lines for the build log (`log`), in the order they happen. A VM step's log output never enters the sandbox.
+ * (`cache.get`/`cache.set`), and notifications of what the build observes (steps, progress,
+ * cache lookups, lines for its log: BuildObserver) and of stored bytes, in the order they happen. A VM step's log output never enters the sandbox.
  */
 import type { QuotaSettings } from '../auth/tenant-quota.ts';
 import type { Digest } from '../digest.ts';
@@ -73,7 +73,6 @@ export const METHODS = {
 
 export const NOTES = {
   ready: 'ready',
-  step: 'step',
   cacheLookup: 'cacheLookup',
   stepStarted: 'event.stepStarted',
   stepFinished: 'event.stepFinished',

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_VERSION, MemoryResultCache } from '../../src/builds/result-cache.ts';
-import { runBuild, type BuildDeps } from '../../src/builds/run-build.ts';
+import type { BuildDeps } from '../../src/builds/build-deps.ts';
+import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import { writeLayerTar } from '../../src/image/layer-writer.ts';
 import { resolveContents } from '../../src/image/sources/spec-contents.ts';
@@ -38,7 +40,11 @@ function build(spec: Omit<BuildSpec, 'name'> & { name?: string }, cache: MemoryR
     vm: { run: () => Promise.reject(new Error('no VM here')) },
     loadBuildImage: () => Promise.reject(new Error('no base builds here')),
     cache,
-    onStep: (step) => steps.push(step),
+    observer: {
+      ...SILENT_OBSERVER,
+      stepStarted: (name) => (steps.push(name), () => {}),
+      stepCached: (name) => void steps.push(`${name} cached`),
+    },
     ...extra,
     tenant: extra.tenant ?? 'alpha',
   });
@@ -55,7 +61,7 @@ describe('the layer cache', () => {
     // Another name (so another image), the same contents: the layer comes from the cache.
     const second = build({ name: 'cache/other', contents: [{ file: input, to: '/f', mode: '0644' }] }, cache);
     expect((await second.result).diffIds).toEqual(first.diffIds);
-    expect(second.steps).toContain('layers-cached');
+    expect(second.steps).toContain('contents cached');
     expect(second.steps).not.toContain('layer');
 
     // Any change of what makes the layer misses, and then needs the (deleted) input.
@@ -74,7 +80,7 @@ describe('the layer cache', () => {
     const rebuilt = build(spec, cache, { noCache: true });
     await rebuilt.result;
     expect(rebuilt.steps).toContain('layer');
-    expect(rebuilt.steps).not.toContain('layers-cached');
+    expect(rebuilt.steps).not.toContain('contents cached');
     await store.delete(input);
     await expect(build(spec, cache, { noCache: true }).result).rejects.toThrow(/not found/);
     await expect(build(spec, cache).result).resolves.toBeDefined();
@@ -98,7 +104,7 @@ describe('the layer cache', () => {
     await store.delete(first.diffIds[0] as `sha256:${string}`);
     const again = build(spec, cache);
     expect((await again.result).diffIds).toEqual(first.diffIds);
-    expect(again.steps).not.toContain('layers-cached');
+    expect(again.steps).not.toContain('contents cached');
   });
 });
 
@@ -114,11 +120,11 @@ describe('the import cache', () => {
 
     const first = build({ fromImage: { blob }, contents: [{ text: '1', to: '/one' }] }, cache);
     await first.result;
-    expect(first.steps).not.toContain('import-cached');
+    expect(first.steps).not.toContain('base cached');
     await store.delete(blob);
     const second = build({ fromImage: { blob }, contents: [{ text: '2', to: '/two' }] }, cache);
     expect((await second.result).diffIds.slice(0, -1)).toEqual(base.diffIds);
-    expect(second.steps).toContain('import-cached');
+    expect(second.steps).toContain('base cached');
   });
 });
 
@@ -144,13 +150,13 @@ describe('tenancy of cached layers', () => {
     const alpha = await build(spec, cache, { vm, tenant: 'alpha' }).result;
     const alphaAgain = build({ ...spec, name: 'cache/again' }, cache, { vm, tenant: 'alpha' });
     expect((await alphaAgain.result).diffIds).toEqual(alpha.diffIds);
-    expect(alphaAgain.steps).toContain('layers-cached');
+    expect(alphaAgain.steps).toContain('vm cached');
     expect(runs()).toBe(1);
 
     // Another tenant, the same spec: its own script run, its own random bytes.
     const beta = build(spec, cache, { vm, tenant: 'beta' });
     expect((await beta.result).diffIds).not.toEqual(alpha.diffIds);
-    expect(beta.steps).not.toContain('layers-cached');
+    expect(beta.steps).not.toContain('vm cached');
     expect(runs()).toBe(2);
   });
 
@@ -162,6 +168,6 @@ describe('tenancy of cached layers', () => {
     await store.delete(input);
     const beta = build(spec, cache, { tenant: 'beta' });
     expect((await beta.result).diffIds).toEqual(alpha.diffIds);
-    expect(beta.steps).toContain('layers-cached');
+    expect(beta.steps).toContain('contents cached');
   });
 });

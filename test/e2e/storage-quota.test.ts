@@ -232,7 +232,7 @@ it('layers a build takes from the layer cache are charged to its tenant too', as
   const reused = await build('second', { name: 'second/one', compression: 'none', contents: await contents('second') });
   expect(reused.status, JSON.stringify(reused.error)).toBe('succeeded');
   expect(reused.result?.diffIds).toEqual(made.result?.diffIds);
-  expect(service.output()).toMatch(/"step":"layers-cached"/);
+  expect(service.output()).toMatch(/"step":"contents","phase":"cached"/);
   for (const digest of [reused.result?.imageId, ...(reused.result?.diffIds ?? [])]) expect(await owners.owns('second', digest as Digest)).toBe(true);
   expect(await owners.bytesOf('second')).toBe(await owners.bytesOf('first'));
 }, 180_000);

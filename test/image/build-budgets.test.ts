@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
-import { runBuild, type BuildDeps, type BuildResult } from '../../src/builds/run-build.ts';
+import type { BuildResult } from '../../src/builds/build-result.ts';
+import type { BuildDeps } from '../../src/builds/build-deps.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import { DEFAULT_LAYER_BUDGETS, type LayerBudgets } from '../../src/image/build-usage.ts';
 import { LayerInputError } from '../../src/image/layer-entry.ts';
@@ -20,6 +22,7 @@ import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import type { VmRunner } from '../../src/vm/vm-runner.ts';
 import { END_OF_ARCHIVE, entry, globalXattrBomb } from '../support/raw-tar.ts';
 import { rejection } from '../support/rejection.ts';
+import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
 
 let dir: string;
 let store: FsBlobStore;
@@ -85,7 +88,7 @@ describe('a contents tar with a global PAX header (attack 1)', () => {
 describe('device nodes made by a VM step (attack 9)', () => {
   it('are dropped under /dev/, with a line in the log; whiteouts are not devices', async () => {
     const log: string[] = [];
-    const result = await build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices), onLog: (line) => log.push(line) });
+    const result = await build({ runAsRoot: 'mknod /dev/mem2 c 1 1' }, { vm: vmLeaving(upperWithDevices), observer: { ...SILENT_OBSERVER, log: (line) => log.push(line) } });
     const names: string[] = [];
     for await (const e of indexTar(await store.open(result.diffIds.at(-1) as never))) names.push(`${e.name} ${e.type}`);
     expect(names).toEqual(['dev/ directory', 'etc/ directory', 'etc/.wh.also-gone file', 'etc/.wh.gone file']);

@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultCache } from '../../src/builds/result-cache.ts';
-import { runBuild, type BuildDeps, type BuildResult } from '../../src/builds/run-build.ts';
+import type { BuildResult } from '../../src/builds/build-result.ts';
+import type { BuildDeps } from '../../src/builds/build-deps.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import type { Digest } from '../../src/digest.ts';
 import { LayerInputError } from '../../src/image/layer-entry.ts';
@@ -25,6 +27,7 @@ import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { startRegistry } from '../registry/registry-server.ts';
 import { rejection } from '../support/rejection.ts';
 import { run } from '../support/run.ts';
+import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
 
 let dir: string;
 let store: FsBlobStore;
@@ -82,7 +85,7 @@ async function build(spec: Omit<BuildSpec, 'name'>, extra: Partial<BuildDeps> = 
     loadBuildImage: () => Promise.reject(new Error('no base builds in this test')),
     tenant: 'default',
     allowDevices: false,
-    onLog: (line) => log.push(line),
+    observer: { ...SILENT_OBSERVER, log: (line) => log.push(line) },
     ...extra,
   });
   return { result, log };

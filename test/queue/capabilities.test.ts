@@ -13,6 +13,8 @@ describe('capability classes', () => {
     expect(requirementOf({ memorySize: 512, extraCommands: 'true' })).toEqual({ vmMemoryMiB: 512 });
     expect(requirementOf({ memorySize: 513, runAsRoot: 'true' })).toEqual({ vmMemoryMiB: 1024 });
     expect(requirementOf({ memorySize: 16384, runAsRoot: 'true' })).toEqual({ vmMemoryMiB: 16384 });
+    // A script of white space alone boots no VM (needsVm): the base tier, as it is built.
+    expect(requirementOf({ memorySize: 16384, runAsRoot: ' \n', extraCommands: '' })).toEqual({ vmMemoryMiB: 512 });
   });
 
   it('a host serves the tiers whose largest VM it runs, largest first, and always the base tier', () => {

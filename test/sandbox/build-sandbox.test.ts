@@ -14,7 +14,8 @@ import { buffer } from 'node:stream/consumers';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
-import { runBuild, type BuildDeps } from '../../src/builds/run-build.ts';
+import type { BuildDeps } from '../../src/builds/build-deps.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import type { Digest } from '../../src/digest.ts';
 import { DEFAULT_LAYER_BUDGETS } from '../../src/image/build-usage.ts';
@@ -23,6 +24,7 @@ import { BuildSandbox, SandboxStoppedError } from '../../src/sandbox/build-sandb
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import type { VmJob, VmRunner } from '../../src/vm/vm-runner.ts';
 import { busyboxTar } from '../support/images.ts';
+import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
 
 let dir: string;
 let store: FsBlobStore;
@@ -75,27 +77,25 @@ function sandbox(heapMiB = 256): BuildSandbox {
 
 const noBaseImages = { buildId: 'test', buildImage: () => Promise.reject(new Error('no base builds in this test')) };
 
-it('gives the result a build in this thread gives, and reports its steps and events here', async () => {
+it('gives the result a build in this thread gives, and reports what it observes here', async () => {
   const s = spec({ contents: [{ tar: busybox, to: '/opt' }, { text: 'hi\n', to: '/etc/motd' }] });
   const here = await runBuild(s, deps());
-  const steps: string[] = [];
   const events: string[] = [];
-  const reporter = {
+  const observer = {
+    ...SILENT_OBSERVER,
     stepStarted: (name: string) => {
       events.push(`${name} started`);
       return () => events.push(`${name} finished`);
     },
     stepCached: (name: string) => events.push(`${name} cached`),
-    progress: () => {},
   };
   const box = sandbox();
   try {
-    const there = await box.run(s, deps({ onStep: (name) => steps.push(name), events: reporter }), noBaseImages);
+    const there = await box.run(s, deps({ observer }), noBaseImages);
     expect(there).toEqual(here);
   } finally {
     await box.close();
   }
-  expect(steps).toEqual(['contents', 'layer', 'archive']);
   expect(events).toEqual(['contents started', 'layer started', 'layer finished', 'contents finished', 'archive started', 'archive finished']);
 }, 60_000);
 
@@ -137,7 +137,7 @@ it('stops a build within a moment when its signal aborts, in the middle of its s
   try {
     // More entries than a build may hold by default: a budget must not end it before the stop.
     const layerBudgets = { ...DEFAULT_LAYER_BUDGETS, maxBuildEntries: 1_000_000 };
-    const started = box.run(spec({ contents: [{ tar: manyFiles }, { tar: manyFiles, to: '/again' }] }), deps({ signal: controller.signal, onStep: underWay, layerBudgets }), noBaseImages);
+    const started = box.run(spec({ contents: [{ tar: manyFiles }, { tar: manyFiles, to: '/again' }] }), deps({ signal: controller.signal, observer: { ...SILENT_OBSERVER, stepStarted: () => (underWay(), () => {}) }, layerBudgets }), noBaseImages);
     // Under way: indexing 600,000 entries.
     await contents;
     await new Promise((r) => setTimeout(r, 700));
@@ -177,7 +177,7 @@ it("runs VM steps on this thread's runner, handing it the inputs as often as it 
   try {
     const result = await box.run(
       spec({ fromImage: { build: 'base' }, contents: [{ text: 'x', to: '/x' }], runAsRoot: 'true' }),
-      deps({ vm, onLog: (text) => logs.push(text) }),
+      deps({ vm, observer: { ...SILENT_OBSERVER, log: (text) => logs.push(text) } }),
       { buildId: 'test', buildImage: async () => ({ imageId: base.imageId, layers: base.layers }) },
     );
     expect(result.diffIds.slice(0, base.diffIds.length)).toEqual(base.diffIds);

@@ -18,17 +18,20 @@ import { tenantOfJob, type BuildJobData } from '../queue/build-queue.ts';
 import { VmHostBusyError, VmInputError } from '../vm/errors.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
-import { BaseImageError } from './base-image-error.ts';
-import type { BuildLogs } from './build-log.ts';
-import { BuildLogWriter } from './build-log-writer.ts';
-import type { CancelListener } from './cancellation.ts';
-import type { BuildRepository } from './build-repository.ts';
-import { blobsOfResult, runBuild, VmStepError } from './run-build.ts';
-import type { CachedBuild } from './build-cache.ts';
+import { BaseImageError } from '../builds/base-image-error.ts';
+import type { BuildLogs } from '../builds/build-log.ts';
+import { BuildLogWriter } from '../builds/build-log-writer.ts';
+import type { CancelListener } from '../builds/cancellation.ts';
+import type { BuildRepository } from '../builds/build-repository.ts';
+import { runBuild } from '../builds/run-build.ts';
+import { blobsOfResult } from '../builds/build-result.ts';
+import { VmStepError } from '../builds/vm-step.ts';
+import type { CachedBuild } from '../builds/build-cache.ts';
 import { BuildReporter } from '../events/build-reporter.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
-import type { ResultCache } from './result-cache.ts';
-import { StepTimer, type BuildOutcome, type WorkerMetrics } from '../metrics/worker-metrics.ts';
+import type { ResultCache } from '../builds/result-cache.ts';
+import type { BuildOutcome, WorkerMetrics } from '../metrics/worker-metrics.ts';
+import { WorkerObserver } from './worker-observer.ts';
 
 export interface ProcessorDeps {
   store: BlobStore;
@@ -150,27 +153,25 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     await deps.logs.clear(buildId);
     // Queued since it was submitted, or since its last attempt failed.
     log.info({ status: 'running', queuedMs: started - (job.data.requeuedAt ?? job.timestamp) }, 'build started');
-    const steps = deps.metrics ? new StepTimer(deps.metrics.stepDuration) : undefined;
     /** How long this attempt has been running; ends its metrics with `outcome`. */
     const ended = (outcome: BuildOutcome): number => {
       const runningMs = Date.now() - started;
-      steps?.end();
       deps.metrics?.buildDuration.observe({ outcome }, runningMs / 1000);
       return runningMs;
     };
 
-    let step = { name: 'start', at: started };
-    const stillRunning = setInterval(() => {
-      const now = Date.now();
-      log.info({ step: step.name, stepMs: now - step.at, runningMs: now - started }, 'build still running');
-    }, STILL_RUNNING_LOG_MS);
-    const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
-    const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     // Log lines are appended in order; the processor waits for the last before finishing.
     const logWriter = new BuildLogWriter(deps.logs, buildId, (err) => log.warn({ err }, 'could not keep log output'));
     // So do step and progress events: a build's final state is its last event.
     const events = deps.events && new BuildReporter(deps.events, buildId, log);
+    const observer = new WorkerObserver({ logger: log, log: logWriter, events, metrics: deps.metrics });
     const written = () => Promise.all([logWriter.flush(), events?.flush()]);
+    const stillRunning = setInterval(() => {
+      const now = Date.now();
+      log.info({ step: observer.current.name, stepMs: now - observer.current.at, runningMs: now - started }, 'build still running');
+    }, STILL_RUNNING_LOG_MS);
+    const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
+    const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);
     try {
       const tenant = tenantOfJob(job.data);
       // What the build stores is charged to its tenant: through this store when it runs in this
@@ -185,22 +186,15 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         allowDevices: deps.allowDevices,
         registries: deps.registries,
         loadBuildImage: (id) => loadBuildImage(deps, id),
-        onStep: (name, detail) => {
-          steps?.start(name);
-          step = { name, at: Date.now() };
-          log.info({ step: name, ...detail }, 'build step');
-        },
-        onCacheLookup: (cache, hit) => deps.metrics?.cacheLookups.inc({ cache, result: hit ? 'hit' : 'miss' }),
+        observer,
         logger: log,
-        onLog: (text) => logWriter.write(text),
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
         cache: deps.cache,
         noCache: job.data.noCache,
         archiveBudgets: deps.archiveBudgets,
         layerBudgets: deps.layerBudgets,
-        events,
       });
-      step = { name: 'finishing', at: Date.now() };
+      observer.current = { name: 'finishing', at: Date.now() };
       // Its blobs taken from caches (and a base's) count for this tenant too, once each.
       await store.chargeStored(blobsOfResult(result));
       await written();

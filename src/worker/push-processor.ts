@@ -8,8 +8,8 @@ import { pushImage } from '../registry/push.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import { QuotaExceededError, type BlobStore } from '../store/blob-store.ts';
 import { ChargedStore } from '../store/charged-store.ts';
-import type { BuildRepository } from './build-repository.ts';
-import type { PushRecord } from './build-record.ts';
+import type { BuildRepository } from '../builds/build-repository.ts';
+import type { PushRecord } from '../builds/build-record.ts';
 
 export interface PushProcessorDeps {
   store: BlobStore;

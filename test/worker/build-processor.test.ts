@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TenantQuota } from '../../src/auth/tenant-quota.ts';
 import { BuildLogs } from '../../src/builds/build-log.ts';
-import { createBuildProcessor } from '../../src/builds/build-processor.ts';
+import { createBuildProcessor } from '../../src/worker/build-processor.ts';
 import { BuildRepository } from '../../src/builds/build-repository.ts';
 import { CancelListener, publishCancel } from '../../src/builds/cancellation.ts';
 import { resolveSpec } from '../../src/builds/spec.ts';
