@@ -5,7 +5,7 @@ import type { ResolvedSpec } from '../builds/spec.ts';
 import { DEFAULT_VM_PLATFORM } from '../vm/platforms/index.ts';
 import { allBuildClasses, BASE_TIER_MIB, classOf, type BuildClass } from './capabilities.ts';
 
-export const BUILD_QUEUE = 'baler-builds';
+const BUILD_QUEUE = 'baler-builds';
 /** Pub/sub channel on which every enqueue names its queue (CapabilityConsumer wakes on it). */
 export const BUILD_QUEUED_CHANNEL = 'baler:build-queued';
 

@@ -18,7 +18,7 @@ import { DEFAULT_VM_PLATFORM, VM_PLATFORMS } from '../vm/platforms/index.ts';
 /** Every worker serves at least this tier: the default VM's memory. */
 export const BASE_TIER_MIB = 512;
 /** The largest `memorySize` a spec may ask for (openapi.yaml). */
-export const LARGEST_TIER_MIB = 16384;
+const LARGEST_TIER_MIB = 16384;
 
 /** Memory tiers from the base up: 512, 1024, …, 16384 MiB. */
 export const MEMORY_TIERS_MIB: readonly number[] = Array.from({ length: Math.log2(LARGEST_TIER_MIB / BASE_TIER_MIB) + 1 }, (_, i) => BASE_TIER_MIB * 2 ** i);

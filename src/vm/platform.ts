@@ -39,7 +39,7 @@ export interface VmPlatform {
 }
 
 /** Where the guest kernel comes from: a Debian kernel package, downloaded, never installed. */
-export interface VmKernelSource {
+interface VmKernelSource {
   /** The meta package naming the current kernel (BALER_VM_KERNEL_PACKAGE overrides it). */
   readonly metaPackage: string;
   /** The kernel image's name prefix in the package's /boot (`vmlinuz-<release>`). */
@@ -49,7 +49,7 @@ export interface VmKernelSource {
 }
 
 /** What of the host goes into the guest's initramfs (the kernel's modules come from its package). */
-export interface VmInitramfsContents {
+interface VmInitramfsContents {
   /** Modules the guest loads, by name; their dependencies are added, in load order. */
   readonly modules: readonly string[];
   /** busybox, static: the guest's /bin and the scripts' /.baler/bin. */

@@ -4,7 +4,7 @@ import type { VmAssets } from './assets/vm-assets.ts';
 import type { DiskAdmission } from './disk-admission.ts';
 import type { VmPlatform } from './platform.ts';
 
-export type VmKind = 'cold' | 'warm';
+type VmKind = 'cold' | 'warm';
 
 export interface VmBootObserver {
   /** QEMU is being started: for one step (cold) or for the pool (warm). */

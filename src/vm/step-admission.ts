@@ -13,7 +13,7 @@ export function holdBytes(diskMiB: number, job: VmJob, inputBytes = job.inputByt
 }
 
 /** What the written inputs take (the job, lower and upper disks: read-only to the guest, they grow no more). */
-export function inputBytesOf(inputs: WrittenInputs): number {
+function inputBytesOf(inputs: WrittenInputs): number {
   return inputs.bytes.job + inputs.bytes.lower + inputs.bytes.upper;
 }
 

@@ -52,7 +52,7 @@ const ENTRY_NAME = /^[0-9a-f]{16}$/;
 /** Cache entries kept (the newest), so a rollback finds its assets. */
 const KEPT_ENTRIES = 3;
 
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.BALER_VM_CACHE || join(repoRoot, '.cache', 'vm'));
 }
 

@@ -7,7 +7,3 @@ export const VM_PLATFORMS: readonly VmPlatform[] = [amd64];
 /** The platform a build runs for when its spec names none (the only one so far). */
 export const DEFAULT_VM_PLATFORM: VmPlatform = amd64;
 
-/** The platform named `os/architecture` (e.g. linux/amd64), or undefined when none is known by it. */
-export function vmPlatformNamed(name: string): VmPlatform | undefined {
-  return VM_PLATFORMS.find((p) => p.name === name);
-}
