@@ -16,8 +16,8 @@ export interface VmPlatform {
   readonly architecture: string;
   /** Node's `process.arch` of a host whose CPU runs this guest natively (KVM is only tried there). */
   readonly hostArch: NodeJS.Architecture;
-  /** The QEMU system emulator (looked up in PATH) and the Debian package that ships it. */
-  readonly qemu: { readonly binary: string; readonly debianPackage: string };
+  /** The QEMU system emulator (looked up in PATH). */
+  readonly qemu: { readonly binary: string };
   /** Whether the host's CPU shows the virtualisation extensions KVM needs for this guest. */
   cpuCanVirtualize(): boolean;
   /** `-M …`, `-accel …`, `-cpu …`: the machine and the CPU model under `accel`. */
@@ -61,6 +61,6 @@ interface VmInitramfsContents {
    * in /.baler/bin for the scripts.
    */
   readonly tools: readonly { readonly name: string; readonly wrap: boolean }[];
-  /** The Debian packages that install the above on the host. */
+  /** The Debian packages that install the above on the host (scripts/setup.mjs's list has them). */
   readonly debianPackages: readonly string[];
 }

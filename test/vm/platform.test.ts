@@ -17,7 +17,7 @@ const other: VmPlatform = {
   name: 'linux/other',
   architecture: 'other',
   hostArch: process.arch === 'x64' ? 'arm64' : 'x64',
-  qemu: { binary: 'qemu-system-other', debianPackage: 'qemu-system-other' },
+  qemu: { binary: 'qemu-system-other' },
   cpuCanVirtualize: () => true,
   machineArgs: (accel) => ['-M', 'virt', '-accel', accel],
   kernelArgs: () => ['console=ttyAMA0'],

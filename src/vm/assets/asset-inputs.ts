@@ -38,7 +38,7 @@ export async function assetsKey(platform: VmPlatform, kernel: KernelPackage, gue
   h.update(`busybox ${await fileIdentity(busybox)}\n`);
   h.update(`bash ${await fileIdentity(bash)}\n`);
   for (const tool of tools) {
-    const bin = toolPath(tool.name);
+    const bin = toolPath(tool.name, platform.initramfs.debianPackages);
     h.update(`tool ${tool.name} ${tool.wrap} ${bin} ${await fileIdentity(bin)}\n`);
     for (const lib of sharedLibraries(bin)) h.update(`lib ${lib} ${await fileIdentity(lib)}\n`);
   }

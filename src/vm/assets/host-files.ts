@@ -19,13 +19,13 @@ export function trySh(cmd: string, args: readonly string[]): string | undefined 
   }
 }
 
-/** Where a host tool is installed. */
-export function toolPath(name: string): string {
+/** Where a host tool is installed; `packages`: the Debian packages that install it and its kind, for the error. */
+export function toolPath(name: string, packages: readonly string[]): string {
   for (const dir of ['/usr/bin', '/usr/sbin', '/bin', '/sbin']) {
     const p = join(dir, name);
     if (existsSync(p)) return p;
   }
-  throw new Error(`${name} is not installed (scripts/setup.mjs installs it: tar, libcap2-bin, attr)`);
+  throw new Error(`${name} is not installed (scripts/setup.mjs installs it: ${packages.join(', ')})`);
 }
 
 /** Shared libraries of an ELF binary as ldd resolves them (absolute paths, the loader included). */

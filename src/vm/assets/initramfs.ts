@@ -46,7 +46,7 @@ export async function buildInitramfs({ platform, key, modules, guest }: Initramf
   // The tools run through the loader by its path (`ld.so --library-path`), so they work inside
   // any chroot, even an image without a libc.
   for (const tool of tools) {
-    const bin = toolPath(tool.name);
+    const bin = toolPath(tool.name, platform.initramfs.debianPackages);
     cpio.file(`baler/libexec/${tool.name}`, await readFile(bin), 0o755);
     for (const lib of sharedLibraries(bin)) {
       const isLoader = /\/ld-linux[^/]*\.so/.test(lib);

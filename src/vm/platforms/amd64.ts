@@ -10,7 +10,7 @@ export const amd64: VmPlatform = {
   name: 'linux/amd64',
   architecture: 'amd64',
   hostArch: 'x64',
-  qemu: { binary: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86' },
+  qemu: { binary: 'qemu-system-x86_64' },
   cpuCanVirtualize: x86CpuHasVirtualization,
   machineArgs: (accel) => [
     '-M', 'microvm,pit=off,pic=off,rtc=on',
