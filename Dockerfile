@@ -66,7 +66,6 @@ ENV NODE_ENV=production DATA_DIR=/var/lib/baler
 FROM runtime AS api
 COPY --from=deps /opt/baler/node_modules node_modules
 COPY package.json openapi.yaml ./
-COPY scripts/build-vm-assets.mjs scripts/build-vm-assets.d.mts scripts/
 COPY src src
 # Listens on all addresses of the container: the compose file requires BALER_TOKENS_FILE and
 # publishes the port on loopback only. Workers run in their own containers.
@@ -78,13 +77,19 @@ HEALTHCHECK --interval=5s --timeout=10s --start-period=60s --retries=3 \
 CMD ["node", "--import", "tsx", "src/main.ts"]
 
 # ---------------------------------------------------------------- the microVM's kernel + initramfs
-# Built by the project's own script from Debian packages (apt-get download of the cloud kernel,
-# busybox-static, bash-static, GNU tar, setcap, setfattr); only its output goes on.
+# Built by the project's own code (src/vm/assets/, through tsx) from Debian packages (apt-get
+# download of the cloud kernel, busybox-static, bash-static, GNU tar, setcap, setfattr); only
+# its output goes on. Only what the build reads is copied, so other changes keep this layer.
 FROM ${NODE_IMAGE} AS vm-assets
 RUN apt-get update \
  && apt-get install -y --no-install-recommends busybox-static bash-static tar libcap2-bin attr xz-utils zstd
 WORKDIR /opt/baler
+COPY --from=deps /opt/baler/node_modules node_modules
+COPY package.json ./
 COPY scripts/build-vm-assets.mjs scripts/
+COPY src/vm/platform.ts src/vm/
+COPY src/vm/platforms src/vm/platforms
+COPY src/vm/assets src/vm/assets
 COPY src/vm/guest src/vm/guest
 RUN BALER_VM_CACHE=/opt/baler/vm node scripts/build-vm-assets.mjs \
  && rm -rf /opt/baler/vm/downloads /opt/baler/vm/kernel-package.json
@@ -99,7 +104,6 @@ RUN apt-get update \
 COPY --from=vm-assets /opt/baler/vm /opt/baler/vm
 COPY --from=deps /opt/baler/node_modules node_modules
 COPY package.json openapi.yaml ./
-COPY scripts/build-vm-assets.mjs scripts/build-vm-assets.d.mts scripts/
 COPY src src
 COPY workers workers
 # KVM when /dev/kvm is passed in and opens (docker-compose.kvm.yml), TCG otherwise.

@@ -12,7 +12,7 @@ const mode = process.argv[2] ?? 'runtime';
 
 // The build VM (src/vm/): QEMU, mksquashfs (-tar), mke2fs, setpriv (util-linux), and what the
 // guest's initramfs is made of (busybox-static, bash-static, GNU tar, setcap/getcap, setfattr/
-// getfattr). The kernel is not installed: scripts/build-vm-assets.mjs downloads its package.
+// getfattr). The kernel is not installed: src/vm/assets/ downloads its package.
 const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr', 'zstd'];
 // Decompressors for uploaded contents, base archives and layers (src/image/sources/archive/
 // decompressor-process.ts); xz-utils and bzip2 are on most Debian systems, but not promised.
@@ -85,6 +85,7 @@ npmPackages();
 debianPackages([...new Set(PACKAGES[mode] ?? PACKAGES.runtime)]);
 // The VM's kernel + initramfs, into the cache (fast when cached; first time: downloads the
 // kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
+// TypeScript (src/vm/assets/) through tsx: the npm packages are installed by now.
 // Not for `compose`: the worker image builds its own.
 if (mode !== 'compose') {
   const { ensureVmAssets } = await import('./build-vm-assets.mjs');

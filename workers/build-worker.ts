@@ -21,7 +21,7 @@ import { RedisResultCache } from '../src/builds/result-cache.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { CapabilityConsumer } from '../src/queue/capability-consumer.ts';
-import { tiersServedBy } from '../src/queue/capabilities.ts';
+import { classesServedBy } from '../src/queue/capabilities.ts';
 import { WorkerRegistration } from '../src/queue/worker-registry.ts';
 import { connectRedis } from '../src/redis.ts';
 import { openBlobStore } from '../src/store/open-blob-store.ts';
@@ -65,9 +65,9 @@ const registries = loadRegistries(config.registriesFile);
 const owners = new BlobOwners(redis);
 const quota = new TenantQuota(redis, quotaSettings(config));
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
-// Only the capability-class queues this host can serve (capabilities.ts): it never takes a
-// build that needs a bigger VM than it runs.
-const capabilities = { accel: await vm.accel(), maxVmMemoryMiB: config.workerMaxVmMemoryMiB };
+// Only the build-class queues this host can serve (capabilities.ts): it never takes a build
+// for another platform or that needs a bigger VM than it runs.
+const capabilities = { accel: await vm.accel(), platform: vm.platform.name, maxVmMemoryMiB: config.workerMaxVmMemoryMiB };
 // Every build runs in a thread of its own with a heap limit (src/sandbox/): what its input does
 // there cannot take this process down or hold its event loop.
 const sandbox = new BuildSandbox({
@@ -100,7 +100,7 @@ const worker = new CapabilityConsumer(
   }),
   {
     connection: redis,
-    tiers: tiersServedBy(capabilities),
+    classes: classesServedBy(capabilities),
     concurrency: config.workerConcurrency,
     lockDurationMs: config.jobLockMs,
     stalledIntervalMs: config.stalledCheckMs,

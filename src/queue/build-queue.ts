@@ -2,9 +2,10 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DEFAULT_TENANT } from '../api/auth.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
-import { BASE_TIER_MIB, MEMORY_TIERS_MIB, requirementOf } from './capabilities.ts';
+import { DEFAULT_VM_PLATFORM } from '../vm/platforms/index.ts';
+import { allBuildClasses, BASE_TIER_MIB, classOf, type BuildClass } from './capabilities.ts';
 
-export const BUILD_QUEUE = 'baler-builds';
+const BUILD_QUEUE = 'baler-builds';
 /** Pub/sub channel on which every enqueue names its queue (CapabilityConsumer wakes on it). */
 export const BUILD_QUEUED_CHANNEL = 'baler:build-queued';
 
@@ -28,29 +29,35 @@ export function tenantOfJob(data: BuildJobData): string {
 }
 
 /**
- * The queue of one capability class (a VM memory tier, see capabilities.ts). The base tier
- * keeps the historic name, so builds queued before classes existed are still taken.
+ * The queue of one build class (capabilities.ts), named by what it requires: the platform
+ * (left out for linux/amd64, which every queue was before platforms) and the VM memory tier
+ * (left out for the base tier, the historic name: builds queued before classes existed are
+ * still taken). baler-builds, baler-builds-mem2048, baler-builds-arm64-mem512.
  */
-export function buildQueueName(vmMemoryMiB: number): string {
-  return vmMemoryMiB === BASE_TIER_MIB ? BUILD_QUEUE : `${BUILD_QUEUE}-mem${vmMemoryMiB}`;
+export function buildQueueName(cls: BuildClass): string {
+  const platform = cls.platform === DEFAULT_VM_PLATFORM.name ? '' : `-${cls.platform.replace(/^linux\//, '').replaceAll('/', '-')}`;
+  if (platform === '' && cls.vmMemoryMiB === BASE_TIER_MIB) return BUILD_QUEUE;
+  return `${BUILD_QUEUE}${platform}-mem${cls.vmMemoryMiB}`;
 }
 
-/** The build queues, one per capability class, created as builds need them. */
+/** The build queues, one per build class, created as builds need them. */
 export class BuildQueues {
-  private readonly queues = new Map<number, Queue<BuildJobData>>();
+  /** By queue name. */
+  private readonly queues = new Map<string, Queue<BuildJobData>>();
 
   constructor(private readonly connection: ConnectionOptions) {}
 
   /** The queue a build with this spec waits in. */
   queueFor(spec: ResolvedSpec): Queue<BuildJobData> {
-    return this.queueOf(requirementOf(spec).vmMemoryMiB);
+    return this.queueOf(classOf(spec));
   }
 
-  private queueOf(tier: number): Queue<BuildJobData> {
-    let queue = this.queues.get(tier);
+  private queueOf(cls: BuildClass): Queue<BuildJobData> {
+    const name = buildQueueName(cls);
+    let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue<BuildJobData>(buildQueueName(tier), { connection: this.connection });
-      this.queues.set(tier, queue);
+      queue = new Queue<BuildJobData>(name, { connection: this.connection });
+      this.queues.set(name, queue);
     }
     return queue;
   }
@@ -65,11 +72,11 @@ export class BuildQueues {
     await this.queueFor(spec).remove(buildId).catch(() => 0);
   }
 
-  /** Jobs by state, summed over every capability class's queue (the fleet's queue depth). */
+  /** Jobs by state, summed over every build class's queue (the fleet's queue depth). */
   async getJobCounts(): Promise<Record<string, number>> {
     const sum: Record<string, number> = {};
-    for (const tier of MEMORY_TIERS_MIB) {
-      for (const [state, n] of Object.entries(await this.queueOf(tier).getJobCounts())) sum[state] = (sum[state] ?? 0) + n;
+    for (const cls of allBuildClasses()) {
+      for (const [state, n] of Object.entries(await this.queueOf(cls).getJobCounts())) sum[state] = (sum[state] ?? 0) + n;
     }
     return sum;
   }
@@ -79,7 +86,7 @@ export class BuildQueues {
   }
 }
 
-/** The build queues (every capability class's) on this connection. */
+/** The build queues (every build class's) on this connection. */
 export function createBuildQueue(connection: ConnectionOptions): BuildQueues {
   return new BuildQueues(connection);
 }
@@ -96,7 +103,7 @@ export function jobIdOf(buildId: string): string {
 const MAX_PRIORITY = 2 ** 21;
 
 /**
- * Queue a build in the queue of its capability class. Its place is its spec's priority plus
+ * Queue a build in the queue of its build class. Its place is its spec's priority plus
  * how many builds its tenant already has waiting: a tenant with 500 queued builds does not
  * starve another's single one (a fair share without per-tenant queues).
  */

@@ -1,5 +1,5 @@
 /**
- * Takes build jobs from the queues of the capability classes this host serves, at most
+ * Takes build jobs from the queues of the build classes this host serves, at most
  * `concurrency` at a time across all of them.
  *
  * One BullMQ Worker per class queue would run up to `concurrency` builds per class; instead
@@ -12,13 +12,14 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.ts';
 import { BUILD_QUEUED_CHANNEL, buildQueueName, type BuildJobData } from './build-queue.ts';
+import type { BuildClass } from './capabilities.ts';
 
 export type BuildJobProcessor = (job: Job<BuildJobData>, token: string) => Promise<void>;
 
 export interface ConsumerOptions {
   connection: Redis;
-  /** The memory tiers served, in the order they are looked at (largest first). */
-  tiers: readonly number[];
+  /** The build classes served, in the order they are looked at (capabilities.ts: largest VM first). */
+  classes: readonly BuildClass[];
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
@@ -50,8 +51,8 @@ export class CapabilityConsumer {
     private readonly processor: BuildJobProcessor,
     private readonly opts: ConsumerOptions,
   ) {
-    this.workers = opts.tiers.map((tier) => {
-      const worker = new Worker<BuildJobData>(buildQueueName(tier), null, {
+    this.workers = opts.classes.map((cls) => {
+      const worker = new Worker<BuildJobData>(buildQueueName(cls), null, {
         connection: opts.connection,
         autorun: false,
         lockDuration: opts.lockDurationMs,

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { ResolvedSpec } from '../builds/spec.ts';
-import { canServe, requirementOf, type WorkerCapabilities } from './capabilities.ts';
+import { canServe, classOf, platformOf, type WorkerCapabilities } from './capabilities.ts';
 
 const INDEX = 'baler:workers';
 const entryKey = (id: string) => `baler:workers:${id}`;
@@ -16,7 +16,7 @@ export interface WorkerEntry extends WorkerCapabilities {
   concurrency: number;
   /** Builds it runs right now (as of its last heartbeat). */
   running: number;
-  /** The capability-class queues it takes builds from. */
+  /** The build-class queues it takes builds from. */
   queues: string[];
   startedAt: string;
   /** Its last heartbeat. */
@@ -46,16 +46,21 @@ function recentWorkers(redis: Redis): Promise<WorkerEntry[]> {
 }
 
 /**
- * Why a build will wait for a worker, when no live worker can run it (none at all, or none with
- * a big enough VM); null when one can.
+ * Why a build will wait for a worker, when no live worker can run it (none at all, none for its
+ * platform, or none with a big enough VM); null when one can.
  */
 export async function whyNoWorkerServes(redis: Redis, spec: ResolvedSpec): Promise<string | null> {
-  const requirement = requirementOf(spec);
+  const required = classOf(spec);
   const workers = await recentWorkers(redis);
-  if (workers.some((w) => canServe(w, requirement))) return null;
+  if (workers.some((w) => canServe(w, required))) return null;
   if (workers.length === 0) return 'no worker is running; the build waits in the queue until one starts';
-  const largest = Math.max(...workers.map((w) => w.maxVmMemoryMiB));
-  return `no live worker runs VMs of ${requirement.vmMemoryMiB} MiB (the tier of memorySize ${spec.memorySize}; the largest allowed now is ${largest} MiB); the build waits in the queue until such a worker starts`;
+  const forPlatform = workers.filter((w) => platformOf(w) === required.platform);
+  if (forPlatform.length === 0) {
+    const running = [...new Set(workers.map(platformOf))].join(', ');
+    return `no live worker runs ${required.platform} VMs (the workers run ${running}); the build waits in the queue until such a worker starts`;
+  }
+  const largest = Math.max(...forPlatform.map((w) => w.maxVmMemoryMiB));
+  return `no live worker runs VMs of ${required.vmMemoryMiB} MiB (the tier of memorySize ${spec.memorySize}; the largest allowed now is ${largest} MiB); the build waits in the queue until such a worker starts`;
 }
 
 /** This worker's entry, renewed every `heartbeatMs` and gone `3 × heartbeatMs` after the last renewal. */

@@ -1,41 +1,12 @@
 /**
- * Host-side helpers of the QEMU runner: the TSC frequency the guest kernel needs, child
- * processes that die with us, and running tools with a stream on stdin.
+ * Host-side helpers of the QEMU runner: child processes that die with us, at a priority we
+ * may change, and running tools with a stream on stdin. (What depends on the guest's
+ * architecture, e.g. the TSC frequency, is in platforms/.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { VmCancelledError } from './vm-runner.ts';
-
-/**
- * The host's TSC frequency in kHz, for the guest's `tsc_early_khz=` (without it the guest
- * kernel stalls calibrating under TCG, whose TSC is the host's). `BALER_VM_TSC_KHZ` overrides.
- */
-export function hostTscKhz(env: NodeJS.ProcessEnv = process.env): number {
-  const fromEnv = Number(env.BALER_VM_TSC_KHZ);
-  if (Number.isSafeInteger(fromEnv) && fromEnv > 0) return fromEnv;
-  try {
-    const khz = Number(readFileSync('/sys/devices/system/cpu/cpu0/tsc_freq_khz', 'utf8').trim());
-    if (Number.isSafeInteger(khz) && khz > 0) return khz;
-  } catch {
-    /* not exposed by this kernel */
-  }
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const mhz = cpuinfo.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1];
-  if (mhz) return Math.round(Number(mhz) * 1000);
-  const ghz = cpuinfo.match(/^model name\s*:.*@\s*([\d.]+)GHz/m)?.[1];
-  if (ghz) return Math.round(Number(ghz) * 1e6);
-  throw new Error('cannot tell the host TSC frequency: set BALER_VM_TSC_KHZ');
-}
-
-/** Whether /proc/cpuinfo shows hardware virtualisation (vmx or svm). */
-export function cpuHasVirtualization(): boolean {
-  try {
-    return /^flags\s*:.*\b(vmx|svm)\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Whether this process may raise a child's CPU priority back after lowering it (CAP_SYS_NICE

@@ -1,13 +1,11 @@
 /**
  * The QEMU command line of a baler microVM: no NIC, the kernel and initramfs, the guest's two
- * serial ports (ttyS0 → QEMU's fd CONSOLE_FD, ttyS1 → QEMU's stdio: the scripts' output, and
- * for warm VMs the hand-over channel) and the step's disks as virtio-mmio block devices named
- * by serial.
+ * serial ports (the console → QEMU's fd CONSOLE_FD; the second → QEMU's stdio: the scripts'
+ * output, and for warm VMs the hand-over channel) and the step's disks as virtio-mmio block
+ * devices named by serial. What depends on the guest's architecture comes from its VmPlatform.
  */
-import type { VmAssets } from '../../scripts/build-vm-assets.mjs';
-import { hostTscKhz } from './host.ts';
-
-export type VmAccel = 'kvm' | 'tcg';
+import type { VmAssets } from './assets/vm-assets.ts';
+import type { VmAccel, VmPlatform } from './platform.ts';
 
 /**
  * QEMU writes the guest's console (ttyS0) to this file descriptor, an extra stdio stream of
@@ -24,6 +22,7 @@ export interface Drive {
 }
 
 export interface QemuCommand {
+  platform: VmPlatform;
   accel: VmAccel;
   cpus: number;
   memoryMiB: number;
@@ -39,14 +38,11 @@ export interface QemuCommand {
 
 export function qemuArgs(c: QemuCommand): string[] {
   const append = [
-    'console=ttyS0',
+    ...c.platform.kernelArgs(),
     'panic=-1',
     'reboot=t',
     'quiet',
-    `tsc_early_khz=${hostTscKhz()}`,
-    'tsc=reliable',
     'cryptomgr.notests',
-    'noreplace-smp',
     ...(c.pooled ? ['baler.pool=1'] : []),
     ...(c.trace ? ['baler.trace=1'] : []),
   ].join(' ');
@@ -59,10 +55,7 @@ export function qemuArgs(c: QemuCommand): string[] {
     );
   }
   return [
-    '-M', 'microvm,pit=off,pic=off,rtc=on',
-    // TCG's default CPU (qemu64) lacks SSE4.2/AVX: binaries built for x86-64-v2/v3 would die
-    // with SIGILL. `max` is every feature TCG emulates; it boots as fast.
-    ...(c.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    ...c.platform.machineArgs(c.accel),
     '-smp', String(c.cpus),
     '-m', String(c.memoryMiB),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -72,9 +65,9 @@ export function qemuArgs(c: QemuCommand): string[] {
     '-initrd', c.assets.initrd,
     '-append', append,
     '-chardev', `socket,id=con,fd=${CONSOLE_FD}`,
-    '-serial', 'chardev:con',
+    ...c.platform.consolePortArgs('con'),
     '-chardev', 'stdio,id=log,signal=off',
-    '-device', 'isa-serial,chardev=log,iobase=0x2f8,irq=3',
+    ...c.platform.logPortArgs('log'),
     ...drives,
   ];
 }

@@ -26,7 +26,7 @@ import { VmCancelledError, type VmJob } from './vm-runner.ts';
 
 export const TEMP_PREFIX = 'baler-vm-';
 export const MiB = 1024 * 1024;
-export const STATUS_BYTES = 64 * 1024;
+const STATUS_BYTES = 64 * 1024;
 /**
  * Capacity of a warm VM's input disks (job, lower, upper): read-only to the guest and sparse,
  * so only what the job writes into them takes room.
@@ -45,7 +45,7 @@ export const FILES = {
 } as const;
 
 /** The upper dir as a tar: room for the whole scratch disk plus headers (sparse until written). */
-export function outBytes(diskMiB: number): number {
+function outBytes(diskMiB: number): number {
   return (2 * diskMiB + 64) * MiB;
 }
 

@@ -11,7 +11,7 @@ import type { VmOutcome } from './vm-runner.ts';
 
 const CONSOLE_TAIL = 4000;
 
-export function sanitize(text: string, max: number): string {
+function sanitize(text: string, max: number): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').slice(0, max);
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
 
 /** Resource limits of one VM step. Over any of them the step fails with a reason naming it. */
-export interface VmLimits {
+interface VmLimits {
   /** Size of the scratch disk that holds the upper dir: caps what the step may write. */
   diskMiB: number;
   memoryMiB: number;

@@ -11,7 +11,7 @@ import { MemoryResultCache } from '../../src/builds/result-cache.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
 import { needsVm, resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import { layerStepKey, planSteps, type LayerStep } from '../../src/builds/step-plan.ts';
-import { requirementOf } from '../../src/queue/capabilities.ts';
+import { classOf } from '../../src/queue/capabilities.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 
 const scope = { tenant: 'alpha', allowDevices: false };
@@ -106,11 +106,11 @@ describe('needsVm', () => {
       const spec = resolved({ contents: [{ text: 'a', to: '/a' }], memorySize: 4096, ...blank });
       expect(needsVm(spec)).toBe(false);
       expect(planSteps(spec, scope).layersOver(0).map((s) => s.name)).toEqual(['contents']);
-      expect(requirementOf(spec)).toEqual({ vmMemoryMiB: 512 });
+      expect(classOf(spec).vmMemoryMiB).toBe(512);
     }
     const scripted = resolved({ runAsRoot: ' true ', memorySize: 4096 });
     expect(needsVm(scripted)).toBe(true);
     expect(planSteps(scripted, scope).layersOver(0).map((s) => s.name)).toEqual(['vm']);
-    expect(requirementOf(scripted)).toEqual({ vmMemoryMiB: 4096 });
+    expect(classOf(scripted).vmMemoryMiB).toBe(4096);
   });
 });

@@ -11,7 +11,7 @@ import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureVmAssets } from '../../scripts/build-vm-assets.mjs';
+import { ensureVmAssets } from '../../src/vm/assets/vm-assets.ts';
 import { freePort } from '../../src/redis-server.ts';
 import { scrape, type Scrape } from '../support/prometheus.ts';
 import { downloadImage, startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
