@@ -122,7 +122,7 @@ describe.each(['gnu', 'pax'] as const)('a %s-format fixture tar', (format) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('gives every entry the spec uid/gid by default (the seed semantics)', async () => {
+  it('gives every entry the spec uid/gid by default (nixpkgs dockerTools' semantics)', async () => {
     const layer = await buildLayer({ contents: [{ tar: fixtures[format] }], uid: 1234, gid: 1234, created: CREATED });
     const entries = await listTar(layer);
     expect(entries.length).toBeGreaterThan(10);

@@ -101,7 +101,7 @@ function formatNames(names: ImageName[]): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// docker-archive: manifest.json (Docker ≥ 1.10, podman/skopeo, the seed, Docker 25 with paths
+// docker-archive: manifest.json (Docker ≥ 1.10, podman/skopeo, nixpkgs dockerTools, Docker 25 with paths
 // into blobs/), names from `repositories` and `RepoTags`.
 
 interface ManifestEntry {
@@ -147,7 +147,7 @@ function parseRepositories(value: unknown, names: NameCount): Array<{ name: stri
 
 /**
  * Add the names of `repositories` to the images they point at. The table points at each
- * image's top layer by its legacy id, `<id>/layer.tar`: directly in Docker's and the seed's
+ * image's top layer by its legacy id, `<id>/layer.tar`: directly in Docker's and nixpkgs dockerTools'
  * layout, through a symlink in containers/image's. A name goes to the one image whose top
  * layer is that path, or failing that, the same file after links; none or several: no one.
  * Candidates are indexed by both paths once and each path is resolved once, so the work
