@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { DEFAULT_TENANT } from '../api/auth.ts';
+import { tenantOf } from '../builds/tenant.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import { BASE_TIER_MIB, MEMORY_TIERS_MIB, requirementOf } from './capabilities.ts';
 
@@ -24,7 +24,7 @@ export interface BuildJobData {
 
 /** The tenant a job builds for; a job queued before jobs carried one counts as the default tenant's. */
 export function tenantOfJob(data: BuildJobData): string {
-  return data.tenant ?? DEFAULT_TENANT;
+  return tenantOf(data);
 }
 
 /**
