@@ -8,7 +8,10 @@ import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
-import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
+import { RegistryClient } from './client.ts';
+import type { Descriptor, FetchedManifest, ImageManifest } from './manifest.ts';
+import type { ClientOptions } from './registry-transport.ts';
+import { selectPlatform } from './select-platform.ts';
 import { foreignName } from './foreign-text.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
 import { registryIndexOf, type RegistryIndex } from './registry-index.ts';

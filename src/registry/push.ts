@@ -4,7 +4,8 @@ import { OCI_MEDIA_TYPES, planOciLayout } from '../image/sinks/oci-archive.ts';
 import type { CompressedLayerIndex } from '../image/sinks/layer-compression.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { Readable } from 'node:stream';
-import { RegistryClient, type ClientOptions } from './client.ts';
+import { RegistryClient } from './client.ts';
+import type { ClientOptions } from './registry-transport.ts';
 import { parsePushReference, RegistryError, type Registries } from './registries.ts';
 import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
 
