@@ -14,7 +14,9 @@ import { archiveBudgets, type ArchiveBudgets } from './budgets.ts';
 import { decompress, detectCompression, isDecompressionError } from './decompress.ts';
 import { clipText } from './error-text.ts';
 import { ArchiveImportError } from './errors.ts';
-import { checkLayerCount, planDockerArchive, planOciLayout, type ImagePlan } from './formats.ts';
+import { planDockerArchive } from './docker-archive-layout.ts';
+import { checkLayerCount, type ImagePlan } from './image-plan.ts';
+import { planOciLayout } from './oci-layout.ts';
 
 export { ArchiveImportError };
 
