@@ -3,7 +3,7 @@ import { BuildUsage } from './build-usage.ts';
 import { LayerInputError, type LayerEntry } from './layer-entry.ts';
 import { printable } from './printable.ts';
 import { xattrBytes } from './tar-entry.ts';
-import { TAR_BUDGET_SETTINGS } from './tar-index.ts';
+import { TAR_BUDGET_SETTINGS } from './tar-limits.ts';
 import { encodeName } from './tar-name.ts';
 
 export interface DirDefaults {
