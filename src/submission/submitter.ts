@@ -1,5 +1,5 @@
 /** The log lines of a submission go to (a pino logger, as a request's is). */
-export interface SubmitterLog {
+interface SubmitterLog {
   info(obj: object, msg: string): void;
   child(bindings: Record<string, unknown>): SubmitterLog;
 }
