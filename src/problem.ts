@@ -46,11 +46,13 @@ export class Problem extends Error {
   readonly title: string;
   readonly detail: string;
   readonly errors?: ProblemBody['errors'];
+  /** Response headers that go with it (e.g. `Retry-After`). */
+  readonly headers?: Readonly<Record<string, string>>;
 
   constructor(
     status: number,
     detail: string,
-    opts: { type?: string; title?: string; errors?: ProblemBody['errors']; cause?: unknown } = {},
+    opts: { type?: string; title?: string; errors?: ProblemBody['errors']; cause?: unknown; headers?: Record<string, string> } = {},
   ) {
     super(detail, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'Problem';
@@ -59,6 +61,7 @@ export class Problem extends Error {
     this.title = opts.title ?? TITLES[status] ?? 'Error';
     this.type = opts.type ?? 'about:blank';
     if (opts.errors) this.errors = opts.errors;
+    if (opts.headers) this.headers = opts.headers;
   }
 
   toJSON(instance?: string): ProblemBody {
@@ -67,4 +70,10 @@ export class Problem extends Error {
     if (this.errors) body.errors = this.errors;
     return body;
   }
+}
+
+/** A problem about fields of the request: each `pointer: message` in `detail`, and in `errors`. */
+export function fieldProblem(status: number, what: string, items: FieldError[], cause?: unknown): Problem {
+  const detail = items.map((item) => `${'pointer' in item ? item.pointer || '(the whole body)' : `?${item.parameter}`}: ${item.message}`).join('; ');
+  return new Problem(status, `${what}: ${detail}`, { errors: items, cause });
 }

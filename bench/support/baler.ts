@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
-import { DEFAULT_TENANT } from '../../src/api/auth.ts';
+import { DEFAULT_TENANT } from '../../src/builds/tenant.ts';
 import { imageOutput } from '../../src/builds/build-archive.ts';
 import type { BuildResult } from '../../src/builds/build-result.ts';
 import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';

@@ -4,7 +4,7 @@
  *
  *  - a root directory: a busybox-static root (Debian's /bin/busybox plus a symlink per applet,
  *    at the paths `busybox --list-full` gives) and a tree of `files` files totalling `bytes`
- *    under /srv/bench: half random bytes (AES-CTR keystream from the seed: incompressible),
+ *    under /srv/bench: half random bytes (AES-CTR keystream from the seed string: incompressible),
  *    half text-like (lines of words and numbers from a fixed vocabulary: gzip gets ~3×), in
  *    25 directories two levels deep, sizes spread log-uniformly over three decades;
  *  - a tar of that root (GNU tar, sorted names, numeric owners 0:0, every mtime 1 s past the
@@ -154,7 +154,7 @@ async function sha256File(path: string): Promise<{ digest: string; size: number 
 /**
  * Writes the root under `dir/root` and its tar to `dir/tree.tar`. Modes are set explicitly (no
  * umask dependence); the tar sorts names and fixes owners and mtimes, so its digest depends on
- * the seed, the sizes and Debian's busybox only.
+ * the seed string, the sizes and Debian's busybox only.
  */
 export async function generateTree(dir: string, opts: { seed: string; files: number; bytes: number }): Promise<BenchTree> {
   const root = join(dir, 'root');

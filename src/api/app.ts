@@ -28,7 +28,9 @@ import { eventsRoutes } from './events.ts';
 import { RedisResultCache } from '../builds/result-cache.ts';
 import { docsRoutes } from './docs.ts';
 import { healthRoutes } from './health.ts';
-import { Idempotency } from './idempotency.ts';
+import { Idempotency } from '../submission/idempotency.ts';
+import { BuildSubmission } from '../submission/build-submission.ts';
+import { PushSubmission } from '../submission/push-submission.ts';
 import { limitJsonDepth } from './json-depth.ts';
 import { registerContractLog } from './contract-log.ts';
 import { loadSchemas } from './openapi.ts';
@@ -115,7 +117,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     idempotency,
     owners,
   });
-  await app.register(buildsRoutes, {
+  const submission = new BuildSubmission({
     redis: deps.redis,
     store,
     builds: deps.builds,
@@ -129,14 +131,23 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     buildAttempts: deps.config.buildAttempts,
     cache: new RedisResultCache(deps.redis, deps.config.retentionSeconds),
     allowDevices: deps.config.allowDevices,
-    layerBudgets: deps.config.layerBudgets,
     metrics,
     vmCaps: deps.config,
+  });
+  await app.register(buildsRoutes, {
+    redis: deps.redis,
+    store,
+    builds: deps.builds,
+    logs: deps.logs,
+    queue: deps.queue,
+    submission,
+    quota,
+    layerBudgets: deps.config.layerBudgets,
   });
   await app.register(workersRoutes, { redis: deps.redis });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });
   await app.register(mergesRoutes, { store, builds: deps.builds, quota });
-  await app.register(pushesRoutes, { builds: deps.builds, queue: deps.pushQueue, registries: deps.registries });
+  await app.register(pushesRoutes, { pushes: new PushSubmission({ builds: deps.builds, queue: deps.pushQueue, registries: deps.registries }) });
   await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
   await app.register(docsRoutes);
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { TokenFile } from '../auth/token-file.ts';
+import { DEFAULT_TENANT } from '../builds/tenant.ts';
 import { Problem } from '../problem.ts';
 
 declare module 'fastify' {
@@ -12,8 +13,6 @@ declare module 'fastify' {
     public?: boolean;
   }
 }
-
-export const DEFAULT_TENANT = 'default';
 
 /**
  * Bearer tokens: with a token file, every route but those marked `config: { public: true }`

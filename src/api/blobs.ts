@@ -5,9 +5,10 @@ import { BlobTooLargeError, DigestMismatchError, QuotaExceededError, StoreFullEr
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { ChargedStore } from '../store/charged-store.ts';
-import type { Idempotency } from './idempotency.ts';
+import type { Idempotency } from '../submission/idempotency.ts';
 import { operationSchema } from './openapi.ts';
 import { sendBlob } from './send-blob.ts';
+import { idempotencyKeyOf, sendSubmissionResponse } from './submission-reply.ts';
 
 export interface BlobsOptions {
   store: BlobStore;
@@ -37,7 +38,7 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
       try {
         // A replayed upload is answered without reading its body again; the request is the
         // same one if it claims the same digest (or none).
-        return await idempotency.run(request, reply, `${request.tenant}:blobs`, request.query.digest ?? '', async () => {
+        const answer = await idempotency.run(idempotencyKeyOf(request), `${request.tenant}:blobs`, request.query.digest ?? '', async () => {
           // Charged to the tenant: its declared length reserved before the body is read (a body that
           // cannot fit is refused unread), the rest as it streams; bytes it is charged for
           // already, named with ?digest=, cost nothing again.
@@ -49,6 +50,7 @@ export const blobsRoutes: FastifyPluginAsync<BlobsOptions> = async (app, { store
           request.log.info({ digest: put.digest, size: put.size, created: put.created }, 'blob stored');
           return { status: put.created ? 201 : 200, location: `/v1/blobs/${put.digest}`, body: { digest: put.digest, size: put.size } };
         });
+        return sendSubmissionResponse(reply, answer);
       } catch (err) {
         if (err instanceof DigestMismatchError) throw new Problem(422, err.message, { cause: err });
         if (err instanceof StoreFullError) {

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { BUILD_ID_PATTERN, newBuildId } from '../builds/build-id.ts';
 import type { BuildLogs } from '../builds/build-log.ts';
 import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
@@ -9,29 +8,22 @@ import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { imageOutput } from '../builds/build-archive.ts';
-import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
-import type { ResultCache } from '../builds/result-cache.ts';
-import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
-import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
-import { planBuild } from '../builds/build-plan.ts';
+import type { BuildSpec, Compression, OutputFormat } from '../builds/spec.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
 import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
 import { loadImage } from '../image/stored-image.ts';
-import { Problem, type FieldError } from '../problem.ts';
-import { enqueueBuild, jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
-import { whyNoWorkerServes } from '../queue/worker-registry.ts';
-import type { ApiMetrics } from '../metrics/api-metrics.ts';
+import { Problem } from '../problem.ts';
+import type { BuildQueues } from '../queue/build-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import type { BlobOwners } from '../auth/blob-owners.ts';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { ChargedStore } from '../store/charged-store.ts';
-import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
-import { findTenantBuild, tenantOf } from './find-build.ts';
-import { fingerprintOf, type Idempotency } from './idempotency.ts';
+import type { BuildSubmission } from '../submission/build-submission.ts';
+import { requireTenantBuild } from '../submission/tenant-build.ts';
 import { operationSchema } from './openapi.ts';
-import { fieldProblem, validationProblem } from './problems.ts';
+import { validationProblem } from './problems.ts';
 import { sendPlan } from './send-blob.ts';
+import { idempotencyKeyOf, sendSubmissionResponse } from './submission-reply.ts';
 
 export interface BuildsOptions {
   redis: Redis;
@@ -39,28 +31,16 @@ export interface BuildsOptions {
   builds: BuildRepository;
   logs: BuildLogs;
   queue: BuildQueues;
-  idempotency: Idempotency;
-  buildAttempts: number;
-  owners: BlobOwners;
+  submission: BuildSubmission;
   /** What a download stores (compressed pieces made on first need) is charged to its tenant. */
   quota: TenantQuota;
-  /** Builds one tenant may have waiting; over it, 429. */
-  tenantMaxQueued: number;
-  registries: Registries;
-  /** The build cache; absent: every build is built. */
-  cache?: ResultCache;
-  /** Part of the cache key: the same spec may give another layer where devices are allowed. */
-  allowDevices: boolean;
   /** What flattening an image for `format=rootfs` may hold; over it, 422. */
   layerBudgets?: LayerBudgets;
-  metrics?: Pick<ApiMetrics, 'buildsSubmitted' | 'cacheLookups'>;
-  /** The operator's caps on `diskSize`, `memorySize` and `timeout`; over them, 400. */
-  vmCaps: VmCaps;
 }
 
-/** `/v1/builds`: submit (validate, record, enqueue; never build here), poll, download. */
+/** `/v1/builds`: submit (through the build submission; never build here), poll, download. */
 export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts) => {
-  const { store, builds, queue, quota, layerBudgets } = opts;
+  const { store, builds, queue, quota, layerBudgets, submission } = opts;
 
   app.post<{ Body: BuildSpec; Querystring: { noCache?: 'true' | 'false'; dryRun?: 'true' | 'false' } }>(
     '/v1/builds',
@@ -72,101 +52,13 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
         if (validationContext === 'querystring') throw validationProblem(validation, validationContext, 'query');
         throw validationProblem(validation, validationContext, 'build spec', spec, (pointer) => explainReference(spec, pointer));
       }
-      const base = await checkSubmission(spec, request.tenant);
       const noCache = request.query.noCache === 'true';
-      if (request.query.dryRun === 'true') {
-        // Resolved and planned like a submission, but nothing is recorded, queued or built.
-        const plan = await planBuild(resolveSpec(spec, new Date()), { store, cache: opts.cache, tenant: request.tenant, allowDevices: opts.allowDevices, base, noCache });
-        return reply.status(200).send(plan);
-      }
-
-      return opts.idempotency.run(request, reply, `${request.tenant}:builds`, fingerprintOf({ spec, noCache }), async () => {
-        const now = new Date();
-        const resolved = resolveSpec(spec, now);
-        const cacheKey = opts.cache ? (buildCacheKey(resolved, { tenant: request.tenant, base, allowDevices: opts.allowDevices }) ?? undefined) : undefined;
-        let hit: BuildCacheHit | null = null;
-        if (opts.cache && cacheKey && !noCache) {
-          hit = await findCachedBuild(opts.cache, store, cacheKey);
-          opts.metrics?.cacheLookups.inc({ cache: 'build', result: hit ? 'hit' : 'miss' });
-        }
-        const id = newBuildId();
-        // A cache hit never has a job.
-        request.log = request.log.child({ buildId: id, jobId: hit ? null : jobIdOf(id) });
-        // Accepted even when no live worker can run it (one may join): the answer, the record
-        // and the log say so.
-        const waiting = hit ? null : await whyNoWorkerServes(opts.redis, resolved);
-        const record: BuildRecord = hit
-          ? { id, tenant: request.tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
-          : { id, tenant: request.tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}) };
-        // The hit's result now counts against this tenant's storage like its own uploads (once
-        // each; over its quota: 413, and no build is recorded).
-        if (hit) await quota.chargeStored(request.tenant, hit.blobs);
-        // Its log line first: a build's final state (a hit's first) is its last event.
-        if (hit) await opts.logs.append(id, `baler: identical to build ${hit.buildId}; its result is reused (submit with ?noCache=true to build again)\n`);
-        // A cache hit is finished at once: it takes no place in the queue, so no queue quota.
-        const queued = await builds.create(record, hit ? undefined : opts.tenantMaxQueued);
-        if (queued === null) {
-          void reply.header('Retry-After', '30');
-          throw new Problem(429, `${opts.tenantMaxQueued} builds of yours are already queued (the limit); retry when some have started`);
-        }
-        opts.metrics?.buildsSubmitted.inc({ cached: hit ? 'true' : 'false' });
-        if (hit) {
-          request.log.info({ status: 'succeeded', cachedFrom: hit.buildId }, 'build taken from the cache');
-          return { status: 201, location: `/v1/builds/${id}`, body: { id, status: record.status, cached: true, cachedFrom: hit.buildId } };
-        }
-        // Written before it is queued: a worker clears the log when it starts.
-        if (waiting) await opts.logs.append(id, `baler: ${waiting}\n`);
-        await enqueueBuild(queue, { buildId: id, spec: resolved, tenant: request.tenant, cacheKey, noCache: noCache || undefined }, opts.buildAttempts, queued);
-        request.log.info({ status: 'queued', waiting }, 'build queued');
-        return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
-      });
+      if (request.query.dryRun === 'true') return reply.status(200).send(await submission.plan(spec, request, noCache));
+      return sendSubmissionResponse(reply, await submission.submit(spec, request, { noCache, idempotencyKey: idempotencyKeyOf(request) }));
     },
   );
 
-  /**
-   * What the schema cannot say: option combinations, dates, and that what it names exists.
-   * Resolves with the base build, when the spec names one.
-   */
-  const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<BuildRecord | undefined> => {
-    const overCap = vmCapViolations(spec, opts.vmCaps);
-    if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
-    const format = spec.format ?? 'docker-archive';
-    if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
-      const allowed = FORMAT_COMPRESSIONS[format];
-      throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: `'${spec.compression}' is not available for ${format} (one of: ${allowed.join(', ')})` }]);
-    }
-    const created = spec.created;
-    if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
-      throw fieldProblem(400, 'invalid build spec', [{ pointer: '/created', message: `'${created}' is not a valid date` }]);
-    }
-    if (spec.fromImage && 'ref' in spec.fromImage) {
-      // A bad reference or a registry the operator does not allow is known before queueing.
-      try {
-        registryFor(opts.registries, parseReference(spec.fromImage.ref).host);
-      } catch (err) {
-        if (err instanceof RegistryError) throw fieldProblem(422, 'unusable base image', [{ pointer: '/fromImage/ref', message: err.message }], err);
-        throw err;
-      }
-    }
-    let base: BuildRecord | undefined;
-    if (spec.fromImage && 'build' in spec.fromImage) {
-      const id = spec.fromImage.build;
-      const found = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
-      if (!found || tenantOf(found) !== tenant) throw fieldProblem(422, 'unusable base image', [{ pointer: '/fromImage/build', message: `base build ${id} not found` }]);
-      if (found.status !== 'succeeded') {
-        throw fieldProblem(422, 'unusable base image', [{ pointer: '/fromImage/build', message: `base build ${id} is ${found.status}; a base must have succeeded` }]);
-      }
-      base = found;
-    }
-    const missing: FieldError[] = [];
-    for (const { digest, pointer } of blobReferences(spec)) {
-      if (!(await opts.owners.owns(tenant, digest)) || !(await store.stat(digest))) missing.push({ pointer, message: `blob ${digest} not found (upload it to /v1/blobs first)` });
-    }
-    if (missing.length > 0) throw fieldProblem(422, 'blobs not found', missing);
-    return base;
-  };
-
-  const findBuild = (request: FastifyRequest<{ Params: { id: string } }>) => findTenantBuild(builds, request);
+  const findBuild = (request: FastifyRequest<{ Params: { id: string } }>) => requireTenantBuild(builds, request.tenant, request.params.id);
 
   app.get<{ Params: { id: string } }>('/v1/builds/:id', { schema: operationSchema('getBuild') }, async (request) => findBuild(request));
 

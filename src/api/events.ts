@@ -9,7 +9,7 @@ import { stateEventData, type BuildEvent } from '../events/build-event.ts';
 import { BuildEventReader } from '../events/event-reader.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
 import { Problem } from '../problem.ts';
-import { findTenantBuild } from './find-build.ts';
+import { requireTenantBuild } from '../submission/tenant-build.ts';
 import { loadSchemas } from './openapi.ts';
 
 export interface EventsOptions {
@@ -60,7 +60,7 @@ export const eventsRoutes: FastifyPluginAsync<EventsOptions> = async (app, opts)
     async (request, reply) => {
       const type = new Negotiator(request.raw).mediaType([SSE, NDJSON]);
       if (!type) throw new Problem(406, `build events are ${SSE} or ${NDJSON}; the Accept header allows neither`);
-      const record = await findTenantBuild(opts.builds, request);
+      const record = await requireTenantBuild(opts.builds, request.tenant, request.params.id);
       const tenant = request.tenant;
       const streams = open.get(tenant) ?? 0;
       if (streams >= opts.tenantMaxStreams) {

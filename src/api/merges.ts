@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
-import { BUILD_ID_PATTERN } from '../builds/build-id.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { epochSeconds } from '../builds/spec.ts';
 import { writeMergedDockerArchive } from '../image/sinks/docker-archive.ts';
@@ -8,7 +7,7 @@ import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { ChargedStore } from '../store/charged-store.ts';
-import { DEFAULT_TENANT } from './auth.ts';
+import { requireTenantBuild } from '../submission/tenant-build.ts';
 import { operationSchema } from './openapi.ts';
 
 export interface MergesOptions {
@@ -29,8 +28,7 @@ export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { sto
     const images = [];
     let mtime = 0;
     for (const id of request.body.builds) {
-      const build = BUILD_ID_PATTERN.test(id) ? await builds.get(id) : null;
-      if (!build || (build.tenant ?? DEFAULT_TENANT) !== request.tenant) throw new Problem(404, `build ${id} not found`);
+      const build = await requireTenantBuild(builds, request.tenant, id);
       if (build.status !== 'succeeded' || !build.result) throw new Problem(409, `build ${id} is ${build.status}; only succeeded builds can be merged`);
       images.push({ image: await loadImage(store, build.result.imageId, build.result.layers), repoTag: { name: build.spec.name, tag: build.spec.tag } });
       mtime = Math.max(mtime, epochSeconds(build.spec.created));

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
-import { pointerToken, Problem, type FieldError } from '../problem.ts';
+import { fieldProblem, pointerToken, Problem, type FieldError } from '../problem.ts';
 import { QuotaExceededError, StoreFullError } from '../store/blob-store.ts';
 import { loadSchemas } from './openapi.ts';
 
@@ -15,6 +15,7 @@ declare module 'fastify' {
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 export function sendProblem(reply: FastifyReply, problem: Problem, request: FastifyRequest): FastifyReply {
+  for (const [name, value] of Object.entries(problem.headers ?? {})) void reply.header(name, value);
   return reply.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.toJSON(request.url));
 }
 
@@ -36,12 +37,6 @@ export function validationProblem(
       ? described.map(({ pointer, message }) => ({ parameter: unescapePointer(pointer.slice(1)), message }))
       : described;
   return fieldProblem(400, `invalid ${what}`, items);
-}
-
-/** A problem about fields of the request: each `pointer: message` in `detail`, and in `errors`. */
-export function fieldProblem(status: number, what: string, items: FieldError[], cause?: unknown): Problem {
-  const detail = items.map((item) => `${'pointer' in item ? item.pointer || '(the whole body)' : `?${item.parameter}`}: ${item.message}`).join('; ');
-  return new Problem(status, `${what}: ${detail}`, { errors: items, cause });
 }
 
 function unescapePointer(token: string): string {

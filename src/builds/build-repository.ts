@@ -2,13 +2,12 @@ import type { Redis } from 'ioredis';
 import { stateEventData } from '../events/build-event.ts';
 import { appendEventLua, eventsKey, type BuildEventStream } from '../events/event-stream.ts';
 import type { BuildRecord, BuildStatus } from './build-record.ts';
+import { DEFAULT_TENANT, tenantOf } from './tenant.ts';
 
 const KEY_PREFIX = 'baler:build:';
 const TENANT_PREFIX = 'baler:tenant:';
 /** Finished builds by when they finished (ms), for retention. */
 const FINISHED_KEY = 'baler:builds:finished';
-/** Builds without a tenant (made before tenants, or by the service without tokens). */
-const DEFAULT_TENANT = 'default';
 /**
  * All tenants' queued and running builds together (sets of ids) and how many builds ever finished,
  * by outcome (a hash): kept in the same atomic step as each state change, so that metrics
@@ -92,9 +91,9 @@ export class BuildRepository {
        return waiting`,
       4,
       KEY_PREFIX + record.id,
-      queuedKey(record.tenant ?? DEFAULT_TENANT),
+      queuedKey(tenantOf(record)),
       eventsKey(record.id),
-      recentKey(record.tenant ?? DEFAULT_TENANT),
+      recentKey(tenantOf(record)),
       String(maxQueued),
       record.status,
       JSON.stringify(record.id),
@@ -119,7 +118,7 @@ export class BuildRepository {
       .srem(ALL_QUEUED_KEY, id)
       .srem(ALL_RUNNING_KEY, id);
     if (record) {
-      const tenant = record.tenant ?? DEFAULT_TENANT;
+      const tenant = tenantOf(record);
       tx.srem(queuedKey(tenant), id).srem(`${TENANT_PREFIX}${tenant}:running`, id).zrem(recentKey(tenant), id);
     }
     await tx.exec();

@@ -1,5 +1,5 @@
 import { BudgetExceededError } from '../budget.ts';
-import { DEFAULT_TAR_LIMITS, TAR_BUDGET_SETTINGS, type TarIndexLimits } from './tar-index.ts';
+import { DEFAULT_TAR_LIMITS, TAR_BUDGET_SETTINGS, type TarIndexLimits } from './tar-limits.ts';
 
 /**
  * The budgets of what one build's layers may hold, as the operator set them (BALER_* settings,

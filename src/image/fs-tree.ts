@@ -1,58 +1,14 @@
 import { BudgetExceededError } from '../budget.ts';
 import { BuildUsage } from './build-usage.ts';
+import { DirNode, entryOf, NO_XATTRS, ownName, xattrBytesOf, type NodeEntry, type TreeNode } from './fs-tree-node.ts';
+import { entriesInOrder, resolveHardLinks } from './fs-tree-order.ts';
 import { LayerInputError, type LayerEntry } from './layer-entry.ts';
-import { printable } from './printable.ts';
-import { xattrBytes } from './tar-entry.ts';
-import { TAR_BUDGET_SETTINGS } from './tar-index.ts';
-import { encodeName } from './tar-name.ts';
+import { TAR_BUDGET_SETTINGS } from './tar-limits.ts';
 
 export interface DirDefaults {
   mode: number;
   uid: number;
   gid: number;
-}
-
-/** What the tree keeps of an entry: all but its path, which the entry's place in the tree says. */
-type NodeEntry = Omit<LayerEntry, 'path'>;
-
-/** A directory: its entry, its children by name, and totals of everything below it. */
-class DirNode {
-  readonly children = new Map<string, TreeNode>();
-  entriesBelow = 0;
-  dataBytesBelow = 0;
-  xattrBytesBelow = 0;
-
-  constructor(public entry: NodeEntry) {}
-}
-
-/** Anything but a directory is its entry alone: most of a tree's nodes, kept small. */
-type TreeNode = DirNode | NodeEntry;
-
-function entryOf(node: TreeNode): NodeEntry {
-  return node instanceof DirNode ? node.entry : node;
-}
-
-/** How much a hard-link chain may hop before it is called a cycle. */
-const MAX_LINK_HOPS = 64;
-const NO_XATTRS: Readonly<Record<string, string>> = Object.freeze({});
-
-/** Bytes of an entry's extended attributes; a shared (frozen) set, e.g. a tar's global ones, is summed once. */
-const frozenXattrBytes = new WeakMap<object, number>();
-function xattrBytesOf(xattrs: Readonly<Record<string, string>>): number {
-  const known = frozenXattrBytes.get(xattrs);
-  if (known !== undefined) return known;
-  let bytes = 0;
-  for (const name in xattrs) bytes += xattrBytes(name, xattrs[name] as string);
-  if (Object.isFrozen(xattrs)) frozenXattrBytes.set(xattrs, bytes);
-  return bytes;
-}
-
-/**
- * A name of its own: a part of a longer string may keep all of it alive (V8's sliced
- * strings), and a tree must not hold its entries' full paths.
- */
-function ownName(name: string): string {
-  return Buffer.from(name, 'utf16le').toString('utf16le');
 }
 
 /**
@@ -190,114 +146,12 @@ export class FsTree {
   }
 
   /**
-   * Entries in GNU tar's `--sort=name` order (sortedChildren: parents first, each directory's
-   * subtree before its next sibling), with hard
-   * links resolved: each group of links to one file is written as the file at the group's
+   * Entries in GNU tar's `--sort=name` order (fs-tree-order.ts: parents first, each directory's
+   * subtree before its next sibling), with hard links resolved: each group of links to one file is written as the file at the group's
    * first path and links to it from the others, since a tar hard link may only point back.
    * Links are checked now (a dangling one throws here); paths are made as the result is read.
    */
   sortedEntries(): IterableIterator<LayerEntry> {
-    return this.inOrder(this.resolveLinks());
+    return entriesInOrder(this.root, resolveHardLinks(this.root, (path) => this.lookup(path)));
   }
-
-  /** Every hard link's file (links to links followed), memoised: O(links × path length). */
-  private resolveLinks(): Map<NodeEntry, NodeEntry> {
-    const fileOf = new Map<NodeEntry, NodeEntry>();
-    const resolve = (link: NodeEntry, path: string): void => {
-      const chain: NodeEntry[] = [];
-      let current = link;
-      for (let hops = 0; hops < MAX_LINK_HOPS; hops++) {
-        const found = fileOf.get(current) ?? this.lookup(current.linkname);
-        if (!found || found === this.root) {
-          throw new LayerInputError(`hard link '${printable(path)}' points to '${printable(current.linkname)}', which is not in the layer`);
-        }
-        const target = entryOf(found);
-        chain.push(current);
-        if (target.type === 'file') {
-          for (const member of chain) fileOf.set(member, target);
-          return;
-        }
-        if (target.type !== 'link') {
-          throw new LayerInputError(
-            `hard link '${printable(path)}' points to '${printable(current.linkname)}', which is a ${target.type}, not a regular file`,
-          );
-        }
-        current = target;
-      }
-      throw new LayerInputError(`hard link '${printable(path)}' is part of a cycle`);
-    };
-    // Depth first with one iterator per level: memory O(depth), each node visited once.
-    const stack: Array<{ prefix: string; children: Iterator<[string, TreeNode]> }> = [{ prefix: '', children: this.root.children.entries() }];
-    for (let frame = stack.at(-1); frame; frame = stack.at(-1)) {
-      const next = frame.children.next();
-      if (next.done) {
-        stack.pop();
-        continue;
-      }
-      const [name, node] = next.value;
-      if (node instanceof DirNode) {
-        if (node.children.size > 0) stack.push({ prefix: join(frame.prefix, name), children: node.children.entries() });
-      } else if (node.type === 'link' && !fileOf.has(node)) {
-        resolve(node, join(frame.prefix, name));
-      }
-    }
-    return fileOf;
-  }
-
-  private *inOrder(fileOf: Map<NodeEntry, NodeEntry>): IterableIterator<LayerEntry> {
-    const linked = new Set(fileOf.values());
-    /** The first path of each group of hard links read out so far: the one holding the data. */
-    const firstPath = new Map<NodeEntry, string>();
-    const stack: Array<{ prefix: string; items: SortedItem[]; next: number }> = [{ prefix: '', items: sortedChildren(this.root), next: 0 }];
-    for (let frame = stack.at(-1); frame; frame = stack.at(-1)) {
-      const item = frame.items[frame.next++];
-      if (!item) {
-        stack.pop();
-        continue;
-      }
-      const path = join(frame.prefix, item.name);
-      if (item.node instanceof DirNode) {
-        yield { ...item.node.entry, path };
-        if (item.node.children.size > 0) stack.push({ prefix: path, items: sortedChildren(item.node), next: 0 });
-        continue;
-      }
-      const file = fileOf.get(item.node) ?? (linked.has(item.node) ? item.node : undefined);
-      if (!file) {
-        yield { ...item.node, path };
-        continue;
-      }
-      const first = firstPath.get(file);
-      if (first === undefined) {
-        firstPath.set(file, path);
-        yield { ...file, path };
-      } else {
-        yield { ...file, path, type: 'link', size: 0, linkname: first, data: undefined };
-      }
-    }
-  }
-}
-
-/** A directory's child with the key it sorts by. */
-interface SortedItem {
-  key: Buffer;
-  name: string;
-  node: TreeNode;
-}
-
-/**
- * A directory's children in the order of their names' bytes (tar-name.ts; JS's `<` would
- * compare UTF-16 code units). Each directory is followed by everything under it before its
- * next sibling (GNU tar's `--sort=name`, what nixpkgs dockerTools writes): with whole paths in
- * byte order instead, `a-b` would land between `a` and `a/c`, and GNU tar, which sets a
- * directory's mtime when it leaves it, would extract `a` with the wrong time. O(k log k).
- */
-function sortedChildren(dir: DirNode): SortedItem[] {
-  const items: SortedItem[] = [];
-  for (const [name, node] of dir.children) items.push({ key: encodeName(name), name, node });
-  items.sort((a, b) => Buffer.compare(a.key, b.key));
-  return items;
-}
-
-function join(dir: string, name: string): string {
-  return dir ? `${dir}/${name}` : name;
 }

@@ -3,7 +3,8 @@ import { TYPEFLAG_OF, type TarHeader } from './tar-entry.ts';
 import { compareNames, encodeName } from './tar-name.ts';
 
 /**
- * Docker's legacy `tarsum.v1+sha256` checksum, which the seed writes into each layer's `json`.
+ * Docker's legacy `tarsum.v1+sha256` checksum, which nixpkgs dockerTools (the
+ * reference implementation we model) writes into each layer's `json`.
  * Each entry hashes its selected header fields then its data; the entry sums are sorted and
  * hashed together. Nothing current verifies it, but we write it correctly.
  */

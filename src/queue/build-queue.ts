@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { DEFAULT_TENANT } from '../api/auth.ts';
+import { tenantOf } from '../builds/tenant.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import { DEFAULT_VM_PLATFORM } from '../vm/platforms/index.ts';
 import { allBuildClasses, BASE_TIER_MIB, classOf, type BuildClass } from './capabilities.ts';
@@ -25,7 +25,7 @@ export interface BuildJobData {
 
 /** The tenant a job builds for; a job queued before jobs carried one counts as the default tenant's. */
 export function tenantOfJob(data: BuildJobData): string {
-  return data.tenant ?? DEFAULT_TENANT;
+  return tenantOf(data);
 }
 
 /**

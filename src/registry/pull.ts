@@ -8,7 +8,10 @@ import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
-import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
+import { RegistryClient } from './client.ts';
+import type { Descriptor, FetchedManifest, ImageManifest } from './manifest.ts';
+import type { ClientOptions } from './registry-transport.ts';
+import { selectPlatform } from './select-platform.ts';
 import { foreignName } from './foreign-text.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
 import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
@@ -35,7 +38,7 @@ export interface PullResult extends ImportedImage {
  * archive import would: the config stored as is (its digest is the image id); each layer
  * fetched once, checked against the manifest's digest and size, decompressed (gzip, zstd, xz,
  * bzip2 or plain, by its magic bytes), checked against its diff_id as the store writes it, and stored
- * uncompressed under the diff_id; the legacy chain as the seed's. A layer whose diff_id the
+ * uncompressed under the diff_id; the legacy chain as nixpkgs dockerTools'. A layer whose diff_id the
  * store already holds is not fetched. The result is cached under the image manifest digest:
  * pulling the same digest again costs the manifest GET of the tag (nothing for an `@sha256:`
  * ref of an image manifest). Any failure is a RegistryError.

@@ -4,8 +4,9 @@ import { OCI_MEDIA_TYPES, planOciLayout } from '../image/sinks/oci-archive.ts';
 import type { CompressedLayerIndex } from '../image/sinks/layer-compression.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { Readable } from 'node:stream';
-import { RegistryClient, type ClientOptions } from './client.ts';
-import { parseReference, RegistryError, type Registries } from './registries.ts';
+import { RegistryClient } from './client.ts';
+import type { ClientOptions } from './registry-transport.ts';
+import { parsePushReference, RegistryError, type Registries } from './registries.ts';
 import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
 
 /** Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size. */
@@ -34,8 +35,7 @@ export interface PushResult {
  * chunks streamed from the store by range). Returns the manifest digest. Errors: RegistryError.
  */
 export async function pushImage(store: BlobStore, image: Image, refText: string, opts: PushOptions): Promise<PushResult> {
-  const ref = parseReference(refText);
-  if (ref.digest) throw new RegistryError(`push needs a tag, not a digest: '${refText}'`, 'reference');
+  const ref = parsePushReference(refText, opts.registries);
   const tag = ref.tag ?? 'latest';
   const client = RegistryClient.forReference(ref, opts.registries, opts);
   const index = opts.index ?? registryIndexOf(store);

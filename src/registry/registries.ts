@@ -195,3 +195,14 @@ export function registryFor(registries: Registries, host: string): RegistryConfi
   }
   return config;
 }
+
+/**
+ * Where a push goes: a tag (the registry names the digest) at a registry the operator allows.
+ * RegistryError ('reference', 'not-allowed') otherwise.
+ */
+export function parsePushReference(refText: string, registries: Registries): ImageReference {
+  const ref = parseReference(refText);
+  if (ref.digest) throw new RegistryError(`push to a tag, not a digest ('${refText}')`, 'reference');
+  registryFor(registries, ref.host);
+  return ref;
+}

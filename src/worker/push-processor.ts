@@ -1,5 +1,4 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { tenantOf } from '../api/find-build.ts';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { loadImage } from '../image/stored-image.ts';
 import type { Logger } from '../log.ts';
@@ -10,6 +9,7 @@ import { QuotaExceededError, type BlobStore } from '../store/blob-store.ts';
 import { ChargedStore } from '../store/charged-store.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import type { PushRecord } from '../builds/build-record.ts';
+import { tenantOf } from '../builds/tenant.ts';
 
 export interface PushProcessorDeps {
   store: BlobStore;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TENANT } from '../../src/api/auth.ts';
+import { DEFAULT_TENANT } from '../../src/builds/tenant.ts';
 import { assembleImage, mergeRunConfig, type BaseImage } from '../../src/image/image.ts';
 import type { Layer } from '../../src/image/layer.ts';
 import type { Digest } from '../../src/digest.ts';

@@ -9,7 +9,7 @@ import { chown, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_TENANT } from '../../src/api/auth.ts';
+import { DEFAULT_TENANT } from '../../src/builds/tenant.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import type { Digest } from '../../src/digest.ts';
@@ -122,7 +122,7 @@ describe.each(['gnu', 'pax'] as const)('a %s-format fixture tar', (format) => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('gives every entry the spec uid/gid by default (the seed semantics)', async () => {
+  it('gives every entry the spec uid/gid by default (as in nixpkgs dockerTools)', async () => {
     const layer = await buildLayer({ contents: [{ tar: fixtures[format] }], uid: 1234, gid: 1234, created: CREATED });
     const entries = await listTar(layer);
     expect(entries.length).toBeGreaterThan(10);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_TENANT } from '../../src/api/auth.ts';
+import { DEFAULT_TENANT } from '../../src/builds/tenant.ts';
 import { imageOutput } from '../../src/builds/build-archive.ts';
 import type { BuildResult } from '../../src/builds/build-result.ts';
 import { runBuild } from '../../src/builds/run-build.ts';

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { BudgetExceededError } from '../../src/budget.ts';
-import { indexTar, TarFormatError, type IndexedTarEntry, type TarIndexLimits } from '../../src/image/tar-index.ts';
+import { indexTar, TarFormatError, type IndexedTarEntry } from '../../src/image/tar-index.ts';
+import type { TarIndexLimits } from '../../src/image/tar-limits.ts';
 import { emptyFiles, END_OF_ARCHIVE, entry, globalXattrBomb, paxHeader, paxRecord, xattrRecords } from '../support/raw-tar.ts';
 import { rejection } from '../support/rejection.ts';
 

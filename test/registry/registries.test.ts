@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRegistryLimits } from '../../src/config.ts';
-import { parseChallenge, RegistryClient } from '../../src/registry/client.ts';
+import { parseChallenge } from '../../src/registry/auth-challenge.ts';
+import { RegistryClient } from '../../src/registry/client.ts';
 import { loadRegistries, parseReference, registryFor, RegistryError } from '../../src/registry/registries.ts';
 import { DEFAULT_REGISTRY_LIMITS } from '../../src/registry/registry-limits.ts';
 

@@ -12,7 +12,7 @@ export interface RepoTag {
 }
 
 /**
- * The image as a `docker save` (v1.2) archive in the seed's layout: per layer `<id>/VERSION`,
+ * The image as a `docker save` (v1.2) archive in nixpkgs dockerTools' layout: per layer `<id>/VERSION`,
  * `<id>/json`, `<id>/layer.tar`, then `<config-hex>.json`, `manifest.json` and `repositories`.
  * Entry order, times and owners are fixed, so equal images give equal bytes. Planned, not
  * written: layer data is a range of the stored layer blob, so the archive can be assembled on

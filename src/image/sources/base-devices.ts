@@ -7,7 +7,8 @@ import { LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-e
 import { asEntry } from '../overlay-form.ts';
 import { storeLegacyChain } from '../legacy-layer.ts';
 import { writeLayerTar } from '../layer-writer.ts';
-import { indexTar, TarFormatError, type IndexedTarEntry, type TarIndexLimits } from '../tar-index.ts';
+import { indexTar, TarFormatError, type IndexedTarEntry } from '../tar-index.ts';
+import type { TarIndexLimits } from '../tar-limits.ts';
 import type { ImportedImage } from './archive/import-archive.ts';
 import type { StoredLayer } from './earlier-build.ts';
 

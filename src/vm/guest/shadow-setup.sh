@@ -1,4 +1,4 @@
-# shadowSetup (the seed's helper): the files that user and group tools (useradd, adduser,
+# shadowSetup (nixpkgs dockerTools' helper): the files that user and group tools (useradd, adduser,
 # passwd, su) need, each created only when the image lacks it. Runs chrooted in the image,
 # before runAsRoot, with the guest's busybox sh.
 mkdir -p /etc/pam.d

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DEFAULT_TENANT } from '../../../src/api/auth.ts';
+import { DEFAULT_TENANT } from '../../../src/builds/tenant.ts';
 import type { BuildResult } from '../../../src/builds/build-result.ts';
 import { runBuild } from '../../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../../src/builds/spec.ts';

@@ -4,7 +4,7 @@
  * run + commit for whiteouts), skopeo (copy to docker-archive, oci-archive gzip and zstd, an OCI
  * layout), the private dockerd 20.10 (load, save), gzip and zstd of whole archives. Two forms no
  * tool here writes are assembled from those tools' output: Docker 25's (an OCI layout with a
- * manifest.json pointing into blobs/) and a multi-platform OCI index; and the seed's layout comes
+ * manifest.json pointing into blobs/) and a multi-platform OCI index; and nixpkgs dockerTools' layout comes
  * from baler's own docker-archive sink, with an upper layer (whiteout + opaque dir) made by GNU tar.
  */
 import { createHash } from 'node:crypto';
@@ -190,11 +190,11 @@ export const FIXTURE_NAMES = [
   'skopeo copy docker-archive',
   'skopeo copy oci-archive (gzip layers)',
   'skopeo copy oci-archive (zstd layers)',
-  'skopeo copy of the seed layout to oci-archive (zstd, whiteout, opaque)',
+  'skopeo copy of the nixpkgs dockerTools layout to oci-archive (zstd, whiteout, opaque)',
   'docker 20.10 save',
   'docker 20.10 save of several images, picked by name and tag',
   'docker 20.10 save, picked by tag',
-  'docker 20.10 save of the seed layout (whiteout, opaque)',
+  'docker 20.10 save of the nixpkgs dockerTools layout (whiteout, opaque)',
   "docker 20.10 save, gzip'd",
   "podman oci-archive, gzip'd",
   "podman docker-archive, zstd'd",
@@ -212,7 +212,7 @@ export interface FixtureSet {
   seedImage: Image;
 }
 
-/** Make every fixture archive under `work`; `scratch` is a store for building the seed archive. */
+/** Make every fixture archive under `work`; `scratch` is a store for building the nixpkgs dockerTools-layout archive. */
 export async function makeFixtures(work: string, scratch: BlobStore): Promise<FixtureSet> {
   await mkdir(join(work, 'xdg'), { recursive: true });
   await mkdir(join(work, 'tmp'), { recursive: true });
@@ -258,7 +258,7 @@ export async function makeFixtures(work: string, scratch: BlobStore): Promise<Fi
     await dockerd.stop();
   }
 
-  // Whole archives compressed (GNU gzip without name/time, zstd), and the seed layout with its
+  // Whole archives compressed (GNU gzip without name/time, zstd), and the nixpkgs dockerTools layout with its
   // legacy extras (`repositories`, per-layer `json` and `VERSION`) removed.
   await sh('sh', ['-c', `gzip -nc docker-single.tar > docker-single.tar.gz && gzip -nc podman-oci.tar > podman-oci.tar.gz && zstd -q -c podman-docker.tar > podman-docker.tar.zst`], work);
   await cp(seed.path, f('seed-minimal.tar'));
@@ -276,11 +276,11 @@ export async function makeFixtures(work: string, scratch: BlobStore): Promise<Fi
     'skopeo copy docker-archive': fixture(f('skopeo-docker.tar'), `docker-archive:${f('skopeo-docker.tar')}`, ['docker.io/imp/skopeo:1']),
     'skopeo copy oci-archive (gzip layers)': fixture(f('skopeo-oci-gzip.tar'), `oci-archive:${f('skopeo-oci-gzip.tar')}`, ['imp/skopeo:1']),
     'skopeo copy oci-archive (zstd layers)': fixture(f('skopeo-oci-zstd.tar'), `oci-archive:${f('skopeo-oci-zstd.tar')}`, ['imp/skopeo:zstd'], { tag: 'zstd' }),
-    'skopeo copy of the seed layout to oci-archive (zstd, whiteout, opaque)': fixture(f('skopeo-seed-zstd.tar'), `oci-archive:${f('skopeo-seed-zstd.tar')}`, ['seed/img:zstd'], { topLayerHas: whiteoutEntries }),
+    'skopeo copy of the nixpkgs dockerTools layout to oci-archive (zstd, whiteout, opaque)': fixture(f('skopeo-seed-zstd.tar'), `oci-archive:${f('skopeo-seed-zstd.tar')}`, ['seed/img:zstd'], { topLayerHas: whiteoutEntries }),
     'docker 20.10 save': fixture(f('docker-single.tar'), `docker-archive:${f('docker-single.tar')}`, ['localhost/imp/base:1']),
     'docker 20.10 save of several images, picked by name and tag': fixture(f('docker-multi.tar'), `docker-archive:${f('docker-multi.tar')}:imp/base:latest`, ['localhost/imp/base:1', 'imp/base:latest'], { name: 'imp/base', tag: 'latest' }),
     'docker 20.10 save, picked by tag': fixture(f('docker-multi.tar'), `docker-archive:${f('docker-multi.tar')}:localhost/imp/other:2`, ['localhost/imp/other:2'], { tag: '2' }),
-    'docker 20.10 save of the seed layout (whiteout, opaque)': fixture(f('docker-seed.tar'), `docker-archive:${f('docker-seed.tar')}`, ['seed/img:1'], { topLayerHas: whiteoutEntries }),
+    'docker 20.10 save of the nixpkgs dockerTools layout (whiteout, opaque)': fixture(f('docker-seed.tar'), `docker-archive:${f('docker-seed.tar')}`, ['seed/img:1'], { topLayerHas: whiteoutEntries }),
     "docker 20.10 save, gzip'd": fixture(f('docker-single.tar.gz'), `docker-archive:${f('docker-single.tar')}`, ['localhost/imp/base:1']),
     "podman oci-archive, gzip'd": fixture(f('podman-oci.tar.gz'), `oci-archive:${f('podman-oci.tar')}`, ['localhost/imp/base:1']),
     "podman docker-archive, zstd'd": fixture(f('podman-docker.tar.zst'), src, ['localhost/imp/base:1']),

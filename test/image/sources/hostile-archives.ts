@@ -56,7 +56,7 @@ export function dockerArchive(layers: Buffer[], opts: { diffIds?: Digest[]; laye
  * A docker-archive of `images` one-layer images named only by `repositories`, one name each
  * (`repo/<i>:latest`, pointing at image i's top layer by its legacy id), as old Docker and
  * containers/image write them: `direct`, the layer is `<id>/layer.tar` itself (Docker ≤ 1.9,
- * the seed); `linked`, manifest.json names `<blob>.tar` and `<id>/layer.tar` is a symlink to it
+ * nixpkgs dockerTools); `linked`, manifest.json names `<blob>.tar` and `<id>/layer.tar` is a symlink to it
  * (containers/image), so matching a name to an image means following links. Only image
  * `target` has a real layer and config; the others' are empty or missing, which planning
  * never reads.

@@ -102,7 +102,7 @@ describe('hand-crafted archives', () => {
     expect(await failure(dockerArchive([inLayer]))).toBe("layer 1 of 1 (l0/layer.tar): entry 'a/../../evil' contains '..'");
   });
 
-  it("names images by `repositories` when manifest.json has no RepoTags (the seed's and Docker's layout, and via links)", async () => {
+  it("names images by `repositories` when manifest.json has no RepoTags (nixpkgs dockerTools' and Docker's layout, and via links)", async () => {
     const other = tarOf([{ name: 'other', data: 'other\n' }]);
     const configA = configFor([sha(LAYER)]);
     const configB = configFor([sha(other)]);

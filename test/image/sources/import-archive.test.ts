@@ -1,7 +1,7 @@
 /**
  * fromImage {blob}: archives made by real tools (see archive-fixtures.ts) import with the
  * layers and config skopeo reads from them; layers land in the store uncompressed and re-hash
- * to their diff_ids; the legacy chain is the seed's; tampered layers, ambiguous or missing
+ * to their diff_ids; the legacy chain is nixpkgs dockerTools'; tampered layers, ambiguous or missing
  * names and too many layers fail with ArchiveImportError.
  */
 import { createHash } from 'node:crypto';
@@ -55,7 +55,7 @@ async function entryNames(digest: Digest): Promise<string[]> {
   return names;
 }
 
-/** What the store holds after an import: config, uncompressed layers, legacy jsons chained as the seed chains them. */
+/** What the store holds after an import: config, uncompressed layers, legacy jsons chained as nixpkgs dockerTools chains them. */
 async function expectStored(imported: ImportedImage): Promise<void> {
   expect(await storedHash(imported.configDigest)).toBe(imported.configDigest);
   const config = JSON.parse(await storedText(imported.configDigest));
@@ -94,7 +94,7 @@ describe('imports every archive form real tools write', () => {
     }
   });
 
-  it("gives the seed's own archive back its legacy ids and layer jsons", async () => {
+  it("gives nixpkgs dockerTools' own archive back its legacy ids and layer jsons", async () => {
     const imported = await importArchive(store, await upload(set.fixtures['seed layout (baler sink)'].path), {});
     expect(imported.configDigest).toBe(set.seedImage.configDigest);
     expect(imported.layers.map((l) => l.v1Id)).toEqual(set.seedImage.legacyLayers.map((l) => l.id));

@@ -14,7 +14,9 @@ import { archiveBudgets, type ArchiveBudgets } from './budgets.ts';
 import { decompress, detectCompression, isDecompressionError } from './decompress.ts';
 import { clipText } from './error-text.ts';
 import { ArchiveImportError } from './errors.ts';
-import { checkLayerCount, planDockerArchive, planOciLayout, type ImagePlan } from './formats.ts';
+import { planDockerArchive } from './docker-archive-layout.ts';
+import { checkLayerCount, type ImagePlan } from './image-plan.ts';
+import { planOciLayout } from './oci-layout.ts';
 
 export { ArchiveImportError };
 
@@ -37,7 +39,7 @@ export interface ImportOptions {
 export interface ImportedImage {
   /** The config, stored as it was in the archive (so this is also the image id). */
   configDigest: Digest;
-  /** Bottom first; each layer stored uncompressed (blob digest = diffId), legacy chain as the seed's. */
+  /** Bottom first; each layer stored uncompressed (blob digest = diffId), legacy chain as nixpkgs dockerTools'. */
   layers: StoredLayer[];
   /** The names the archive records for the image picked (`name:tag`). */
   repoTags: string[];
@@ -47,7 +49,7 @@ export interface ImportedImage {
 /**
  * Import an image from an uploaded archive blob, in any form real tools write: `docker save`
  * (Docker ≤ 24, and ≥ 25 with its OCI layout inside), podman/skopeo/buildah's docker-archive and
- * oci-archive, the seed's layout; the archive and each of its layers plain or compressed
+ * oci-archive, nixpkgs dockerTools' layout; the archive and each of its layers plain or compressed
  * with gzip, zstd, xz or bzip2 (told by their magic bytes, whatever the manifest's media type
  * says). The archive is read in place by range; every layer is decompressed, verified against
  * its diff_id and stored uncompressed; the config is stored as is. Failures the archive or the choice of image cause are ArchiveImportError.

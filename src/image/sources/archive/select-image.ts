@@ -103,7 +103,7 @@ export function pickPlatform<T extends { platform?: Platform }>(items: T[], arch
 }
 
 /**
- * The image of an archive that `sel` picks: by name and/or tag if given (as in the seed:
+ * The image of an archive that `sel` picks: by name and/or tag if given (as in nixpkgs dockerTools:
  * `fromImageName`/`fromImageTag`), else the only one. Entries of one name that differ only by
  * platform are resolved to linux/`sel.architecture`. Anything else is an ArchiveImportError
  * naming the choices.

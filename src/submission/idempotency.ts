@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Problem } from '../problem.ts';
 
@@ -8,16 +7,20 @@ const TTL_SECONDS = 24 * 3600;
 const PENDING_TTL_SECONDS = 600;
 const MAX_KEY_LENGTH = 255;
 
-interface StoredResponse {
-  fingerprint: string;
+/** What a submission answers: kept as it is, so a retry gets the same answer. */
+export interface SubmissionResponse {
   status: number;
   location?: string;
   body: unknown;
 }
 
+interface StoredResponse extends SubmissionResponse {
+  fingerprint: string;
+}
+
 /**
- * `Idempotency-Key` for POSTs: the first response to a key is kept for a day and a retry with
- * the same key gets it again instead of doing the work twice. The same key with a different
+ * Idempotency keys for submissions: the first response to a key is kept for a day and a retry
+ * with the same key gets it again instead of doing the work twice. The same key with a different
  * request is a client mistake (422); a retry while the first is still running gets 409.
  */
 export class Idempotency {
@@ -25,18 +28,15 @@ export class Idempotency {
 
   /**
    * Runs `handle` once per key. `fingerprint` identifies the request (e.g. a hash of its body);
-   * without a key header, `handle` just runs.
+   * without a key, `handle` just runs. `replayed`: the answer is the first request's.
    */
   async run(
-    request: FastifyRequest,
-    reply: FastifyReply,
+    key: string | undefined,
     scope: string,
     fingerprint: string,
-    handle: () => Promise<{ status: number; location?: string; body: unknown }>,
-  ): Promise<FastifyReply> {
-    const header = request.headers['idempotency-key'];
-    if (header === undefined) return this.send(reply, await handle());
-    const key = Array.isArray(header) ? header[0] ?? '' : header;
+    handle: () => Promise<SubmissionResponse>,
+  ): Promise<{ response: SubmissionResponse; replayed: boolean }> {
+    if (key === undefined) return { response: await handle(), replayed: false };
     if (key.length === 0 || key.length > MAX_KEY_LENGTH) throw new Problem(400, `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`);
     const redisKey = `${KEY_PREFIX}${scope}:${createHash('sha256').update(key).digest('hex')}`;
 
@@ -45,23 +45,17 @@ export class Idempotency {
       const stored = JSON.parse((await this.redis.get(redisKey)) ?? '{}') as Partial<StoredResponse> & { pending?: boolean };
       if (stored.fingerprint !== fingerprint) throw new Problem(422, 'this Idempotency-Key was used for a different request');
       if (stored.pending || stored.status === undefined) throw new Problem(409, 'a request with this Idempotency-Key is still in progress; retry later');
-      void reply.header('Idempotent-Replayed', 'true');
-      return this.send(reply, stored as StoredResponse);
+      return { response: stored as StoredResponse, replayed: true };
     }
     try {
       const response = await handle();
       await this.redis.set(redisKey, JSON.stringify({ ...response, fingerprint }), 'EX', TTL_SECONDS);
-      return this.send(reply, response);
+      return { response, replayed: false };
     } catch (err) {
       // A failed first attempt keeps nothing: the key can be used again.
       await this.redis.del(redisKey);
       throw err;
     }
-  }
-
-  private send(reply: FastifyReply, response: { status: number; location?: string; body: unknown }): FastifyReply {
-    if (response.location) void reply.header('Location', response.location);
-    return reply.status(response.status).send(response.body);
   }
 }
 
