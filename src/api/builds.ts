@@ -230,7 +230,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
       throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
     }
     const charged = new ChargedStore(store, quota, request.tenant);
-    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, charged, layerBudgets).catch(
+    const out = await imageOutput(await loadImage(store, result), record.spec, format, compression, charged, layerBudgets).catch(
       (err: unknown) => {
         // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
         // tar (imported, never read by a build without a VM step) may be refused only now.

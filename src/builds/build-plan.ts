@@ -121,7 +121,7 @@ async function planBase(
     const imported = found && cache ? (await findCachedPolicedBase(cache, deps.store, found, deps.allowDevices))?.image : undefined;
     if (imported) {
       return {
-        summary: { from, imageId: imported.configDigest, layers: imported.layers.length, cached: true },
+        summary: { from, imageId: imported.imageId, layers: imported.layers.length, cached: true },
         layers: imported.layers.map((l) => ({ step: 'base', diffId: l.diffId, size: l.size, cached: true })),
       };
     }

@@ -1,20 +1,18 @@
-import { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { BuildUsage, type LayerBudgets } from '../image/build-usage.ts';
 import type { FsTree } from '../image/fs-tree.ts';
-import { assembleImage, type BaseImage, type Image, type ImageConfig } from '../image/image.ts';
+import { assembleImage, type Image, type StoredImage } from '../image/image.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
-import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
+import type { NewLayer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
-import { importArchive, type ImportedImage } from '../image/sources/archive/import-archive.ts';
+import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { applyDevicePolicyToBase } from '../image/sources/base-devices.ts';
-import { storeLegacyChain } from '../image/legacy-layer.ts';
-import { loadStoredImage, type StoredLayer } from '../image/sources/earlier-build.ts';
 import { planContentLayers } from '../image/layering.ts';
 import { resolveContents } from '../image/sources/spec-contents.ts';
+import { loadImage, storeImage } from '../image/stored-image.ts';
 import { pullImage } from '../registry/pull.ts';
 import type { Registries } from '../registry/registries.ts';
 import type { ResultCache } from './result-cache.ts';
@@ -25,13 +23,12 @@ import { countBytes } from '../streams.ts';
 import type { VmRunner } from '../vm/vm-runner.ts';
 import type { Logger } from '../log.ts';
 import { describeArchive, type ArchiveInfo } from './build-archive.ts';
-import { epochSeconds, needsVm, type ContentEntry, type ResolvedSpec } from './spec.ts';
+import type { ContentEntry } from '../image/sources/content-entry.ts';
+import { epochSeconds, needsVm, type ResolvedSpec } from './spec.ts';
 
-export interface BuildResult {
-  /** The config digest; the config itself is stored as a blob under it. */
-  imageId: Digest;
+/** The image a build stored (its config and legacy jsons too: a later build may use it as its base), and its archive. */
+export interface BuildResult extends StoredImage {
   diffIds: Digest[];
-  layers: StoredLayer[];
   archive: ArchiveInfo;
 }
 
@@ -47,7 +44,7 @@ export interface BuildDeps {
   store: BlobStore;
   vm: VmRunner;
   /** The image of an earlier build, for `fromImage: {build}`. */
-  loadBuildImage(buildId: string): Promise<BaseImage>;
+  loadBuildImage(buildId: string): Promise<Image>;
   /** Whose build this is: its VM steps' layers are cached for this tenant alone. */
   tenant: string;
   allowDevices: boolean;
@@ -74,16 +71,6 @@ export interface BuildDeps {
   layerBudgets?: LayerBudgets;
 }
 
-interface NewLayer {
-  layer: Layer;
-  tarsum: string;
-  createdBy: string;
-}
-
-function storedLayer(store: BlobStore, diffId: Digest, size: number): Layer {
-  return { diffId, digest: diffId, size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(diffId) };
-}
-
 /** Every blob a build result is made of: config, layers, legacy jsons, archive parts. */
 export function blobsOfResult(result: BuildResult): Digest[] {
   return [result.imageId, ...result.diffIds, ...(result.layers ?? []).flatMap((l) => [l.diffId, l.v1Json]), ...(result.archive.parts ?? [])];
@@ -101,7 +88,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     deps.signal?.throwIfAborted();
     deps.onStep?.(name, detail);
   };
-  const layerIds = (layers: NewLayer[]) => ({ layers: layers.map((l) => l.layer.diffId) });
+  const layerIds = (layers: NewLayer[]) => ({ layers: layers.map((l) => l.diffId) });
 
   const usage = new BuildUsage(deps.layerBudgets);
   const base = await loadBase(spec, deps, usage);
@@ -118,7 +105,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       () => store.put(deps.events ? countBytes(layerTar.stream, (n) => deps.events?.progress('layer', n)) : layerTar.stream),
       (put) => ({ bytes: put.size }),
     );
-    return { layer: storedLayer(store, stored.digest, stored.size), tarsum: await layerTar.tarsum, createdBy };
+    return { diffId: stored.digest, size: stored.size, tarsum: await layerTar.tarsum, createdBy };
   };
   /**
    * The layers `make` produces, or the same layers from the cache when `inputs` (everything
@@ -135,11 +122,11 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
       if (hit) {
         step('layers-cached', { layers: hit.map((l) => l.diffId) });
         deps.events?.stepCached(stepName, { layers: hit.map((l) => l.diffId) });
-        return hit.map((l) => ({ layer: storedLayer(store, l.diffId, l.size), tarsum: l.tarsum, createdBy: l.createdBy }));
+        return hit;
       }
     }
     const made = await reportStep(deps.events, stepName, undefined, make, layerIds);
-    await cache.set('layer', key, made.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum, createdBy: l.createdBy })));
+    await cache.set('layer', key, made.map((l) => ({ diffId: l.diffId, size: l.size, tarsum: l.tarsum, createdBy: l.createdBy })));
     return made;
   };
   const baseDiffIds = base?.layers.map((l) => l.diffId) ?? [];
@@ -167,11 +154,11 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     });
     newLayers.push(...contentLayers);
     if (needsVm(spec)) {
-      const lowers = [...baseDiffIds, ...newLayers.map((l) => l.layer.diffId)];
+      const lowers = [...baseDiffIds, ...newLayers.map((l) => l.diffId)];
       newLayers.push(
         ...(await cachedLayers('vm', { kind: 'vm', lowers, contents: [], ...vm }, async () => {
           const empty = await resolveContents([], store, contentsOptions);
-          const top = await runVmStep(spec, empty, base, mtime, deps, usage, newLayers.map((l) => l.layer.diffId));
+          const top = await runVmStep(spec, empty, base, mtime, deps, usage, newLayers.map((l) => l.diffId));
           return [await storeLayer(top, 'baler: runAsRoot, extraCommands')];
         })),
       );
@@ -204,16 +191,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     newLayers,
   );
   // Keep what a later build needs to use this image as its base: the config and legacy jsons.
-  await store.put(Readable.from([Buffer.from(image.config, 'utf8')]), { expectedDigest: image.configDigest });
-  const layers: StoredLayer[] = [
-    ...(base?.stored ?? []),
-    ...(await storeLegacyChain(
-      store,
-      { architecture: spec.architecture, os: 'linux', created: spec.created, config: (JSON.parse(image.config) as ImageConfig).config ?? {} },
-      newLayers.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum })),
-      base?.legacyLayers.at(-1)?.id,
-    )),
-  ];
+  await storeImage(store, image);
 
   step('archive', { format: spec.format, compression: spec.compression });
   const archive = await reportStep(
@@ -223,10 +201,10 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     () => describeArchive(image, spec, spec.format, spec.compression, store, (done, total) => deps.events?.progress('archive', done, total), deps.layerBudgets),
     (a) => ({ digest: a.digest, size: a.size }),
   );
-  return { imageId: image.configDigest, diffIds: image.layers.map((l) => l.diffId), layers, archive };
+  return { imageId: image.imageId, diffIds: image.layers.map((l) => l.diffId), layers: image.layers, archive };
 }
 
-async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage): Promise<BaseImage | undefined> {
+async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage): Promise<Image | undefined> {
   const from = spec.fromImage;
   if (!from) return undefined;
   // An earlier build's layers went through the device rule when it ran.
@@ -236,7 +214,7 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage):
     return reportStep(deps.events, 'base', from, async () => {
       const pulled = await pullImage(deps.store, from.ref, { registries: deps.registries ?? new Map(), architecture: spec.architecture, maxLayers: MAX_IMAGE_LAYERS - 1 });
       const policed = await withDevicePolicy(pulled, deps, usage);
-      return loadStoredImage(deps.store, policed.configDigest, policed.layers);
+      return loadImage(deps.store, policed);
     });
   }
   const importOptions = importOptionsOf(spec);
@@ -248,7 +226,7 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage):
     deps.onStep?.('import-cached', { blob: from.blob });
     deps.events?.stepCached('base', from);
     const policed = await withDevicePolicy(cached, deps, usage);
-    return loadStoredImage(deps.store, policed.configDigest, policed.layers);
+    return loadImage(deps.store, policed);
   }
   return reportStep(deps.events, 'base', from, async () => {
     // The budgets bound the work, not the result: they stay out of the cache key.
@@ -256,7 +234,7 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage):
     const imported = await importArchive(deps.store, from.blob, budgeted, (done, total) => deps.events?.progress('import', done, total));
     await deps.cache?.set('import', key, imported);
     const policed = await withDevicePolicy(imported, deps, usage);
-    return loadStoredImage(deps.store, policed.configDigest, policed.layers);
+    return loadImage(deps.store, policed);
   });
 }
 
@@ -264,7 +242,7 @@ async function loadBase(spec: ResolvedSpec, deps: BuildDeps, usage: BuildUsage):
  * A base as imported or pulled, with the device rule applied to its layers (base-devices.ts):
  * once per image and setting, then from the cache (its log lines with it, said again).
  */
-async function withDevicePolicy(image: ImportedImage, deps: BuildDeps, usage: BuildUsage): Promise<ImportedImage> {
+async function withDevicePolicy(image: StoredImage, deps: BuildDeps, usage: BuildUsage): Promise<StoredImage> {
   const hit = deps.cache && !deps.noCache ? await findCachedPolicedBase(deps.cache, deps.store, image, deps.allowDevices) : null;
   const policed = hit ?? (await applyDevicePolicyToBase(deps.store, image, { allowDevices: deps.allowDevices, tarLimits: usage.tarLimits }));
   if (!hit) await deps.cache?.set('import', baseDevicesCacheKey(image, deps.allowDevices), policed);
@@ -279,7 +257,7 @@ async function withDevicePolicy(image: ImportedImage, deps: BuildDeps, usage: Bu
 async function runVmStep(
   spec: ResolvedSpec,
   contents: FsTree,
-  base: BaseImage | undefined,
+  base: Image | undefined,
   mtime: number,
   deps: BuildDeps,
   usage: BuildUsage,

@@ -1,26 +1,8 @@
 import type { Digest } from '../digest.ts';
 import { FORMAT_COMPRESSIONS, type ImageFormat } from '../image/sinks/formats.ts';
 import type { LayerCompression } from '../image/sinks/layer-compression.ts';
-
-/** Docker image config fields a spec may set (the Docker image spec's `config` object). */
-export interface ImageRunConfig {
-  Cmd?: string[];
-  Entrypoint?: string[];
-  Env?: string[];
-  WorkingDir?: string;
-  User?: string;
-  ExposedPorts?: Record<string, Record<string, never>>;
-  Volumes?: Record<string, Record<string, never>>;
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-}
-
-export type ContentEntry =
-  | { tar: Digest; to?: string; preserveOwners?: boolean }
-  | { file: Digest; to: string; mode?: string }
-  | { text: string; to: string; mode?: string }
-  | { dir: string; mode?: string }
-  | { symlink: string; target: string };
+import type { ImageRunConfig } from '../image/run-config.ts';
+import type { ContentEntry } from '../image/sources/content-entry.ts';
 
 export type Compression = LayerCompression;
 export type OutputFormat = ImageFormat;

@@ -4,7 +4,8 @@ import { unpackLimit, UNPACK_BUDGET_TEXT } from '../image/compression.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
 import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
-import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive/import-archive.ts';
+import type { StoredImage } from '../image/image.ts';
+import { DEFAULT_MAX_LAYERS } from '../image/sources/archive/import-archive.ts';
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
 import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
@@ -23,7 +24,9 @@ export interface PullOptions extends ClientOptions {
   index?: RegistryIndex;
 }
 
-export interface PullResult extends ImportedImage {
+export interface PullResult extends StoredImage {
+  /** The reference pulled, as `host/repository:tag` (none for a digest reference). */
+  repoTags: string[];
   /** The image manifest's digest (after resolving an index). */
   manifestDigest: Digest;
   /** true when the result came from the cache of earlier pulls. */
@@ -72,10 +75,10 @@ function repoTagsOf(ref: ImageReference): string[] {
 }
 
 /** A cached pull, if everything it names is still in the store. */
-async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest: Digest): Promise<ImportedImage | null> {
+async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest: Digest): Promise<StoredImage | null> {
   const image = await index.getPulled(manifestDigest);
   if (!image) return null;
-  const needed = [image.configDigest, ...image.layers.flatMap((l) => [l.diffId, l.v1Json])];
+  const needed = [image.imageId, ...image.layers.flatMap((l) => [l.diffId, l.v1Json])];
   for (const digest of new Set(needed)) if (!(await store.stat(digest))) return null;
   return image;
 }
@@ -102,7 +105,7 @@ async function fetchImage(
   ref: ImageReference,
   manifest: FetchedManifest,
   opts: { maxLayers: number; index: RegistryIndex },
-): Promise<ImportedImage> {
+): Promise<StoredImage & { repoTags: string[] }> {
   const what = `${ref.host}/${ref.repository}@${manifest.digest}`;
   const m = manifest.image as ImageManifest;
   if (m.layers.length > opts.maxLayers) throw new RegistryError(`${what} has ${m.layers.length} layers, more than the limit of ${opts.maxLayers}`, 'invalid');
@@ -137,7 +140,7 @@ async function fetchImage(
   );
   await store.put(Readable.from([configBytes]), { expectedDigest: m.config.digest });
   await opts.index.addBlobRepo(ref.host, m.config.digest, ref.repository);
-  return { configDigest: m.config.digest, layers, repoTags: repoTagsOf(ref) };
+  return { imageId: m.config.digest, layers, repoTags: repoTagsOf(ref) };
 }
 
 /** The first `n` bytes of a stream, and a stream of all of it. */

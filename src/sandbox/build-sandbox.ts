@@ -17,10 +17,11 @@ import type { BuildDeps, BuildResult } from '../builds/run-build.ts';
 import type { CacheKind } from '../builds/result-cache.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import type { FinishStep } from '../events/build-reporter.ts';
+import type { StoredImage } from '../image/image.ts';
 import { RpcEndpoint } from './port-rpc.ts';
 import { serveDecompressors } from './remote-decompress.ts';
 import { serveVmRunner } from './remote-vm.ts';
-import { METHODS, NOTES, type SandboxBuild, type StoredImageRef } from './sandbox-protocol.ts';
+import { METHODS, NOTES, type SandboxBuild } from './sandbox-protocol.ts';
 
 const ENTRY = new URL('./build-thread-entry.mjs', import.meta.url);
 
@@ -46,7 +47,7 @@ export interface SandboxOptions {
 export interface SandboxJob {
   buildId: string;
   /** An earlier build's image (its record), for `fromImage: {build}`. */
-  buildImage(id: string): Promise<StoredImageRef>;
+  buildImage(id: string): Promise<StoredImage>;
 }
 
 /** The build was stopped (cancel, time limit) while it ran in its sandbox. */

@@ -93,7 +93,7 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   const manifestJson = canonicalJson({
     schemaVersion: 2,
     mediaType: OCI_MEDIA_TYPES.manifest,
-    config: { mediaType: OCI_MEDIA_TYPES.config, digest: image.configDigest, size: configBytes.length },
+    config: { mediaType: OCI_MEDIA_TYPES.config, digest: image.imageId, size: configBytes.length },
     layers: layerBlobs.map((blob) => ({ mediaType: OCI_LAYER_MEDIA_TYPES[opts.compression], digest: blob.digest, size: blob.size })),
   });
   const manifestBytes = Buffer.from(manifestJson, 'utf8');
@@ -117,14 +117,14 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   // One entry per distinct blob (an image may list one layer twice), in a fixed order.
   const blobs = new Map<Digest, LayoutBlob>();
   for (const blob of layerBlobs) blobs.set(blob.digest, blob);
-  blobs.set(image.configDigest, { digest: image.configDigest, size: configBytes.length, bytes: configBytes });
+  blobs.set(image.imageId, { digest: image.imageId, size: configBytes.length, bytes: configBytes });
   blobs.set(manifest.digest, { ...manifest, bytes: manifestBytes });
 
   return {
     blobs: [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)),
     manifest,
     indexJson,
-    configPath: blobPath(image.configDigest),
+    configPath: blobPath(image.imageId),
     layerPaths: layerBlobs.map((blob) => blobPath(blob.digest)),
     name,
     tag,

@@ -72,8 +72,8 @@ describe.each(COMPRESSIONS)('oci-archive, %s layers', (compression) => {
     expect(manifestBytes.length).toBe(descriptor.size);
     const manifest = JSON.parse(manifestBytes.toString('utf8'));
     expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
-    expect(manifest.config).toEqual({ mediaType: 'application/vnd.oci.image.config.v1+json', digest: first.image.configDigest, size: Buffer.byteLength(first.image.config) });
-    expect(await readFile(join(dir, 'blobs/sha256', hexOf(first.image.configDigest)), 'utf8')).toBe(first.image.config);
+    expect(manifest.config).toEqual({ mediaType: 'application/vnd.oci.image.config.v1+json', digest: first.image.imageId, size: Buffer.byteLength(first.image.config) });
+    expect(await readFile(join(dir, 'blobs/sha256', hexOf(first.image.imageId)), 'utf8')).toBe(first.image.config);
 
     // Every layer blob, decompressed by the real tool, is the layer its diff_id names.
     const mediaType = { gzip: 'application/vnd.oci.image.layer.v1.tar+gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd', none: 'application/vnd.oci.image.layer.v1.tar' }[compression];
@@ -89,7 +89,7 @@ describe.each(COMPRESSIONS)('oci-archive, %s layers', (compression) => {
     }
     // Nothing else in the layout.
     expect((await readdir(join(dir, 'blobs/sha256'))).sort()).toEqual(
-      [...new Set([descriptor.digest, first.image.configDigest, ...manifest.layers.map((l: { digest: Digest }) => l.digest)])].map((d) => hexOf(d as Digest)).sort(),
+      [...new Set([descriptor.digest, first.image.imageId, ...manifest.layers.map((l: { digest: Digest }) => l.digest)])].map((d) => hexOf(d as Digest)).sort(),
     );
     await rm(dir, { recursive: true, force: true });
   });
@@ -132,7 +132,7 @@ describe.each(COMPRESSIONS)('oci-archive, %s layers', (compression) => {
   it('is byte-identical for the same image: again from the cache, and built afresh in another store', async () => {
     const again = await saveOutput(await writeOciArchive(first.image, { refName: REF, compression, store: first.store }), join(inputs.dir, 'again.tar'));
     expect(again.digest).toBe(digests[compression]);
-    expect(second.image.configDigest).toBe(first.image.configDigest);
+    expect(second.image.imageId).toBe(first.image.imageId);
     const other = await saveOutput(await writeOciArchive(second.image, { refName: REF, compression, store: second.store }), join(inputs.dir, 'other.tar'));
     expect(other.digest).toBe(digests[compression]);
   });
@@ -179,7 +179,7 @@ describe('docker-archive, Docker 25 form', () => {
     const [item, ...more] = await json(dir, 'manifest.json');
     expect(more).toEqual([]);
     expect(item.RepoTags).toEqual([REF]);
-    expect(item.Config).toBe(`blobs/sha256/${hexOf(first.image.configDigest)}`);
+    expect(item.Config).toBe(`blobs/sha256/${hexOf(first.image.imageId)}`);
     const manifest = JSON.parse(await readFile(join(dir, 'blobs/sha256', hexOf((await json(dir, 'index.json')).manifests[0].digest)), 'utf8'));
     expect(item.Layers).toEqual(manifest.layers.map((l: { digest: Digest }) => `blobs/sha256/${hexOf(l.digest)}`));
     if (compression === 'none') expect(item.Layers).toEqual(first.image.layers.map((l) => `blobs/sha256/${hexOf(l.diffId)}`));
@@ -199,10 +199,10 @@ describe('docker-archive, Docker 25 form', () => {
 describe('loadImage (a succeeded build as an Image, what the API hands the sinks)', () => {
   it('keeps the stored config bytes, layers and legacy metadata', async () => {
     const { built, store } = first;
-    expect(digestOf(built.config)).toBe(built.configDigest);
+    expect(digestOf(built.config)).toBe(built.imageId);
     expect(built.layers.map((l) => l.diffId)).toEqual(JSON.parse(built.config).rootfs.diff_ids);
-    expect(built.layers.every((l) => l.digest === l.diffId)).toBe(true);
-    expect(built.legacyLayers.map((l) => JSON.parse(l.json).id)).toEqual(built.legacyLayers.map((l) => l.id));
+    expect(built.legacyJson.map((json) => JSON.parse(json).id)).toEqual(built.layers.map((l) => l.v1Id));
+    expect(built.legacyJson.map(digestOf)).toEqual(built.layers.map((l) => l.v1Json));
     const out = await saveOutput(await writeOciArchive(built, { refName: REF, compression: 'gzip', store }), join(inputs.dir, 'built.tar'));
     const inspect = await run('skopeo', ['inspect', '--config', `oci-archive:${join(inputs.dir, 'built.tar')}:1.0`]);
     expect(JSON.parse(inspect.stdout).rootfs.diff_ids).toHaveLength(2);

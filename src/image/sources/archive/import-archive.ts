@@ -7,7 +7,7 @@ import { LayerInputError } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
 import { checkedLayerTarsum } from '../../tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../../config-parse.ts';
-import type { StoredLayer } from '../earlier-build.ts';
+import type { StoredImage } from '../../image.ts';
 import { pipeThrough } from '../../../streams.ts';
 import { ArchiveReader } from './archive-reader.ts';
 import { archiveBudgets, type ArchiveBudgets } from './budgets.ts';
@@ -34,14 +34,6 @@ export interface ImportOptions {
   budgets?: Partial<ArchiveBudgets>;
 }
 
-export interface ImportedImage {
-  /** The config, stored as it was in the archive (so this is also the image id). */
-  configDigest: Digest;
-  /** Bottom first; each layer stored uncompressed (blob digest = diffId), legacy chain as the seed's. */
-  layers: StoredLayer[];
-  /** The names the archive records for the image picked (`name:tag`). */
-  repoTags: string[];
-}
 
 
 /**
@@ -50,7 +42,9 @@ export interface ImportedImage {
  * oci-archive, the seed's layout; the archive and each of its layers plain or compressed
  * with gzip, zstd, xz or bzip2 (told by their magic bytes, whatever the manifest's media type
  * says). The archive is read in place by range; every layer is decompressed, verified against
- * its diff_id and stored uncompressed; the config is stored as is. Failures the archive or the choice of image cause are ArchiveImportError.
+ * its diff_id and stored uncompressed; the config is stored as is (its digest is the image
+ * id); the legacy chain is the seed's (nixpkgs dockerTools). With the image the names the
+ * archive records for it (`name:tag`). Failures the archive or the choice of image cause are ArchiveImportError.
  */
 export async function importArchive(
   store: BlobStore,
@@ -58,7 +52,7 @@ export async function importArchive(
   opts: ImportOptions,
   /** Told the layer bytes read so far, of the total of all layer members. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
-): Promise<ImportedImage> {
+): Promise<StoredImage & { repoTags: string[] }> {
   return withShortErrors(opts, () => importPlanned(store, digest, opts, onProgress));
 }
 
@@ -67,7 +61,7 @@ async function importPlanned(
   digest: Digest,
   opts: ImportOptions,
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
-): Promise<ImportedImage> {
+): Promise<StoredImage & { repoTags: string[] }> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
   const { reader, plan } = await planImport(store, digest, opts);
 
@@ -109,7 +103,7 @@ async function importPlanned(
     config.diffIds.map((diffId) => ({ diffId, size: sizes.get(diffId) as number, tarsum: tarsums.get(diffId) as string })),
   );
   await store.put(Readable.from([configBlob.bytes]), { expectedDigest: configBlob.digest });
-  return { configDigest: configBlob.digest, layers, repoTags: plan.repoTags };
+  return { imageId: configBlob.digest, layers, repoTags: plan.repoTags };
 }
 
 /**
