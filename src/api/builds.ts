@@ -12,11 +12,11 @@ import { imageOutput } from '../builds/build-archive.ts';
 import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import type { ResultCache } from '../builds/result-cache.ts';
 import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
-import { blobReferences, resolveSpec, type BuildSpec, type Compression, type OutputFormat } from '../builds/spec.ts';
+import { blobReferences, resolveSpec, type BuildSpec } from '../builds/spec.ts';
 import { planBuild } from '../builds/build-plan.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
-import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
+import { compressionRefusal, defaultCompression, type OutputCompression, type OutputFormat } from '../image/sinks/output-format.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem, type FieldError } from '../problem.ts';
 import { enqueueBuild, jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
@@ -130,11 +130,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   const checkSubmission = async (spec: BuildSpec, tenant: string): Promise<BuildRecord | undefined> => {
     const overCap = vmCapViolations(spec, opts.vmCaps);
     if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
-    const format = spec.format ?? 'docker-archive';
-    if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
-      const allowed = FORMAT_COMPRESSIONS[format];
-      throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: `'${spec.compression}' is not available for ${format} (one of: ${allowed.join(', ')})` }]);
-    }
+    const refusal = spec.compression && compressionRefusal(spec.format ?? 'docker-archive', spec.compression);
+    if (refusal) throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: refusal }]);
     const created = spec.created;
     if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
       throw fieldProblem(400, 'invalid build spec', [{ pointer: '/created', message: `'${created}' is not a valid date` }]);
@@ -211,7 +208,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     return reply.type('text/plain; charset=utf-8').send(await opts.logs.read(record.id));
   });
 
-  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: Compression } }>;
+  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: OutputCompression } }>;
   /**
    * The image archive: the build's own format, or another one on request (`?format=`,
    * `?compression=`), assembled from the stored blobs as it is sent (nothing per build is
@@ -225,10 +222,9 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     }
     const result = record.result;
     const format = request.query.format ?? result.archive.format;
-    const compression = request.query.compression ?? (format === result.archive.format ? result.archive.compression : FORMAT_COMPRESSIONS[format][0]);
-    if (!compression || !FORMAT_COMPRESSIONS[format].includes(compression)) {
-      throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
-    }
+    const compression = request.query.compression ?? (format === result.archive.format ? result.archive.compression : defaultCompression(format));
+    const refusal = compressionRefusal(format, compression);
+    if (refusal) throw new Problem(400, `compression ${refusal}`);
     const charged = new ChargedStore(store, quota, request.tenant);
     const out = await imageOutput(await loadImage(store, result), record.spec, format, compression, charged, layerBudgets).catch(
       (err: unknown) => {

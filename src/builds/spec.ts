@@ -1,11 +1,7 @@
 import type { Digest } from '../digest.ts';
-import { FORMAT_COMPRESSIONS, type ImageFormat } from '../image/sinks/formats.ts';
-import type { LayerCompression } from '../image/sinks/layer-compression.ts';
+import { defaultCompression, type OutputCompression, type OutputFormat } from '../image/sinks/output-format.ts';
 import type { ImageRunConfig } from '../image/run-config.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
-
-export type Compression = LayerCompression;
-export type OutputFormat = ImageFormat;
 
 /** The base image: an earlier build of this service, an uploaded image archive, or a registry image. */
 export type FromImage = { build: string } | { blob: Digest } | { ref: string };
@@ -24,7 +20,7 @@ export interface BuildSpec {
   created?: string;
   architecture?: string;
   format?: OutputFormat;
-  compression?: Compression;
+  compression?: OutputCompression;
   runAsRoot?: string;
   extraCommands?: string;
   shadowSetup?: boolean;
@@ -53,7 +49,7 @@ export interface ResolvedSpec {
   architecture: string;
   format: OutputFormat;
   /** What the format compresses: the whole archive (docker-archive, rootfs) or each layer (the OCI forms). */
-  compression: Compression;
+  compression: OutputCompression;
   runAsRoot?: string;
   extraCommands?: string;
   shadowSetup: boolean;
@@ -85,7 +81,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     created,
     architecture: spec.architecture ?? 'amd64',
     format,
-    compression: spec.compression ?? (FORMAT_COMPRESSIONS[format][0] as Compression),
+    compression: spec.compression ?? defaultCompression(format),
     shadowSetup: spec.shadowSetup ?? false,
     diskSize: spec.diskSize ?? VM_DEFAULTS.diskSize,
     memorySize: spec.memorySize ?? VM_DEFAULTS.memorySize,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/image/canonical-json.ts';
-import { writeImage } from '../../src/image/sinks/formats.ts';
+import { writeImage } from '../../src/image/sinks/write-image.ts';
 import type { Digest } from '../../src/digest.ts';
 import { MEDIA_TYPES, RegistryClient } from '../../src/registry/client.ts';
 import { pullImage } from '../../src/registry/pull.ts';

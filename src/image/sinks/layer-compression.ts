@@ -11,11 +11,9 @@ import { storeIndex, type IndexKind } from '../../store/store-index.ts';
 import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { Layer } from '../layer.ts';
+import type { OutputCompression } from './output-format.ts';
 
-/** How layer blobs are written into an archive. */
-export type LayerCompression = 'none' | 'gzip' | 'zstd';
-
-export const OCI_LAYER_MEDIA_TYPES: Record<LayerCompression, string> = {
+export const OCI_LAYER_MEDIA_TYPES: Record<OutputCompression, string> = {
   none: 'application/vnd.oci.image.layer.v1.tar',
   gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
@@ -183,7 +181,7 @@ export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { strea
 export async function compressedLayer(
   store: BlobStore,
   layer: Pick<Layer, 'diffId' | 'size'>,
-  kind: LayerCompression,
+  kind: OutputCompression,
   index: CompressedLayerIndex = layerIndexOf(store),
 ): Promise<CompressedBlob> {
   if (kind === 'none') return { digest: layer.diffId, size: layer.size };

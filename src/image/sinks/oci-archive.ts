@@ -7,8 +7,8 @@ import {
   layerIndexOf,
   OCI_LAYER_MEDIA_TYPES,
   type CompressedLayerIndex,
-  type LayerCompression,
 } from './layer-compression.ts';
+import type { OutputCompression } from './output-format.ts';
 import { epochOf, plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
 
 export const OCI_MEDIA_TYPES = {
@@ -27,7 +27,7 @@ export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
 export interface OciArchiveOptions {
   /** `name:tag` (a missing tag means `latest`). */
   refName: string;
-  compression: LayerCompression;
+  compression: OutputCompression;
   store: BlobStore;
   /** RFC 3339; the time of every entry of the outer tar. Default: the image's `created`. */
   created?: string;
