@@ -1,14 +1,14 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
-import { unpackLimit, UNPACK_BUDGET_TEXT } from '../image/compression.ts';
+import { detectCompression } from '../image/compression.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
-import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
 import type { StoredImage } from '../image/image.ts';
 import { DEFAULT_MAX_LAYERS } from '../image/sources/archive/import-archive.ts';
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
+import { storeUncompressed } from '../image/uncompressed-blob.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
-import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import { RegistryClient, selectPlatform, type ClientOptions, type Descriptor, type FetchedManifest, type ImageManifest } from './client.ts';
 import { foreignName } from './foreign-text.ts';
 import { formatReference, manifestReference, parseReference, RegistryError, type ImageReference, type Registries } from './registries.ts';
@@ -180,18 +180,12 @@ async function fetchLayer(store: BlobStore, client: RegistryClient, repository: 
   const blob = await client.getBlob(repository, layer.digest, layer.size);
   try {
     const { head, stream } = await peek(blob, 8);
-    const kind = detectCompression(head);
-    const put = await store.put(decompress(kind, stream), {
-      expectedDigest: diffId,
-      maxBytes: kind === 'none' ? undefined : unpackLimit(layer.size),
-    });
+    const refuse = (message: string, cause: Error) => new RegistryError(message, 'invalid', { cause });
+    const put = await storeUncompressed(store, stream, detectCompression(head), { what, compressedSize: layer.size, expectedDigest: diffId, refuse });
     return put.size;
   } catch (err) {
     blob.destroy();
     if (err instanceof RegistryError) throw err;
-    if (err instanceof DigestMismatchError) throw new RegistryError(`${what} does not match its diff_id ${diffId}: uncompressed, it hashes to ${err.actual}`, 'invalid', { cause: err });
-    if (err instanceof BlobTooLargeError) throw new RegistryError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, 'invalid', { cause: err });
-    if (isDecompressionError(err)) throw new RegistryError(`${what} is not valid compressed data: ${err.message}`, 'invalid', { cause: err });
     if ((err as Error)?.cause instanceof RegistryError) throw (err as Error).cause;
     throw err;
   }

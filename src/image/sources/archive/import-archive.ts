@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { digestFromHash, type Digest } from '../../../digest.ts';
-import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
-import { unpackLimit, UNPACK_BUDGET_TEXT } from '../../compression.ts';
+import type { BlobStore } from '../../../store/blob-store.ts';
+import { detectCompression, readHead } from '../../compression.ts';
 import { LayerInputError } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
 import { checkedLayerTarsum } from '../../tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../../config-parse.ts';
 import type { StoredImage } from '../../image.ts';
 import { pipeThrough } from '../../../streams.ts';
+import { storeUncompressed } from '../../uncompressed-blob.ts';
 import { ArchiveReader } from './archive-reader.ts';
 import { archiveBudgets, type ArchiveBudgets } from './budgets.ts';
-import { decompress, detectCompression, isDecompressionError } from './decompress.ts';
 import { clipText } from './error-text.ts';
 import { ArchiveImportError } from './errors.ts';
 import { checkLayerCount, planDockerArchive, planOciLayout, type ImagePlan } from './formats.ts';
@@ -165,22 +165,13 @@ async function uncompressedArchive(store: BlobStore, digest: Digest): Promise<Di
   const info = await store.stat(digest);
   if (!info) throw new ArchiveImportError(`blob ${digest} not found`);
   if (info.size === 0) throw new ArchiveImportError(`blob ${digest} is empty, not an image archive`);
-  const head: Buffer[] = [];
-  for await (const chunk of (await store.open(digest, { start: 0, end: 7 })) as AsyncIterable<Buffer>) head.push(chunk);
-  const kind = detectCompression(Buffer.concat(head));
-  try {
-    if (kind === 'none') return digest;
-    return (await store.put(decompress(kind, await store.open(digest)), { maxBytes: unpackLimit(info.size) })).digest;
-  } catch (err) {
-    if (err instanceof BlobTooLargeError) {
-      throw new ArchiveImportError(`the archive decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, { cause: err });
-    }
-    if (err instanceof LayerInputError || isDecompressionError(err)) {
-      throw new ArchiveImportError(`the archive is not valid ${kind} data: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
+  const kind = detectCompression(await readHead(await store.open(digest, { start: 0, end: 7 }), 8));
+  if (kind === 'none') return digest;
+  const put = await storeUncompressed(store, await store.open(digest), kind, { what: 'the archive', compressedSize: info.size, refuse: importError });
+  return put.digest;
 }
+
+const importError = (message: string, cause: Error) => new ArchiveImportError(message, { cause });
 
 function parseConfig(value: unknown, path: string): ParsedImageConfig {
   try {
@@ -216,19 +207,7 @@ async function importLayer(
       },
     }),
   );
-  let size: number;
-  try {
-    size = (await store.put(decompress(kind, raw), { expectedDigest: diffId, maxBytes: kind === 'none' ? undefined : unpackLimit(member.size) })).size;
-  } catch (err) {
-    if (err instanceof BlobTooLargeError) {
-      throw new ArchiveImportError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, { cause: err });
-    }
-    if (err instanceof DigestMismatchError) {
-      throw new ArchiveImportError(`${what} does not match its diff_id ${diffId}: ${kind === 'none' ? 'it' : 'uncompressed, it'} hashes to ${err.actual}`, { cause: err });
-    }
-    if (isDecompressionError(err)) throw new ArchiveImportError(`${what} is not valid ${kind} data: ${err.message}`, { cause: err });
-    throw err;
-  }
+  const { size } = await storeUncompressed(store, raw, kind, { what, compressedSize: member.size, expectedDigest: diffId, refuse: importError });
   const actual = digestFromHash(hash);
   if (blobDigest && actual !== blobDigest) {
     throw new ArchiveImportError(`${what} does not match its digest ${blobDigest}: it hashes to ${actual}`);
