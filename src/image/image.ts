@@ -4,7 +4,7 @@ import type { Layer, NewLayer } from './layer.ts';
 import { legacyChain } from './legacy-layer.ts';
 import { mergeRunConfig, type ImageRunConfig } from './run-config.ts';
 
-export interface HistoryEntry {
+interface HistoryEntry {
   created: string;
   created_by?: string;
   comment?: string;
@@ -49,7 +49,7 @@ export interface NewImageInput {
 }
 
 /** The parsed config of an image. */
-export function imageConfigOf(image: Image): ImageConfig {
+function imageConfigOf(image: Image): ImageConfig {
   return JSON.parse(image.config) as ImageConfig;
 }
 
