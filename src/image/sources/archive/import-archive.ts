@@ -34,8 +34,6 @@ export interface ImportOptions {
   budgets?: Partial<ArchiveBudgets>;
 }
 
-
-
 /**
  * Import an image from an uploaded archive blob, in any form real tools write: `docker save`
  * (Docker ≤ 24, and ≥ 25 with its OCI layout inside), podman/skopeo/buildah's docker-archive and
@@ -43,7 +41,7 @@ export interface ImportOptions {
  * with gzip, zstd, xz or bzip2 (told by their magic bytes, whatever the manifest's media type
  * says). The archive is read in place by range; every layer is decompressed, verified against
  * its diff_id and stored uncompressed; the config is stored as is (its digest is the image
- * id); the legacy chain is the seed's (nixpkgs dockerTools). With the image the names the
+ * id); the legacy chain is the seed's (nixpkgs dockerTools). Gives the image and the names the
  * archive records for it (`name:tag`). Failures the archive or the choice of image cause are ArchiveImportError.
  */
 export async function importArchive(
