@@ -191,7 +191,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     newLayers,
   );
   // Keep what a later build needs to use this image as its base: the config and legacy jsons.
-  await storeImage(store, image);
+  await storeImage(store, image, base);
 
   step('archive', { format: spec.format, compression: spec.compression });
   const archive = await reportStep(

@@ -16,8 +16,12 @@ export async function loadImage(store: BlobStore, stored: StoredImage): Promise<
   return { imageId: stored.imageId, layers: stored.layers, config, legacyJson };
 }
 
-/** Store what an image adds to its layers (its config and legacy jsons), so it can be loaded again (loadImage). */
-export async function storeImage(store: BlobStore, image: Image): Promise<void> {
+/**
+ * Store what an image adds to its layers (its config and legacy jsons), so it can be loaded
+ * again (loadImage). The jsons of a `base` it was assembled on (loaded, so stored) are not
+ * written again: a deep base would cost a put per layer per build.
+ */
+export async function storeImage(store: BlobStore, image: Image, base?: Image): Promise<void> {
   await store.put(Readable.from([Buffer.from(image.config, 'utf8')]), { expectedDigest: image.imageId });
-  for (const json of image.legacyJson) await storeLegacyJson(store, json);
+  for (const json of image.legacyJson.slice(base?.layers.length ?? 0)) await storeLegacyJson(store, json);
 }
