@@ -15,8 +15,8 @@ import type { BuildResult } from '../../src/builds/build-result.ts';
 import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
-import type { BaseImage } from '../../src/image/image.ts';
-import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
+import { hexOf, type Digest } from '../../src/digest.ts';
+import type { Image } from '../../src/image/image.ts';
 import { loadImage } from '../../src/image/stored-image.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import type { VmJob, VmRunner } from '../../src/vm/vm-runner.ts';
@@ -63,7 +63,7 @@ const NO_VM: VmRunner = {
 export interface BaleredBase {
   store: FsBlobStore;
   result: BuildResult;
-  image: BaseImage;
+  image: Image;
   /** Path of the base build's docker-archive (uncompressed) in the store. */
   archivePath: string;
 }
@@ -86,14 +86,14 @@ export async function buildBase(storeDir: string, busyboxTarPath: string): Promi
     allowDevices: false,
     loadBuildImage: () => Promise.reject(new Error('the base has no base')),
   });
-  const image = await loadStoredImage(store, result.imageId, result.layers);
+  const image = await loadImage(store, result);
   return { store, result, image, archivePath: await saveArchive(store, result, spec, join(storeDir, 'base-archive.tar')) };
 }
 
 /** The build's archive (assembled from the store, as a download is) written to `path`. */
 export async function saveArchive(store: FsBlobStore, result: BuildResult, spec: BuildSpec, path: string): Promise<string> {
   const resolved = resolveSpec(spec, new Date(0));
-  const out = await imageOutput(await loadImage(store, result.imageId, result.layers), resolved, result.archive.format, result.archive.compression, store);
+  const out = await imageOutput(await loadImage(store, result), resolved, result.archive.format, result.archive.compression, store);
   await pipeline(out.stream, createWriteStream(path));
   return path;
 }
@@ -142,7 +142,7 @@ export async function timedBalerBuild(workDir: string, busyboxTarPath: string, v
     allowDevices: false,
     loadBuildImage: async (id) => {
       if (id !== BASE_BUILD_ID) throw new Error(`unknown base build ${id}`);
-      return loadStoredImage(base.store, base.result.imageId, base.result.layers);
+      return loadImage(base.store, base.result);
     },
     observer: {
       ...SILENT_OBSERVER,

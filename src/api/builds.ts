@@ -8,10 +8,10 @@ import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { imageOutput } from '../builds/build-archive.ts';
-import type { BuildSpec, Compression, OutputFormat } from '../builds/spec.ts';
+import type { BuildSpec } from '../builds/spec.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
-import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
+import { compressionRefusal, defaultCompression, type OutputCompression, type OutputFormat } from '../image/sinks/output-format.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { Problem } from '../problem.ts';
 import type { BuildQueues } from '../queue/build-queue.ts';
@@ -103,7 +103,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     return reply.type('text/plain; charset=utf-8').send(await opts.logs.read(record.id));
   });
 
-  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: Compression } }>;
+  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: OutputCompression } }>;
   /**
    * The image archive: the build's own format, or another one on request (`?format=`,
    * `?compression=`), assembled from the stored blobs as it is sent (nothing per build is
@@ -117,12 +117,11 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     }
     const result = record.result;
     const format = request.query.format ?? result.archive.format;
-    const compression = request.query.compression ?? (format === result.archive.format ? result.archive.compression : FORMAT_COMPRESSIONS[format][0]);
-    if (!compression || !FORMAT_COMPRESSIONS[format].includes(compression)) {
-      throw new Problem(400, `compression '${compression}' is not available for ${format} (one of: ${FORMAT_COMPRESSIONS[format].join(', ')})`);
-    }
+    const compression = request.query.compression ?? (format === result.archive.format ? result.archive.compression : defaultCompression(format));
+    const refusal = compressionRefusal(format, compression);
+    if (refusal) throw new Problem(400, `compression ${refusal}`);
     const charged = new ChargedStore(store, quota, request.tenant);
-    const out = await imageOutput(await loadImage(store, result.imageId, result.layers), record.spec, format, compression, charged, layerBudgets).catch(
+    const out = await imageOutput(await loadImage(store, result), record.spec, format, compression, charged, layerBudgets).catch(
       (err: unknown) => {
         // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
         // tar (imported, never read by a build without a VM step) may be refused only now.

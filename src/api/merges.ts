@@ -30,7 +30,7 @@ export const mergesRoutes: FastifyPluginAsync<MergesOptions> = async (app, { sto
     for (const id of request.body.builds) {
       const build = await requireTenantBuild(builds, request.tenant, id);
       if (build.status !== 'succeeded' || !build.result) throw new Problem(409, `build ${id} is ${build.status}; only succeeded builds can be merged`);
-      images.push({ image: await loadImage(store, build.result.imageId, build.result.layers), repoTag: { name: build.spec.name, tag: build.spec.tag } });
+      images.push({ image: await loadImage(store, build.result), repoTag: { name: build.spec.name, tag: build.spec.tag } });
       mtime = Math.max(mtime, epochSeconds(build.spec.created));
     }
     const merged = await new ChargedStore(store, quota, request.tenant).put(writeMergedDockerArchive(images, mtime, store));

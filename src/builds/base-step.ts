@@ -1,7 +1,7 @@
-import type { BaseImage } from '../image/image.ts';
-import { importArchive, type ImportedImage } from '../image/sources/archive/import-archive.ts';
+import type { Image, StoredImage } from '../image/image.ts';
+import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { applyDevicePolicyToBase } from '../image/sources/base-devices.ts';
-import { loadStoredImage } from '../image/sources/earlier-build.ts';
+import { loadImage } from '../image/stored-image.ts';
 import { pullImage } from '../registry/pull.ts';
 import type { BuildContext } from './build-deps.ts';
 import { observeStep } from './build-observer.ts';
@@ -9,7 +9,7 @@ import { baseDevicesCacheKey, findCachedImport, findCachedPolicedBase } from './
 import { importCacheKey, type BaseStep } from './step-plan.ts';
 
 /** The base image of the `base` step: an earlier build's, pulled, or imported (or taken from the import cache). */
-export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<BaseImage> {
+export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<Image> {
   const { from } = step;
   const { observer, store } = ctx;
   // An earlier build's layers went through the device rule when it ran.
@@ -18,7 +18,7 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<BaseI
     return observeStep(observer, 'base', from, async () => {
       const pulled = await pullImage(store, from.ref, { registries: ctx.registries ?? new Map(), architecture: step.image.architecture, maxLayers: step.image.maxLayers });
       const policed = await withDevicePolicy(pulled, ctx);
-      return loadStoredImage(store, policed.configDigest, policed.layers);
+      return loadImage(store, policed);
     });
   }
   // An archive is verified and stored layer by layer once; later builds on it read nothing.
@@ -29,7 +29,7 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<BaseI
   if (cached) {
     observer.stepCached('base', from);
     const policed = await withDevicePolicy(cached, ctx);
-    return loadStoredImage(store, policed.configDigest, policed.layers);
+    return loadImage(store, policed);
   }
   return observeStep(observer, 'base', from, async () => {
     // The budgets bound the work, not the result: they stay out of the cache key.
@@ -37,7 +37,7 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<BaseI
     const imported = await importArchive(store, from.blob, options, (done, total) => observer.progress('import', done, total));
     await ctx.cache?.set('import', key, imported);
     const policed = await withDevicePolicy(imported, ctx);
-    return loadStoredImage(store, policed.configDigest, policed.layers);
+    return loadImage(store, policed);
   });
 }
 
@@ -45,7 +45,7 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<BaseI
  * A base as imported or pulled, with the device rule applied to its layers (base-devices.ts):
  * once per image and setting, then from the cache (its log lines with it, said again).
  */
-async function withDevicePolicy(image: ImportedImage, ctx: BuildContext): Promise<ImportedImage> {
+async function withDevicePolicy(image: StoredImage, ctx: BuildContext): Promise<StoredImage> {
   const { cache, store, allowDevices } = ctx;
   const hit = cache && !ctx.noCache ? await findCachedPolicedBase(cache, store, image, allowDevices) : null;
   const policed = hit ?? (await applyDevicePolicyToBase(store, image, { allowDevices, tarLimits: ctx.usage.tarLimits }));

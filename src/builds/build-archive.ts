@@ -3,9 +3,10 @@ import type { Digest } from '../digest.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import type { Image } from '../image/image.ts';
 import { digestPlan, planSize } from '../image/sinks/byte-plan.ts';
-import { writeImage, type ImageOutput } from '../image/sinks/formats.ts';
+import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
+import { writeImage, type ImageOutput } from '../image/sinks/write-image.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import type { Compression, OutputFormat, ResolvedSpec } from './spec.ts';
+import type { ResolvedSpec } from './spec.ts';
 
 /**
  * A build's image archive as the result records it. The archive itself is not stored: it is
@@ -17,7 +18,7 @@ export interface ArchiveInfo {
   size: number;
   mediaType: string;
   format: OutputFormat;
-  compression: Compression;
+  compression: OutputCompression;
   /** For Content-Disposition, e.g. `name-tag.tar.gz`. */
   filename: string;
   /** Every stored blob the archive is assembled from (kept while the build is). */
@@ -31,7 +32,7 @@ export function imageOutput(
   image: Image,
   spec: SpecNames,
   format: OutputFormat,
-  compression: Compression,
+  compression: OutputCompression,
   store: BlobStore,
   layerBudgets?: LayerBudgets,
 ): Promise<ImageOutput> {
@@ -47,7 +48,7 @@ export async function describeArchive(
   image: Image,
   spec: SpecNames,
   format: OutputFormat,
-  compression: Compression,
+  compression: OutputCompression,
   store: BlobStore,
   onProgress?: (bytesDone: number, bytesTotal?: number) => void,
   layerBudgets?: LayerBudgets,

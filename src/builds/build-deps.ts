@@ -1,5 +1,5 @@
 import type { BuildUsage, LayerBudgets } from '../image/build-usage.ts';
-import type { BaseImage } from '../image/image.ts';
+import type { Image } from '../image/image.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import type { Logger } from '../log.ts';
 import type { Registries } from '../registry/registries.ts';
@@ -13,7 +13,7 @@ export interface BuildDeps {
   store: BlobStore;
   vm: VmRunner;
   /** The image of an earlier build, for `fromImage: {build}`. */
-  loadBuildImage(buildId: string): Promise<BaseImage>;
+  loadBuildImage(buildId: string): Promise<Image>;
   /** Whose build this is: its VM steps' layers are cached for this tenant alone. */
   tenant: string;
   allowDevices: boolean;

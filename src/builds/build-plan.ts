@@ -2,7 +2,8 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { buildCacheKey, findCachedBuild } from './build-cache.ts';
 import type { BuildRecord } from './build-record.ts';
-import { findCachedImport, findCachedLayers, findCachedPolicedBase, type CachedLayer } from './layer-cache.ts';
+import type { NewLayer } from '../image/layer.ts';
+import { findCachedImport, findCachedLayers, findCachedPolicedBase } from './layer-cache.ts';
 import type { ResultCache } from './result-cache.ts';
 import { referencedBlobs, type FromImage, type ResolvedSpec } from './spec.ts';
 import { importCacheKey, layerStepKey, planSteps, type BaseStep, type LayerStep } from './step-plan.ts';
@@ -78,7 +79,7 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
 }
 
 /** The layers a step gives: its cache hit's, or what it would make (`known`: whether its key, so the answer, is known yet). */
-function plannedLayers(step: LayerStep, hit: CachedLayer[] | null, known: boolean): PlannedLayer[] {
+function plannedLayers(step: LayerStep, hit: NewLayer[] | null, known: boolean): PlannedLayer[] {
   const kind = step.name === 'vm' ? 'script' : 'contents';
   const cached = known ? false : null;
   if (step.name === 'vm' || !step.split) {
@@ -109,7 +110,7 @@ async function planBase(step: BaseStep, deps: PlanDeps, cache: ResultCache | und
     const imported = found && cache ? (await findCachedPolicedBase(cache, deps.store, found, deps.allowDevices))?.image : undefined;
     if (imported) {
       return {
-        summary: { from, imageId: imported.configDigest, layers: imported.layers.length, cached: true },
+        summary: { from, imageId: imported.imageId, layers: imported.layers.length, cached: true },
         layers: imported.layers.map((l) => ({ step: 'base', diffId: l.diffId, size: l.size, cached: true })),
       };
     }

@@ -1,13 +1,10 @@
 import type { Digest } from '../digest.ts';
-import type { StoredLayer } from '../image/sources/earlier-build.ts';
+import type { StoredImage } from '../image/image.ts';
 import type { ArchiveInfo } from './build-archive.ts';
 
-/** What a build made: its image (config and layers, as stored) and its archive. */
-export interface BuildResult {
-  /** The config digest; the config itself is stored as a blob under it. */
-  imageId: Digest;
+/** The image a build stored (its config and legacy jsons too: a later build may use it as its base), and its archive. */
+export interface BuildResult extends StoredImage {
   diffIds: Digest[];
-  layers: StoredLayer[];
   archive: ArchiveInfo;
 }
 

@@ -1,27 +1,19 @@
-import type { Digest } from '../digest.ts';
-import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
+import type { StoredImage } from '../image/image.ts';
+import type { NewLayer } from '../image/layer.ts';
 import type { PolicedBase } from '../image/sources/base-devices.ts';
 import { allStored, type BlobStore } from '../store/blob-store.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 
-/** A layer as the cache keeps it: enough to use it without reading anything. */
-export interface CachedLayer {
-  diffId: Digest;
-  size: number;
-  tarsum: string;
-  createdBy: string;
-}
-
-/** The cached layers of a step, if every one is still stored (garbage collection may have taken some). */
-export async function findCachedLayers(cache: ResultCache, store: BlobStore, key: string): Promise<CachedLayer[] | null> {
-  const hit = await cache.get<CachedLayer[]>('layer', key);
+/** The cached layers of a step (enough to use them without reading anything), if every one is still stored (garbage collection may have taken some). */
+export async function findCachedLayers(cache: ResultCache, store: BlobStore, key: string): Promise<NewLayer[] | null> {
+  const hit = await cache.get<NewLayer[]>('layer', key);
   return hit && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size })))) ? hit : null;
 }
 
 /** The cached import of an uploaded base archive, if everything it names is still stored. */
-export async function findCachedImport(cache: ResultCache, store: BlobStore, key: string): Promise<ImportedImage | null> {
-  const hit = await cache.get<ImportedImage>('import', key);
-  const blobs = hit ? [{ digest: hit.configDigest }, ...hit.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
+export async function findCachedImport(cache: ResultCache, store: BlobStore, key: string): Promise<StoredImage | null> {
+  const hit = await cache.get<StoredImage>('import', key);
+  const blobs = hit ? [{ digest: hit.imageId }, ...hit.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
   return hit && (await allStored(store, blobs)) ? hit : null;
 }
 
@@ -30,13 +22,13 @@ export async function findCachedImport(cache: ResultCache, store: BlobStore, key
  * rule applied to its layers under `allowDevices` (applyDevicePolicyToBase): a pure function
  * of the stored layers and the setting, shared like imports.
  */
-export function baseDevicesCacheKey(image: ImportedImage, allowDevices: boolean): string {
-  return cacheKey('import', { devicesOf: image.configDigest, layers: image.layers.map((l) => l.diffId), allowDevices });
+export function baseDevicesCacheKey(image: StoredImage, allowDevices: boolean): string {
+  return cacheKey('import', { devicesOf: image.imageId, layers: image.layers.map((l) => l.diffId), allowDevices });
 }
 
 /** The cached base with the device rule applied, if everything it names is still stored. */
-export async function findCachedPolicedBase(cache: ResultCache, store: BlobStore, image: ImportedImage, allowDevices: boolean): Promise<PolicedBase | null> {
+export async function findCachedPolicedBase(cache: ResultCache, store: BlobStore, image: StoredImage, allowDevices: boolean): Promise<PolicedBase | null> {
   const hit = await cache.get<PolicedBase>('import', baseDevicesCacheKey(image, allowDevices));
-  const blobs = hit ? [{ digest: hit.image.configDigest }, ...hit.image.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
+  const blobs = hit ? [{ digest: hit.image.imageId }, ...hit.image.layers.flatMap((l) => [{ digest: l.diffId, size: l.size }, { digest: l.v1Json }])] : [];
   return hit && (await allStored(store, blobs)) ? hit : null;
 }

@@ -1,7 +1,7 @@
 import type { Digest } from '../digest.ts';
 import type { FsTree } from '../image/fs-tree.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
-import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../image/layer.ts';
+import type { NewLayer } from '../image/layer.ts';
 import { writeLayerTar } from '../image/layer-writer.ts';
 import { planContentLayers } from '../image/layering.ts';
 import { resolveContents, type ContentsOptions } from '../image/sources/spec-contents.ts';
@@ -9,16 +9,9 @@ import { countBytes } from '../streams.ts';
 import type { BuildContext } from './build-deps.ts';
 import { observeStep } from './build-observer.ts';
 import { findCachedLayers } from './layer-cache.ts';
-import type { ContentEntry } from './spec.ts';
+import type { ContentEntry } from '../image/sources/content-entry.ts';
 import { layerStepKey, type ContentsStep, type LayerStep } from './step-plan.ts';
 import { runVmStep } from './vm-step.ts';
-
-/** A layer this build made (or took from the layer cache), with what its image needs of it. */
-export interface NewLayer {
-  layer: Layer;
-  tarsum: string;
-  createdBy: string;
-}
 
 /**
  * The layers of this build's own steps, bottom first: each step's from the layer cache when
@@ -29,7 +22,7 @@ export async function runLayerSteps(steps: LayerStep[], baseLayers: Digest[], ct
   const made: NewLayer[] = [];
   for (const step of steps) {
     if (step.name === 'contents' && step.problem) throw new LayerInputError(step.problem);
-    const lowers = [...baseLayers, ...made.map((l) => l.layer.diffId)];
+    const lowers = [...baseLayers, ...made.map((l) => l.diffId)];
     made.push(...(await cachedLayers(step, lowers, () => makeLayers(step, lowers, ctx), ctx)));
   }
   return made;
@@ -37,7 +30,7 @@ export async function runLayerSteps(steps: LayerStep[], baseLayers: Digest[], ct
 
 async function cachedLayers(step: LayerStep, lowers: Digest[], make: () => Promise<NewLayer[]>, ctx: BuildContext): Promise<NewLayer[]> {
   const { cache, store, observer } = ctx;
-  const describe = (layers: NewLayer[]) => ({ layers: layers.map((l) => l.layer.diffId) });
+  const describe = (layers: NewLayer[]) => ({ layers: layers.map((l) => l.diffId) });
   if (!cache) return observeStep(observer, step.name, stepDetail(step), make, describe);
   const key = layerStepKey(step, lowers);
   if (key === undefined) throw new Error(`the ${step.name} step was planned without its base`);
@@ -46,11 +39,11 @@ async function cachedLayers(step: LayerStep, lowers: Digest[], make: () => Promi
     observer.cacheLookup('layer', hit !== null);
     if (hit) {
       observer.stepCached(step.name, { layers: hit.map((l) => l.diffId) });
-      return hit.map((l) => ({ layer: storedLayer(ctx, l.diffId, l.size), tarsum: l.tarsum, createdBy: l.createdBy }));
+      return hit;
     }
   }
   const made = await observeStep(observer, step.name, stepDetail(step), make, describe);
-  await cache.set('layer', key, made.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum, createdBy: l.createdBy })));
+  await cache.set('layer', key, made.map((l) => ({ diffId: l.diffId, size: l.size, tarsum: l.tarsum, createdBy: l.createdBy })));
   return made;
 }
 
@@ -93,10 +86,6 @@ async function storeLayer(tree: FsTree, createdBy: string, mtime: number, ctx: B
     ctx.usage.addLayerBytes(tree.layerBytes, createdBy);
     const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
     const stored = await store.put(countBytes(layerTar.stream, (n) => observer.progress('layer', n)));
-    return { layer: storedLayer(ctx, stored.digest, stored.size), tarsum: await layerTar.tarsum, createdBy };
-  }, (made) => ({ bytes: made.layer.size }));
-}
-
-function storedLayer(ctx: BuildContext, diffId: Digest, size: number): Layer {
-  return { diffId, digest: diffId, size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => ctx.store.open(diffId) };
+    return { diffId: stored.digest, size: stored.size, tarsum: await layerTar.tarsum, createdBy };
+  }, (made) => ({ bytes: made.size }));
 }

@@ -10,8 +10,9 @@ import { canonicalJson } from '../image/canonical-json.ts';
  * nodes (src/image/device-policy.ts): contents layers drop those under /dev/ even where the
  * operator allows devices, and bases are cached with the rule applied. 4: layers and rootfs
  * tars in GNU tar's `--sort=name` order (each directory's subtree before its next sibling).
+ * 5: base imports are cached as a StoredImage, under `imageId` (was `configDigest`).
  */
-export const CACHE_VERSION = 4;
+export const CACHE_VERSION = 5;
 
 /** What is cached: whole builds, single layers, verified base-image imports. */
 export type CacheKind = 'build' | 'layer' | 'import';

@@ -1,8 +1,6 @@
-import { Readable } from 'node:stream';
 import { BuildUsage } from '../image/build-usage.ts';
-import { assembleImage, type ImageConfig } from '../image/image.ts';
-import { storeLegacyChain } from '../image/legacy-layer.ts';
-import type { StoredLayer } from '../image/sources/earlier-build.ts';
+import { assembleImage } from '../image/image.ts';
+import { storeImage } from '../image/stored-image.ts';
 import { describeArchive } from './build-archive.ts';
 import { loadBase } from './base-step.ts';
 import type { BuildContext, BuildDeps } from './build-deps.ts';
@@ -31,16 +29,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
 
   const image = assembleImage({ ...steps.image, history: newLayers.map((l) => ({ created: spec.created, created_by: l.createdBy })) }, base, newLayers);
   // Keep what a later build needs to use this image as its base: the config and legacy jsons.
-  await store.put(Readable.from([Buffer.from(image.config, 'utf8')]), { expectedDigest: image.configDigest });
-  const layers: StoredLayer[] = [
-    ...(base?.stored ?? []),
-    ...(await storeLegacyChain(
-      store,
-      { architecture: steps.image.architecture, os: steps.image.os, created: steps.image.created, config: (JSON.parse(image.config) as ImageConfig).config ?? {} },
-      newLayers.map((l) => ({ diffId: l.layer.diffId, size: l.layer.size, tarsum: l.tarsum })),
-      base?.legacyLayers.at(-1)?.id,
-    )),
-  ];
+  await storeImage(store, image, base);
 
   const { format, compression } = steps.archive;
   const archive = await observeStep(
@@ -50,7 +39,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     () => describeArchive(image, spec, format, compression, store, (done, total) => ctx.observer.progress('archive', done, total), deps.layerBudgets),
     (a) => ({ digest: a.digest, size: a.size }),
   );
-  return { imageId: image.configDigest, diffIds: image.layers.map((l) => l.diffId), layers, archive };
+  return { imageId: image.imageId, diffIds: image.layers.map((l) => l.diffId), layers: image.layers, archive };
 }
 
 /** The observer, with the build stopped (cancel, time limit) as a step is about to begin. */

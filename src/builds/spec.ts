@@ -1,29 +1,7 @@
 import type { Digest } from '../digest.ts';
-import { FORMAT_COMPRESSIONS, type ImageFormat } from '../image/sinks/formats.ts';
-import type { LayerCompression } from '../image/sinks/layer-compression.ts';
-
-/** Docker image config fields a spec may set (the Docker image spec's `config` object). */
-export interface ImageRunConfig {
-  Cmd?: string[];
-  Entrypoint?: string[];
-  Env?: string[];
-  WorkingDir?: string;
-  User?: string;
-  ExposedPorts?: Record<string, Record<string, never>>;
-  Volumes?: Record<string, Record<string, never>>;
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-}
-
-export type ContentEntry =
-  | { tar: Digest; to?: string; preserveOwners?: boolean }
-  | { file: Digest; to: string; mode?: string }
-  | { text: string; to: string; mode?: string }
-  | { dir: string; mode?: string }
-  | { symlink: string; target: string };
-
-export type Compression = LayerCompression;
-export type OutputFormat = ImageFormat;
+import { defaultCompression, type OutputCompression, type OutputFormat } from '../image/sinks/output-format.ts';
+import type { ImageRunConfig } from '../image/run-config.ts';
+import type { ContentEntry } from '../image/sources/content-entry.ts';
 
 /** The base image: an earlier build of this service, an uploaded image archive, or a registry image. */
 export type FromImage = { build: string } | { blob: Digest } | { ref: string };
@@ -42,7 +20,7 @@ export interface BuildSpec {
   created?: string;
   architecture?: string;
   format?: OutputFormat;
-  compression?: Compression;
+  compression?: OutputCompression;
   runAsRoot?: string;
   extraCommands?: string;
   shadowSetup?: boolean;
@@ -71,7 +49,7 @@ export interface ResolvedSpec {
   architecture: string;
   format: OutputFormat;
   /** What the format compresses: the whole archive (docker-archive, rootfs) or each layer (the OCI forms). */
-  compression: Compression;
+  compression: OutputCompression;
   runAsRoot?: string;
   extraCommands?: string;
   shadowSetup: boolean;
@@ -103,7 +81,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     created,
     architecture: spec.architecture ?? 'amd64',
     format,
-    compression: spec.compression ?? (FORMAT_COMPRESSIONS[format][0] as Compression),
+    compression: spec.compression ?? defaultCompression(format),
     shadowSetup: spec.shadowSetup ?? false,
     diskSize: spec.diskSize ?? VM_DEFAULTS.diskSize,
     memorySize: spec.memorySize ?? VM_DEFAULTS.memorySize,

@@ -7,7 +7,10 @@
  */
 import type { Digest } from '../digest.ts';
 import { cacheKey } from './result-cache.ts';
-import { epochSeconds, needsVm, type Compression, type ContentEntry, type FromImage, type ImageRunConfig, type OutputFormat, type ResolvedSpec } from './spec.ts';
+import type { ImageRunConfig } from '../image/run-config.ts';
+import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
+import type { ContentEntry } from '../image/sources/content-entry.ts';
+import { epochSeconds, needsVm, type FromImage, type ResolvedSpec } from './spec.ts';
 
 /** Docker refuses images deeper than this, base included. */
 const MAX_IMAGE_LAYERS = 125;
@@ -87,7 +90,7 @@ export interface BuildSteps {
   layersOver(baseLayers: number | undefined): LayerStep[];
   /** The image config's own fields (history comes from the layers). */
   image: { architecture: string; os: 'linux'; created: string; config?: ImageRunConfig };
-  archive: { format: OutputFormat; compression: Compression };
+  archive: { format: OutputFormat; compression: OutputCompression };
 }
 
 export function planSteps(spec: ResolvedSpec, scope: BuildScope): BuildSteps {

@@ -1,11 +1,10 @@
-import type { ImageRunConfig } from '../builds/spec.ts';
 import { digestOf, type Digest } from '../digest.ts';
 import { canonicalJson } from './canonical-json.ts';
-import type { Layer } from './layer.ts';
-import { legacyLayer } from './legacy-layer.ts';
-import type { StoredLayer } from './sources/earlier-build.ts';
+import type { Layer, NewLayer } from './layer.ts';
+import { legacyChain } from './legacy-layer.ts';
+import { mergeRunConfig, type ImageRunConfig } from './run-config.ts';
 
-export interface HistoryEntry {
+interface HistoryEntry {
   created: string;
   created_by?: string;
   comment?: string;
@@ -22,27 +21,23 @@ export interface ImageConfig {
   rootfs: { type: 'layers'; diff_ids: Digest[] };
 }
 
-/** The legacy (v1) metadata docker-archive keeps per layer: `<id>/json`. */
-export interface LegacyLayer {
-  id: string;
-  json: string;
+/**
+ * An image as the store keeps it: what an archive import, a registry pull and a build each
+ * produce (and what a build record, the import cache and the registry index keep).
+ */
+export interface StoredImage {
+  /** The config's digest, which is the image id; the config is stored under it byte for byte. */
+  imageId: Digest;
+  /** Bottom first. */
+  layers: Layer[];
 }
 
-/** An image: its layers, its config as bytes (hashing them gives the image id), and v1 metadata. */
-export interface Image {
-  layers: Layer[];
+/** An image with the bytes a sink writes besides its layers: what sources give and sinks take. */
+export interface Image extends StoredImage {
+  /** The config as stored (hashing it gives the image id). */
   config: string;
-  configDigest: Digest;
-  legacyLayers: LegacyLayer[];
-}
-
-/** A base image to build on: its layers are reused as they are, legacy metadata included. */
-export interface BaseImage {
-  config: ImageConfig;
-  layers: Layer[];
-  legacyLayers: LegacyLayer[];
-  /** The same layers as the store keeps them, for the result of a build on this base. */
-  stored: StoredLayer[];
+  /** Each layer's legacy json, in layer order: the bytes of its `v1Json` blob (docker-archive's `<v1Id>/json`). */
+  legacyJson: string[];
 }
 
 export interface NewImageInput {
@@ -53,53 +48,33 @@ export interface NewImageInput {
   history: HistoryEntry[];
 }
 
-/**
- * The run config of a new image over a base: the base's config is inherited whole and the
- * spec's merged on top. `Env` merges by variable name (a base variable keeps its place, the
- * spec's value wins; new ones follow); `Labels`, `ExposedPorts` and `Volumes` merge by key;
- * every other field the spec sets (Cmd, Entrypoint, User, WorkingDir, StopSignal) replaces the
- * base's. Setting `Entrypoint` without `Cmd` clears an inherited `Cmd`, as Docker does.
- */
-export function mergeRunConfig(base: ImageRunConfig | undefined, spec: ImageRunConfig | undefined): ImageRunConfig {
-  const merged: ImageRunConfig & Record<string, unknown> = { ...(base ?? {}) };
-  if (!spec) return merged;
-  for (const [key, value] of Object.entries(spec) as Array<[keyof ImageRunConfig, unknown]>) {
-    if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
-  }
-  if (base?.Env || spec.Env) {
-    const env = new Map<string, string>();
-    for (const entry of [...(base?.Env ?? []), ...(spec.Env ?? [])]) env.set(entry.split('=', 1)[0] ?? entry, entry);
-    merged.Env = [...env.values()];
-  }
-  for (const key of ['Labels', 'ExposedPorts', 'Volumes'] as const) {
-    if (base?.[key] && spec[key]) (merged as Record<string, unknown>)[key] = { ...base[key], ...spec[key] };
-  }
-  if (spec.Entrypoint !== undefined && spec.Cmd === undefined) delete merged.Cmd;
-  return merged;
+/** The parsed config of an image. */
+function imageConfigOf(image: Image): ImageConfig {
+  return JSON.parse(image.config) as ImageConfig;
 }
 
 /**
- * Assemble an image from a base (or none) and new layers with their tarsums, as the seed lays
- * it out: the new layers' legacy ids chain onto the base's top layer through `parent`.
+ * Assemble an image from a base (or none) and new layers with their tarsums, as the seed
+ * (nixpkgs dockerTools) lays it out: the new layers' legacy ids chain onto the base's top layer
+ * through `parent`. Nothing is stored (storeImage does that).
  */
-export function assembleImage(input: NewImageInput, base: BaseImage | undefined, layers: Array<{ layer: Layer; tarsum: string }>): Image {
-  const runConfig = base ? mergeRunConfig(base.config.config, input.config) : (input.config ?? {});
+export function assembleImage(input: NewImageInput, base: Image | undefined, layers: ReadonlyArray<Omit<NewLayer, 'createdBy'>>): Image {
+  const baseConfig = base ? imageConfigOf(base) : undefined;
+  const runConfig = baseConfig ? mergeRunConfig(baseConfig.config, input.config) : (input.config ?? {});
   const config = canonicalJson({
     architecture: input.architecture,
     config: runConfig,
     created: input.created,
-    history: [...(base?.config.history ?? []), ...input.history],
+    history: [...(baseConfig?.history ?? []), ...input.history],
     os: input.os,
-    rootfs: { type: 'layers', diff_ids: [...(base?.layers ?? []), ...layers.map((l) => l.layer)].map((l) => l.diffId) },
+    rootfs: { type: 'layers', diff_ids: [...(base?.layers ?? []), ...layers].map((l) => l.diffId) },
   });
-
-  const legacyLayers: LegacyLayer[] = [...(base?.legacyLayers ?? [])];
   const fields = { architecture: input.architecture, config: runConfig, created: input.created, os: input.os };
-  for (const { layer, tarsum } of layers) legacyLayers.push(legacyLayer(fields, tarsum, layer.size, legacyLayers.at(-1)?.id));
+  const chain = legacyChain(fields, layers, base?.layers.at(-1)?.v1Id);
   return {
-    layers: [...(base?.layers ?? []), ...layers.map((l) => l.layer)],
+    imageId: digestOf(config),
+    layers: [...(base?.layers ?? []), ...chain.map((c) => c.layer)],
     config,
-    configDigest: digestOf(config),
-    legacyLayers,
+    legacyJson: [...(base?.legacyJson ?? []), ...chain.map((c) => c.json)],
   };
 }

@@ -2,10 +2,9 @@ import { Readable } from 'node:stream';
 import { digestOf, hexOf, type Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { canonicalJson } from './canonical-json.ts';
-import type { LegacyLayer } from './image.ts';
-import type { StoredLayer } from './sources/earlier-build.ts';
+import type { Layer } from './layer.ts';
 
-/** The image-wide fields the seed copies into every legacy (v1) layer json. */
+/** The image-wide fields the seed (nixpkgs dockerTools) copies into every legacy (v1) layer json. */
 export interface LegacyLayerFields {
   architecture?: string;
   os?: string;
@@ -20,7 +19,7 @@ export interface LegacyLayerFields {
  * the json is that object with `id` and `Size`. `parent` is the id of the layer below (none for
  * the bottom layer), so ids chain.
  */
-export function legacyLayer(fields: LegacyLayerFields, tarsum: string, size: number, parent: string | undefined): LegacyLayer {
+function legacyLayer(fields: LegacyLayerFields, tarsum: string, size: number, parent: string | undefined): { id: string; json: string } {
   const base = {
     architecture: fields.architecture,
     checksum: tarsum,
@@ -34,22 +33,37 @@ export function legacyLayer(fields: LegacyLayerFields, tarsum: string, size: num
 }
 
 /**
- * The legacy chain over stored layers (bottom first), each json stored as a blob: what a later
- * build needs to reuse these layers as they are. `parent` is the legacy id below the first.
+ * The legacy chain over layers (bottom first): each layer with its legacy id and json blob
+ * digest, and the json itself (to be stored under that digest). `parent` is the legacy id
+ * below the first.
  */
+export function legacyChain(
+  fields: LegacyLayerFields,
+  layers: ReadonlyArray<{ diffId: Digest; size: number; tarsum: string }>,
+  parent?: string,
+): Array<{ layer: Layer; json: string }> {
+  const out: Array<{ layer: Layer; json: string }> = [];
+  for (const layer of layers) {
+    const legacy = legacyLayer(fields, layer.tarsum, layer.size, parent);
+    out.push({ layer: { diffId: layer.diffId, size: layer.size, tarsum: layer.tarsum, v1Id: legacy.id, v1Json: digestOf(legacy.json) }, json: legacy.json });
+    parent = legacy.id;
+  }
+  return out;
+}
+
+/** A legacy json, stored under its digest (`Layer.v1Json`). */
+export async function storeLegacyJson(store: BlobStore, json: string): Promise<void> {
+  await store.put(Readable.from([Buffer.from(json, 'utf8')]), { expectedDigest: digestOf(json) });
+}
+
+/** The legacy chain (legacyChain), its jsons stored: what a later build needs to reuse these layers as they are. */
 export async function storeLegacyChain(
   store: BlobStore,
   fields: LegacyLayerFields,
   layers: ReadonlyArray<{ diffId: Digest; size: number; tarsum: string }>,
   parent?: string,
-): Promise<StoredLayer[]> {
-  const out: StoredLayer[] = [];
-  for (const layer of layers) {
-    const legacy = legacyLayer(fields, layer.tarsum, layer.size, parent);
-    const v1Json = digestOf(legacy.json);
-    await store.put(Readable.from([Buffer.from(legacy.json, 'utf8')]), { expectedDigest: v1Json });
-    out.push({ diffId: layer.diffId, size: layer.size, tarsum: layer.tarsum, v1Id: legacy.id, v1Json });
-    parent = legacy.id;
-  }
-  return out;
+): Promise<Layer[]> {
+  const chain = legacyChain(fields, layers, parent);
+  for (const { json } of chain) await storeLegacyJson(store, json);
+  return chain.map((c) => c.layer);
 }

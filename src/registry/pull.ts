@@ -1,13 +1,14 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../digest.ts';
-import { unpackLimit, UNPACK_BUDGET_TEXT } from '../image/compression.ts';
+import { detectCompression } from '../image/compression.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { storeLegacyChain } from '../image/legacy-layer.ts';
-import { decompress, detectCompression, isDecompressionError } from '../image/sources/archive/decompress.ts';
-import { DEFAULT_MAX_LAYERS, type ImportedImage } from '../image/sources/archive/import-archive.ts';
+import type { StoredImage } from '../image/image.ts';
+import { DEFAULT_MAX_LAYERS } from '../image/sources/archive/import-archive.ts';
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
+import { storeUncompressed } from '../image/uncompressed-blob.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
-import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../store/blob-store.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import { RegistryClient } from './client.ts';
 import type { Descriptor, FetchedManifest, ImageManifest } from './manifest.ts';
 import type { ClientOptions } from './registry-transport.ts';
@@ -26,7 +27,9 @@ export interface PullOptions extends ClientOptions {
   index?: RegistryIndex;
 }
 
-export interface PullResult extends ImportedImage {
+export interface PullResult extends StoredImage {
+  /** The reference pulled, as `host/repository:tag` (none for a digest reference). */
+  repoTags: string[];
   /** The image manifest's digest (after resolving an index). */
   manifestDigest: Digest;
   /** true when the result came from the cache of earlier pulls. */
@@ -75,10 +78,10 @@ function repoTagsOf(ref: ImageReference): string[] {
 }
 
 /** A cached pull, if everything it names is still in the store. */
-async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest: Digest): Promise<ImportedImage | null> {
+async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest: Digest): Promise<StoredImage | null> {
   const image = await index.getPulled(manifestDigest);
   if (!image) return null;
-  const needed = [image.configDigest, ...image.layers.flatMap((l) => [l.diffId, l.v1Json])];
+  const needed = [image.imageId, ...image.layers.flatMap((l) => [l.diffId, l.v1Json])];
   for (const digest of new Set(needed)) if (!(await store.stat(digest))) return null;
   return image;
 }
@@ -105,7 +108,7 @@ async function fetchImage(
   ref: ImageReference,
   manifest: FetchedManifest,
   opts: { maxLayers: number; index: RegistryIndex },
-): Promise<ImportedImage> {
+): Promise<StoredImage & { repoTags: string[] }> {
   const what = `${ref.host}/${ref.repository}@${manifest.digest}`;
   const m = manifest.image as ImageManifest;
   if (m.layers.length > opts.maxLayers) throw new RegistryError(`${what} has ${m.layers.length} layers, more than the limit of ${opts.maxLayers}`, 'invalid');
@@ -140,7 +143,7 @@ async function fetchImage(
   );
   await store.put(Readable.from([configBytes]), { expectedDigest: m.config.digest });
   await opts.index.addBlobRepo(ref.host, m.config.digest, ref.repository);
-  return { configDigest: m.config.digest, layers, repoTags: repoTagsOf(ref) };
+  return { imageId: m.config.digest, layers, repoTags: repoTagsOf(ref) };
 }
 
 /** The first `n` bytes of a stream, and a stream of all of it. */
@@ -180,18 +183,12 @@ async function fetchLayer(store: BlobStore, client: RegistryClient, repository: 
   const blob = await client.getBlob(repository, layer.digest, layer.size);
   try {
     const { head, stream } = await peek(blob, 8);
-    const kind = detectCompression(head);
-    const put = await store.put(decompress(kind, stream), {
-      expectedDigest: diffId,
-      maxBytes: kind === 'none' ? undefined : unpackLimit(layer.size),
-    });
+    const refuse = (message: string, cause: Error) => new RegistryError(message, 'invalid', { cause });
+    const put = await storeUncompressed(store, stream, detectCompression(head), { what, compressedSize: layer.size, expectedDigest: diffId, refuse });
     return put.size;
   } catch (err) {
     blob.destroy();
     if (err instanceof RegistryError) throw err;
-    if (err instanceof DigestMismatchError) throw new RegistryError(`${what} does not match its diff_id ${diffId}: uncompressed, it hashes to ${err.actual}`, 'invalid', { cause: err });
-    if (err instanceof BlobTooLargeError) throw new RegistryError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, 'invalid', { cause: err });
-    if (isDecompressionError(err)) throw new RegistryError(`${what} is not valid compressed data: ${err.message}`, 'invalid', { cause: err });
     if ((err as Error)?.cause instanceof RegistryError) throw (err as Error).cause;
     throw err;
   }

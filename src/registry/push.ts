@@ -50,7 +50,7 @@ export async function pushImage(store: BlobStore, image: Image, refText: string,
   const seen = new Set<Digest>();
   const todo: Array<{ digest: Digest; size: number; open: (start: number, end: number) => Promise<Readable> }> = [
     ...manifest.layers.map((l) => ({ digest: l.digest, size: l.size, open: (start: number, end: number) => store.open(l.digest, { start, end }) })),
-    { digest: image.configDigest, size: configBytes.length, open: async (start: number, end: number) => Readable.from([configBytes.subarray(start, end + 1)]) },
+    { digest: image.imageId, size: configBytes.length, open: async (start: number, end: number) => Readable.from([configBytes.subarray(start, end + 1)]) },
   ];
   for (const blob of todo) {
     if (seen.has(blob.digest)) continue;

@@ -3,21 +3,21 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { hexOf, isDigest, type Digest } from '../digest.ts';
-import type { ImportedImage } from '../image/sources/archive/import-archive.ts';
+import type { StoredImage } from '../image/image.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { storeIndex, type IndexKind } from '../store/store-index.ts';
 
 /**
  * What the registry code remembers beside the store:
- *  - pulled images: image manifest digest → the ImportedImage it became (so pulling the same
+ *  - pulled images: image manifest digest → the StoredImage it became (so pulling the same
  *    digest again does no network work beyond resolving the tag);
  *  - where blobs were seen: (registry host, blob digest) → repositories known to hold it (so a
  *    push can mount instead of upload).
  * Losing any of it only costs network work.
  */
 export interface RegistryIndex {
-  getPulled(manifestDigest: Digest): Promise<ImportedImage | null>;
-  setPulled(manifestDigest: Digest, image: ImportedImage): Promise<void>;
+  getPulled(manifestDigest: Digest): Promise<StoredImage | null>;
+  setPulled(manifestDigest: Digest, image: StoredImage): Promise<void>;
   reposWithBlob(host: string, digest: Digest): Promise<string[]>;
   addBlobRepo(host: string, digest: Digest, repository: string): Promise<void>;
 }
@@ -51,12 +51,12 @@ export class FsRegistryIndex implements RegistryIndex {
     }
   }
 
-  async getPulled(manifestDigest: Digest): Promise<ImportedImage | null> {
+  async getPulled(manifestDigest: Digest): Promise<StoredImage | null> {
     const raw = await readFile(join(this.dir, 'pulled', `${hexOf(manifestDigest)}.json`), 'utf8').catch(() => null);
     return raw === null ? null : parsePulled(raw, manifestDigest);
   }
 
-  async setPulled(manifestDigest: Digest, image: ImportedImage): Promise<void> {
+  async setPulled(manifestDigest: Digest, image: StoredImage): Promise<void> {
     await this.writeJson(join(this.dir, 'pulled', `${hexOf(manifestDigest)}.json`), { manifestDigest, image });
   }
 
@@ -77,12 +77,12 @@ export class FsRegistryIndex implements RegistryIndex {
 }
 
 export class MemoryRegistryIndex implements RegistryIndex {
-  private readonly pulled = new Map<Digest, ImportedImage>();
+  private readonly pulled = new Map<Digest, StoredImage>();
   private readonly blobs = new Map<string, string[]>();
   async getPulled(d: Digest) {
     return this.pulled.get(d) ?? null;
   }
-  async setPulled(d: Digest, image: ImportedImage) {
+  async setPulled(d: Digest, image: StoredImage) {
     this.pulled.set(d, image);
   }
   async reposWithBlob(host: string, digest: Digest) {
@@ -107,12 +107,12 @@ const MAX_REPOS = 8;
 export class RedisRegistryIndex implements RegistryIndex {
   constructor(private readonly redis: Redis) {}
 
-  async getPulled(manifestDigest: Digest): Promise<ImportedImage | null> {
+  async getPulled(manifestDigest: Digest): Promise<StoredImage | null> {
     const raw = await this.redis.get(`baler:registry:pulled:${manifestDigest}`);
     return raw === null ? null : parsePulled(raw, manifestDigest);
   }
 
-  async setPulled(manifestDigest: Digest, image: ImportedImage): Promise<void> {
+  async setPulled(manifestDigest: Digest, image: StoredImage): Promise<void> {
     await this.redis.set(`baler:registry:pulled:${manifestDigest}`, JSON.stringify({ manifestDigest, image }), 'EX', REDIS_TTL_S);
   }
 
@@ -130,10 +130,10 @@ export class RedisRegistryIndex implements RegistryIndex {
   }
 }
 
-function parsePulled(raw: string, manifestDigest: Digest): ImportedImage | null {
+function parsePulled(raw: string, manifestDigest: Digest): StoredImage | null {
   try {
-    const v = JSON.parse(raw) as { manifestDigest?: string; image?: ImportedImage } | null;
-    if (!v || v.manifestDigest !== manifestDigest || !v.image || !isDigest(v.image.configDigest) || !Array.isArray(v.image.layers)) return null;
+    const v = JSON.parse(raw) as { manifestDigest?: string; image?: StoredImage } | null;
+    if (!v || v.manifestDigest !== manifestDigest || !v.image || !isDigest(v.image.imageId) || !Array.isArray(v.image.layers)) return null;
     return v.image;
   } catch {
     return null;

@@ -18,10 +18,11 @@ import type { FinishStep, ProgressName, StepDetail, StepName } from '../builds/b
 import type { BuildResult } from '../builds/build-result.ts';
 import type { CacheKind } from '../builds/result-cache.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
+import type { StoredImage } from '../image/image.ts';
 import { RpcEndpoint } from './port-rpc.ts';
 import { serveDecompressors } from './remote-decompress.ts';
 import { serveVmRunner } from './remote-vm.ts';
-import { METHODS, NOTES, type SandboxBuild, type StoredImageRef } from './sandbox-protocol.ts';
+import { METHODS, NOTES, type SandboxBuild } from './sandbox-protocol.ts';
 
 const ENTRY = new URL('./build-thread-entry.mjs', import.meta.url);
 
@@ -47,7 +48,7 @@ export interface SandboxOptions {
 export interface SandboxJob {
   buildId: string;
   /** An earlier build's image (its record), for `fromImage: {build}`. */
-  buildImage(id: string): Promise<StoredImageRef>;
+  buildImage(id: string): Promise<StoredImage>;
 }
 
 /** The build was stopped (cancel, time limit) while it ran in its sandbox. */

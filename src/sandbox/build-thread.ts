@@ -7,8 +7,8 @@
 import { parentPort } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { TenantQuota } from '../auth/tenant-quota.ts';
-import type { BaseImage } from '../image/image.ts';
-import { loadStoredImage } from '../image/sources/earlier-build.ts';
+import type { Image, StoredImage } from '../image/image.ts';
+import { loadImage } from '../image/stored-image.ts';
 import type { BuildObserver, FinishStep, ProgressName, StepDetail, StepName } from '../builds/build-observer.ts';
 import type { BuildResult } from '../builds/build-result.ts';
 import { runBuild } from '../builds/run-build.ts';
@@ -20,7 +20,7 @@ import { RpcEndpoint } from './port-rpc.ts';
 import { setDecompressorRunner } from '../image/sources/archive/decompress.ts';
 import { decompressInMainThread } from './remote-decompress.ts';
 import { RemoteVmRunner } from './remote-vm.ts';
-import { METHODS, NOTES, type SandboxBuild, type StoredImageRef } from './sandbox-protocol.ts';
+import { METHODS, NOTES, type SandboxBuild } from './sandbox-protocol.ts';
 
 /** Progress notifications at most this often (the main thread's reporter throttles too). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -79,10 +79,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
     tenant: build.tenant,
     allowDevices: build.allowDevices,
     registries: build.registries,
-    loadBuildImage: async (id): Promise<BaseImage> => {
-      const ref = await rpc.call<StoredImageRef>(METHODS.loadBuildImage, [id]);
-      return loadStoredImage(store, ref.imageId, ref.layers);
-    },
+    loadBuildImage: async (id): Promise<Image> => loadImage(store, await rpc.call<StoredImage>(METHODS.loadBuildImage, [id])),
     observer: new ObserverProxy(),
     cache: build.cache ? remoteCache : undefined,
     noCache: build.noCache,

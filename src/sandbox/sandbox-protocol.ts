@@ -11,11 +11,9 @@
  * cache lookups, lines for its log: BuildObserver) and of stored bytes, in the order they happen. A VM step's log output never enters the sandbox.
  */
 import type { QuotaSettings } from '../auth/tenant-quota.ts';
-import type { Digest } from '../digest.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import type { ArchiveBudgets } from '../image/sources/archive/budgets.ts';
-import type { StoredLayer } from '../image/sources/earlier-build.ts';
 import type { Registries } from '../registry/registries.ts';
 import type { Config } from '../config.ts';
 import type { VmJob, VmOutcome } from '../vm/vm-runner.ts';
@@ -49,12 +47,6 @@ export type RemoteVmJob = Pick<VmJob, 'lowerCount' | 'inputBytes' | 'runAsRoot' 
 export interface RemoteVmStarted {
   resultId: number;
   outcome: VmOutcome;
-}
-
-/** An earlier build's image as its record keeps it. */
-export interface StoredImageRef {
-  imageId: Digest;
-  layers: StoredLayer[];
 }
 
 export type VmInput = 'lower' | 'upper';

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import type { BlobStore } from './blob-store.ts';
 
 /**
  * Where what is remembered beside a store (its indexes: compressed layers, registry pulls and
@@ -20,9 +19,9 @@ const made = new WeakMap<IndexHome, Map<IndexKind<unknown>, unknown>>();
 
 /**
  * The store's index of `kind`, made once per home: wrappers of a store (they pass its home
- * on) and every later call get the same one.
+ * on) and every later call get the same one. Takes any store (a BlobStore) by its home alone.
  */
-export function storeIndex<T>(store: BlobStore, kind: IndexKind<T>): T {
+export function storeIndex<T>(store: { readonly indexHome: IndexHome }, kind: IndexKind<T>): T {
   const home = store.indexHome;
   let indexes = made.get(home);
   if (!indexes) made.set(home, (indexes = new Map()));

@@ -3,7 +3,7 @@ import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { blobReferences, type BuildSpec } from '../builds/spec.ts';
 import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
-import { FORMAT_COMPRESSIONS } from '../image/sinks/formats.ts';
+import { compressionRefusal } from '../image/sinks/output-format.ts';
 import { fieldProblem, type FieldError } from '../problem.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -25,11 +25,8 @@ export interface BuildCheckDeps {
 export async function checkBuildSpec(spec: BuildSpec, tenant: string, deps: BuildCheckDeps): Promise<BuildRecord | undefined> {
   const overCap = vmCapViolations(spec, deps.vmCaps);
   if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
-  const format = spec.format ?? 'docker-archive';
-  if (spec.compression && !FORMAT_COMPRESSIONS[format].includes(spec.compression)) {
-    const allowed = FORMAT_COMPRESSIONS[format];
-    throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: `'${spec.compression}' is not available for ${format} (one of: ${allowed.join(', ')})` }]);
-  }
+  const refusal = spec.compression && compressionRefusal(spec.format ?? 'docker-archive', spec.compression);
+  if (refusal) throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: refusal }]);
   const created = spec.created;
   if (created !== undefined && created !== 'now' && Number.isNaN(Date.parse(created))) {
     throw fieldProblem(400, 'invalid build spec', [{ pointer: '/created', message: `'${created}' is not a valid date` }]);

@@ -1,15 +1,14 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
-import type { BaseImage } from '../image/image.ts';
+import type { Image, StoredImage } from '../image/image.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import { DEFAULT_ARCHIVE_BUDGETS, type ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import { printable } from '../image/printable.ts';
 import type { BuildSandbox } from '../sandbox/build-sandbox.ts';
-import type { StoredImageRef } from '../sandbox/sandbox-protocol.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
 import { ArchiveImportError } from '../image/sources/archive/import-archive.ts';
-import { loadStoredImage } from '../image/sources/earlier-build.ts';
+import { loadImage } from '../image/stored-image.ts';
 import type { Logger } from '../log.ts';
 import type { ProblemBody } from '../problem.ts';
 import { BlobNotFoundError, QuotaExceededError, StoreFullError, type BlobStore } from '../store/blob-store.ts';
@@ -254,15 +253,14 @@ export function createBuildProcessor(deps: ProcessorDeps) {
   };
 }
 
-async function buildImageRef(deps: ProcessorDeps, id: string): Promise<StoredImageRef> {
+async function buildImageRef(deps: ProcessorDeps, id: string): Promise<StoredImage> {
   const base = await deps.builds.get(id);
   if (!base?.result || base.status !== 'succeeded') throw new BaseImageError(`base build ${id} has not succeeded`);
   return { imageId: base.result.imageId, layers: base.result.layers };
 }
 
-async function loadBuildImage(deps: ProcessorDeps, id: string): Promise<BaseImage> {
-  const ref = await buildImageRef(deps, id);
-  return loadStoredImage(deps.store, ref.imageId, ref.layers);
+async function loadBuildImage(deps: ProcessorDeps, id: string): Promise<Image> {
+  return loadImage(deps.store, await buildImageRef(deps, id));
 }
 
 /**

@@ -40,7 +40,7 @@ export function createPushProcessor(deps: PushProcessorDeps) {
     await record(buildId, ref, { status: 'running' });
     log.info('push started');
     try {
-      const image = await loadImage(deps.store, build.result.imageId, build.result.layers);
+      const image = await loadImage(deps.store, build.result);
       const pushed = await pushImage(new ChargedStore(deps.store, deps.quota, tenantOf(build)), image, ref, { registries: deps.registries });
       const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').length;
       await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, finishedAt: new Date().toISOString() });

@@ -115,7 +115,7 @@ describe('the import cache', () => {
     // The base's docker-archive, uploaded as a blob like a `docker save` would be.
     const { imageOutput } = await import('../../src/builds/build-archive.ts');
     const { loadImage } = await import('../../src/image/stored-image.ts');
-    const archive = await imageOutput(await loadImage(store, base.imageId, base.layers), { name: 'cache/base', tag: 'latest', created: '1970-01-01T00:00:01Z' }, 'docker-archive', 'none', store);
+    const archive = await imageOutput(await loadImage(store, base), { name: 'cache/base', tag: 'latest', created: '1970-01-01T00:00:01Z' }, 'docker-archive', 'none', store);
     const blob = (await store.put(archive.stream)).digest;
 
     const first = build({ fromImage: { blob }, contents: [{ text: '1', to: '/one' }] }, cache);

@@ -16,7 +16,7 @@ import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
 import { DEFAULT_LAYER_BUDGETS, type LayerBudgets } from '../../src/image/build-usage.ts';
 import { LayerInputError } from '../../src/image/layer-entry.ts';
 import { layerTreeFromUpper } from '../../src/image/overlay-form.ts';
-import { loadStoredImage } from '../../src/image/sources/earlier-build.ts';
+import { loadImage } from '../../src/image/stored-image.ts';
 import { indexTar } from '../../src/image/tar-index.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import type { VmRunner } from '../../src/vm/vm-runner.ts';
@@ -145,7 +145,7 @@ describe('entries per build', () => {
     const base = await build({ contents: files });
     const deps = {
       vm: vmLeaving(Buffer.concat([entry({ name: './', type: '5' }), END_OF_ARCHIVE])),
-      loadBuildImage: async () => loadStoredImage(store, base.imageId, base.layers),
+      loadBuildImage: async () => loadImage(store, base),
     };
     const spec = { fromImage: { build: 'base' }, runAsRoot: 'true' };
     const err = await rejection(build(spec, { ...deps, budgets: { maxBuildEntries: 100 } }));

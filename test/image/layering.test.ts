@@ -67,7 +67,7 @@ describe('layered builds', () => {
     expect(changed.diffIds.filter((d, i) => d !== roomy.diffIds[i])).toHaveLength(1);
 
     const archive = join(dir, 'layered.tar');
-    const out = await imageOutput(await loadImage(store, first.imageId, first.layers), { name: 'layered', tag: 'latest', created: '1970-01-01T00:00:01Z' }, 'docker-archive', 'none', store);
+    const out = await imageOutput(await loadImage(store, first), { name: 'layered', tag: 'latest', created: '1970-01-01T00:00:01Z' }, 'docker-archive', 'none', store);
     await pipeline(out.stream, createWriteStream(archive));
     const inspect = await run('skopeo', ['inspect', '--config', `docker-archive:${archive}`]);
     expect(inspect.code, inspect.stderr).toBe(0);

@@ -26,7 +26,7 @@ afterAll(async () => {
 it('remembers pulled images, and ignores an entry about another manifest', async () => {
   const index = new RedisRegistryIndex(redis);
   const manifest = digestOf('manifest');
-  const image = { configDigest: digestOf('config'), layers: [], repoTags: ['a:b'] };
+  const image = { imageId: digestOf('config'), layers: [], repoTags: ['a:b'] };
   expect(await index.getPulled(manifest)).toBeNull();
   await index.setPulled(manifest, image);
   // Another host's connection sees it.

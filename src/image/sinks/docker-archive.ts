@@ -3,7 +3,6 @@ import { hexOf } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
-import { assertStoredUncompressed } from './layer-compression.ts';
 import { writePlannedTar, type PlannedEntry } from './tar-plan.ts';
 
 export interface RepoTag {
@@ -39,18 +38,17 @@ export function planMergedDockerArchive(images: Array<{ image: Image; repoTag: R
   const manifest: Array<{ Config: string; Layers: string[]; RepoTags: string[] }> = [];
   const repositories: Record<string, Record<string, string>> = {};
   for (const { image, repoTag } of images) {
-    for (const [i, legacy] of image.legacyLayers.entries()) {
-      const layer = image.layers[i];
-      if (!layer) throw new Error('image has fewer layers than legacy layer records');
-      if (written.has(legacy.id)) continue;
-      written.add(legacy.id);
-      assertStoredUncompressed(layer);
-      entries.push({ header: { ...file, name: `${legacy.id}/`, type: 'directory', mode: 0o755, size: 0 } });
-      text(`${legacy.id}/VERSION`, '1.0');
-      text(`${legacy.id}/json`, legacy.json);
-      entries.push({ header: { ...file, name: `${legacy.id}/layer.tar`, size: layer.size }, data: { blob: layer.digest, offset: 0 } });
+    for (const [i, layer] of image.layers.entries()) {
+      const json = image.legacyJson[i];
+      if (json === undefined) throw new Error('image has fewer legacy jsons than layers');
+      if (written.has(layer.v1Id)) continue;
+      written.add(layer.v1Id);
+      entries.push({ header: { ...file, name: `${layer.v1Id}/`, type: 'directory', mode: 0o755, size: 0 } });
+      text(`${layer.v1Id}/VERSION`, '1.0');
+      text(`${layer.v1Id}/json`, json);
+      entries.push({ header: { ...file, name: `${layer.v1Id}/layer.tar`, size: layer.size }, data: { blob: layer.diffId, offset: 0 } });
     }
-    const configName = `${hexOf(image.configDigest)}.json`;
+    const configName = `${hexOf(image.imageId)}.json`;
     if (!written.has(configName)) {
       written.add(configName);
       text(configName, image.config);
@@ -58,9 +56,9 @@ export function planMergedDockerArchive(images: Array<{ image: Image; repoTag: R
     const reference = `${repoTag.name}:${repoTag.tag}`;
     const same = manifest.find((m) => m.Config === configName);
     if (same) same.RepoTags.push(reference);
-    else manifest.push({ Config: configName, Layers: image.legacyLayers.map((l) => `${l.id}/layer.tar`), RepoTags: [reference] });
-    const top = image.legacyLayers.at(-1);
-    if (top) (repositories[repoTag.name] ??= {})[repoTag.tag] = top.id;
+    else manifest.push({ Config: configName, Layers: image.layers.map((l) => `${l.v1Id}/layer.tar`), RepoTags: [reference] });
+    const top = image.layers.at(-1);
+    if (top) (repositories[repoTag.name] ??= {})[repoTag.tag] = top.v1Id;
   }
   text('manifest.json', canonicalJson(manifest));
   text('repositories', canonicalJson(repositories));

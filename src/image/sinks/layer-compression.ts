@@ -11,11 +11,9 @@ import { storeIndex, type IndexKind } from '../../store/store-index.ts';
 import { pieceFormatId } from '../gzip/deflate-block.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { Layer } from '../layer.ts';
+import type { OutputCompression } from './output-format.ts';
 
-/** How layer blobs are written into an archive. */
-export type LayerCompression = 'none' | 'gzip' | 'zstd';
-
-export const OCI_LAYER_MEDIA_TYPES: Record<LayerCompression, string> = {
+export const OCI_LAYER_MEDIA_TYPES: Record<OutputCompression, string> = {
   none: 'application/vnd.oci.image.layer.v1.tar',
   gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
@@ -143,13 +141,6 @@ export function layerIndexOf(store: BlobStore): CompressedLayerIndex {
   return storeIndex(store, COMPRESSED_LAYER_INDEX);
 }
 
-/** The layer's blob as the store holds it: uncompressed, so its digest is its diff_id. */
-export function assertStoredUncompressed(layer: Layer): void {
-  if (layer.digest !== layer.diffId) {
-    throw new Error(`layer ${layer.diffId} is stored as ${layer.digest}, not uncompressed; the sinks read uncompressed layers`);
-  }
-}
-
 /** Compress a stream; `done` settles when the compressor has finished (or failed). */
 export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { stream: Readable; done: Promise<void> } {
   if (kind === 'gzip') {
@@ -189,12 +180,11 @@ export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { strea
  */
 export async function compressedLayer(
   store: BlobStore,
-  layer: Layer,
-  kind: LayerCompression,
+  layer: Pick<Layer, 'diffId' | 'size'>,
+  kind: OutputCompression,
   index: CompressedLayerIndex = layerIndexOf(store),
 ): Promise<CompressedBlob> {
-  assertStoredUncompressed(layer);
-  if (kind === 'none') return { digest: layer.digest, size: layer.size };
+  if (kind === 'none') return { digest: layer.diffId, size: layer.size };
 
   const method = METHODS[kind];
   const cached = await index.get(method, layer.diffId);
@@ -203,7 +193,7 @@ export async function compressedLayer(
     if (info && info.size === cached.size) return cached;
   }
 
-  const source = await store.open(layer.digest);
+  const source = await store.open(layer.diffId);
   const { stream, done } = compressStream(source, kind);
   // The store's own failure (a full disk) is the one to report: the compressor's comes second.
   done.catch(() => {});

@@ -7,8 +7,8 @@ import {
   layerIndexOf,
   OCI_LAYER_MEDIA_TYPES,
   type CompressedLayerIndex,
-  type LayerCompression,
 } from './layer-compression.ts';
+import type { OutputCompression } from './output-format.ts';
 import { epochOf, plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
 
 export const OCI_MEDIA_TYPES = {
@@ -27,7 +27,7 @@ const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
 export interface OciArchiveOptions {
   /** `name:tag` (a missing tag means `latest`). */
   refName: string;
-  compression: LayerCompression;
+  compression: OutputCompression;
   store: BlobStore;
   /** RFC 3339; the time of every entry of the outer tar. Default: the image's `created`. */
   created?: string;
@@ -93,7 +93,7 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   const manifestJson = canonicalJson({
     schemaVersion: 2,
     mediaType: OCI_MEDIA_TYPES.manifest,
-    config: { mediaType: OCI_MEDIA_TYPES.config, digest: image.configDigest, size: configBytes.length },
+    config: { mediaType: OCI_MEDIA_TYPES.config, digest: image.imageId, size: configBytes.length },
     layers: layerBlobs.map((blob) => ({ mediaType: OCI_LAYER_MEDIA_TYPES[opts.compression], digest: blob.digest, size: blob.size })),
   });
   const manifestBytes = Buffer.from(manifestJson, 'utf8');
@@ -117,14 +117,14 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   // One entry per distinct blob (an image may list one layer twice), in a fixed order.
   const blobs = new Map<Digest, LayoutBlob>();
   for (const blob of layerBlobs) blobs.set(blob.digest, blob);
-  blobs.set(image.configDigest, { digest: image.configDigest, size: configBytes.length, bytes: configBytes });
+  blobs.set(image.imageId, { digest: image.imageId, size: configBytes.length, bytes: configBytes });
   blobs.set(manifest.digest, { ...manifest, bytes: manifestBytes });
 
   return {
     blobs: [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)),
     manifest,
     indexJson,
-    configPath: blobPath(image.configDigest),
+    configPath: blobPath(image.imageId),
     layerPaths: layerBlobs.map((blob) => blobPath(blob.digest)),
     name,
     tag,

@@ -10,7 +10,6 @@ import type { EntryType } from '../tar-entry.ts';
 import { storedDataOf, type StoredData } from '../stored-data.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from '../tar-index.ts';
 import { encodeName } from '../tar-name.ts';
-import { assertStoredUncompressed } from './layer-compression.ts';
 import { plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
 
 /** aufs' private entries (`.wh..wh..plnk/`, …) that are neither files nor whiteouts. */
@@ -131,10 +130,10 @@ class MergedTree {
   }
 }
 
-async function indexLayer(layer: Layer, store: BlobStore, i: number, usage: BuildUsage): Promise<Array<{ path: string; header: IndexedTarEntry }>> {
+async function indexLayer(layer: Pick<Layer, 'diffId'>, store: BlobStore, i: number, usage: BuildUsage): Promise<Array<{ path: string; header: IndexedTarEntry }>> {
   const entries: Array<{ path: string; header: IndexedTarEntry }> = [];
   try {
-    for await (const header of indexTar(await store.open(layer.digest), usage.tarLimits)) {
+    for await (const header of indexTar(await store.open(layer.diffId), usage.tarLimits)) {
       usage.addEntries(1);
       entries.push({ path: normalizeLayerPath(header.name, `layer ${i}: entry`), header });
     }
@@ -146,7 +145,7 @@ async function indexLayer(layer: Layer, store: BlobStore, i: number, usage: Buil
   return entries;
 }
 
-function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: string; header: IndexedTarEntry }>, i: number): void {
+function applyLayer(tree: MergedTree, layer: Pick<Layer, 'diffId'>, entries: Array<{ path: string; header: IndexedTarEntry }>, i: number): void {
   // Deletions first, against the layers below only (OCI image spec: whiteouts never hide
   // entries of their own layer, whatever the order they appear in).
   for (const { path, header } of entries) {
@@ -174,7 +173,7 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
         break;
       case 'file': {
         const inode: Inode = { meta, size: header.size };
-        if (header.size > 0) inode.data = storedDataOf(layer.digest, header);
+        if (header.size > 0) inode.data = storedDataOf(layer.diffId, header);
         tree.set(path, { type: 'file', inode }, header.mtime);
         break;
       }
@@ -205,10 +204,9 @@ function applyLayer(tree: MergedTree, layer: Layer, entries: Array<{ path: strin
  * whiteouts applied and gone, and hard links kept: the first path of a link group in that
  * order holds the data, the others link to it. Data is referenced by range in the layer blobs.
  */
-export async function flattenLayers(layers: readonly Layer[], store: BlobStore, usage = new BuildUsage()): Promise<PlannedEntry[]> {
+export async function flattenLayers(layers: ReadonlyArray<Pick<Layer, 'diffId'>>, store: BlobStore, usage = new BuildUsage()): Promise<PlannedEntry[]> {
   const tree = new MergedTree();
   for (const [i, layer] of layers.entries()) {
-    assertStoredUncompressed(layer);
     applyLayer(tree, layer, await indexLayer(layer, store, i, usage), i);
   }
 

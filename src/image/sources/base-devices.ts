@@ -2,15 +2,14 @@ import { text } from 'node:stream/consumers';
 import type { Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { DevicePolicy } from '../device-policy.ts';
-import type { ImageConfig } from '../image.ts';
+import type { ImageConfig, StoredImage } from '../image.ts';
+import type { Layer } from '../layer.ts';
 import { LayerInputError, normalizeLayerPath, type LayerEntry } from '../layer-entry.ts';
 import { asEntry } from '../overlay-form.ts';
 import { storeLegacyChain } from '../legacy-layer.ts';
 import { writeLayerTar } from '../layer-writer.ts';
 import { indexTar, TarFormatError, type IndexedTarEntry } from '../tar-index.ts';
 import type { TarIndexLimits } from '../tar-limits.ts';
-import type { ImportedImage } from './archive/import-archive.ts';
-import type { StoredLayer } from './earlier-build.ts';
 
 export interface BaseDevicesOptions {
   allowDevices: boolean;
@@ -20,7 +19,7 @@ export interface BaseDevicesOptions {
 
 /** A base image with the device rule applied to its layers, and the build log's lines about it. */
 export interface PolicedBase {
-  image: ImportedImage;
+  image: StoredImage;
   log: string[];
 }
 
@@ -43,10 +42,10 @@ export interface PolicedBase {
  * The caller caches the result by the image and the setting (runBuild), so a base is read for
  * this once, not once per build.
  */
-export async function applyDevicePolicyToBase(store: BlobStore, image: ImportedImage, opts: BaseDevicesOptions): Promise<PolicedBase> {
+export async function applyDevicePolicyToBase(store: BlobStore, image: StoredImage, opts: BaseDevicesOptions): Promise<PolicedBase> {
   const n = image.layers.length;
   const log: string[] = [];
-  const layers: StoredLayer[] = [];
+  const layers: Layer[] = [];
   let firstChanged = -1;
   const done = new Map<Digest, { diffId: Digest; size: number; tarsum: string } | null>();
   for (const [i, layer] of image.layers.entries()) {
@@ -66,7 +65,7 @@ export async function applyDevicePolicyToBase(store: BlobStore, image: ImportedI
   if (firstChanged < 0) return { image, log };
 
   // Legacy ids chain: every layer from the first one written again gets a new id.
-  const config = JSON.parse(await text(await store.open(image.configDigest))) as ImageConfig;
+  const config = JSON.parse(await text(await store.open(image.imageId))) as ImageConfig;
   const fields = { architecture: config.architecture, os: config.os, created: config.created, config: config.config ?? {} };
   const chain = await storeLegacyChain(store, fields, layers.slice(firstChanged), image.layers[firstChanged - 1]?.v1Id);
   return { image: { ...image, layers: [...image.layers.slice(0, firstChanged), ...chain] }, log };

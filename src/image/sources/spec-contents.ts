@@ -1,5 +1,5 @@
 import type { Digest } from '../../digest.ts';
-import type { ContentEntry } from '../../builds/spec.ts';
+import type { ContentEntry } from './content-entry.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { uncompressedBlob } from '../uncompressed-blob.ts';
 import { BudgetExceededError } from '../../budget.ts';

@@ -63,7 +63,7 @@ describe('under dockerd 20.10', () => {
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout.trim()).toBe(EXPECTED);
     const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}} {{json .RootFS.Layers}}', tag]);
-    expect(id.stdout.trim()).toBe(`${test.image.configDigest} ${JSON.stringify(test.image.layers.map((l) => l.diffId))}`);
+    expect(id.stdout.trim()).toBe(`${test.image.imageId} ${JSON.stringify(test.image.layers.map((l) => l.diffId))}`);
     await dockerd.docker(['rmi', tag]); // the next load starts from an empty layer store again
   });
 
@@ -117,6 +117,6 @@ describe('under podman 4.3', () => {
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout.trim()).toBe(EXPECTED);
     const id = await podman.podman(['image', 'inspect', '--format', '{{.ID}}', tag]);
-    expect(`sha256:${id.stdout.trim()}`).toBe(test.image.configDigest);
+    expect(`sha256:${id.stdout.trim()}`).toBe(test.image.imageId);
   });
 });

@@ -13,7 +13,7 @@ import { chmod, chown, copyFile, link, mkdir, mkdtemp, symlink, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULT_TENANT } from '../../../src/builds/tenant.ts';
 import type { BuildResult } from '../../../src/builds/build-result.ts';
@@ -21,9 +21,7 @@ import { runBuild } from '../../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../../src/builds/spec.ts';
 import type { Digest } from '../../../src/digest.ts';
 import { assembleImage, type Image } from '../../../src/image/image.ts';
-import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../../../src/image/layer.ts';
-import { loadStoredImage } from '../../../src/image/sources/earlier-build.ts';
-import { loadImage } from '../../../src/image/stored-image.ts';
+import { loadImage, storeImage } from '../../../src/image/stored-image.ts';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.ts';
 import { BUSYBOX } from '../../support/images.ts';
 import { run } from '../../support/run.ts';
@@ -134,7 +132,7 @@ async function build(store: FsBlobStore, spec: Omit<BuildSpec, 'name'>, base?: B
     vm: { run: () => Promise.reject(new Error('no VM step in these builds')) },
     loadBuildImage: async () => {
       if (!base) throw new Error('no base');
-      return loadStoredImage(store, base.imageId, base.layers);
+      return loadImage(store, base);
     },
   });
 }
@@ -164,21 +162,14 @@ export async function makeTestImage(inputs: Inputs, root: string): Promise<TestI
 
   const topDigest = await put(inputs.topTar);
   const topInfo = await store.stat(topDigest);
-  const topLayer: Layer = {
-    diffId: topDigest,
-    digest: topDigest,
-    size: topInfo?.size ?? 0,
-    mediaType: MEDIA_TYPE_DOCKER_LAYER,
-    open: () => store.open(topDigest),
-  };
-  const base = await loadStoredImage(store, second.imageId, second.layers);
+  const base = await loadImage(store, second);
   const image = assembleImage(
     { architecture: 'amd64', os: 'linux', created: CREATED, history: [{ created: CREATED, created_by: 'GNU tar, by hand' }] },
     base,
-    [{ layer: topLayer, tarsum: `tarsum.v1+sha256:${'0'.repeat(64)}` }],
+    [{ diffId: topDigest, size: topInfo?.size ?? 0, tarsum: `tarsum.v1+sha256:${'0'.repeat(64)}` }],
   );
-  await store.put(Readable.from([Buffer.from(image.config)]), { expectedDigest: image.configDigest });
-  return { store, image, built: await loadImage(store, second.imageId, second.layers) };
+  await storeImage(store, image);
+  return { store, image, built: await loadImage(store, second) };
 }
 
 /**

@@ -12,7 +12,6 @@ import { BudgetExceededError } from '../../../src/budget.ts';
 import type { Digest } from '../../../src/digest.ts';
 import { DEFAULT_LAYER_BUDGETS } from '../../../src/image/build-usage.ts';
 import { LayerInputError } from '../../../src/image/layer-entry.ts';
-import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../../../src/image/layer.ts';
 import { flattenLayers, writeRootfs } from '../../../src/image/sinks/rootfs.ts';
 import { plannedTar } from '../../../src/image/sinks/tar-plan.ts';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.ts';
@@ -143,7 +142,7 @@ const CASES = {
 
 describe('flattening layers made by other tools', () => {
   let store: FsBlobStore;
-  const layers = {} as Record<keyof typeof CASES, Layer[]>;
+  const layers = {} as Record<keyof typeof CASES, Array<{ diffId: Digest }>>;
   let n = 0;
 
   beforeAll(async () => {
@@ -158,7 +157,7 @@ describe('flattening layers made by other tools', () => {
       layers[name] = [];
       for (const i of caseLayers.keys()) {
         const put = await store.put(createReadStream(join(inputs.dir, `${name}-${i}.tar`)));
-        layers[name].push({ diffId: put.digest, digest: put.digest, size: put.size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(put.digest) });
+        layers[name].push({ diffId: put.digest });
       }
     }
   });
@@ -204,15 +203,6 @@ describe('flattening layers made by other tools', () => {
   it('refuses a whiteout with an empty name and a link to nothing', async () => {
     await expect(flatten('emptyWhiteout')).rejects.toBeInstanceOf(LayerInputError);
     await expect(flatten('linkToNothing')).rejects.toThrow(/does not exist/);
-  });
-
-  it('refuses a layer that is not stored uncompressed', async () => {
-    const gz = join(inputs.dir, 'gz.tar.gz');
-    const made = await run('sh', ['-c', `gzip -c '${join(inputs.dir, 'linkToSymlink-0.tar')}' > '${gz}'`]);
-    expect(made.code, made.stderr).toBe(0);
-    const put = await store.put(createReadStream(gz));
-    const bad: Layer = { diffId: `sha256:${'1'.repeat(64)}` as Digest, digest: put.digest, size: put.size, mediaType: 'x', open: () => store.open(put.digest) };
-    await expect(flattenLayers([bad], store)).rejects.toThrow(/not uncompressed/);
   });
 });
 

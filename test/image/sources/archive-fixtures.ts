@@ -13,8 +13,8 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { expect } from 'vitest';
+import type { Digest } from '../../../src/digest.ts';
 import { assembleImage, type Image } from '../../../src/image/image.ts';
-import { MEDIA_TYPE_DOCKER_LAYER, type Layer } from '../../../src/image/layer.ts';
 import { writeDockerArchive } from '../../../src/image/sinks/docker-archive.ts';
 import { tarsumOfStoredTar } from '../../../src/image/tarsum-of-tar.ts';
 import type { BlobStore } from '../../../src/store/blob-store.ts';
@@ -98,10 +98,9 @@ async function upperLayerTar(work: string): Promise<string> {
   return tar;
 }
 
-async function storedLayer(store: BlobStore, path: string): Promise<{ layer: Layer; tarsum: string }> {
+async function storedLayer(store: BlobStore, path: string): Promise<{ diffId: Digest; size: number; tarsum: string }> {
   const put = await store.put(createReadStream(path));
-  const layer: Layer = { diffId: put.digest, digest: put.digest, size: put.size, mediaType: MEDIA_TYPE_DOCKER_LAYER, open: () => store.open(put.digest) };
-  return { layer, tarsum: await tarsumOfStoredTar(store, put.digest) };
+  return { diffId: put.digest, size: put.size, tarsum: await tarsumOfStoredTar(store, put.digest) };
 }
 
 /** The seed's layout, by baler's own sink: two layers (busybox root, whiteout/opaque upper). */

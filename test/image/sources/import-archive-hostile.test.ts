@@ -124,8 +124,8 @@ describe('hand-crafted archives', () => {
       { name: 'repositories', data: JSON.stringify({ 'seed/a': { '1': idA }, b: { latest: idB } }) },
     ]);
     expect(await failure(archive)).toBe('ambiguous: the archive holds b:latest, seed/a:1; set fromImageName/fromImageTag');
-    expect(await importBuffer(archive, { name: 'b' })).toMatchObject({ configDigest: sha(configB), repoTags: ['b:latest'] });
-    expect(await importBuffer(archive, { name: 'seed/a', tag: '1' })).toMatchObject({ configDigest: sha(configA), repoTags: ['seed/a:1'] });
+    expect(await importBuffer(archive, { name: 'b' })).toMatchObject({ imageId: sha(configB), repoTags: ['b:latest'] });
+    expect(await importBuffer(archive, { name: 'seed/a', tag: '1' })).toMatchObject({ imageId: sha(configA), repoTags: ['seed/a:1'] });
   });
 
   it('follows links inside the archive, as docker save writes shared layers', async () => {

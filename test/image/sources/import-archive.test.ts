@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../../src/digest.ts';
 import { canonicalJson } from '../../../src/image/canonical-json.ts';
 import { detectCompression } from '../../../src/image/compression.ts';
-import { ArchiveImportError, importArchive, inspectArchive, type ImportedImage } from '../../../src/image/sources/archive/import-archive.ts';
+import type { StoredImage } from '../../../src/image/image.ts';
+import { ArchiveImportError, importArchive, inspectArchive } from '../../../src/image/sources/archive/import-archive.ts';
 import { indexTar } from '../../../src/image/tar-index.ts';
 import type { BlobStore } from '../../../src/store/blob-store.ts';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.ts';
@@ -56,9 +57,9 @@ async function entryNames(digest: Digest): Promise<string[]> {
 }
 
 /** What the store holds after an import: config, uncompressed layers, legacy jsons chained as nixpkgs dockerTools chains them. */
-async function expectStored(imported: ImportedImage): Promise<void> {
-  expect(await storedHash(imported.configDigest)).toBe(imported.configDigest);
-  const config = JSON.parse(await storedText(imported.configDigest));
+async function expectStored(imported: StoredImage): Promise<void> {
+  expect(await storedHash(imported.imageId)).toBe(imported.imageId);
+  const config = JSON.parse(await storedText(imported.imageId));
   let parent: string | undefined;
   for (const layer of imported.layers) {
     expect((await store.stat(layer.diffId))?.size).toBe(layer.size);
@@ -82,7 +83,7 @@ describe('imports every archive form real tools write', () => {
     const fx = set.fixtures[name];
     const expected = await skopeoConfig(work, fx.skopeoRef, fx.skopeoArgs);
     const imported = await importArchive(store, await upload(fx.path), { name: fx.name, tag: fx.tag, architecture: fx.architecture });
-    expect(imported.configDigest).toBe(expected.digest);
+    expect(imported.imageId).toBe(expected.digest);
     expect(imported.layers.map((l) => l.diffId)).toEqual(expected.diffIds);
     expect(imported.repoTags).toEqual(fx.repoTags);
     await expectStored(imported);
@@ -96,9 +97,9 @@ describe('imports every archive form real tools write', () => {
 
   it("gives nixpkgs dockerTools' own archive back its legacy ids and layer jsons", async () => {
     const imported = await importArchive(store, await upload(set.fixtures['seed layout (baler sink)'].path), {});
-    expect(imported.configDigest).toBe(set.seedImage.configDigest);
-    expect(imported.layers.map((l) => l.v1Id)).toEqual(set.seedImage.legacyLayers.map((l) => l.id));
-    for (const [i, layer] of imported.layers.entries()) expect(await storedText(layer.v1Json)).toBe(set.seedImage.legacyLayers[i]?.json);
+    expect(imported.imageId).toBe(set.seedImage.imageId);
+    expect(imported.layers.map((l) => l.v1Id)).toEqual(set.seedImage.layers.map((l) => l.v1Id));
+    for (const [i, layer] of imported.layers.entries()) expect(await storedText(layer.v1Json)).toBe(set.seedImage.legacyJson[i]);
   });
 });
 

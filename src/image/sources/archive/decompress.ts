@@ -1,11 +1,9 @@
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { detectCompression, type CompressionKind } from '../../compression.ts';
+import type { CompressionKind } from '../../compression.ts';
 import { pipeThrough } from '../../../streams.ts';
 import { runDecompressorProcess, type ProcessDecompression } from './decompressor-process.ts';
 import { DecompressionError } from './errors.ts';
-
-export { detectCompression, type CompressionKind };
 
 /** Starts the decompressor process of `kind` over `source` and returns its output (see runDecompressorProcess). */
 export type DecompressorRunner = (kind: ProcessDecompression, source: Readable) => Readable;

@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { digestFromHash, type Digest } from '../../../digest.ts';
-import { BlobTooLargeError, DigestMismatchError, type BlobStore } from '../../../store/blob-store.ts';
-import { unpackLimit, UNPACK_BUDGET_TEXT } from '../../compression.ts';
+import type { BlobStore } from '../../../store/blob-store.ts';
+import { detectCompression, readHead } from '../../compression.ts';
 import { LayerInputError } from '../../layer-entry.ts';
 import { storeLegacyChain } from '../../legacy-layer.ts';
 import { checkedLayerTarsum } from '../../tarsum-of-tar.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../../config-parse.ts';
-import type { StoredLayer } from '../earlier-build.ts';
+import type { StoredImage } from '../../image.ts';
 import { pipeThrough } from '../../../streams.ts';
+import { storeUncompressed } from '../../uncompressed-blob.ts';
 import { ArchiveReader } from './archive-reader.ts';
 import { archiveBudgets, type ArchiveBudgets } from './budgets.ts';
-import { decompress, detectCompression, isDecompressionError } from './decompress.ts';
 import { clipText } from './error-text.ts';
 import { ArchiveImportError } from './errors.ts';
 import { planDockerArchive } from './docker-archive-layout.ts';
@@ -36,23 +36,15 @@ export interface ImportOptions {
   budgets?: Partial<ArchiveBudgets>;
 }
 
-export interface ImportedImage {
-  /** The config, stored as it was in the archive (so this is also the image id). */
-  configDigest: Digest;
-  /** Bottom first; each layer stored uncompressed (blob digest = diffId), legacy chain as nixpkgs dockerTools'. */
-  layers: StoredLayer[];
-  /** The names the archive records for the image picked (`name:tag`). */
-  repoTags: string[];
-}
-
-
 /**
  * Import an image from an uploaded archive blob, in any form real tools write: `docker save`
  * (Docker ≤ 24, and ≥ 25 with its OCI layout inside), podman/skopeo/buildah's docker-archive and
  * oci-archive, nixpkgs dockerTools' layout; the archive and each of its layers plain or compressed
  * with gzip, zstd, xz or bzip2 (told by their magic bytes, whatever the manifest's media type
  * says). The archive is read in place by range; every layer is decompressed, verified against
- * its diff_id and stored uncompressed; the config is stored as is. Failures the archive or the choice of image cause are ArchiveImportError.
+ * its diff_id and stored uncompressed; the config is stored as is (its digest is the image
+ * id); the legacy chain is nixpkgs dockerTools'. Gives the image and the names the
+ * archive records for it (`name:tag`). Failures the archive or the choice of image cause are ArchiveImportError.
  */
 export async function importArchive(
   store: BlobStore,
@@ -60,7 +52,7 @@ export async function importArchive(
   opts: ImportOptions,
   /** Told the layer bytes read so far, of the total of all layer members. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
-): Promise<ImportedImage> {
+): Promise<StoredImage & { repoTags: string[] }> {
   return withShortErrors(opts, () => importPlanned(store, digest, opts, onProgress));
 }
 
@@ -69,7 +61,7 @@ async function importPlanned(
   digest: Digest,
   opts: ImportOptions,
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
-): Promise<ImportedImage> {
+): Promise<StoredImage & { repoTags: string[] }> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
   const { reader, plan } = await planImport(store, digest, opts);
 
@@ -111,7 +103,7 @@ async function importPlanned(
     config.diffIds.map((diffId) => ({ diffId, size: sizes.get(diffId) as number, tarsum: tarsums.get(diffId) as string })),
   );
   await store.put(Readable.from([configBlob.bytes]), { expectedDigest: configBlob.digest });
-  return { configDigest: configBlob.digest, layers, repoTags: plan.repoTags };
+  return { imageId: configBlob.digest, layers, repoTags: plan.repoTags };
 }
 
 /**
@@ -173,22 +165,13 @@ async function uncompressedArchive(store: BlobStore, digest: Digest): Promise<Di
   const info = await store.stat(digest);
   if (!info) throw new ArchiveImportError(`blob ${digest} not found`);
   if (info.size === 0) throw new ArchiveImportError(`blob ${digest} is empty, not an image archive`);
-  const head: Buffer[] = [];
-  for await (const chunk of (await store.open(digest, { start: 0, end: 7 })) as AsyncIterable<Buffer>) head.push(chunk);
-  const kind = detectCompression(Buffer.concat(head));
-  try {
-    if (kind === 'none') return digest;
-    return (await store.put(decompress(kind, await store.open(digest)), { maxBytes: unpackLimit(info.size) })).digest;
-  } catch (err) {
-    if (err instanceof BlobTooLargeError) {
-      throw new ArchiveImportError(`the archive decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, { cause: err });
-    }
-    if (err instanceof LayerInputError || isDecompressionError(err)) {
-      throw new ArchiveImportError(`the archive is not valid ${kind} data: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
+  const kind = detectCompression(await readHead(await store.open(digest, { start: 0, end: 7 }), 8));
+  if (kind === 'none') return digest;
+  const put = await storeUncompressed(store, await store.open(digest), kind, { what: 'the archive', compressedSize: info.size, refuse: importError });
+  return put.digest;
 }
+
+const importError = (message: string, cause: Error) => new ArchiveImportError(message, { cause });
 
 function parseConfig(value: unknown, path: string): ParsedImageConfig {
   try {
@@ -224,19 +207,7 @@ async function importLayer(
       },
     }),
   );
-  let size: number;
-  try {
-    size = (await store.put(decompress(kind, raw), { expectedDigest: diffId, maxBytes: kind === 'none' ? undefined : unpackLimit(member.size) })).size;
-  } catch (err) {
-    if (err instanceof BlobTooLargeError) {
-      throw new ArchiveImportError(`${what} decompresses to more than ${err.limit} bytes (an archive bomb?): ${UNPACK_BUDGET_TEXT}`, { cause: err });
-    }
-    if (err instanceof DigestMismatchError) {
-      throw new ArchiveImportError(`${what} does not match its diff_id ${diffId}: ${kind === 'none' ? 'it' : 'uncompressed, it'} hashes to ${err.actual}`, { cause: err });
-    }
-    if (isDecompressionError(err)) throw new ArchiveImportError(`${what} is not valid ${kind} data: ${err.message}`, { cause: err });
-    throw err;
-  }
+  const { size } = await storeUncompressed(store, raw, kind, { what, compressedSize: member.size, expectedDigest: diffId, refuse: importError });
   const actual = digestFromHash(hash);
   if (blobDigest && actual !== blobDigest) {
     throw new ArchiveImportError(`${what} does not match its digest ${blobDigest}: it hashes to ${actual}`);

@@ -6,43 +6,18 @@ import type { Image } from '../image.ts';
 import { planDockerArchive } from './docker-archive.ts';
 import { writeDockerArchiveOci } from './docker-archive-oci.ts';
 import { gzipBytePlan } from './gzip-plan.ts';
-import type { CompressedLayerIndex, LayerCompression } from './layer-compression.ts';
+import type { CompressedLayerIndex } from './layer-compression.ts';
 import { writeOciArchive } from './oci-archive.ts';
+import { compressionRefusal, defaultCompression, type OutputCompression, type OutputFormat } from './output-format.ts';
 import { writeRootfs } from './rootfs.ts';
 import { epochOf, planOutput, tarBytePlan, type SinkOutput } from './tar-plan.ts';
-
-/** Every archive form an image can be downloaded in (`GET /v1/builds/{id}/image?format=`). */
-export const IMAGE_FORMATS = ['docker-archive', 'docker-archive-oci', 'oci-archive', 'rootfs'] as const;
-export type ImageFormat = (typeof IMAGE_FORMATS)[number];
-
-/**
- * What `compression` means, and allows, per format; the first value is the default.
- * docker-archive and rootfs: the whole tar. docker-archive-oci and oci-archive: each layer.
- */
-export const FORMAT_COMPRESSIONS: Record<ImageFormat, readonly LayerCompression[]> = {
-  'docker-archive': ['gzip', 'none'],
-  'docker-archive-oci': ['none', 'gzip'],
-  'oci-archive': ['gzip', 'zstd', 'none'],
-  rootfs: ['none', 'gzip'],
-};
-
-export class FormatOptionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FormatOptionError';
-  }
-}
-
-export function isImageFormat(value: string): value is ImageFormat {
-  return (IMAGE_FORMATS as readonly string[]).includes(value);
-}
 
 export interface ImageOutputOptions {
   name: string;
   tag: string;
   store: BlobStore;
-  /** Default: the format's first allowed value (see FORMAT_COMPRESSIONS). */
-  compression?: LayerCompression;
+  /** Default: the format's (defaultCompression). */
+  compression?: OutputCompression;
   /** RFC 3339: the time of the outer tar's entries; default the image's `created`. */
   created?: string;
   layerIndex?: CompressedLayerIndex;
@@ -80,16 +55,14 @@ function named(out: SinkOutput, filename: string): ImageOutput {
 }
 
 /**
- * The image in one of the formats. Validates the options first (FormatOptionError: a client
- * mistake), then prepares what must be stored before streaming (compressed layers) and
- * resolves with the stream, its media type, its exact size when known, and a file name.
+ * The image in one of the formats: prepares what must be stored before streaming (compressed
+ * layers) and resolves with the stream, its media type, its exact size when known, and a file
+ * name. A compression the format does not allow is a caller's bug (the API refuses it first).
  */
-export async function writeImage(format: ImageFormat, image: Image, opts: ImageOutputOptions): Promise<ImageOutput> {
-  const allowed = FORMAT_COMPRESSIONS[format];
-  const compression = opts.compression ?? (allowed[0] as LayerCompression);
-  if (!allowed.includes(compression)) {
-    throw new FormatOptionError(`compression '${compression}' is not available for ${format} (one of: ${allowed.join(', ')})`);
-  }
+export async function writeImage(format: OutputFormat, image: Image, opts: ImageOutputOptions): Promise<ImageOutput> {
+  const compression = opts.compression ?? defaultCompression(format);
+  const refusal = compressionRefusal(format, compression);
+  if (refusal) throw new Error(`compression ${refusal}`);
   const base = `${opts.name.replaceAll('/', '_')}-${opts.tag}`;
   const refName = `${opts.name}:${opts.tag}`;
   const created = opts.created ?? (JSON.parse(image.config) as { created: string }).created;
