@@ -15,7 +15,6 @@ import type { BuildResult } from '../../src/builds/build-result.ts';
 import { SILENT_OBSERVER } from '../../src/builds/build-observer.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
-import { hexOf, type Digest } from '../../src/digest.ts';
 import type { Image } from '../../src/image/image.ts';
 import { loadImage } from '../../src/image/stored-image.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
