@@ -44,10 +44,35 @@ export interface Samples {
 export function newSamples(): Samples {
   const s = {} as Record<keyof Samples, number[]>;
   for (const k of [
-    'aBaler', 'aUpload', 'aSubmitToDone', 'aQueued', 'aRunning', 'aDownload', 'aStoreGrowth', 'aBuildah', 'aBuildahFrom', 'aBuildahAdd',
-    'aBuildahCommit', 'aBuildahRm', 'aLimit', 'bBaler', 'bUpload', 'bSubmitToDone', 'bQueued', 'bRunning', 'bDownload', 'bStoreGrowth',
-    'bBuildah', 'bBuildahFrom', 'bBuildahRun', 'bBuildahCommit', 'bBuildahRm', 'cacheHit', 'cachePost',
-  ] as (keyof Samples)[]) s[k] = [];
+    'aBaler',
+    'aUpload',
+    'aSubmitToDone',
+    'aQueued',
+    'aRunning',
+    'aDownload',
+    'aStoreGrowth',
+    'aBuildah',
+    'aBuildahFrom',
+    'aBuildahAdd',
+    'aBuildahCommit',
+    'aBuildahRm',
+    'aLimit',
+    'bBaler',
+    'bUpload',
+    'bSubmitToDone',
+    'bQueued',
+    'bRunning',
+    'bDownload',
+    'bStoreGrowth',
+    'bBuildah',
+    'bBuildahFrom',
+    'bBuildahRun',
+    'bBuildahCommit',
+    'bBuildahRm',
+    'cacheHit',
+    'cachePost',
+  ] as (keyof Samples)[])
+    s[k] = [];
   return s as Samples;
 }
 
@@ -111,7 +136,6 @@ export interface Notes {
   steps: { a: StepSegment[][]; b: StepSegment[][] };
 }
 
-
 export function mib(bytes: number | undefined): string {
   return bytes === undefined ? '–' : (bytes / MiB).toFixed(0);
 }
@@ -165,15 +189,23 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
     return [...byLabel].map(([label, xs]) => row(`(${which}) ${label}`, xs));
   };
   const stepRowsAll = [...stepRows('a'), ...stepRows('b')];
-  const steps = stepRowsAll.length > 0
-    ? markdownTable(['worker steps of the timed builds (its log; step → next step)', 'runs', 'median ms', 'min ms', 'max ms', 'mean ms'], stepRowsAll, [false, true, true, true, true, true])
-    : 'worker steps: none in the service log (LOG_LEVEL above info?)';
+  const steps =
+    stepRowsAll.length > 0
+      ? markdownTable(['worker steps of the timed builds (its log; step → next step)', 'runs', 'median ms', 'min ms', 'max ms', 'mean ms'], stepRowsAll, [false, true, true, true, true, true])
+      : 'worker steps: none in the service log (LOG_LEVEL above info?)';
   const cacheX = summarize(s.cacheHit);
   const cacheP = summarize(s.cachePost);
   const cache = markdownTable(
     ['cache hit: identical (a) spec, no noCache', 'runs', 'median ms', 'min ms', 'max ms', 'note'],
     [
-      [`POST /v1/builds → succeeded (polled at once, then every ${CACHE_POLL_MS} ms)`, String(cacheX.n), cacheX.median.toFixed(1), cacheX.min.toFixed(1), cacheX.max.toFixed(1), `${n.cachedMarked} of ${cacheX.n} marked cached (cachedFrom)`],
+      [
+        `POST /v1/builds → succeeded (polled at once, then every ${CACHE_POLL_MS} ms)`,
+        String(cacheX.n),
+        cacheX.median.toFixed(1),
+        cacheX.min.toFixed(1),
+        cacheX.max.toFixed(1),
+        `${n.cachedMarked} of ${cacheX.n} marked cached (cachedFrom)`,
+      ],
       ['    … the POST alone (its answer)', String(cacheP.n), cacheP.median.toFixed(1), cacheP.min.toFixed(1), cacheP.max.toFixed(1), `${n.cacheAnsweredSucceeded} of ${cacheP.n} answered succeeded`],
     ],
     [false, true, true, true, true, false],
@@ -193,10 +225,7 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
   const roles: Role[] = ['api', 'worker', 'redis'];
   const memory = markdownTable(
     ['phase (peak RSS, MiB)', 'duration s', 'API', 'worker', 'redis-server'],
-    [
-      ...monitor.phases.map((p) => [p.name, (p.ms / 1000).toFixed(1), ...roles.map((r) => mib(p.peak[r]))]),
-      ['whole bench', '', ...roles.map((r) => mib(monitor.overall[r]))],
-    ],
+    [...monitor.phases.map((p) => [p.name, (p.ms / 1000).toFixed(1), ...roles.map((r) => mib(p.peak[r]))]), ['whole bench', '', ...roles.map((r) => mib(monitor.overall[r]))]],
     [false, true, true, true, true],
   );
 
@@ -210,7 +239,17 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
     [false, true, true, true, true, false],
   );
 
-  const cannonRow = (what: string, c: CannonResult, foreignCores: number): string[] => [what, c.reqPerSec.toFixed(0), String(c.p50), String(c.p99), String(c.maxMs), String(c.total), String(c.non2xx), String(c.errors + c.timeouts), foreignCores.toFixed(2)];
+  const cannonRow = (what: string, c: CannonResult, foreignCores: number): string[] => [
+    what,
+    c.reqPerSec.toFixed(0),
+    String(c.p50),
+    String(c.p99),
+    String(c.maxMs),
+    String(c.total),
+    String(c.non2xx),
+    String(c.errors + c.timeouts),
+    foreignCores.toFixed(2),
+  ];
   const apiTable = markdownTable(
     [`GET /v1/builds/{id} (autocannon, ${CONNECTIONS} connections, ${CANNON_S} s)`, 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'requests', 'non-2xx', 'errors', "others' cores"],
     [
@@ -264,16 +303,16 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
     [false, true, true],
   );
 
-  const noCacheNote = n.noCacheServedCached > 0
-      ? `accepted, but ${n.noCacheServedCached} noCache build(s) came back marked cached`
-      : 'accepted (no noCache build came back marked cached)';
+  const noCacheNote = n.noCacheServedCached > 0 ? `accepted, but ${n.noCacheServedCached} noCache build(s) came back marked cached` : 'accepted (no noCache build came back marked cached)';
   const machineLines = [
     `machine: nproc=${m.nproc}, CPU "${m.cpuModel}", ${m.memGiB} GiB, Linux ${m.kernel}; vmx/svm: ${m.hardwareVirt ? 'yes' : 'no'}; /dev/kvm: ${m.devKvm ? 'present' : 'absent'}; QEMU accel seen: ${n.accel}`,
     `software: node ${m.node}; ${m.qemu}; ${m.buildah}; ${m.runc}`,
     `baler commit: ${n.commit}`,
     `machine load: load average ${n.loadBefore} before, ${n.loadAfter} after; timed rounds during which someone else's QEMU ran: ${n.disturbedRounds} of ${RUNS}; timed sides started while others used > ${CPU_QUIET_CORES} cores (after waiting up to ${CPU_WAIT_S} s): ${n.cpuNotQuiet}`,
-    `others' CPU during the timed sides (cores of ${m.nproc}; median / max): ${Object.entries(n.foreign).map(([k, v]) => `${k} ${summarize(v).median.toFixed(2)} / ${summarize(v).max.toFixed(2)}`).join(', ')}`,
-    `runs: ${RUNS} timed per measurement${RUNS < 5 ? ' (fewer than the issue\'s 5)' : ''} after ${WARMUP} warm-up round(s); rounds alternate baler and buildah, swapping who goes first; buildah gets a fresh private storage root per run (set up and removed untimed)`,
+    `others' CPU during the timed sides (cores of ${m.nproc}; median / max): ${Object.entries(n.foreign)
+      .map(([k, v]) => `${k} ${summarize(v).median.toFixed(2)} / ${summarize(v).max.toFixed(2)}`)
+      .join(', ')}`,
+    `runs: ${RUNS} timed per measurement${RUNS < 5 ? " (fewer than the issue's 5)" : ''} after ${WARMUP} warm-up round(s); rounds alternate baler and buildah, swapping who goes first; buildah gets a fresh private storage root per run (set up and removed untimed)`,
     `inputs (seed '${SEED}'): busybox-static root (${n.tree.applets} applet symlinks) + ${n.tree.files} files / ${(n.tree.bytes / MiB).toFixed(0)} MiB under /${n.tree.treePrefix} (half random, half text); tar ${n.tree.tarBytes} bytes ${n.tree.tarDigest}; generated in ${fmtMs(n.treeGenMs)} ms`,
     `outputs: (a) baler archive ${n.aArchiveBytes} bytes (${n.aArchiveDigests.size === 1 ? 'identical in every run' : `${n.aArchiveDigests.size} different digests over the runs`}), buildah ${n.buildahAArchiveBytes} bytes; (b) baler ${n.bArchiveBytes} bytes; checks: ${n.aChecks}; (b) both hold the change`,
     `?noCache=true: ${noCacheNote}`,
@@ -300,10 +339,10 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
     '- (a) baler: from the first byte of `POST /v1/blobs` (the tree tar, streamed) to the last byte of',
     '  `GET /v1/builds/{id}/image` written to a file; between them `POST /v1/builds?noCache=true` with',
     '  `{"name":"bench-a","contents":[{"tar":"<digest>","to":"/"}],"format":"docker-archive","compression":"none"}`',
-    '  and `GET /v1/builds/{id}` every 10 ms until `succeeded`. The queued/running rows are the server\'s own',
-    '  timestamps. Each download is checked (untimed) against the build\'s archive digest and size; the warm-up',
-    "  outputs of both sides are checked to hold every file of the tree.",
-    '- (b) baler: the same, uploading the warm-up\'s (a) archive (baler\'s) and building',
+    "  and `GET /v1/builds/{id}` every 10 ms until `succeeded`. The queued/running rows are the server's own",
+    "  timestamps. Each download is checked (untimed) against the build's archive digest and size; the warm-up",
+    '  outputs of both sides are checked to hold every file of the tree.',
+    "- (b) baler: the same, uploading the warm-up's (a) archive (baler's) and building",
     '  `{"fromImage":{"blob":"<digest>"},"runAsRoot":CHANGE_SCRIPT,"format":"docker-archive","compression":"none"}`.',
     '- buildah: one CLI process per step, fully private state (bench/support/buildah.ts), vfs storage, runc:',
     '',
@@ -312,7 +351,7 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
     ...describeBuildahCommands().filter((l) => !l.startsWith('#')),
     '```',
     '',
-    '  (b) on both sides starts from the same file, baler\'s (a) archive; the change:',
+    "  (b) on both sides starts from the same file, baler's (a) archive; the change:",
     '',
     '```sh',
     CHANGE_SCRIPT,
@@ -324,14 +363,14 @@ export function renderReport(m: Machine, s: Samples, stores: StoreUsage[], monit
     '- peak RSS: VmRSS of the API (main) process, the worker (its child running workers/build-worker.ts) and',
     '  redis-server sampled every 50 ms, and VmHWM read at the end of each phase after resetting it at the start',
     '  (`echo 5 > /proc/PID/clear_refs`); the larger counts. Children of the worker (QEMU, tar, mksquashfs) are not counted.',
-    '- store: `du -sb` of each directory of DATA_DIR except redis/ (the queue\'s AOF), with the number of blob files;',
-    '  the per-build growth is the store\'s size after minus before each timed (a) or (b) build.',
+    "- store: `du -sb` of each directory of DATA_DIR except redis/ (the queue's AOF), with the number of blob files;",
+    "  the per-build growth is the store's size after minus before each timed (a) or (b) build.",
     '- API: autocannon (its CLI with --json, in its own process) against `GET /v1/builds/{id}` of a finished (a)',
     '  build; then with tiny builds (distinct one-file contents, 16 POSTs in flight) queued while the worker is',
     '  paused (SIGSTOP: what the queue size does to the API), then while they drain after SIGCONT. The drain',
     '  time runs from SIGCONT to the latest `finishedAt` among them.',
     '- 2 GiB image: a tar of random 4 MiB files written by streaming (never in memory), uploaded streamed, built',
-    '  (`?noCache=true`), downloaded and hashed (not stored); the worker\'s peak RSS over that phase.',
+    "  (`?noCache=true`), downloaded and hashed (not stored); the worker's peak RSS over that phase.",
     '',
     '## Results',
     '',

@@ -185,7 +185,13 @@ async function startMeasuring(svc: BalerService, given: { work: string; tmpBase:
     cpu: new ForeignCpu(() => [svc.apiPid, workerPidOf(svc.apiPid), redisPidOf(svc.apiPid)]),
     s: newSamples(),
     stores: [],
-    notes: { ...given.notes, loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '), aArchiveDigests: new Set() },
+    notes: {
+      ...given.notes,
+      loadBefore: loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' '),
+      aArchiveDigests: new Set(),
+    },
     specA: { name: 'bench-a', contents: [{ tar: given.tree.tarDigest, to: '/' }], format: 'docker-archive', compression: 'none' },
     baseArchive: join(given.work, 'base-a.tar'),
     outDir,
@@ -290,7 +296,8 @@ async function balerRound(
   const dl = await baler.download(sub.id, fileSink(out));
   const t3 = process.hrtime.bigint();
   // untimed checks
-  if (dl.bytes !== done.result?.archive.size || dl.contentLength !== dl.bytes) throw new Error(`(${which}) download: ${dl.bytes} bytes, Content-Length ${dl.contentLength}, archive ${done.result?.archive.size}`);
+  if (dl.bytes !== done.result?.archive.size || dl.contentLength !== dl.bytes)
+    throw new Error(`(${which}) download: ${dl.bytes} bytes, Content-Length ${dl.contentLength}, archive ${done.result?.archive.size}`);
   const digest = await sha256Of(out);
   if (digest !== done.result?.archive.digest) throw new Error(`(${which}) download digest ${digest} ≠ the build's archive ${done.result?.archive.digest}`);
   if (isCached(done)) b.noCacheServedCached++;
@@ -317,17 +324,24 @@ async function balerRound(
 /** (a) on baler: scratch + the tree; the first round's archive is kept as (b)'s base. */
 function balerA(b: Bench, round: Round): Promise<string> {
   const { tree, notes } = b;
-  return balerRound(b, round, 'a', { path: tree.tar, digest: tree.tarDigest }, () => b.specA, async (out, digest, id) => {
-    b.lastABuild = id;
-    notes.aArchiveBytes = (await stat(out)).size;
-    notes.aArchiveDigests?.add(digest);
-    if (round.index === 0) {
-      await copyFile(out, b.baseArchive);
-      const c = await countTreeFiles(out, tree.treePrefix);
-      if (c.files !== tree.files || c.bytes !== tree.bytes) throw new Error(`baler (a): the layer has ${c.files} tree files / ${c.bytes} bytes, expected ${tree.files} / ${tree.bytes}`);
-      notes.aChecks = `baler: ${c.files} files / ${c.bytes} bytes under /${tree.treePrefix}`;
-    }
-  });
+  return balerRound(
+    b,
+    round,
+    'a',
+    { path: tree.tar, digest: tree.tarDigest },
+    () => b.specA,
+    async (out, digest, id) => {
+      b.lastABuild = id;
+      notes.aArchiveBytes = (await stat(out)).size;
+      notes.aArchiveDigests?.add(digest);
+      if (round.index === 0) {
+        await copyFile(out, b.baseArchive);
+        const c = await countTreeFiles(out, tree.treePrefix);
+        if (c.files !== tree.files || c.bytes !== tree.bytes) throw new Error(`baler (a): the layer has ${c.files} tree files / ${c.bytes} bytes, expected ${tree.files} / ${tree.bytes}`);
+        notes.aChecks = `baler: ${c.files} files / ${c.bytes} bytes under /${tree.treePrefix}`;
+      }
+    },
+  );
 }
 
 /** (a) on buildah: from scratch, add the tar (or copy the tree), commit, rm. */
@@ -538,7 +552,8 @@ async function runBigImage(b: Bench): Promise<BigResult> {
   const h = hashingSink();
   const dl = await baler.download(sub.id, h.sink);
   const downloadMs = elapsedMs(td);
-  if (dl.bytes !== done.result?.archive.size || h.digest() !== done.result?.archive.digest) throw new Error(`big download: ${dl.bytes} bytes ${h.digest()}, archive ${done.result?.archive.size} ${done.result?.archive.digest}`);
+  if (dl.bytes !== done.result?.archive.size || h.digest() !== done.result?.archive.digest)
+    throw new Error(`big download: ${dl.bytes} bytes ${h.digest()}, archive ${done.result?.archive.size} ${done.result?.archive.digest}`);
   const peaks = monitor.endPhase();
   const big: BigResult = {
     tarBytes: made.size,
@@ -563,13 +578,13 @@ async function finish(b: Bench, machine: Machine, api: ApiResult, big: BigResult
   const { svc, monitor, watcher, notes } = b;
   monitor.stop();
   watcher.stop();
-  notes.loadAfter = loadavg().map((l) => l.toFixed(2)).join(' ');
+  notes.loadAfter = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   notes.accel = watcher.accels.size > 0 ? [...watcher.accels].sort().join(', ') : 'unknown (no QEMU seen)';
   notes.workerPids = monitor.workerPids;
   const problems = await logProblems(svc.logPath);
-  notes.logSummary =
-    `${problems.error} error and ${problems.warn} warning records` +
-    (problems.messages.size > 0 ? `: ${[...problems.messages].map(([m, n]) => `${m} ×${n}`).join('; ')}` : '');
+  notes.logSummary = `${problems.error} error and ${problems.warn} warning records` + (problems.messages.size > 0 ? `: ${[...problems.messages].map(([m, n]) => `${m} ×${n}`).join('; ')}` : '');
   notes.noCacheServedCached = b.noCacheServedCached;
   await svc.stop();
   const steps = await buildSteps(svc.logPath);

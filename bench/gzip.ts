@@ -91,7 +91,10 @@ function systemTicks(): { busy: number; total: number } {
 /** Our CPU ticks: this process (all its threads, the threadpool included) plus reaped children (pigz). */
 function ownTicks(): number {
   const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   // fields[0] is field 3 (state): utime 14, stime 15, cutime 16, cstime 17
   return (fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0);
 }
@@ -196,7 +199,9 @@ else progress(`${PIGZ} not found: no pigz row (apt-get install -y pigz)`);
 
 progress(
   `${(data.length / 1e6).toFixed(0)} MB (half random, half text), ${RUNS} rounds, block ${BLOCK_SIZE / 1024} KiB, ` +
-    `${availableParallelism()} cores, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(default 4)'}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `${availableParallelism()} cores, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '(default 4)'}, load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
 );
 
 // one untimed warm-up of each, then interleaved rounds (rotating who goes first)
@@ -222,9 +227,7 @@ for (let round = 0; round < RUNS; round++) {
     m.others.push(outcome.othersCores);
     m.own.push(outcome.ownCores);
   }
-  progress(
-    `round ${round + 1}/${RUNS}: ${methods.map((m) => `${(m.samples.at(-1) as number).toFixed(0)} ms (others ${(m.others.at(-1) as number).toFixed(2)} cores)`).join(', ')}`,
-  );
+  progress(`round ${round + 1}/${RUNS}: ${methods.map((m) => `${(m.samples.at(-1) as number).toFixed(0)} ms (others ${(m.others.at(-1) as number).toFixed(2)} cores)`).join(', ')}`);
 }
 
 // the two parallelGzip rows must have made the same bytes, and they must gunzip to the input
@@ -255,11 +258,7 @@ const rows = methods.map((m) => {
   ];
 });
 console.log(
-  markdownTable(
-    ['method', 'median ms', 'min–max ms', 'MB/s', 'vs createGzip', 'output MB', 'ratio', 'our cores', 'others\' cores'],
-    rows,
-    [false, true, true, true, true, true, true, true, true],
-  ),
+  markdownTable(['method', 'median ms', 'min–max ms', 'MB/s', 'vs createGzip', 'output MB', 'ratio', 'our cores', "others' cores"], rows, [false, true, true, true, true, true, true, true, true]),
 );
 console.log(
   `(${RUNS * methods.length} timed runs; ${redone} redone because others used more than ${MAX_OTHERS} cores; ` +

@@ -74,9 +74,7 @@ try {
   const worker = await service.workerPid();
   const rssBefore = await peakRssMiB(worker);
   const blob = await timed('upload', times, () => uploadFile(service, tar));
-  const build = await timed('build', times, async () =>
-    waitForBuild(service, await submitBuild(service, { name: 'bench/sparse', tag: '1', contents: [{ tar: blob }] }, { noCache: true }), 3_600_000),
-  );
+  const build = await timed('build', times, async () => waitForBuild(service, await submitBuild(service, { name: 'bench/sparse', tag: '1', contents: [{ tar: blob }] }, { noCache: true }), 3_600_000));
   if (build.status !== 'succeeded') throw new Error(`build ${build.status}: ${JSON.stringify(build.error)}`);
   const rssPeak = await peakRssMiB(worker);
   const image = join(work, 'image.tar.gz');
@@ -86,10 +84,7 @@ try {
   let verified = 'skipped';
   if (verify) {
     const layer = (await sh(`tar -tzf ${image} | grep 'layer.tar$' | head -1`)).trim();
-    const [want, got] = await Promise.all([
-      sha256OfFile(file),
-      sh(`tar -xzOf ${image} ${layer} | tar -xOf - big | tee >(wc -c >&2) | sha256sum | cut -d' ' -f1`),
-    ]);
+    const [want, got] = await Promise.all([sha256OfFile(file), sh(`tar -xzOf ${image} ${layer} | tar -xOf - big | tee >(wc -c >&2) | sha256sum | cut -d' ' -f1`)]);
     verified = want === got ? `same sha256 (${want.slice(0, 16)}…)` : `DIFFERENT: ${want} vs ${got}`;
     if (want !== got) process.exitCode = 1;
   }

@@ -56,7 +56,9 @@ async function measure(name: string, store: BlobStore) {
   const getS = (performance.now() - t) / 1000;
   if (read !== size) throw new Error(`read ${read} of ${size} bytes`);
   const mbps = (s: number) => (size / MiB / s).toFixed(0);
-  console.log(`${name.padEnd(4)} put ${mbps(putS).padStart(4)} MiB/s (${putS.toFixed(2)} s)  get ${mbps(getS).padStart(4)} MiB/s (${getS.toFixed(2)} s)  RSS before ${before.toFixed(0)} MiB, peak during put ${peak.toFixed(0)} MiB (+${(peak - before).toFixed(0)})`);
+  console.log(
+    `${name.padEnd(4)} put ${mbps(putS).padStart(4)} MiB/s (${putS.toFixed(2)} s)  get ${mbps(getS).padStart(4)} MiB/s (${getS.toFixed(2)} s)  RSS before ${before.toFixed(0)} MiB, peak during put ${peak.toFixed(0)} MiB (+${(peak - before).toFixed(0)})`,
+  );
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'baler-bench-store-'));

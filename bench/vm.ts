@@ -83,10 +83,12 @@ function cpuTicks(pid: number): number | undefined {
 async function busyForeignQemus(sampleMs = 500): Promise<number[]> {
   const before = new Map(foreignQemuPids().map((pid) => [pid, cpuTicks(pid)]));
   await new Promise((r) => setTimeout(r, sampleMs));
-  return [...before].filter(([pid, t0]) => {
-    const t1 = cpuTicks(pid);
-    return t0 !== undefined && t1 !== undefined && t1 - t0 > (sampleMs / 10) * 0.05;
-  }).map(([pid]) => pid);
+  return [...before]
+    .filter(([pid, t0]) => {
+      const t1 = cpuTicks(pid);
+      return t0 !== undefined && t1 !== undefined && t1 - t0 > (sampleMs / 10) * 0.05;
+    })
+    .map(([pid]) => pid);
 }
 
 /** Waits until no one else's QEMU uses CPU, up to `maxMs`. Returns how long it waited, or -1 if it gave up. */
@@ -188,19 +190,37 @@ async function main(): Promise<void> {
     cleanups.add(() => vmPooled.close());
     let pooledFallbacks = 0;
     const expectPooled = (from: number): void => {
-      const ended = pooledLog.lines.slice(from).filter((l) => l.includes('"VM step ended"')).pop();
+      const ended = pooledLog.lines
+        .slice(from)
+        .filter((l) => l.includes('"VM step ended"'))
+        .pop();
       if (!ended?.includes('"pooled":true')) pooledFallbacks++;
     };
     const watcher = new QemuWatcher();
     watcher.start();
     const foreignCpu = new ForeignQemuCpu();
     foreignCpu.start();
-    const loadBefore = loadavg().map((l) => l.toFixed(2)).join(' ');
+    const loadBefore = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
 
     const s: Samples = {
-      vm: [], vmWithDispose: [], build: [], buildBeforeVm: [], buildVmStep: [], buildAfterVm: [],
-      vmPooled: [], vmPooledWithDispose: [], buildPooled: [], buildPooledVmStep: [], load: [],
-      buildah: [], buildahFrom: [], buildahRun: [], buildahCommit: [], buildahRm: [],
+      vm: [],
+      vmWithDispose: [],
+      build: [],
+      buildBeforeVm: [],
+      buildVmStep: [],
+      buildAfterVm: [],
+      vmPooled: [],
+      vmPooledWithDispose: [],
+      buildPooled: [],
+      buildPooledVmStep: [],
+      load: [],
+      buildah: [],
+      buildahFrom: [],
+      buildahRun: [],
+      buildahCommit: [],
+      buildahRm: [],
     };
     const total = WARMUP + RUNS;
     let disturbedRounds = 0;
@@ -303,7 +323,9 @@ async function main(): Promise<void> {
     const accel = accelerator(watcher, lines);
     const perRound = summarize(s.load);
     const load =
-      `load average ${loadBefore} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after; ` +
+      `load average ${loadBefore} before, ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} after; ` +
       `1-min load at the start of each timed round: median ${perRound.median.toFixed(2)}, min ${perRound.min.toFixed(2)}, max ${perRound.max.toFixed(2)} (${machine.nproc} CPUs); ` +
       `timed rounds in which someone else's QEMUs used > 0.2 CPU-s: ${disturbedRounds} of ${RUNS}; pooled steps that fell back to a cold boot: ${pooledFallbacks}`;
     if (disturbedRounds > 0) progress(`warning: someone else's QEMUs took CPU during ${disturbedRounds} timed round(s); those timings are disturbed`);
@@ -414,10 +436,10 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
     '',
     'baler: a fresh FsBlobStore per run (the base build is stored there first, untimed), `compression: none`;',
     'cold: every step boots its own VM; pooled: the step runs in a warm VM booted earlier (untimed), which is then',
-    'thrown away like a cold one (the job\'s inputs are written into disk files attached at boot, then the guest is',
+    "thrown away like a cold one (the job's inputs are written into disk files attached at boot, then the guest is",
     'told to go over its serial port: src/vm/warm-vm.ts). Both give the same bytes (test/vm/vm-pool.test.ts).',
     'buildah: a fresh private storage root per run (vfs; created and removed untimed), `--network none`,',
-    "runc with a private state dir; every step is a separate `buildah` process, as a user would run it:",
+    'runc with a private state dir; every step is a separate `buildah` process, as a user would run it:',
     '',
     '```sh',
     ...describeBuildahCommands(),
@@ -442,7 +464,7 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
     'second (seen with strace: an idle wait of up to ~0.9 s ending just after the second boundary), so',
     'commit takes anything from ~0.1 to ~1.1 s depending on the clock phase, and the buildah median over',
     'few runs moves with it: compare the mean and min/max. On a shared machine, load from',
-    "other jobs moves everything; the machine-load line gives the load average per round and how many rounds",
+    'other jobs moves everything; the machine-load line gives the load average per round and how many rounds',
     "someone else's QEMUs took CPU in (idle ones, such as another service's warm VM, are not counted).",
     '',
   ].join('\n');

@@ -77,7 +77,10 @@ export function aptMirror(suite = SUITE) {
     } else {
       for (const line of text.split('\n')) {
         // deb [options] uri suite components...
-        const m = line.replace(/#.*/, '').trim().match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/);
+        const m = line
+          .replace(/#.*/, '')
+          .trim()
+          .match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/);
         if (m && m[2] === suite) return m[1];
       }
     }

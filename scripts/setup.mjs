@@ -26,13 +26,34 @@ const PACKAGES = {
   // curl and jq run the README's curl guide; python3-prometheus-client: the Prometheus
   // project's own text-format parser, for /metrics.
   test: [
-    'redis-server', ...VM, ...DECOMPRESSORS, 'skopeo', 'umoci', 'podman', 'runc', 'docker.io', 'containerd', 'uidmap', 'docker-registry', 'apache2-utils', 'buildah',
-    'ceph-mon', 'ceph-osd', 'radosgw', 'ceph-common', 'chromium', 'curl', 'jq', 'python3-prometheus-client',
+    'redis-server',
+    ...VM,
+    ...DECOMPRESSORS,
+    'skopeo',
+    'umoci',
+    'podman',
+    'runc',
+    'docker.io',
+    'containerd',
+    'uidmap',
+    'docker-registry',
+    'apache2-utils',
+    'buildah',
+    'ceph-mon',
+    'ceph-osd',
+    'radosgw',
+    'ceph-common',
+    'chromium',
+    'curl',
+    'jq',
+    'python3-prometheus-client',
     // The multi-host test (test/cluster): network namespaces, veth pairs, a bridge, link cuts.
-    'iproute2', 'iptables',
+    'iproute2',
+    'iptables',
     // The tar conformance corpus (test/conformance): tars written by bsdtar and Python's tarfile,
     // compressed with xz and bzip2 (GNU tar, busybox-static, attr, the decompressors, docker.io are above).
-    'libarchive-tools', 'python3',
+    'libarchive-tools',
+    'python3',
     // A Debian root as users make them, used as contents (test/e2e/debian-root.test.ts;
     // scripts/debian-root.mjs caches it).
     'mmdebstrap',

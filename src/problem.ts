@@ -49,11 +49,7 @@ export class Problem extends Error {
   /** Response headers that go with it (e.g. `Retry-After`). */
   readonly headers?: Readonly<Record<string, string>>;
 
-  constructor(
-    status: number,
-    detail: string,
-    opts: { type?: string; title?: string; errors?: ProblemBody['errors']; cause?: unknown; headers?: Record<string, string> } = {},
-  ) {
+  constructor(status: number, detail: string, opts: { type?: string; title?: string; errors?: ProblemBody['errors']; cause?: unknown; headers?: Record<string, string> } = {}) {
     super(detail, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'Problem';
     this.status = status;

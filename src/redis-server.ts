@@ -31,9 +31,21 @@ export async function startPrivateRedis(dir: string, logger?: Logger, port?: num
   const child: ChildProcess = spawn(
     'redis-server',
     [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--protected-mode', 'yes',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--protected-mode',
+      'yes',
       // Every write is on disk before it is acknowledged: a restart loses no build.
-      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -49,10 +49,7 @@ describe('real-engine harness (docker + podman)', () => {
     const rootfsTar = join(work, 'rootfs.tar');
     expectOk(await run('/bin/tar', ['-C', rootfs, '--numeric-owner', '-cf', rootfsTar, '.']), 'tar');
 
-    [dockerd, podman] = await Promise.all([
-      timed('dockerd start', () => startDockerd()),
-      timed('podman start', () => startPodman()),
-    ]);
+    [dockerd, podman] = await Promise.all([timed('dockerd start', () => startDockerd()), timed('podman start', () => startPodman())]);
 
     // image tar built by a real tool (podman import + save), not by baler
     expectOk(await podman.podman(['import', rootfsTar, IMAGE]), 'podman import');
@@ -68,54 +65,58 @@ describe('real-engine harness (docker + podman)', () => {
     console.log('harness timings (ms):', JSON.stringify(timings));
   }, TIMEOUT);
 
-  it('docker: load + run --network none prints hello', async () => {
-    const d = dockerd!;
-    const load = await timed('docker load', () => d.docker(['load', '-i', archive]));
-    expectOk(load, 'docker load');
-    expect(load.stdout).toContain(IMAGE);
-    const r = await timed('docker run', () =>
-      d.docker(['run', '--rm', '--network', 'none', IMAGE, '/bin/busybox', 'echo', 'hello']),
-    );
-    expectOk(r, 'docker run');
-    expect(r.stdout.trim()).toBe('hello');
-    // defaults injected by the harness: no network, no pulls
-    const r2 = await d.docker(['run', '--rm', IMAGE, '/bin/sh', '-c', 'ls /sys/class/net']);
-    expectOk(r2, 'docker run (defaults)');
-    expect(r2.stdout.trim()).toBe('lo');
-    expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
-  }, TIMEOUT);
+  it(
+    'docker: load + run --network none prints hello',
+    async () => {
+      const d = dockerd!;
+      const load = await timed('docker load', () => d.docker(['load', '-i', archive]));
+      expectOk(load, 'docker load');
+      expect(load.stdout).toContain(IMAGE);
+      const r = await timed('docker run', () => d.docker(['run', '--rm', '--network', 'none', IMAGE, '/bin/busybox', 'echo', 'hello']));
+      expectOk(r, 'docker run');
+      expect(r.stdout.trim()).toBe('hello');
+      // defaults injected by the harness: no network, no pulls
+      const r2 = await d.docker(['run', '--rm', IMAGE, '/bin/sh', '-c', 'ls /sys/class/net']);
+      expectOk(r2, 'docker run (defaults)');
+      expect(r2.stdout.trim()).toBe('lo');
+      expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
+    },
+    TIMEOUT,
+  );
 
-  it('podman: load + run --network none prints hello', async () => {
-    const p = podman!;
-    const load = await timed('podman load', () => p.podman(['load', '-i', archive]));
-    expectOk(load, 'podman load');
-    expect(load.stdout).toContain(IMAGE);
-    const r = await timed('podman run', () =>
-      p.podman([
-        'run', '--rm', '--network', 'none',
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096',
-        IMAGE, '/bin/busybox', 'echo', 'hello',
-      ]),
-    );
-    expectOk(r, 'podman run');
-    expect(r.stdout.trim()).toBe('hello');
-    const r2 = await p.podman(['run', '--rm', IMAGE, '/bin/sh', '-c', 'ls /sys/class/net; ulimit -n']);
-    expectOk(r2, 'podman run (defaults)');
-    expect(r2.stdout.trim().split('\n')).toEqual(['lo', '1024']);
-    expect((await p.podman(['ps', '-aq'])).stdout.trim()).toBe('');
-  }, TIMEOUT);
+  it(
+    'podman: load + run --network none prints hello',
+    async () => {
+      const p = podman!;
+      const load = await timed('podman load', () => p.podman(['load', '-i', archive]));
+      expectOk(load, 'podman load');
+      expect(load.stdout).toContain(IMAGE);
+      const r = await timed('podman run', () => p.podman(['run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', IMAGE, '/bin/busybox', 'echo', 'hello']));
+      expectOk(r, 'podman run');
+      expect(r.stdout.trim()).toBe('hello');
+      const r2 = await p.podman(['run', '--rm', IMAGE, '/bin/sh', '-c', 'ls /sys/class/net; ulimit -n']);
+      expectOk(r2, 'podman run (defaults)');
+      expect(r2.stdout.trim().split('\n')).toEqual(['lo', '1024']);
+      expect((await p.podman(['ps', '-aq'])).stdout.trim()).toBe('');
+    },
+    TIMEOUT,
+  );
 
-  it('stop/cleanup leave no processes, mounts or temp dirs', async () => {
-    const d = dockerd!;
-    const p = podman!;
-    // a running container must not block teardown
-    expectOk(await d.docker(['run', '-d', IMAGE, '/bin/busybox', 'sleep', '600']), 'docker run -d');
-    expectOk(await p.podman(['run', '-d', IMAGE, '/bin/busybox', 'sleep', '600']), 'podman run -d');
-    await Promise.all([timed('dockerd stop', () => d.stop()), timed('podman cleanup', () => p.cleanup())]);
-    for (const root of [d.root, p.root]) {
-      expect(existsSync(root), root).toBe(false);
-      expect(pidsMentioning(root + '/'), root).toEqual([]);
-      expect(mountsUnder(root), root).toEqual([]);
-    }
-  }, TIMEOUT);
+  it(
+    'stop/cleanup leave no processes, mounts or temp dirs',
+    async () => {
+      const d = dockerd!;
+      const p = podman!;
+      // a running container must not block teardown
+      expectOk(await d.docker(['run', '-d', IMAGE, '/bin/busybox', 'sleep', '600']), 'docker run -d');
+      expectOk(await p.podman(['run', '-d', IMAGE, '/bin/busybox', 'sleep', '600']), 'podman run -d');
+      await Promise.all([timed('dockerd stop', () => d.stop()), timed('podman cleanup', () => p.cleanup())]);
+      for (const root of [d.root, p.root]) {
+        expect(existsSync(root), root).toBe(false);
+        expect(pidsMentioning(root + '/'), root).toEqual([]);
+        expect(mountsUnder(root), root).toEqual([]);
+      }
+    },
+    TIMEOUT,
+  );
 });

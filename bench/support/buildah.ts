@@ -32,16 +32,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  SYSTEM_PATH,
-  pidsInCgroup,
-  pidsMentioning,
-  removeCgroup,
-  run,
-  terminate,
-  unmountUnder,
-  type RunResult,
-} from '../../test/support/run.ts';
+import { SYSTEM_PATH, pidsInCgroup, pidsMentioning, removeCgroup, run, terminate, unmountUnder, type RunResult } from '../../test/support/run.ts';
 import type { Cleanups } from './cleanup.ts';
 import { msBetween } from './stats.ts';
 
@@ -173,7 +164,10 @@ export async function startBuildah(tmpBase: string): Promise<PrivateBuildah> {
   let cleaning: Promise<void> | undefined;
   const cleanup = (): Promise<void> => {
     cleaning ??= (async () => {
-      for (const args of [['rm', '--all'], ['rmi', '--all', '--force']]) {
+      for (const args of [
+        ['rm', '--all'],
+        ['rmi', '--all', '--force'],
+      ]) {
         try {
           await buildah(args, 60_000);
         } catch {

@@ -42,10 +42,7 @@ export class Client {
         if (sink && status >= 200 && status < 300) {
           let bytes = 0;
           res.on('data', (c: Buffer) => (bytes += c.length));
-          pipeline(res, sink).then(
-            () => resolve({ status, headers: res.headers, body: Buffer.alloc(0), bytes }),
-            reject,
-          );
+          pipeline(res, sink).then(() => resolve({ status, headers: res.headers, body: Buffer.alloc(0), bytes }), reject);
           return;
         }
         const chunks: Buffer[] = [];
@@ -220,7 +217,10 @@ export async function startBalerService(workDir: string, extraEnv: Record<string
   const deadline = Date.now() + 180_000; // first start may build the VM assets
   for (;;) {
     if (exitedFlag) throw new Error(`the service exited during start:\n${await logTail()}`);
-    const ready = await client.request('GET', '/readyz').then((r) => r.status === 200, () => false);
+    const ready = await client.request('GET', '/readyz').then(
+      (r) => r.status === 200,
+      () => false,
+    );
     // 'worker started' is logged at info; with a quieter LOG_LEVEL the caller's first build is the proof
     if (ready && workerPidOf(pid) !== undefined && (quietLog || (await logTail(1 << 20)).includes('worker started'))) break;
     if (Date.now() > deadline) {
@@ -285,7 +285,8 @@ export async function buildSteps(logPath: string): Promise<Map<string, StepSegme
     } catch {
       continue;
     }
-    const name = rec.msg === 'build started' ? 'started' : rec.msg === 'build step' ? (rec.phase === 'started' ? rec.step : `${rec.step} ${rec.phase}`) : rec.msg === 'build succeeded' ? 'succeeded' : undefined;
+    const name =
+      rec.msg === 'build started' ? 'started' : rec.msg === 'build step' ? (rec.phase === 'started' ? rec.step : `${rec.step} ${rec.phase}`) : rec.msg === 'build succeeded' ? 'succeeded' : undefined;
     if (!name || !rec.buildId || rec.time === undefined) continue;
     const list = events.get(rec.buildId) ?? [];
     if (name === 'started') list.length = 0; // a retried attempt starts over

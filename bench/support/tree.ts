@@ -165,7 +165,10 @@ export async function generateTree(dir: string, opts: { seed: string; files: num
   const list = await run(BUSYBOX, ['--list-full'], { timeoutMs: 30_000 });
   if (list.code !== 0) throw new Error(`busybox --list-full failed: ${list.stderr}`);
   let applets = 0;
-  for (const path of list.stdout.split('\n').map((l) => l.trim()).sort()) {
+  for (const path of list.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .sort()) {
     if (!path.includes('/') || path === 'bin/busybox') continue; // `linuxrc` at the top: not wanted
     await mkdir(join(root, dirname(path)), { recursive: true });
     await symlink('/bin/busybox', join(root, path));
@@ -200,11 +203,7 @@ export async function generateTree(dir: string, opts: { seed: string; files: num
   await chmod(join(root, 'tmp'), 0o1777);
 
   const tar = join(dir, 'tree.tar');
-  const r = await run(
-    'tar',
-    ['--sort=name', '--format=gnu', '--numeric-owner', '--owner=0', '--group=0', '--mtime=@1', '-C', root, '-cf', tar, '.'],
-    { timeoutMs: 300_000 },
-  );
+  const r = await run('tar', ['--sort=name', '--format=gnu', '--numeric-owner', '--owner=0', '--group=0', '--mtime=@1', '-C', root, '-cf', tar, '.'], { timeoutMs: 300_000 });
   if (r.code !== 0) throw new Error(`tar of the tree failed: ${r.stderr}`);
   const { digest, size } = await sha256File(tar);
   return { root, tar, tarBytes: size, tarDigest: digest, files: opts.files, bytes: opts.bytes, treePrefix: TREE_PREFIX, applets };

@@ -39,7 +39,23 @@ import { addMethodNotAllowedRoutes, registerProblemHandlers } from './problems.t
 export interface ApiDeps {
   config: Pick<
     Config,
-    'maxJsonBytes' | 'maxUploadBytes' | 'maxDiskSizeMiB' | 'maxMemorySizeMiB' | 'maxVmTimeoutSeconds' | 'buildAttempts' | 'tenantMaxQueued' | 'tenantMaxStoredBytes' | 'quotaChunkBytes' | 'quotaReservationTtlSeconds' | 'retentionSeconds' | 'allowDevices' | 'layerBudgets' | 'contractLog' | 'storeScanSeconds' | 'eventsHeartbeatMs' | 'tenantMaxEventStreams'
+    | 'maxJsonBytes'
+    | 'maxUploadBytes'
+    | 'maxDiskSizeMiB'
+    | 'maxMemorySizeMiB'
+    | 'maxVmTimeoutSeconds'
+    | 'buildAttempts'
+    | 'tenantMaxQueued'
+    | 'tenantMaxStoredBytes'
+    | 'quotaChunkBytes'
+    | 'quotaReservationTtlSeconds'
+    | 'retentionSeconds'
+    | 'allowDevices'
+    | 'layerBudgets'
+    | 'contractLog'
+    | 'storeScanSeconds'
+    | 'eventsHeartbeatMs'
+    | 'tenantMaxEventStreams'
   >;
   logger: Logger;
   redis: Redis;

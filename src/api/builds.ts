@@ -63,16 +63,12 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
   app.get<{ Params: { id: string } }>('/v1/builds/:id', { schema: operationSchema('getBuild') }, async (request) => findBuild(request));
 
   /** This tenant's newest builds, newest first, as summaries (for a dashboard or a CLI). */
-  app.get<{ Querystring: { limit?: string } }>(
-    '/v1/builds',
-    { schema: operationSchema('listBuilds'), attachValidation: true },
-    async (request) => {
-      const limit = Number(request.query.limit ?? DEFAULT_LIST_LIMIT);
-      if (request.validationError || limit < 1 || limit > MAX_LIST_LIMIT) throw new Problem(400, `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
-      const records = await builds.recent(request.tenant, limit);
-      return { builds: records.map(summaryOf) };
-    },
-  );
+  app.get<{ Querystring: { limit?: string } }>('/v1/builds', { schema: operationSchema('listBuilds'), attachValidation: true }, async (request) => {
+    const limit = Number(request.query.limit ?? DEFAULT_LIST_LIMIT);
+    if (request.validationError || limit < 1 || limit > MAX_LIST_LIMIT) throw new Problem(400, `limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+    const records = await builds.recent(request.tenant, limit);
+    return { builds: records.map(summaryOf) };
+  });
 
   /**
    * Cancel: a queued build never starts, a running one is stopped by its worker (its VM
@@ -121,14 +117,12 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     const refusal = compressionRefusal(format, compression);
     if (refusal) throw new Problem(400, `compression ${refusal}`);
     const charged = new ChargedStore(store, quota, request.tenant);
-    const out = await imageOutput(await loadImage(store, result), record.spec, format, compression, charged, layerBudgets).catch(
-      (err: unknown) => {
-        // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
-        // tar (imported, never read by a build without a VM step) may be refused only now.
-        if (err instanceof BudgetExceededError || err instanceof LayerInputError) throw new Problem(422, err.message, { cause: err });
-        throw err;
-      },
-    );
+    const out = await imageOutput(await loadImage(store, result), record.spec, format, compression, charged, layerBudgets).catch((err: unknown) => {
+      // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
+      // tar (imported, never read by a build without a VM step) may be refused only now.
+      if (err instanceof BudgetExceededError || err instanceof LayerInputError) throw new Problem(422, err.message, { cause: err });
+      throw err;
+    });
     const opts = { contentType: out.mediaType, filename: out.filename };
     if (out.plan) {
       const own = format === result.archive.format && compression === result.archive.compression && planSize(out.plan) === result.archive.size;

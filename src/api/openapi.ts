@@ -67,9 +67,7 @@ export function operationSchema(operationId: string): FastifySchema {
   const { operation, pathParameters } = found;
   const schema: FastifySchema = {};
 
-  const query = [...pathParameters, ...(operation.parameters ?? [])]
-    .map((p) => ('$ref' in p ? resolveParameter(document, p.$ref) : p))
-    .filter((p) => p.in === 'query');
+  const query = [...pathParameters, ...(operation.parameters ?? [])].map((p) => ('$ref' in p ? resolveParameter(document, p.$ref) : p)).filter((p) => p.in === 'query');
   if (query.length > 0) {
     schema.querystring = {
       type: 'object',

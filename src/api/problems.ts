@@ -24,18 +24,9 @@ export function sendProblem(reply: FastifyReply, problem: Problem, request: Fast
  * (`invalid build spec: /contents/2/mode: must match …`) and as `errors` items, by JSON
  * Pointer into the body or by query parameter name, with readable messages.
  */
-export function validationProblem(
-  errors: ErrorObject[],
-  context: string | undefined,
-  what: string,
-  body?: unknown,
-  explain?: (pointer: string) => string | null,
-): Problem {
+export function validationProblem(errors: ErrorObject[], context: string | undefined, what: string, body?: unknown, explain?: (pointer: string) => string | null): Problem {
   const described = describeValidationErrors(errors, body).map((item) => ({ ...item, message: explain?.(item.pointer) ?? item.message }));
-  const items: FieldError[] =
-    context === 'querystring'
-      ? described.map(({ pointer, message }) => ({ parameter: unescapePointer(pointer.slice(1)), message }))
-      : described;
+  const items: FieldError[] = context === 'querystring' ? described.map(({ pointer, message }) => ({ parameter: unescapePointer(pointer.slice(1)), message })) : described;
   return fieldProblem(400, `invalid ${what}`, items);
 }
 
@@ -55,10 +46,7 @@ const CONTENT_KINDS: Record<string, string> = {
 const contentShapes = new Map(
   loadSchemas()
     .filter((schema) => Object.values(CONTENT_KINDS).includes(schema.$id))
-    .map((schema) => [
-      schema.$id,
-      { required: new Set(schema.required as string[]), allowed: new Set(Object.keys(schema.properties as object)) },
-    ]),
+    .map((schema) => [schema.$id, { required: new Set(schema.required as string[]), allowed: new Set(Object.keys(schema.properties as object)) }]),
 );
 
 function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{ pointer: string; message: string }> {
@@ -68,9 +56,10 @@ function describeValidationErrors(errors: ErrorObject[], body: unknown): Array<{
     const message = describe(error, body);
     if (message === null) continue;
     // Ajv's instancePath is already a JSON Pointer; a missing or unknown member is named below it.
-    const pointer = error.keyword === 'additionalProperties' || error.keyword === 'required'
-      ? `${error.instancePath}/${pointerToken(String(error.params.additionalProperty ?? error.params.missingProperty))}`
-      : error.instancePath;
+    const pointer =
+      error.keyword === 'additionalProperties' || error.keyword === 'required'
+        ? `${error.instancePath}/${pointerToken(String(error.params.additionalProperty ?? error.params.missingProperty))}`
+        : error.instancePath;
     const key = `${pointer}\n${message}`;
     if (!seen.has(key)) out.push({ pointer, message });
     seen.add(key);
@@ -136,17 +125,12 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     return sendProblem(reply, new Problem(500, 'internal error; see the service log'), request);
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, new Problem(404, `no route ${request.method} ${request.url.split('?')[0]}`), request),
-  );
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, new Problem(404, `no route ${request.method} ${request.url.split('?')[0]}`), request));
 }
 
 /** ioredis' ways of saying the server is gone (a restart, a network cut): not our bug, a 503. */
 function isRedisUnavailable(error: Error): boolean {
-  return (
-    error.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET/.test(error.message)
-  );
+  return error.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET/.test(error.message);
 }
 
 function clientMessage(error: FastifyError): string {
@@ -158,9 +142,7 @@ function clientMessage(error: FastifyError): string {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'the request body is empty; send a JSON document';
     default:
-      return error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
-        ? `malformed JSON: ${error.message}`
-        : error.message;
+      return error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? `malformed JSON: ${error.message}` : error.message;
   }
 }
 

@@ -28,14 +28,7 @@ export interface ArchiveInfo {
 type SpecNames = Pick<ResolvedSpec, 'name' | 'tag' | 'created'>;
 
 /** The image in one output format, ready to stream (and, when planned, to read by range). */
-export function imageOutput(
-  image: Image,
-  spec: SpecNames,
-  format: OutputFormat,
-  compression: OutputCompression,
-  store: BlobStore,
-  layerBudgets?: LayerBudgets,
-): Promise<ImageOutput> {
+export function imageOutput(image: Image, spec: SpecNames, format: OutputFormat, compression: OutputCompression, store: BlobStore, layerBudgets?: LayerBudgets): Promise<ImageOutput> {
   return writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created, layerBudgets });
 }
 

@@ -42,13 +42,7 @@ export const SILENT_OBSERVER: BuildObserver = {
 };
 
 /** `work` as a step: started, then finished when it succeeds, `describe`d by its result. */
-export async function observeStep<T>(
-  observer: BuildObserver,
-  name: StepName,
-  detail: StepDetail | undefined,
-  work: () => Promise<T>,
-  describe?: (result: T) => StepDetail,
-): Promise<T> {
+export async function observeStep<T>(observer: BuildObserver, name: StepName, detail: StepDetail | undefined, work: () => Promise<T>, describe?: (result: T) => StepDetail): Promise<T> {
   const finish = observer.stepStarted(name, detail);
   const result = await work();
   finish(describe ? { ...detail, ...describe(result) } : detail);

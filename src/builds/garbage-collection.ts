@@ -68,14 +68,7 @@ const LOCK_KEY = 'baler:gc:lock';
  * Run collection every `intervalMs` from this worker, but only one worker at a time across
  * all hosts (a Redis lock that expires, so a dead collector does not block the others).
  */
-export function scheduleGarbageCollection(
-  redis: Redis,
-  builds: BuildRepository,
-  store: BlobStore,
-  policy: RetentionPolicy,
-  intervalMs: number,
-  logger: Logger,
-): () => void {
+export function scheduleGarbageCollection(redis: Redis, builds: BuildRepository, store: BlobStore, policy: RetentionPolicy, intervalMs: number, logger: Logger): () => void {
   const run = async () => {
     const owner = `${process.pid}-${Date.now()}`;
     if ((await redis.set(LOCK_KEY, owner, 'PX', Math.max(intervalMs, 60_000), 'NX')) !== 'OK') return;

@@ -7,7 +7,13 @@ import { cacheKey, type ResultCache } from './result-cache.ts';
 /** The cached layers of a step (enough to use them without reading anything), if every one is still stored (garbage collection may have taken some). */
 export async function findCachedLayers(cache: ResultCache, store: BlobStore, key: string): Promise<NewLayer[] | null> {
   const hit = await cache.get<NewLayer[]>('layer', key);
-  return hit && (await allStored(store, hit.map((l) => ({ digest: l.diffId, size: l.size })))) ? hit : null;
+  return hit &&
+    (await allStored(
+      store,
+      hit.map((l) => ({ digest: l.diffId, size: l.size })),
+    ))
+    ? hit
+    : null;
 }
 
 /** The cached import of an uploaded base archive, if everything it names is still stored. */

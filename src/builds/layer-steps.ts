@@ -43,7 +43,11 @@ async function cachedLayers(step: LayerStep, lowers: Digest[], make: () => Promi
     }
   }
   const made = await observeStep(observer, step.name, stepDetail(step), make, describe);
-  await cache.set('layer', key, made.map((l) => ({ diffId: l.diffId, size: l.size, tarsum: l.tarsum, createdBy: l.createdBy })));
+  await cache.set(
+    'layer',
+    key,
+    made.map((l) => ({ diffId: l.diffId, size: l.size, tarsum: l.tarsum, createdBy: l.createdBy })),
+  );
   return made;
 }
 
@@ -72,7 +76,14 @@ async function makeSplitContents(step: ContentsStep, options: ContentsOptions, c
   const sizes = trees.map((tree) => tree.dataBytes);
   for (const group of planContentLayers(sizes, Math.max(maxLayers ?? 1, 1))) {
     // Read a second time for a group: its device lines are in the log once already.
-    const tree = group.length === 1 ? (trees[group[0] as number] as FsTree) : await resolveContents(group.map((i) => contents[i] as ContentEntry), ctx.store, { ...options, onLog: undefined });
+    const tree =
+      group.length === 1
+        ? (trees[group[0] as number] as FsTree)
+        : await resolveContents(
+            group.map((i) => contents[i] as ContentEntry),
+            ctx.store,
+            { ...options, onLog: undefined },
+          );
     made.push(await storeLayer(tree, `baler: contents[${group.join(',')}]`, mtime, ctx));
   }
   return made;
@@ -82,10 +93,16 @@ async function makeSplitContents(step: ContentsStep, options: ContentsOptions, c
 async function storeLayer(tree: FsTree, createdBy: string, mtime: number, ctx: BuildContext): Promise<NewLayer> {
   const { store, observer } = ctx;
   const detail = { entries: tree.size, createdBy };
-  return observeStep(observer, 'layer', detail, async () => {
-    ctx.usage.addLayerBytes(tree.layerBytes, createdBy);
-    const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
-    const stored = await store.put(countBytes(layerTar.stream, (n) => observer.progress('layer', n)));
-    return { diffId: stored.digest, size: stored.size, tarsum: await layerTar.tarsum, createdBy };
-  }, (made) => ({ bytes: made.size }));
+  return observeStep(
+    observer,
+    'layer',
+    detail,
+    async () => {
+      ctx.usage.addLayerBytes(tree.layerBytes, createdBy);
+      const layerTar = writeLayerTar(tree.sortedEntries(), store, mtime);
+      const stored = await store.put(countBytes(layerTar.stream, (n) => observer.progress('layer', n)));
+      return { diffId: stored.digest, size: stored.size, tarsum: await layerTar.tarsum, createdBy };
+    },
+    (made) => ({ bytes: made.size }),
+  );
 }

@@ -21,11 +21,7 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
   const ctx: BuildContext = { ...deps, observer: stoppable(deps.observer ?? SILENT_OBSERVER, deps.signal), usage: new BuildUsage(deps.layerBudgets) };
   const steps = planSteps(spec, deps);
   const base = steps.base && (await loadBase(steps.base, ctx));
-  const newLayers = await runLayerSteps(
-    steps.layersOver(base?.layers.length ?? 0),
-    base?.layers.map((l) => l.diffId) ?? [],
-    ctx,
-  );
+  const newLayers = await runLayerSteps(steps.layersOver(base?.layers.length ?? 0), base?.layers.map((l) => l.diffId) ?? [], ctx);
 
   const image = assembleImage({ ...steps.image, history: newLayers.map((l) => ({ created: spec.created, created_by: l.createdBy })) }, base, newLayers);
   // Keep what a later build needs to use this image as its base: the config and legacy jsons.

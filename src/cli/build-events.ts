@@ -79,11 +79,7 @@ async function followEvents(client: BalerClient, id: string, listener: BuildList
     // while a build is quiet, so only a dead connection stays silent that long.
     const idle = new IdleWatchdog(STREAM_IDLE_MS);
     try {
-      res = await client.request(
-        `${path(id)}/events`,
-        { headers: { accept: 'application/x-ndjson', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: idle.signal },
-        [404, 406],
-      );
+      res = await client.request(`${path(id)}/events`, { headers: { accept: 'application/x-ndjson', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }, signal: idle.signal }, [404, 406]);
     } catch (err) {
       idle.stop();
       if (idle.expired) continue;

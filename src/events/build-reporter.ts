@@ -49,8 +49,6 @@ export class BuildReporter implements Pick<BuildObserver, 'stepStarted' | 'stepC
   }
 
   private emit<K extends BuildEventKind>(event: K, data: EventData[K]): void {
-    this.pending = this.pending
-      .then(() => this.stream.append(this.buildId, event, data))
-      .catch((err: unknown) => this.logger.warn({ err, event }, 'could not append a build event'));
+    this.pending = this.pending.then(() => this.stream.append(this.buildId, event, data)).catch((err: unknown) => this.logger.warn({ err, event }, 'could not append a build event'));
   }
 }

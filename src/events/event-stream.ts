@@ -53,11 +53,7 @@ export class BuildEventStream {
 
   async append<K extends BuildEventKind>(buildId: string, event: K, data: EventData[K]): Promise<void> {
     const key = eventsKey(buildId);
-    await this.redis
-      .multi()
-      .xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', event, 'data', JSON.stringify(data))
-      .expire(key, this.ttlSeconds)
-      .exec();
+    await this.redis.multi().xadd(key, 'MAXLEN', '~', EVENTS_MAX_LENGTH, '*', 'event', event, 'data', JSON.stringify(data)).expire(key, this.ttlSeconds).exec();
   }
 
   /**

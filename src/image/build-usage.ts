@@ -88,11 +88,7 @@ export class BuildUsage {
     this.layerBytes += bytes;
     const limit = this.budgets.maxBuildLayerBytes;
     if (this.layerBytes > limit) {
-      throw new BudgetExceededError(
-        LAYER_BUDGET_SETTINGS.maxBuildLayerBytes,
-        limit,
-        `${what}: the build's layers would hold more than ${limit} bytes (${this.layerBytes} so far)`,
-      );
+      throw new BudgetExceededError(LAYER_BUDGET_SETTINGS.maxBuildLayerBytes, limit, `${what}: the build's layers would hold more than ${limit} bytes (${this.layerBytes} so far)`);
     }
   }
 }

@@ -26,9 +26,7 @@ export function resolveHardLinks(root: DirNode, lookup: (path: string) => TreeNo
         return;
       }
       if (target.type !== 'link') {
-        throw new LayerInputError(
-          `hard link '${printable(path)}' points to '${printable(current.linkname)}', which is a ${target.type}, not a regular file`,
-        );
+        throw new LayerInputError(`hard link '${printable(path)}' points to '${printable(current.linkname)}', which is a ${target.type}, not a regular file`);
       }
       current = target;
     }

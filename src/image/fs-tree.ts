@@ -152,6 +152,9 @@ export class FsTree {
    * Links are checked now (a dangling one throws here); paths are made as the result is read.
    */
   sortedEntries(): IterableIterator<LayerEntry> {
-    return entriesInOrder(this.root, resolveHardLinks(this.root, (path) => this.lookup(path)));
+    return entriesInOrder(
+      this.root,
+      resolveHardLinks(this.root, (path) => this.lookup(path)),
+    );
   }
 }

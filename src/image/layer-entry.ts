@@ -68,9 +68,7 @@ export function normalizeLayerPath(raw: string, what: string): string {
  */
 export function requireByteName(name: string, what: string): void {
   if (!isCanonicalName(name)) {
-    throw new LayerInputError(
-      `${what} '${printable(name)}' is not a name: a byte that is not UTF-8 is written as U+DC80..U+DCFF (\\udce9 for 0xE9), and bytes that are UTF-8 as their character`,
-    );
+    throw new LayerInputError(`${what} '${printable(name)}' is not a name: a byte that is not UTF-8 is written as U+DC80..U+DCFF (\\udce9 for 0xE9), and bytes that are UTF-8 as their character`);
   }
 }
 

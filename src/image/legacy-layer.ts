@@ -37,11 +37,7 @@ function legacyLayer(fields: LegacyLayerFields, tarsum: string, size: number, pa
  * digest, and the json itself (to be stored under that digest). `parent` is the legacy id
  * below the first.
  */
-export function legacyChain(
-  fields: LegacyLayerFields,
-  layers: ReadonlyArray<{ diffId: Digest; size: number; tarsum: string }>,
-  parent?: string,
-): Array<{ layer: Layer; json: string }> {
+export function legacyChain(fields: LegacyLayerFields, layers: ReadonlyArray<{ diffId: Digest; size: number; tarsum: string }>, parent?: string): Array<{ layer: Layer; json: string }> {
   const out: Array<{ layer: Layer; json: string }> = [];
   for (const layer of layers) {
     const legacy = legacyLayer(fields, layer.tarsum, layer.size, parent);
@@ -57,12 +53,7 @@ export async function storeLegacyJson(store: BlobStore, json: string): Promise<v
 }
 
 /** The legacy chain (legacyChain), its jsons stored: what a later build needs to reuse these layers as they are. */
-export async function storeLegacyChain(
-  store: BlobStore,
-  fields: LegacyLayerFields,
-  layers: ReadonlyArray<{ diffId: Digest; size: number; tarsum: string }>,
-  parent?: string,
-): Promise<Layer[]> {
+export async function storeLegacyChain(store: BlobStore, fields: LegacyLayerFields, layers: ReadonlyArray<{ diffId: Digest; size: number; tarsum: string }>, parent?: string): Promise<Layer[]> {
   const chain = legacyChain(fields, layers, parent);
   for (const { json } of chain) await storeLegacyJson(store, json);
   return chain.map((c) => c.layer);

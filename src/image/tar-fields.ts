@@ -4,7 +4,10 @@
  */
 
 export class TarFormatError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} (at byte ${offset})`);
     this.name = 'TarFormatError';
   }

@@ -192,15 +192,7 @@ async function* readEntries(reader: ChunkReader, limits: TarIndexLimits): AsyncG
 }
 
 /** The sparse file a GNU `S` header or an entry's `GNU.sparse.*` records describe, if any. */
-async function readSparse(
-  flag: string,
-  block: Buffer,
-  records: PaxSparseRecords,
-  storedBytes: number,
-  reader: ChunkReader,
-  limits: TarIndexLimits,
-  offset: number,
-): Promise<SparseFile | undefined> {
+async function readSparse(flag: string, block: Buffer, records: PaxSparseRecords, storedBytes: number, reader: ChunkReader, limits: TarIndexLimits, offset: number): Promise<SparseFile | undefined> {
   if (flag === 'S') return readGnuSparse(block, storedBytes, reader, limits, offset);
   if (!records.present) return undefined;
   if (flag !== '0' && flag !== '\0' && flag !== '7') throw new TarFormatError(`GNU.sparse records on a tar entry of type '${printable(flag)}'`, offset);

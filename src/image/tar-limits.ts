@@ -61,4 +61,3 @@ export const DEFAULT_TAR_LIMITS: TarIndexLimits = {
 export function tarOverBudget(limits: TarIndexLimits, budget: keyof typeof TAR_BUDGET_SETTINGS, what: string, offset: number): BudgetExceededError {
   return new BudgetExceededError(TAR_BUDGET_SETTINGS[budget], limits[budget], `${what} (at byte ${offset})`);
 }
-

@@ -126,7 +126,7 @@ async function readDataMap(collector: SegmentCollector, storedBytes: number, rea
     let digits = '';
     for (;;) {
       if (at === block.length) {
-        if (consumed + BLOCK > storedBytes) throw new TarFormatError('sparse map: longer than the entry\'s data', offset);
+        if (consumed + BLOCK > storedBytes) throw new TarFormatError("sparse map: longer than the entry's data", offset);
         const next = await reads.read(BLOCK);
         if (next === null || next.length < BLOCK) throw new TarFormatError('truncated sparse map', offset);
         block = next;

@@ -5,8 +5,7 @@ import { compareNames, encodeName, isUtf8Name } from './tar-name.ts';
 
 /** What one tar entry's header says. Names are full paths; PAX carries what ustar cannot. */
 /** A header to write: what tar-entry.ts's TarHeader holds, the rarely used fields optional. */
-export type TarWriteHeader = Omit<TarHeader, 'linkname' | 'devmajor' | 'devminor' | 'xattrs'> &
-  Partial<Pick<TarHeader, 'linkname' | 'devmajor' | 'devminor' | 'xattrs'>>;
+export type TarWriteHeader = Omit<TarHeader, 'linkname' | 'devmajor' | 'devminor' | 'xattrs'> & Partial<Pick<TarHeader, 'linkname' | 'devmajor' | 'devminor' | 'xattrs'>>;
 
 const BLOCK = 512;
 const USTAR_MAX_ID = 0o7777777;
@@ -97,7 +96,10 @@ function isAscii(bytes: Buffer): boolean {
 
 /** A ustar name field for readers that ignore PAX: ASCII, cut to the field size. */
 function asciiFallback(bytes: Buffer, max: number): string {
-  return bytes.toString('latin1').replace(/[^\x20-\x7e]/g, '_').slice(0, max);
+  return bytes
+    .toString('latin1')
+    .replace(/[^\x20-\x7e]/g, '_')
+    .slice(0, max);
 }
 
 /** ustar keeps names up to 100 bytes, or a prefix of up to 155 plus `/` plus a name of up to 100. */

@@ -12,11 +12,7 @@ import { TarSum } from './tarsum.ts';
  * header. `onEntry` sees every header first (to validate paths, count entries, …) and may
  * throw to stop. Throws TarFormatError when the blob is not a tar.
  */
-export async function tarsumOfStoredTar(
-  store: BlobStore,
-  digest: Digest,
-  onEntry?: (entry: IndexedTarEntry) => void,
-): Promise<string> {
+export async function tarsumOfStoredTar(store: BlobStore, digest: Digest, onEntry?: (entry: IndexedTarEntry) => void): Promise<string> {
   const sum = new TarSum();
   // A second sequential read beside the index's: one open for all the entries' data.
   const reader = new BlobRangeReader(store);

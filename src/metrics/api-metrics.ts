@@ -54,11 +54,15 @@ export function createApiMetrics(sources: ApiMetricsSources): ApiMetrics {
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      await collecting('baler_builds', async () => {
-        const counts = await sources.builds.counts();
-        this.set({ state: 'queued' }, counts.queued);
-        this.set({ state: 'running' }, counts.running);
-      }, this);
+      await collecting(
+        'baler_builds',
+        async () => {
+          const counts = await sources.builds.counts();
+          this.set({ state: 'queued' }, counts.queued);
+          this.set({ state: 'running' }, counts.running);
+        },
+        this,
+      );
     },
   });
   new Counter({
@@ -67,11 +71,15 @@ export function createApiMetrics(sources: ApiMetricsSources): ApiMetrics {
     labelNames: ['outcome'],
     registers: [registry],
     async collect() {
-      await collecting('baler_builds_finished_total', async () => {
-        const counts = await sources.builds.counts();
-        this.reset();
-        for (const outcome of ['succeeded', 'failed', 'cancelled']) this.inc({ outcome }, counts.finished[outcome] ?? 0);
-      }, this);
+      await collecting(
+        'baler_builds_finished_total',
+        async () => {
+          const counts = await sources.builds.counts();
+          this.reset();
+          for (const outcome of ['succeeded', 'failed', 'cancelled']) this.inc({ outcome }, counts.finished[outcome] ?? 0);
+        },
+        this,
+      );
     },
   });
   new Gauge({
@@ -80,11 +88,15 @@ export function createApiMetrics(sources: ApiMetricsSources): ApiMetrics {
     labelNames: ['queue', 'state'],
     registers: [registry],
     async collect() {
-      await collecting('baler_queue_jobs', async () => {
-        const all = await Promise.all(Object.entries(sources.queues).map(async ([name, queue]) => [name, await queue.getJobCounts()] as const));
-        this.reset();
-        for (const [queue, counts] of all) for (const [state, n] of Object.entries(counts)) this.set({ queue, state }, n);
-      }, this);
+      await collecting(
+        'baler_queue_jobs',
+        async () => {
+          const all = await Promise.all(Object.entries(sources.queues).map(async ([name, queue]) => [name, await queue.getJobCounts()] as const));
+          this.reset();
+          for (const [queue, counts] of all) for (const [state, n] of Object.entries(counts)) this.set({ queue, state }, n);
+        },
+        this,
+      );
     },
   });
   for (const [name, what] of [
@@ -96,10 +108,14 @@ export function createApiMetrics(sources: ApiMetricsSources): ApiMetrics {
       help: `${what} (as of the last walk of it)`,
       registers: [registry],
       async collect() {
-        await collecting(name, async () => {
-          const now = await usage.current();
-          this.set(name === 'baler_store_bytes' ? now.bytes : now.blobs);
-        }, this);
+        await collecting(
+          name,
+          async () => {
+            const now = await usage.current();
+            this.set(name === 'baler_store_bytes' ? now.bytes : now.blobs);
+          },
+          this,
+        );
       },
     });
   }

@@ -69,7 +69,9 @@ export class BuildQueues {
 
   /** Take a build no worker has taken yet out of its queue (an active one its worker stops). */
   async remove(buildId: string, spec: ResolvedSpec): Promise<void> {
-    await this.queueFor(spec).remove(buildId).catch(() => 0);
+    await this.queueFor(spec)
+      .remove(buildId)
+      .catch(() => 0);
   }
 
   /** Jobs by state, summed over every build class's queue (the fleet's queue depth). */

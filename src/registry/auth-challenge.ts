@@ -22,4 +22,3 @@ export function parseChallenge(header: string): Challenge | null {
   }
   return { scheme: (m[1] as string).toLowerCase(), params };
 }
-

@@ -180,13 +180,7 @@ export class RegistryClient extends RegistryTransport {
    * one `PUT ?digest=` with the body (monolithic); else `PATCH` chunks (each a fresh stream of
    * `open(start, end)`, so nothing is held) and a bodiless `PUT ?digest=`.
    */
-  async uploadBlob(
-    repository: string,
-    location: string,
-    blob: { digest: Digest; size: number },
-    open: (start: number, end: number) => Promise<Readable>,
-    chunkSize: number,
-  ): Promise<void> {
+  async uploadBlob(repository: string, location: string, blob: { digest: Digest; size: number }, open: (start: number, end: number) => Promise<Readable>, chunkSize: number): Promise<void> {
     const scope = pushScope(repository);
     if (blob.size <= chunkSize) {
       const res = await this.request('', {

@@ -52,28 +52,14 @@ export interface FetchedManifest {
 
 function isDescriptor(d: unknown): d is Descriptor {
   const v = d as Partial<Descriptor> | null;
-  return (
-    !!v &&
-    typeof v === 'object' &&
-    typeof v.mediaType === 'string' &&
-    typeof v.digest === 'string' &&
-    isDigest(v.digest) &&
-    Number.isSafeInteger(v.size) &&
-    (v.size as number) >= 0
-  );
+  return !!v && typeof v === 'object' && typeof v.mediaType === 'string' && typeof v.digest === 'string' && isDigest(v.digest) && Number.isSafeInteger(v.size) && (v.size as number) >= 0;
 }
 
 /**
  * Parse and check a manifest body: an image manifest (config + layers) or an index/list of at
  * most `maxIndexManifests` entries. What the body says is quoted in errors only as foreignName.
  */
-export function parseManifest(
-  bytes: Buffer,
-  digest: Digest,
-  contentType: string | null,
-  what: string,
-  maxIndexManifests = DEFAULT_REGISTRY_LIMITS.maxIndexManifests,
-): FetchedManifest {
+export function parseManifest(bytes: Buffer, digest: Digest, contentType: string | null, what: string, maxIndexManifests = DEFAULT_REGISTRY_LIMITS.maxIndexManifests): FetchedManifest {
   let value: Record<string, unknown>;
   try {
     value = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
@@ -81,9 +67,10 @@ export function parseManifest(
     throw new RegistryError(`manifest ${what} is not JSON`, 'invalid');
   }
   if (!value || typeof value !== 'object') throw new RegistryError(`manifest ${what} is not a JSON object`, 'invalid');
-  const declared = typeof value.mediaType === 'string' ? value.mediaType : (contentType ?? '').split(';')[0]?.trim() ?? '';
+  const declared = typeof value.mediaType === 'string' ? value.mediaType : ((contentType ?? '').split(';')[0]?.trim() ?? '');
   if (value.schemaVersion === 1) throw new RegistryError(`manifest ${what} is schema 1, which is not supported`, 'invalid');
-  if (value.schemaVersion !== 2) throw new RegistryError(`manifest ${what} has schemaVersion ${typeof value.schemaVersion === 'number' ? value.schemaVersion : foreignName(value.schemaVersion, 20)}, expected 2`, 'invalid');
+  if (value.schemaVersion !== 2)
+    throw new RegistryError(`manifest ${what} has schemaVersion ${typeof value.schemaVersion === 'number' ? value.schemaVersion : foreignName(value.schemaVersion, 20)}, expected 2`, 'invalid');
   const isIndex = Array.isArray(value.manifests) && (INDEX_TYPES.includes(declared) || !('config' in value));
   if (isIndex) {
     const manifests = value.manifests as unknown[];
@@ -99,4 +86,3 @@ export function parseManifest(
   }
   return { digest, bytes, mediaType: declared || MEDIA_TYPES.ociManifest, kind: 'image', image: value as unknown as ImageManifest };
 }
-

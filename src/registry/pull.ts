@@ -86,7 +86,6 @@ async function cachedPull(store: BlobStore, index: RegistryIndex, manifestDigest
   return image;
 }
 
-
 function parseConfig(bytes: Buffer, what: string): ParsedImageConfig {
   let value: unknown;
   try {

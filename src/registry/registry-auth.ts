@@ -59,16 +59,10 @@ export class RegistryAuth {
   /** The 'auth' RegistryError for a refusal: no credentials configured, or these rejected. */
   error(challenge: Challenge | null, rejected: boolean): RegistryError {
     if (!this.hasCredentials()) {
-      return new RegistryError(
-        `registry ${this.host} requires authentication, and no credentials are configured for it in the registries file`,
-        'auth',
-        { status: 401 },
-      );
+      return new RegistryError(`registry ${this.host} requires authentication, and no credentials are configured for it in the registries file`, 'auth', { status: 401 });
     }
     return new RegistryError(
-      rejected
-        ? `registry ${this.host} rejected the configured credentials (user '${this.config.username}')`
-        : `registry ${this.host} refused the request (${challenge?.scheme ?? 'no'} challenge)`,
+      rejected ? `registry ${this.host} rejected the configured credentials (user '${this.config.username}')` : `registry ${this.host} refused the request (${challenge?.scheme ?? 'no'} challenge)`,
       'auth',
       { status: 401 },
     );
@@ -103,23 +97,24 @@ export class RegistryAuth {
     for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = {};
     if (this.hasCredentials()) headers.authorization = this.basicHeader();
-    const { res } = await fetchFollowing(this.fetch, url, { method: 'GET', headers }, {
-      check: (next) => this.hosts.checkRealm(next),
-      maxRedirects: this.limits.maxRedirects,
-      unreachable: (at, err) => this.unreachable(at, err),
-      what: `the token service of ${this.host}`,
-    });
+    const { res } = await fetchFollowing(
+      this.fetch,
+      url,
+      { method: 'GET', headers },
+      {
+        check: (next) => this.hosts.checkRealm(next),
+        maxRedirects: this.limits.maxRedirects,
+        unreachable: (at, err) => this.unreachable(at, err),
+        what: `the token service of ${this.host}`,
+      },
+    );
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw this.error(challenge, true);
     }
     if (!res.ok) throw new RegistryError(`the token service of ${this.host} answered ${await errorReason(res)}`, 'auth', { status: res.status });
     const max = this.limits.maxTokenBytes;
-    const bytes = await readCapped(
-      res,
-      max,
-      () => new RegistryError(`the token service of ${this.host} answered more than ${max} bytes (${REGISTRY_LIMIT_SETTINGS.maxTokenBytes})`, 'invalid'),
-    );
+    const bytes = await readCapped(res, max, () => new RegistryError(`the token service of ${this.host} answered more than ${max} bytes (${REGISTRY_LIMIT_SETTINGS.maxTokenBytes})`, 'invalid'));
     let body: { token?: unknown; access_token?: unknown } = {};
     try {
       body = (JSON.parse(bytes.toString('utf8')) as typeof body | null) ?? {};

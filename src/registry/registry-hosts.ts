@@ -37,7 +37,9 @@ export class RegistryHosts {
   checkRealm(url: URL): void {
     this.checkScheme(url, 'its token realm is');
     if (isHost(this.host, url) || (this.config.tokenRealmHosts ?? []).some((h) => isHost(h, url))) return;
-    throw this.notAllowed(`its token realm is on ${describe(url)}, a host not allowed to receive its credentials (the operator may list it in the registry's 'tokenRealmHosts' in ${REGISTRIES_FILE_ENV})`);
+    throw this.notAllowed(
+      `its token realm is on ${describe(url)}, a host not allowed to receive its credentials (the operator may list it in the registry's 'tokenRealmHosts' in ${REGISTRIES_FILE_ENV})`,
+    );
   }
 
   /** An upload session's Location (throws unless it is on the registry's own origin). */

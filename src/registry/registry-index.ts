@@ -126,7 +126,13 @@ export class RedisRegistryIndex implements RegistryIndex {
 
   async addBlobRepo(host: string, digest: Digest, repository: string): Promise<void> {
     const key = this.blobKey(host, digest);
-    await this.redis.multi().lrem(key, 0, repository).lpush(key, repository).ltrim(key, 0, MAX_REPOS - 1).expire(key, REDIS_TTL_S).exec();
+    await this.redis
+      .multi()
+      .lrem(key, 0, repository)
+      .lpush(key, repository)
+      .ltrim(key, 0, MAX_REPOS - 1)
+      .expire(key, REDIS_TTL_S)
+      .exec();
   }
 }
 

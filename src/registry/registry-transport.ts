@@ -67,7 +67,8 @@ export class RegistryTransport {
     const auth = this.auth.header(opts.scope);
     if (auth) headers.authorization = auth;
     const init: RequestInit & { method: string; headers: Record<string, string>; duplex?: 'half' } = { method: opts.method ?? 'GET', headers };
-    if (opts.body !== undefined) init.body = typeof opts.body === 'string' ? opts.body : (new Uint8Array(opts.body.buffer, opts.body.byteOffset, opts.body.byteLength) as unknown as RequestInit['body']);
+    if (opts.body !== undefined)
+      init.body = typeof opts.body === 'string' ? opts.body : (new Uint8Array(opts.body.buffer, opts.body.byteOffset, opts.body.byteLength) as unknown as RequestInit['body']);
     else if (opts.stream) {
       init.body = Readable.toWeb(await opts.stream()) as unknown as ReadableStream;
       init.duplex = 'half';
@@ -114,10 +115,6 @@ export class RegistryTransport {
 
   /** Over BALER_REGISTRY_MAX_DOCUMENT_BYTES: a manifest, index or config too big to read whole. */
   protected documentTooLarge(what: string): BudgetExceededError {
-    return new BudgetExceededError(
-      REGISTRY_LIMIT_SETTINGS.maxDocumentBytes,
-      this.limits.maxDocumentBytes,
-      `${what} from ${this.host} is more than ${this.limits.maxDocumentBytes} bytes`,
-    );
+    return new BudgetExceededError(REGISTRY_LIMIT_SETTINGS.maxDocumentBytes, this.limits.maxDocumentBytes, `${what} from ${this.host} is more than ${this.limits.maxDocumentBytes} bytes`);
   }
 }

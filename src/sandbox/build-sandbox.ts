@@ -74,7 +74,11 @@ export class BuildSandbox {
     this.prepare();
     const thread = await untilStopped(spare, deps.signal).catch((err: unknown) => {
       // Stopped before its thread was up: that thread goes once it is.
-      if (err instanceof SandboxStoppedError) void spare.then((t) => t.terminate(), () => {});
+      if (err instanceof SandboxStoppedError)
+        void spare.then(
+          (t) => t.terminate(),
+          () => {},
+        );
       throw err;
     });
     return thread.build(spec, deps, job, this.options);
@@ -85,7 +89,10 @@ export class BuildSandbox {
     this.closed = true;
     const spare = this.spare;
     this.spare = undefined;
-    await spare?.then((t) => t.terminate(), () => {});
+    await spare?.then(
+      (t) => t.terminate(),
+      () => {},
+    );
   }
 
   private prepare(): void {

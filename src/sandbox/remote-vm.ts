@@ -69,8 +69,7 @@ export function serveVmRunner(rpc: RpcEndpoint, vm: VmRunner, host: VmHost): { d
   const results = new Map<number, VmResult>();
   let nextResult = 0;
   let closed = false;
-  const input = (jobId: number, which: VmInput) => async (): Promise<Readable> =>
-    receiveStream(await rpc.call<MessagePort>(METHODS.vmOpenInput, [jobId, which]));
+  const input = (jobId: number, which: VmInput) => async (): Promise<Readable> => receiveStream(await rpc.call<MessagePort>(METHODS.vmOpenInput, [jobId, which]));
   rpc.handle(METHODS.vmRun, async (jobId: number, job: RemoteVmJob): Promise<RemoteVmStarted> => {
     const { hasLower, hasUpper, ...params } = job;
     const result = await vm.run({

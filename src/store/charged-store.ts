@@ -34,9 +34,7 @@ export class ChargedStore extends DelegatingStore {
       // refused before any is read, rather than all growing into the room and all failing.
       if (!held && opts.expectedBytes) reserved.held = await this.quota.reserve(this.tenant, id, opts.expectedBytes, opts.expectedBytes);
       // A blob the tenant is charged for already costs nothing again; the bytes must match it.
-      put = held
-        ? await this.inner.put(source, { ...opts, maxBytes: Math.min(opts.maxBytes ?? Infinity, held.size) })
-        : await this.inner.put(this.reserving(source, id, reserved), opts);
+      put = held ? await this.inner.put(source, { ...opts, maxBytes: Math.min(opts.maxBytes ?? Infinity, held.size) }) : await this.inner.put(this.reserving(source, id, reserved), opts);
     } catch (err) {
       // Were Redis unreachable, the reservation would still expire: the put's own error is the one to report.
       await this.quota.release(this.tenant, id).catch(() => {});

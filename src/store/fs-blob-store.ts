@@ -5,17 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hexOf, type Digest } from '../digest.ts';
-import {
-  BlobNotFoundError,
-  DigestMismatchError,
-  STALE_INGEST_MS,
-  StoreFullError,
-  type BlobInfo,
-  type BlobStore,
-  type ByteRange,
-  type PutOptions,
-  type PutResult,
-} from './blob-store.ts';
+import { BlobNotFoundError, DigestMismatchError, STALE_INGEST_MS, StoreFullError, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type PutResult } from './blob-store.ts';
 import { IngestMeter } from './ingest-meter.ts';
 import type { IndexHome } from './store-index.ts';
 

@@ -24,17 +24,7 @@ import {
 import type { Redis } from 'ioredis';
 import { Upload } from '@aws-sdk/lib-storage';
 import { hexOf, isDigest, type Digest } from '../digest.ts';
-import {
-  BlobNotFoundError,
-  DigestMismatchError,
-  STALE_INGEST_MS,
-  StoreFullError,
-  type BlobInfo,
-  type BlobStore,
-  type ByteRange,
-  type PutOptions,
-  type PutResult,
-} from './blob-store.ts';
+import { BlobNotFoundError, DigestMismatchError, STALE_INGEST_MS, StoreFullError, type BlobInfo, type BlobStore, type ByteRange, type PutOptions, type PutResult } from './blob-store.ts';
 import { IngestMeter } from './ingest-meter.ts';
 import type { IndexHome } from './store-index.ts';
 
@@ -189,9 +179,7 @@ export class S3BlobStore implements BlobStore {
       const parts: CompletedPart[] = [];
       for (let start = 0, n = 1; start < size; start += this.copyPartSize, n++) {
         const end = Math.min(start + this.copyPartSize, size) - 1;
-        const { CopyPartResult } = await this.client.send(
-          new UploadPartCopyCommand({ Bucket: this.bucket, Key: to, UploadId, PartNumber: n, CopySource, CopySourceRange: `bytes=${start}-${end}` }),
-        );
+        const { CopyPartResult } = await this.client.send(new UploadPartCopyCommand({ Bucket: this.bucket, Key: to, UploadId, PartNumber: n, CopySource, CopySourceRange: `bytes=${start}-${end}` }));
         parts.push({ PartNumber: n, ETag: CopyPartResult?.ETag });
       }
       await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
@@ -213,9 +201,7 @@ export class S3BlobStore implements BlobStore {
 
   async open(digest: Digest, range?: ByteRange): Promise<Readable> {
     try {
-      const got = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest), Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
-      );
+      const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(digest), Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
       return got.Body as Readable;
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(digest);

@@ -78,7 +78,18 @@ export class BuildSubmission {
     // and the log say so.
     const waiting = hit ? null : await whyNoWorkerServes(deps.redis, resolved);
     const record: BuildRecord = hit
-      ? { id, tenant, status: 'succeeded', spec: resolved, createdAt: now.toISOString(), startedAt: now.toISOString(), finishedAt: now.toISOString(), cached: true, cachedFrom: hit.buildId, result: hit.result }
+      ? {
+          id,
+          tenant,
+          status: 'succeeded',
+          spec: resolved,
+          createdAt: now.toISOString(),
+          startedAt: now.toISOString(),
+          finishedAt: now.toISOString(),
+          cached: true,
+          cachedFrom: hit.buildId,
+          result: hit.result,
+        }
       : { id, tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}) };
     // The hit's result now counts against this tenant's storage like its own uploads (once
     // each; over its quota: 413, and no build is recorded).

@@ -30,12 +30,7 @@ export class Idempotency {
    * Runs `handle` once per key. `fingerprint` identifies the request (e.g. a hash of its body);
    * without a key, `handle` just runs. `replayed`: the answer is the first request's.
    */
-  async run(
-    key: string | undefined,
-    scope: string,
-    fingerprint: string,
-    handle: () => Promise<SubmissionResponse>,
-  ): Promise<{ response: SubmissionResponse; replayed: boolean }> {
+  async run(key: string | undefined, scope: string, fingerprint: string, handle: () => Promise<SubmissionResponse>): Promise<{ response: SubmissionResponse; replayed: boolean }> {
     if (key === undefined) return { response: await handle(), replayed: false };
     if (key.length === 0 || key.length > MAX_KEY_LENGTH) throw new Problem(400, `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`);
     const redisKey = `${KEY_PREFIX}${scope}:${createHash('sha256').update(key).digest('hex')}`;

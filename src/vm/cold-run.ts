@@ -34,11 +34,7 @@ export async function runCold(ctx: RunnerContext, job: VmJob, accel: VmAccel): P
     drives.push({ id: 'job', file: path(FILES.job), readonly: true });
     await makeScratch(path(FILES.scratch), job.limits.diskMiB, { signal: job.signal });
     await makeOutputFiles(dir, job.limits.diskMiB);
-    drives.push(
-      { id: 'scratch', file: path(FILES.scratch), readonly: false },
-      { id: 'out', file: path(FILES.out), readonly: false },
-      { id: 'status', file: path(FILES.status), readonly: false },
-    );
+    drives.push({ id: 'scratch', file: path(FILES.scratch), readonly: false }, { id: 'out', file: path(FILES.out), readonly: false }, { id: 'status', file: path(FILES.status), readonly: false });
     const args = qemuArgs({
       platform: ctx.platform,
       accel,

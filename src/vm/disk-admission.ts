@@ -10,7 +10,7 @@ import { lstat, readdir, readFile, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FILES, MiB, stepDirOwnerAlive, TEMP_PREFIX } from './step-files.ts';
 
-export type Admission = { ok: true } | { ok: false; reason: string; /** Not even on an empty temp dir. */ never: boolean };
+export type Admission = { ok: true } | { ok: false; reason: string /** Not even on an empty temp dir. */; never: boolean };
 
 interface Room {
   free: number;

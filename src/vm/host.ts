@@ -39,9 +39,7 @@ export function spawnOwned(cmd: string, args: readonly string[], stdio: ('pipe' 
   // `nice -n N cmd` execs cmd: every thread it starts has the lower priority, the pid stays.
   const command = opts.nice ? ['nice', '-n', String(opts.nice), cmd, ...args] : [cmd, ...args];
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
-  const child = setpriv
-    ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command], { stdio })
-    : spawn(command[0] as string, command.slice(1), { stdio });
+  const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', ...command], { stdio }) : spawn(command[0] as string, command.slice(1), { stdio });
   live.add(child);
   child.once('exit', () => live.delete(child));
   child.once('error', () => live.delete(child));
@@ -64,11 +62,7 @@ export class ToolError extends Error {
  * Rejects with ToolError on a non-zero exit or an input stream error, with VmCancelledError
  * when `signal` aborts (the tool is killed).
  */
-export function runTool(
-  cmd: string,
-  args: readonly string[],
-  opts: { input?: Readable; signal?: AbortSignal } = {},
-): Promise<{ inputBytes: number; stdout: string }> {
+export function runTool(cmd: string, args: readonly string[], opts: { input?: Readable; signal?: AbortSignal } = {}): Promise<{ inputBytes: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) {
       reject(new VmCancelledError());

@@ -37,36 +37,38 @@ export interface QemuCommand {
 }
 
 export function qemuArgs(c: QemuCommand): string[] {
-  const append = [
-    ...c.platform.kernelArgs(),
-    'panic=-1',
-    'reboot=t',
-    'quiet',
-    'cryptomgr.notests',
-    ...(c.pooled ? ['baler.pool=1'] : []),
-    ...(c.trace ? ['baler.trace=1'] : []),
-  ].join(' ');
+  const append = [...c.platform.kernelArgs(), 'panic=-1', 'reboot=t', 'quiet', 'cryptomgr.notests', ...(c.pooled ? ['baler.pool=1'] : []), ...(c.trace ? ['baler.trace=1'] : [])].join(' ');
   const rtcBase = new Date(c.rtcSeconds * 1000).toISOString().slice(0, 19);
   const drives: string[] = [];
   for (const d of c.drives) {
-    drives.push(
-      '-drive', `id=${d.id},file=${d.file},format=raw,if=none,${d.readonly ? 'readonly=on' : 'cache=unsafe'}`,
-      '-device', `virtio-blk-device,drive=${d.id},serial=${d.id}`,
-    );
+    drives.push('-drive', `id=${d.id},file=${d.file},format=raw,if=none,${d.readonly ? 'readonly=on' : 'cache=unsafe'}`, '-device', `virtio-blk-device,drive=${d.id},serial=${d.id}`);
   }
   return [
     ...c.platform.machineArgs(c.accel),
-    '-smp', String(c.cpus),
-    '-m', String(c.memoryMiB),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-nic', 'none',
-    '-rtc', `base=${rtcBase},clock=vm`,
-    '-kernel', c.assets.kernel,
-    '-initrd', c.assets.initrd,
-    '-append', append,
-    '-chardev', `socket,id=con,fd=${CONSOLE_FD}`,
+    '-smp',
+    String(c.cpus),
+    '-m',
+    String(c.memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-nic',
+    'none',
+    '-rtc',
+    `base=${rtcBase},clock=vm`,
+    '-kernel',
+    c.assets.kernel,
+    '-initrd',
+    c.assets.initrd,
+    '-append',
+    append,
+    '-chardev',
+    `socket,id=con,fd=${CONSOLE_FD}`,
     ...c.platform.consolePortArgs('con'),
-    '-chardev', 'stdio,id=log,signal=off',
+    '-chardev',
+    'stdio,id=log,signal=off',
     ...c.platform.logPortArgs('log'),
     ...drives,
   ];

@@ -168,7 +168,9 @@ export async function writeInputs(dir: string, job: VmJob, opts: { pidsMax: numb
     TRACE: opts.trace ? 1 : 0,
   };
   const files: Record<string, string> = {
-    params: Object.entries(params).map(([k, v]) => `${k}=${v}\n`).join(''),
+    params: Object.entries(params)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
   };
   if (job.runAsRoot !== undefined) files.runAsRoot = job.runAsRoot;
   if (job.extraCommands !== undefined) files.extraCommands = job.extraCommands;

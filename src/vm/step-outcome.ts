@@ -51,10 +51,7 @@ export function consoleText(console: ConsoleTail, bytes = CONSOLE_TAIL): string 
  * The outcome of a step whose QEMU exited on its own (not timed out, not cancelled). Throws
  * VmStartError when QEMU itself failed, VmError when the guest's report is impossible.
  */
-export async function stepOutcome(
-  dir: string,
-  qemu: { binary: string; code: number | null; stderr: string; console: ConsoleTail },
-): Promise<{ outcome: VmOutcome; tarBytes: number }> {
+export async function stepOutcome(dir: string, qemu: { binary: string; code: number | null; stderr: string; console: ConsoleTail }): Promise<{ outcome: VmOutcome; tarBytes: number }> {
   const status = await readStatus(join(dir, FILES.status));
   if (!status) {
     const console = consoleText(qemu.console);
@@ -62,7 +59,12 @@ export async function stepOutcome(
       throw new VmStartError(`${qemu.binary} failed (exit code ${qemu.code}): ${sanitize(qemu.stderr.trim(), 2000) || 'no message'}`, { console });
     }
     // The guest stopped on its own without a result: a script rebooted it, or the kernel panicked.
-    const last = console.split('\n').map((l) => l.trim()).filter((l) => l && !/reboot: Restarting system/.test(l)).pop() ?? '';
+    const last =
+      console
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !/reboot: Restarting system/.test(l))
+        .pop() ?? '';
     const oom = /Out of memory|oom-kill/i.test(console);
     return {
       outcome: {

@@ -26,12 +26,7 @@ export interface SupervisedStep {
  * QEMU's start for a cold one. Throws VmCancelledError when `job.signal` aborted it,
  * VmStartError when QEMU could not start.
  */
-export async function superviseStep(
-  proc: QemuProcess,
-  dir: string,
-  job: VmJob,
-  how: { accel: VmAccel; logger: Logger | undefined; handOver: HandOver | undefined },
-): Promise<SupervisedStep> {
+export async function superviseStep(proc: QemuProcess, dir: string, job: VmJob, how: { accel: VmAccel; logger: Logger | undefined; handOver: HandOver | undefined }): Promise<SupervisedStep> {
   const { timeoutSeconds } = job.limits;
   const { signal } = job;
   const { handOver } = how;

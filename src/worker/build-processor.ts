@@ -94,7 +94,6 @@ function isInputError(err: unknown): boolean {
   );
 }
 
-
 /**
  * The problem a failed build's record shows. Its text is shown as input text is (controls
  * escaped) and cut to `maxChars`: whatever an error quotes of a hostile input, a build's record

@@ -77,15 +77,27 @@ it('settles a write into one charge per tenant and blob; forgetting the blob unc
 it('charges stored blobs all or none, each once, against what is charged and reserved', async () => {
   const q = quota();
   const t = freshTenant();
-  await q.chargeStored(t, [{ digest: digest(2), size: 300 }, { digest: digest(2), size: 300 }, { digest: digest(3), size: 200 }]);
+  await q.chargeStored(t, [
+    { digest: digest(2), size: 300 },
+    { digest: digest(2), size: 300 },
+    { digest: digest(3), size: 200 },
+  ]);
   expect(await q.usage(t)).toEqual({ stored: 500, reserved: 0 });
   await q.reserve(t, 'w', 300, 300);
   // 201 new bytes (digest 2 is charged already) do not fit beside 500 charged and 300 reserved;
-  await expect(q.chargeStored(t, [{ digest: digest(2), size: 300 }, { digest: digest(4), size: 201 }])).rejects.toBeInstanceOf(QuotaExceededError);
+  await expect(
+    q.chargeStored(t, [
+      { digest: digest(2), size: 300 },
+      { digest: digest(4), size: 201 },
+    ]),
+  ).rejects.toBeInstanceOf(QuotaExceededError);
   expect(await q.references(t, digest(4))).toBe(false);
   expect(await q.usage(t)).toEqual({ stored: 500, reserved: 300 });
   // exactly 200 do.
-  await q.chargeStored(t, [{ digest: digest(2), size: 300 }, { digest: digest(4), size: 200 }]);
+  await q.chargeStored(t, [
+    { digest: digest(2), size: 300 },
+    { digest: digest(4), size: 200 },
+  ]);
   expect(await q.usage(t)).toEqual({ stored: 700, reserved: 300 });
 });
 

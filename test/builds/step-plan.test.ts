@@ -23,7 +23,7 @@ describe('cache keys', () => {
   const [contents] = stepsOf({ contents: [{ text: 'a', to: '/a' }] }, 0) as [LayerStep];
   const [vm] = stepsOf({ contents: [{ text: 'a', to: '/a' }], runAsRoot: 'true' }, 0) as [LayerStep];
 
-  it('change with a field added to a step\'s inputs, with no change to the cache code', () => {
+  it("change with a field added to a step's inputs, with no change to the cache code", () => {
     // What a new spec field (here a `network` setting) would be once the planner puts it in the inputs.
     for (const step of [contents, vm]) {
       const withNetwork = { ...step, inputs: { ...step.inputs, network: 'none' } } as unknown as LayerStep;
@@ -46,7 +46,7 @@ describe('cache keys', () => {
     expect(layerStepKey(contents, [`sha256:${'1'.repeat(64)}`])).toBe(layerStepKey(contents, []));
   });
 
-  it('keep a VM step\'s layer to the tenant that ran it, and share a contents layer', () => {
+  it("keep a VM step's layer to the tenant that ran it, and share a contents layer", () => {
     const spec = resolved({ contents: [{ text: 'a', to: '/a' }], runAsRoot: 'true' });
     const [alpha] = planSteps(spec, scope).layersOver(0) as [LayerStep];
     const [beta] = planSteps(spec, { ...scope, tenant: 'beta' }).layersOver(0) as [LayerStep];
@@ -63,7 +63,10 @@ describe('cache keys', () => {
 });
 
 describe('the plan', () => {
-  const two = [{ text: 'a', to: '/a' }, { text: 'b', to: '/b' }];
+  const two = [
+    { text: 'a', to: '/a' },
+    { text: 'b', to: '/b' },
+  ];
 
   it('has one step for the layer of a build, over contents or with scripts', () => {
     expect(shape(stepsOf({ contents: two }, 0))).toEqual([['contents', [0, 1], 'baler: contents']]);
@@ -105,12 +108,20 @@ describe('needsVm', () => {
     for (const blank of [{ runAsRoot: ' \n\t' }, { extraCommands: '\n' }, { runAsRoot: '', extraCommands: '  ' }]) {
       const spec = resolved({ contents: [{ text: 'a', to: '/a' }], memorySize: 4096, ...blank });
       expect(needsVm(spec)).toBe(false);
-      expect(planSteps(spec, scope).layersOver(0).map((s) => s.name)).toEqual(['contents']);
+      expect(
+        planSteps(spec, scope)
+          .layersOver(0)
+          .map((s) => s.name),
+      ).toEqual(['contents']);
       expect(classOf(spec).vmMemoryMiB).toBe(512);
     }
     const scripted = resolved({ runAsRoot: ' true ', memorySize: 4096 });
     expect(needsVm(scripted)).toBe(true);
-    expect(planSteps(scripted, scope).layersOver(0).map((s) => s.name)).toEqual(['vm']);
+    expect(
+      planSteps(scripted, scope)
+        .layersOver(0)
+        .map((s) => s.name),
+    ).toEqual(['vm']);
     expect(classOf(scripted).vmMemoryMiB).toBe(4096);
   });
 });

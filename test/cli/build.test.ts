@@ -35,7 +35,9 @@ afterAll(async () => {
 });
 
 async function sha256(path: string): Promise<string> {
-  return `sha256:${createHash('sha256').update(await readFile(path)).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex')}`;
 }
 
 describe('without a terminal', () => {

@@ -89,7 +89,7 @@ describe('logs', () => {
 });
 
 describe('download', () => {
-  it('writes the archive, under the server\'s file name by default', async () => {
+  it("writes the archive, under the server's file name by default", async () => {
     const { code, stderr } = await baler(service.url, ['download', built], { ...as, cwd: work });
     expect(code, stderr).toBe(0);
     const build = JSON.parse((await baler(service.url, ['status', built, '--json'], as)).stdout) as { result: { archive: { digest: string } } };

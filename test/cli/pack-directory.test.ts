@@ -33,6 +33,9 @@ it('packs names and link targets as their bytes, sorted by them, the same tar ev
 
   const again = join(work, 'again.tar');
   await packDirectory(root, again);
-  const digest = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+  const digest = async (path: string) =>
+    createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
   expect(await digest(again)).toBe(await digest(tar));
 });

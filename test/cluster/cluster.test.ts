@@ -154,12 +154,15 @@ describe('many hosts', () => {
     const s3 = { accessKey: `AK${randomBytes(8).toString('hex').toUpperCase()}`, secretKey: randomBytes(20).toString('hex') };
     // Ceph is slow to come up on a loaded machine (its admin commands have time limits): once more on a failure.
     const startRgw = async (attempt: number): Promise<void> => {
-      const rgw = lab!.spawn(
-        storeHost,
-        RUN_RGW,
-        [],
-        { ...process.env, RGW_DIR: join(dataDir, `rgw${attempt}`), RGW_ADDR: storeHost.address, RGW_PORT: String(RGW_PORT), RGW_MON_PORT: String(RGW_MON_PORT), RGW_ACCESS_KEY: s3.accessKey, RGW_SECRET_KEY: s3.secretKey },
-      );
+      const rgw = lab!.spawn(storeHost, RUN_RGW, [], {
+        ...process.env,
+        RGW_DIR: join(dataDir, `rgw${attempt}`),
+        RGW_ADDR: storeHost.address,
+        RGW_PORT: String(RGW_PORT),
+        RGW_MON_PORT: String(RGW_MON_PORT),
+        RGW_ACCESS_KEY: s3.accessKey,
+        RGW_SECRET_KEY: s3.secretKey,
+      });
       const deadline = Date.now() + 300_000;
       while (!rgw.output().includes('rgw ready\n')) {
         if (rgw.child.exitCode !== null || Date.now() > deadline) {

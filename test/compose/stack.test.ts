@@ -99,9 +99,7 @@ async function teardown(): Promise<void> {
   if (!tmp) return;
   await rm(tmp, { recursive: true, force: true });
   tmp = undefined;
-  process.stdout.write(
-    '[compose] phases: ' + phases.map((p) => `${p.name} ${(p.ms / 1000).toFixed(1)} s${p.ok ? '' : ' (failed)'}`).join(', ') + '\n',
-  );
+  process.stdout.write('[compose] phases: ' + phases.map((p) => `${p.name} ${(p.ms / 1000).toFixed(1)} s${p.ok ? '' : ' (failed)'}`).join(', ') + '\n');
 }
 
 afterAll(teardown, 300_000);
@@ -145,7 +143,9 @@ describe('docker-compose stack', () => {
       check(await compose(['up', '-d', '--no-build']), 'docker-compose up');
       const deadline = Date.now() + 180_000;
       for (;;) {
-        const ids = check(await compose(['ps', '-q']), 'docker-compose ps').split('\n').filter(Boolean);
+        const ids = check(await compose(['ps', '-q']), 'docker-compose ps')
+          .split('\n')
+          .filter(Boolean);
         const states = await Promise.all(
           ids.map(async (id) => check(await dockerd!.docker(['inspect', '--format', '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}', id]), 'inspect').trim()),
         );
@@ -160,7 +160,8 @@ describe('docker-compose stack', () => {
     // Upload through one replica, everything else through the other: they share Redis and S3.
     const [apiA, apiB] = [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port + 1}`];
     const auth = ['-H', `Authorization: Bearer ${token}`];
-    const curl = async (args: string[]): Promise<string> => check(await run('curl', ['-sS', '--fail-with-body', '--max-time', '120', ...auth, ...args], { timeoutMs: 150_000 }), `curl ${args.join(' ')}`);
+    const curl = async (args: string[]): Promise<string> =>
+      check(await run('curl', ['-sS', '--fail-with-body', '--max-time', '120', ...auth, ...args], { timeoutMs: 150_000 }), `curl ${args.join(' ')}`);
     const archive = join(tmp, 'hello.tar');
     const rootfs = join(tmp, 'rootfs.tar');
     const buildId = await phase('one build with curl', async () => {

@@ -22,17 +22,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDebianRoot } from '../../scripts/debian-root.mjs';
 import { dockerAvailable, startDockerd, type Dockerd } from '../support/dockerd.ts';
 import { downloadImage, startService, submitBuild, uploadFile, waitForBuild, type Service } from '../support/service.ts';
-import {
-  ALL_FEATURES,
-  compareTrees,
-  gnuExtract,
-  makeTree,
-  walkTree,
-  writeTar,
-  type Feature,
-  type TarWriter,
-  type TreeEntry,
-} from '../support/tar-corpus.ts';
+import { ALL_FEATURES, compareTrees, gnuExtract, makeTree, walkTree, writeTar, type Feature, type TarWriter, type TreeEntry } from '../support/tar-corpus.ts';
 
 const CREATED = '2024-05-06T07:08:09Z';
 const MTIME = Date.parse(CREATED) / 1000;
@@ -285,7 +275,16 @@ afterAll(async () => {
     return `| ${name} | ${o.entries} | ${o.differences.length} | ${o.seconds.toFixed(1)} (${o.buildSeconds.toFixed(1)}) | ${first.slice(0, 140)} |`;
   });
   const total = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(['', `tar corpus (${total} s, service and dockerd started in ${setupSeconds.toFixed(1)} s): writer × format → entries compared, differences`, '| writer format | entries | differences | s (build) | first difference |', '|---|---|---|---|---|', ...rows, ''].join('\n'));
+  console.log(
+    [
+      '',
+      `tar corpus (${total} s, service and dockerd started in ${setupSeconds.toFixed(1)} s): writer × format → entries compared, differences`,
+      '| writer format | entries | differences | s (build) | first difference |',
+      '|---|---|---|---|---|',
+      ...rows,
+      '',
+    ].join('\n'),
+  );
   await Promise.all([service?.stop(), dockerd?.stop()]);
   await rm(work, { recursive: true, force: true });
 }, 120_000);
@@ -295,11 +294,15 @@ function firstOf(lines: string[], n = 20): string[] {
   return lines.length <= n ? lines : [...lines.slice(0, n), `… and ${lines.length - n} more`];
 }
 
-it.each(CASES.map((c) => [caseName(c), c] as const))('%s: the rootfs holds exactly what GNU tar extracts from the input', async (name, c) => {
-  if (c.writer.tool === 'docker-export' && !dockerd) throw new Error('docker export needs the private dockerd (root, docker.io, containerd, runc)');
-  const outcome = await outcomes.get(name);
-  if (!outcome) throw new Error(`case ${name} not started`);
-  expect(firstOf(outcome.writerLost), 'the writer lost or changed something the case table says it keeps').toEqual([]);
-  expect(firstOf(outcome.differences), `${name}: ${outcome.entries} entries compared`).toEqual([]);
-  expect(outcome.entries).toBeGreaterThan(20);
-}, 300_000);
+it.each(CASES.map((c) => [caseName(c), c] as const))(
+  '%s: the rootfs holds exactly what GNU tar extracts from the input',
+  async (name, c) => {
+    if (c.writer.tool === 'docker-export' && !dockerd) throw new Error('docker export needs the private dockerd (root, docker.io, containerd, runc)');
+    const outcome = await outcomes.get(name);
+    if (!outcome) throw new Error(`case ${name} not started`);
+    expect(firstOf(outcome.writerLost), 'the writer lost or changed something the case table says it keeps').toEqual([]);
+    expect(firstOf(outcome.differences), `${name}: ${outcome.entries} entries compared`).toEqual([]);
+    expect(outcome.entries).toBeGreaterThan(20);
+  },
+  300_000,
+);

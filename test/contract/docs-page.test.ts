@@ -24,17 +24,21 @@ afterAll(async () => {
 });
 
 it('renders every documented operation, loading nothing from elsewhere', async () => {
-  const { stdout } = await run('chromium', [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    `--user-data-dir=${profile}`,
-    // Any host but this service's fails to resolve: a page needing a CDN would stay blank.
-    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    '--virtual-time-budget=20000',
-    '--dump-dom',
-    `${service.url}/docs`,
-  ], { timeoutMs: 170_000 });
+  const { stdout } = await run(
+    'chromium',
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      `--user-data-dir=${profile}`,
+      // Any host but this service's fails to resolve: a page needing a CDN would stay blank.
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+      '--virtual-time-budget=20000',
+      '--dump-dom',
+      `${service.url}/docs`,
+    ],
+    { timeoutMs: 170_000 },
+  );
   // Swagger UI gives each operation an element `operations-<tag>-<operationId>`.
   const rendered = [...stdout.matchAll(/id="operations-default-([A-Za-z]+)"/g)].map((m) => m[1]);
   const documented = Object.values(openApiDocument().paths).flatMap((item) => Object.values(item).flatMap((op) => (op && typeof op === 'object' && 'operationId' in op ? [op.operationId] : [])));

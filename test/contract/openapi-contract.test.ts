@@ -96,7 +96,14 @@ async function exercise(): Promise<{ buildId: string; digest: string }> {
   expect(await done(call('/v1/blobs/not-a-digest'))).toBe(400);
 
   // Builds: mistakes, a dry run, a build, the same build again from the cache.
-  const spec = { name: 'contract', tag: '1', contents: [{ file: digest, to: '/hello', mode: '0644' }, { text: 'hi\n', to: '/etc/motd' }] };
+  const spec = {
+    name: 'contract',
+    tag: '1',
+    contents: [
+      { file: digest, to: '/hello', mode: '0644' },
+      { text: 'hi\n', to: '/etc/motd' },
+    ],
+  };
   expect(await done(call('/v1/builds', json({ ...spec, contents: [{ text: 'x', to: '/x', mode: 7 }] })))).toBe(400);
   expect(await done(call('/v1/builds', { ...json(spec), body: '{"name":' }))).toBe(400);
   expect(await done(call('/v1/builds?dryRun=maybe', json(spec)))).toBe(400);

@@ -83,10 +83,11 @@ async function tabTo(selector: string, maxPresses = 40): Promise<void> {
 }
 
 /** The focused element shows a visible focus ring. */
-const focusVisible = () => page.evaluate(() => {
-  const style = getComputedStyle(document.activeElement as Element);
-  return style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
-});
+const focusVisible = () =>
+  page.evaluate(() => {
+    const style = getComputedStyle(document.activeElement as Element);
+    return style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
+  });
 
 it('the static files are public, with a strict Content-Security-Policy; the API is not', async () => {
   for (const path of ['/', '/app.js', '/style.css', '/config.json']) {

@@ -41,8 +41,7 @@ async function expectProblem(res: Response, status: number): Promise<Problem> {
   return body;
 }
 
-const post = (path: string, body: string, type = 'application/json') =>
-  fetch(`${service.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+const post = (path: string, body: string, type = 'application/json') => fetch(`${service.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
 
 describe('client mistakes', () => {
   it('malformed JSON is 400', async () => {
@@ -53,11 +52,7 @@ describe('client mistakes', () => {
   it('a schema violation is 400 and names the field', async () => {
     const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', contents: [{ text: 'x' }], uid: -1, extra: true })), 400);
     expect(problem.errors).toEqual(
-      expect.arrayContaining([
-        { pointer: '/extra', message: 'unknown field' },
-        { pointer: '/contents/0/to', message: 'is required' },
-        expect.objectContaining({ pointer: '/uid' }),
-      ]),
+      expect.arrayContaining([{ pointer: '/extra', message: 'unknown field' }, { pointer: '/contents/0/to', message: 'is required' }, expect.objectContaining({ pointer: '/uid' })]),
     );
   });
 
@@ -150,9 +145,7 @@ describe('client mistakes', () => {
         else controller.close();
       },
     });
-    const res = await fetch(`${service.url}/v1/blobs`, { method: 'POST', body, duplex: 'half' } as RequestInit).catch(
-      (err: Error) => err,
-    );
+    const res = await fetch(`${service.url}/v1/blobs`, { method: 'POST', body, duplex: 'half' } as RequestInit).catch((err: Error) => err);
     // The server may answer 413 and close before the client has sent everything.
     if (res instanceof Response) await expectProblem(res, 413);
     else expect(res.message).toMatch(/fetch failed|socket|closed/);

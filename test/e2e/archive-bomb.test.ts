@@ -33,21 +33,29 @@ afterAll(async () => {
 it.each([
   ['as contents', (digest: string) => ({ name: 'bomb/contents', contents: [{ tar: digest }] })],
   ['as a base image archive', (digest: string) => ({ name: 'bomb/base', fromImage: { blob: digest } })],
-])('a gzip bomb %s ends failed, and nothing half-written is left', async (_how, spec) => {
-  const id = await submitBuild(service, spec(await uploadFile(service, bomb)));
-  const build = await waitForBuild(service, id);
-  expect(build.status).toBe('failed');
-  expect(build.error?.detail).toMatch(/decompresses to more than \d+ bytes \(an archive bomb\?\)/);
-  expect(await readdir(join(service.dataDir, 'store', 'ingest'))).toEqual([]);
-}, 120_000);
+])(
+  'a gzip bomb %s ends failed, and nothing half-written is left',
+  async (_how, spec) => {
+    const id = await submitBuild(service, spec(await uploadFile(service, bomb)));
+    const build = await waitForBuild(service, id);
+    expect(build.status).toBe('failed');
+    expect(build.error?.detail).toMatch(/decompresses to more than \d+ bytes \(an archive bomb\?\)/);
+    expect(await readdir(join(service.dataDir, 'store', 'ingest'))).toEqual([]);
+  },
+  120_000,
+);
 
-it.each(Object.keys(TOOL_BOMBS) as Array<keyof typeof TOOL_BOMBS>)('%s: a bomb as contents ends 422 naming the decompression budget, and nothing half-written is left', async (kind) => {
-  const id = await submitBuild(service, { name: `bomb/${kind}`, contents: [{ tar: await uploadFile(service, toolBomb(kind)) }] });
-  const build = await waitForBuild(service, id);
-  expect(build.status).toBe('failed');
-  expect(build.error?.status).toBe(422);
-  expect(build.error?.detail).toMatch(
-    /^contents\[0\]: blob sha256:[0-9a-f]{64} decompresses to more than 1073741824 bytes \(an archive bomb\?\): the decompression budget is 200 × the compressed size, at least 1 GiB, at most 64 GiB$/,
-  );
-  expect(await readdir(join(service.dataDir, 'store', 'ingest'))).toEqual([]);
-}, 120_000);
+it.each(Object.keys(TOOL_BOMBS) as Array<keyof typeof TOOL_BOMBS>)(
+  '%s: a bomb as contents ends 422 naming the decompression budget, and nothing half-written is left',
+  async (kind) => {
+    const id = await submitBuild(service, { name: `bomb/${kind}`, contents: [{ tar: await uploadFile(service, toolBomb(kind)) }] });
+    const build = await waitForBuild(service, id);
+    expect(build.status).toBe('failed');
+    expect(build.error?.status).toBe(422);
+    expect(build.error?.detail).toMatch(
+      /^contents\[0\]: blob sha256:[0-9a-f]{64} decompresses to more than 1073741824 bytes \(an archive bomb\?\): the decompression budget is 200 × the compressed size, at least 1 GiB, at most 64 GiB$/,
+    );
+    expect(await readdir(join(service.dataDir, 'store', 'ingest'))).toEqual([]);
+  },
+  120_000,
+);

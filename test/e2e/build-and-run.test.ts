@@ -35,11 +35,7 @@ function spec(tag: string, compression: 'gzip' | 'none') {
     uid: 1234,
     gid: 2345,
     compression,
-    contents: [
-      { tar: busybox },
-      { text: 'hello from baler\n', to: '/etc/greeting', mode: '0640' },
-      { dir: '/data', mode: '0750' },
-    ],
+    contents: [{ tar: busybox }, { text: 'hello from baler\n', to: '/etc/greeting', mode: '0640' }, { dir: '/data', mode: '0750' }],
     config: { Cmd: ['/bin/sh', '-c', CHECK], Env: ['PATH=/bin'], Labels: { 'org.example.test': 'e2e' } },
   };
 }
@@ -122,17 +118,21 @@ describe('an image built over HTTP', () => {
     }, 60_000);
     afterAll(async () => dockerd?.stop(), 60_000);
 
-    it.each(['plain', 'gz'] as const)('docker load + docker run (%s archive)', async (kind) => {
-      const image = kind === 'plain' ? plain : gzipped;
-      const load = await dockerd.docker(['load', '-i', image.path]);
-      expect(load.code, load.stderr).toBe(0);
-      expect(load.stdout).toContain(`${IMAGE}:${kind}`);
-      const ran = await dockerd.docker(['run', '--rm', '--network', 'none', `${IMAGE}:${kind}`]);
-      expect(ran.code, ran.stderr).toBe(0);
-      expect(ran.stdout.trim()).toBe(EXPECTED);
-      const inspect = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `${IMAGE}:${kind}`]);
-      expect(inspect.stdout.trim()).toBe(image.build.result?.imageId);
-    }, 120_000);
+    it.each(['plain', 'gz'] as const)(
+      'docker load + docker run (%s archive)',
+      async (kind) => {
+        const image = kind === 'plain' ? plain : gzipped;
+        const load = await dockerd.docker(['load', '-i', image.path]);
+        expect(load.code, load.stderr).toBe(0);
+        expect(load.stdout).toContain(`${IMAGE}:${kind}`);
+        const ran = await dockerd.docker(['run', '--rm', '--network', 'none', `${IMAGE}:${kind}`]);
+        expect(ran.code, ran.stderr).toBe(0);
+        expect(ran.stdout.trim()).toBe(EXPECTED);
+        const inspect = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `${IMAGE}:${kind}`]);
+        expect(inspect.stdout.trim()).toBe(image.build.result?.imageId);
+      },
+      120_000,
+    );
   });
 
   describe('under podman', () => {
@@ -142,33 +142,38 @@ describe('an image built over HTTP', () => {
     }, 60_000);
     afterAll(async () => podman?.cleanup(), 60_000);
 
-    it.each(['plain', 'gz'] as const)('podman load + podman run with runc (%s archive)', async (kind) => {
-      let path = plain.path;
-      if (kind === 'gz') {
-        // Debian 12's podman (containers/image 5.23) cannot read a gzip'd docker-archive.
-        path = join(work, 'for-podman.tar');
-        await run('sh', ['-c', `gzip -dc '${gzipped.path}' > '${path}'`]);
-      }
-      const load = await podman.podman(['load', '-i', path]);
-      expect(load.code, load.stderr).toBe(0);
-      const ran = await podman.podman([
-        '--runtime', 'runc', 'run', '--rm', '--network', 'none',
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', `${IMAGE}:${kind}`,
-      ]);
-      expect(ran.code, ran.stderr).toBe(0);
-      expect(ran.stdout.trim()).toBe(EXPECTED);
-    }, 120_000);
+    it.each(['plain', 'gz'] as const)(
+      'podman load + podman run with runc (%s archive)',
+      async (kind) => {
+        let path = plain.path;
+        if (kind === 'gz') {
+          // Debian 12's podman (containers/image 5.23) cannot read a gzip'd docker-archive.
+          path = join(work, 'for-podman.tar');
+          await run('sh', ['-c', `gzip -dc '${gzipped.path}' > '${path}'`]);
+        }
+        const load = await podman.podman(['load', '-i', path]);
+        expect(load.code, load.stderr).toBe(0);
+        const ran = await podman.podman(['--runtime', 'runc', 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', `${IMAGE}:${kind}`]);
+        expect(ran.code, ran.stderr).toBe(0);
+        expect(ran.stdout.trim()).toBe(EXPECTED);
+      },
+      120_000,
+    );
   });
 });
 
 describe('reproducibility', () => {
-  it.each(['gzip', 'none'] as const)('one spec built twice, at different times, gives the same archive bytes (%s)', async (compression) => {
-    const first = await buildAndDownload(`repro-${compression}`, compression);
-    await new Promise((r) => setTimeout(r, 1500)); // a different second on the clock
-    const second = await buildAndDownload(`repro-${compression}`, compression, { noCache: true });
-    expect(second.id).not.toBe(first.id);
-    expect(second.build).not.toHaveProperty('cachedFrom');
-    expect(await sha256File(second.path)).toBe(await sha256File(first.path));
-    expect(second.build.result?.archive.digest).toBe(first.build.result?.archive.digest);
-  }, 120_000);
+  it.each(['gzip', 'none'] as const)(
+    'one spec built twice, at different times, gives the same archive bytes (%s)',
+    async (compression) => {
+      const first = await buildAndDownload(`repro-${compression}`, compression);
+      await new Promise((r) => setTimeout(r, 1500)); // a different second on the clock
+      const second = await buildAndDownload(`repro-${compression}`, compression, { noCache: true });
+      expect(second.id).not.toBe(first.id);
+      expect(second.build).not.toHaveProperty('cachedFrom');
+      expect(await sha256File(second.path)).toBe(await sha256File(first.path));
+      expect(second.build.result?.archive.digest).toBe(first.build.result?.archive.digest);
+    },
+    120_000,
+  );
 });

@@ -20,12 +20,7 @@ let source: string;
 let expected: ByteTreeEntry[];
 
 /** Python's tarfile archiving `src` as `.`: str names decoded with surrogateescape (its file system encoding). */
-const PYTHON_TAR = [
-  'import sys, tarfile',
-  'src, out, form = sys.argv[1:4]',
-  'with tarfile.open(out, "w", format=getattr(tarfile, form)) as t:',
-  '    t.add(src, arcname=".")',
-].join('\n');
+const PYTHON_TAR = ['import sys, tarfile', 'src, out, form = sys.argv[1:4]', 'with tarfile.open(out, "w", format=getattr(tarfile, form)) as t:', '    t.add(src, arcname=".")'].join('\n');
 
 const WRITERS: Record<string, (out: string) => Promise<void>> = {
   'GNU tar, posix': async (out) => tool('tar', ['--format=posix', '-C', source, '-cf', out, '.']),
@@ -111,7 +106,11 @@ describe('names and link targets that are not UTF-8', () => {
         layer,
       ]);
       expect(python.code, python.stderr).toBe(0);
-      const pythonNames = python.stdout.toString('latin1').split('\n').filter(Boolean).map((line) => showBytes(Buffer.from(line.split('\0')[0] as string, 'latin1')));
+      const pythonNames = python.stdout
+        .toString('latin1')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => showBytes(Buffer.from(line.split('\0')[0] as string, 'latin1')));
       expect(pythonNames).toEqual(tarNames(expected).map((name) => name.replace(/\/$/, '')));
       expect(python.stdout.includes(bytes(`sym\\xe9\0caf\\xe9/men\\xfa\n`))).toBe(true);
       const layerBytes = await readFile(layer);
@@ -206,4 +205,3 @@ describe('names that are not UTF-8 through a runAsRoot step (squashfs lower, GNU
     expect(after).toEqual(changed);
   }, 600_000);
 });
-

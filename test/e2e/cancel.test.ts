@@ -26,9 +26,7 @@ afterAll(async () => {
 });
 
 const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView & { startedAt?: string };
-const cancel = (id: string, how: 'DELETE' | 'POST' = 'DELETE') =>
-  fetch(`${service.url}/v1/builds/${id}${how === 'POST' ? '/cancel' : ''}`, { method: how });
-
+const cancel = (id: string, how: 'DELETE' | 'POST' = 'DELETE') => fetch(`${service.url}/v1/builds/${id}${how === 'POST' ? '/cancel' : ''}`, { method: how });
 
 it('a queued build never starts; a running one stops within seconds with its VM killed; a finished one is 409', async () => {
   const running = await submitBuild(service, { name: 'cancel/running', runAsRoot: 'echo started; sleep 600', timeout: 600 });

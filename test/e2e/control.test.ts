@@ -13,7 +13,6 @@ afterAll(async () => service?.stop(), 60_000);
 
 const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView & { startedAt: string };
 
-
 it('takes queued builds by priority, then in submission order', async () => {
   const busy = await submitBuild(service, { name: 'control/busy', runAsRoot: 'sleep 3' });
   await until(async () => (await getBuild(busy)).status === 'running', 30_000);
@@ -44,7 +43,13 @@ it('a worker told to stop hands a running build back after its grace period, and
   const build = await waitForBuild(service, id, 90_000);
   expect(build.status, JSON.stringify(build.error)).toBe('succeeded');
   expect(service.output()).toMatch(/handing them back/);
-  const starts = service.output().split('\n').filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
-  const related = service.output().split('\n').filter((l) => l.includes(id) || /stopping|handing|stalled/.test(l));
+  const starts = service
+    .output()
+    .split('\n')
+    .filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
+  const related = service
+    .output()
+    .split('\n')
+    .filter((l) => l.includes(id) || /stopping|handing|stalled/.test(l));
   expect(starts.length, related.join('\n')).toBe(2);
 }, 120_000);

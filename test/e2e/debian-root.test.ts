@@ -43,10 +43,7 @@ async function buildDeb(dir: string): Promise<string> {
   const pkg = join(dir, 'baler-hello');
   await mkdir(join(pkg, 'DEBIAN'), { recursive: true });
   await mkdir(join(pkg, 'usr/bin'), { recursive: true });
-  await writeFile(
-    join(pkg, 'DEBIAN/control'),
-    'Package: baler-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: baler tests <tests@baler.invalid>\nDescription: says hello as whoever runs it\n',
-  );
+  await writeFile(join(pkg, 'DEBIAN/control'), 'Package: baler-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: baler tests <tests@baler.invalid>\nDescription: says hello as whoever runs it\n');
   await writeFile(join(pkg, 'usr/bin/baler-hello'), HELLO);
   await chmod(join(pkg, 'usr/bin/baler-hello'), 0o755);
   const out = join(dir, 'baler-hello_1.0_all.deb');
@@ -58,7 +55,10 @@ async function buildDeb(dir: string): Promise<string> {
 /** A build's step events (NDJSON replay of a finished build). */
 async function steps(id: string): Promise<{ name: string; phase: string; durationMs?: number }[]> {
   const res = await fetch(`${service.url}/v1/builds/${id}/events`, { headers: { accept: 'application/x-ndjson' } });
-  const events = (await res.text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; data: { name: string; phase: string; durationMs?: number } });
+  const events = (await res.text())
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { event: string; data: { name: string; phase: string; durationMs?: number } });
   return events.filter((e) => e.event === 'step').map((e) => e.data);
 }
 
@@ -150,14 +150,7 @@ describe('an mmdebstrap root as contents, as it is', () => {
       const ran = await dockerd.docker(['run', '--rm', '--user', 'app', 'baler-e2e/debian:hello', '/bin/sh', '-c', check]);
       expect(ran.code, ran.stderr).toBe(0);
       expect(ran.stdout).toBe(
-        [
-          'install ok installed 1.0',
-          'app:x:1000:1000::/home/app:/bin/sh',
-          'app:app 755 /home/app',
-          'root:shadow 640 /etc/shadow',
-          'root:root 755 /usr/bin/baler-hello',
-          '',
-        ].join('\n'),
+        ['install ok installed 1.0', 'app:x:1000:1000::/home/app:/bin/sh', 'app:app 755 /home/app', 'root:shadow 640 /etc/shadow', 'root:root 755 /usr/bin/baler-hello', ''].join('\n'),
       );
     }, 120_000);
   });

@@ -47,7 +47,13 @@ describe('dry run', () => {
   let spec: { name: string; contents: unknown[] };
   beforeAll(async () => {
     digest = await uploadText('dry run\n');
-    spec = { name: 'dry', contents: [{ file: digest, to: '/a' }, { text: 'b\n', to: '/b' }] };
+    spec = {
+      name: 'dry',
+      contents: [
+        { file: digest, to: '/a' },
+        { text: 'b\n', to: '/b' },
+      ],
+    };
   });
 
   it('resolves a spec and plans it without queueing or recording anything', async () => {
@@ -88,7 +94,10 @@ describe('dry run', () => {
 
   it('plans one layer per entry with layering, and an uploaded base archive as to be imported', async () => {
     const layered = await dryRun({ ...spec, layering: { maxLayers: 5 } });
-    expect(layered.layers.map((l) => [l.step, l.contents])).toEqual([['contents', [0]], ['contents', [1]]]);
+    expect(layered.layers.map((l) => [l.step, l.contents])).toEqual([
+      ['contents', [0]],
+      ['contents', [1]],
+    ]);
     const onArchive = await dryRun({ name: 'dry-archive', fromImage: { blob: digest }, contents: [{ text: 'x', to: '/x' }] });
     expect(onArchive.base).toEqual({ from: { blob: digest }, cached: false });
     expect(onArchive.layers).toEqual([{ step: 'contents', contents: [0], cached: false }]);
@@ -98,7 +107,13 @@ describe('dry run', () => {
     const res = await fetch(`${service.url}/v1/builds?dryRun=true`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'dry', contents: [{ text: 'x', to: '/x' }, { file: `sha256:${'1'.repeat(64)}`, to: '/y' }] }),
+      body: JSON.stringify({
+        name: 'dry',
+        contents: [
+          { text: 'x', to: '/x' },
+          { file: `sha256:${'1'.repeat(64)}`, to: '/y' },
+        ],
+      }),
     });
     expect(res.status).toBe(422);
     const problem = (await res.json()) as { errors: Array<{ pointer: string }> };

@@ -53,7 +53,13 @@ async function startReplica(): Promise<typeof replica> {
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   for (let i = 0; ; i++) {
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return { url, child, output: () => output };
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return { url, child, output: () => output };
     if (child.exitCode !== null || i > 300) throw new Error(`replica did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -98,7 +104,10 @@ async function ndjson(base: string, id: string, query = ''): Promise<Event[]> {
   expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
   const text = await res.text();
   expect(text.endsWith('\n')).toBe(true);
-  return text.trimEnd().split('\n').map((line) => JSON.parse(line) as Event);
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Event);
 }
 
 function compareIds(a: string, b: string): number {
@@ -180,7 +189,10 @@ describe('a runAsRoot build followed over SSE', () => {
     expect(steps.find((s) => s.name === 'archive' && s.phase === 'finished')?.detail).toMatchObject({ digest: expect.stringMatching(/^sha256:/) });
 
     // The log events are the build log.
-    const logText = whole.filter((e) => e.event === 'log').map((e) => e.data.text).join('');
+    const logText = whole
+      .filter((e) => e.event === 'log')
+      .map((e) => e.data.text)
+      .join('');
     expect(logText).toMatch(/step-one.*step-two/s);
     expect(logText).toBe(await (await fetch(`${service.url}/v1/builds/${id}/logs`, { headers: auth() })).text());
 
@@ -222,7 +234,11 @@ describe('a finished contents build', () => {
   });
 
   it('takes a cache hit: its log line, then its final state', async () => {
-    const res = await fetch(`${service.url}/v1/builds`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'events/contents', contents: [{ text: 'x\n', to: '/x' }] }) });
+    const res = await fetch(`${service.url}/v1/builds`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'events/contents', contents: [{ text: 'x\n', to: '/x' }] }),
+    });
     expect(res.status).toBe(201);
     const hit = ((await res.json()) as { id: string }).id;
     const events = await readAll(await openSse(replica.url, hit));
@@ -230,12 +246,14 @@ describe('a finished contents build', () => {
     expect(events[1]?.data).toMatchObject({ status: 'succeeded', cached: true, cachedFrom: id });
   });
 
-  it("is 404 for another tenant, as the build itself is", async () => {
+  it('is 404 for another tenant, as the build itself is', async () => {
     for (const accept of ['text/event-stream', 'application/x-ndjson']) {
       const res = await fetch(`${replica.url}/v1/builds/${id}/events`, { headers: { ...auth(OTHER_TOKEN), accept } });
       expect(res.status).toBe(404);
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-      expect(await res.json()).toEqual(await (await fetch(`${replica.url}/v1/builds/${id}`, { headers: auth(OTHER_TOKEN) })).json().then((p) => ({ ...(p as object), instance: `/v1/builds/${id}/events` })));
+      expect(await res.json()).toEqual(
+        await (await fetch(`${replica.url}/v1/builds/${id}`, { headers: auth(OTHER_TOKEN) })).json().then((p) => ({ ...(p as object), instance: `/v1/builds/${id}/events` })),
+      );
     }
     expect((await fetch(`${replica.url}/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa/events`, { headers: auth() })).status).toBe(404);
   });
@@ -340,7 +358,10 @@ describe('watchers of a build that waits', () => {
     expect(JSON.parse(events.at(-1)?.data ?? '{}')).toMatchObject({ status: 'cancelled' });
 
     for (let chunk = await lineBody.next(); !chunk.done; chunk = await lineBody.next()) text += lineDecoder.decode(chunk.value, { stream: true });
-    const lineEvents = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Event);
+    const lineEvents = text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Event);
     expect(lineEvents.map((e) => e.id)).toEqual(events.map((e) => e.id));
     expect(lineEvents.at(-1)).toMatchObject({ event: 'state', data: { status: 'cancelled' } });
   }, 60_000);

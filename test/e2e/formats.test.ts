@@ -16,7 +16,13 @@ let base: BuildView;
 
 async function download(id: string, query = ''): Promise<{ path: string; res: Response }> {
   const res = await fetch(`${service.url}/v1/builds/${id}/image${query}`);
-  expect(res.status, await res.clone().text().catch(() => '')).toBe(200);
+  expect(
+    res.status,
+    await res
+      .clone()
+      .text()
+      .catch(() => ''),
+  ).toBe(200);
   const path = join(work, `${id}-${Math.random().toString(36).slice(2)}`);
   await writeFile(path, Buffer.from(await res.arrayBuffer()));
   return { path, res };

@@ -48,8 +48,7 @@ it('the same key for a different request is refused', async () => {
 });
 
 it('a retried blob upload returns the first response', async () => {
-  const upload = () =>
-    fetch(`${service.url}/v1/blobs`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'idempotency-key': 'blob-1' }, body: 'hello' });
+  const upload = () => fetch(`${service.url}/v1/blobs`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'idempotency-key': 'blob-1' }, body: 'hello' });
   const first = await upload();
   expect(first.status).toBe(201);
   const again = await upload();

@@ -25,8 +25,14 @@ it('merges two builds sharing a base layer into one archive that docker loads wh
   const busybox = await uploadFile(service, await busyboxTar());
   const base = await waitForBuild(service, await submitBuild(service, { name: 'merge/base', contents: [{ tar: busybox }] }));
   const ids = [];
-  for (const [name, word] of [['merge/one', 'first'], ['merge/two', 'second']] as const) {
-    const build = await waitForBuild(service, await submitBuild(service, { name, fromImage: { build: base.id }, contents: [{ text: word, to: '/word' }], config: { Cmd: ['/bin/sh', '-c', 'cat /word'] } }));
+  for (const [name, word] of [
+    ['merge/one', 'first'],
+    ['merge/two', 'second'],
+  ] as const) {
+    const build = await waitForBuild(
+      service,
+      await submitBuild(service, { name, fromImage: { build: base.id }, contents: [{ text: word, to: '/word' }], config: { Cmd: ['/bin/sh', '-c', 'cat /word'] } }),
+    );
     expect(build.status).toBe('succeeded');
     ids.push(build.id);
   }

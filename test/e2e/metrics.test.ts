@@ -242,6 +242,11 @@ describe('with tokens', () => {
     expect((await fetch(`${service.url}/metrics`)).status).toBe(401);
     const scraped = await scrape(`${service.url}/metrics`, { authorization: 'Bearer scrape-token' });
     expect(scraped.value('process_cpu_seconds_total')).toBeGreaterThan(0);
-    expect(scraped.labelSets('baler_builds').map((l) => l.state).sort()).toEqual(['queued', 'running']);
+    expect(
+      scraped
+        .labelSets('baler_builds')
+        .map((l) => l.state)
+        .sort(),
+    ).toEqual(['queued', 'running']);
   });
 });

@@ -33,8 +33,7 @@ afterAll(async () => {
 
 type WithPushes = BuildView & { pushes?: Record<string, { status: string; manifestDigest?: string; uploadedBlobs?: number; error?: string }> };
 const getBuild = async (id: string) => (await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as WithPushes;
-const push = (id: string, ref: string) =>
-  fetch(`${service.url}/v1/builds/${id}/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ref }) });
+const push = (id: string, ref: string) => fetch(`${service.url}/v1/builds/${id}/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ref }) });
 
 async function pushed(id: string, ref: string) {
   expect((await push(id, ref)).status).toBe(202);

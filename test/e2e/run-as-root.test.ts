@@ -91,10 +91,7 @@ beforeAll(async () => {
   // No warm VMs: these tests check that a step's VM and files are gone afterwards, and a
   // pool keeps its next VM waiting in the same temp dir by design (test/vm covers the pool).
   service = await startService({ BALER_VM_TMPDIR: vmTmp, BALER_VM_POOL: '0' });
-  const base = await uploadFile(
-    service,
-    await baseImageTar({ 'etc/base-file': 'delete me\n', 'some/dir/old1': 'old\n', 'some/dir/sub/old2': 'old\n' }),
-  );
+  const base = await uploadFile(service, await baseImageTar({ 'etc/base-file': 'delete me\n', 'some/dir/old1': 'old\n', 'some/dir/sub/old2': 'old\n' }));
   const baseBuild = await build({ name: 'baler-e2e/base', contents: [{ tar: base }], config: { Env: ['PATH=/bin', 'BASE=1'] } });
   expect(baseBuild.status, JSON.stringify(baseBuild.error)).toBe('succeeded');
   baseId = baseBuild.id;
@@ -166,10 +163,7 @@ describe('a runAsRoot build over an earlier build', () => {
     it('runs as the user, with the deletions, ownership, modes and capability as the script left them', async () => {
       const load = await podman.podman(['load', '-i', archive]);
       expect(load.code, load.stderr).toBe(0);
-      const ran = await podman.podman([
-        '--runtime', 'runc', 'run', '--rm', '--network', 'none',
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', 'localhost/baler-e2e/root:one',
-      ]);
+      const ran = await podman.podman(['--runtime', 'runc', 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', 'localhost/baler-e2e/root:one']);
       expect(ran.code, ran.stderr).toBe(0);
       expect(ran.stdout.trim()).toBe(EXPECTED);
     }, 120_000);
@@ -228,17 +222,21 @@ describe('limits', () => {
     ['allocates past memorySize', 'dd if=/dev/zero of=/dev/null bs=300M count=1', { memorySize: 128 }, /out of memory/, 60],
     ['sleeps past timeout', 'sleep 600', { timeout: 8 }, /timed out after 8 s/, 8],
     ['fork-bombs', 'bomb() { bomb | bomb & }; bomb; sleep 600', { timeout: 30 }, /too many processes/, 30],
-  ])('a script that %s fails with the limit named', async (_what, script, limits, reason, limitSeconds) => {
-    const started = Date.now();
-    const result = await build(limited(script, limits));
-    expect(result.status).toBe('failed');
-    expect(result.error?.detail).toMatch(reason);
-    // Within the limit plus boot and a few seconds (TCG boots in ~3 s here).
-    expect((Date.now() - started) / 1000).toBeLessThan(limitSeconds + 30);
-    // The VM is gone and its temp files with it.
-    expect(pidsMentioning(vmTmp)).toEqual([]);
-    expect(await readdir(vmTmp)).toEqual([]);
-  }, 180_000);
+  ])(
+    'a script that %s fails with the limit named',
+    async (_what, script, limits, reason, limitSeconds) => {
+      const started = Date.now();
+      const result = await build(limited(script, limits));
+      expect(result.status).toBe('failed');
+      expect(result.error?.detail).toMatch(reason);
+      // Within the limit plus boot and a few seconds (TCG boots in ~3 s here).
+      expect((Date.now() - started) / 1000).toBeLessThan(limitSeconds + 30);
+      // The VM is gone and its temp files with it.
+      expect(pidsMentioning(vmTmp)).toEqual([]);
+      expect(await readdir(vmTmp)).toEqual([]);
+    },
+    180_000,
+  );
 
   it('has no network but loopback: outbound connections fail at once', async () => {
     const started = Date.now();

@@ -50,7 +50,6 @@ afterAll(async () => {
   await service?.stop();
 });
 
-
 it('names the build and its job on every line about a build', () => {
   for (const [what, id] of Object.entries(ids)) {
     const mine = about(id);
@@ -63,7 +62,10 @@ it('names the build and its job on every line about a build', () => {
     }
   }
   // What is not JSON (Node's own warnings) says nothing about builds.
-  const other = service.output().split('\n').filter((l) => !l.startsWith('{'));
+  const other = service
+    .output()
+    .split('\n')
+    .filter((l) => !l.startsWith('{'));
   for (const id of Object.values(ids)) expect(other.join('\n')).not.toContain(id);
 });
 

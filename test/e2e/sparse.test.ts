@@ -78,7 +78,7 @@ it('builds contents tars with sparse files (GNU S and PAX 1.0) into layers that 
   }
 }, 300_000);
 
-it('fails a build whose contents tar has a sparse map past the file\'s end: 422, saying why', async () => {
+it("fails a build whose contents tar has a sparse map past the file's end: 422, saying why", async () => {
   const tar = Buffer.concat([
     entry({ name: 'GNUSparseFile.1/f' }, Buffer.alloc(10), [
       ['GNU.sparse.major', '0'],

@@ -119,9 +119,7 @@ const expectQuotaProblem = async (res: Response) => {
 it('parallel uploads of one tenant with a length: exactly those that fit are stored, every other is a 413 and left nothing', async () => {
   const bodies = Array.from({ length: 10 }, () => randomBytes(MiB));
   const before = await storedBlobs();
-  const answers = await Promise.all(
-    bodies.map((b) => call('racer', '/v1/blobs', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(b) })),
-  );
+  const answers = await Promise.all(bodies.map((b) => call('racer', '/v1/blobs', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(b) })));
   // Each declared length is reserved whole before its body is read: four fit, six are refused unread.
   expect(answers.filter((a) => a.status === 201).length).toBe(QUOTA / MiB);
   for (const answer of answers.filter((a) => a.status !== 201)) await expectQuotaProblem(answer);

@@ -34,7 +34,12 @@ afterAll(async () => {
 async function visibleBlobsAreWhole(): Promise<number> {
   const blobs = join(storeDir, 'blobs', 'sha256');
   const names = await readdir(blobs);
-  for (const name of names) expect(createHash('sha256').update(await readFile(join(blobs, name))).digest('hex')).toBe(name);
+  for (const name of names)
+    expect(
+      createHash('sha256')
+        .update(await readFile(join(blobs, name)))
+        .digest('hex'),
+    ).toBe(name);
   expect(await readdir(join(storeDir, 'ingest'))).toEqual([]);
   return names.length;
 }

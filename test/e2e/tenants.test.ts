@@ -93,8 +93,7 @@ describe('per-tenant running and storage limits', () => {
     (await (await fetch(`${limited.url}/v1/builds/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; error?: unknown };
 
   it('runs one build of a tenant at a time while another tenant uses the free worker slot', async () => {
-    const submit = async (token: string, name: string) =>
-      ((await (await post(token, '/v1/builds', JSON.stringify({ name, runAsRoot: 'sleep 3' }))).json()) as { id: string }).id;
+    const submit = async (token: string, name: string) => ((await (await post(token, '/v1/builds', JSON.stringify({ name, runAsRoot: 'sleep 3' }))).json()) as { id: string }).id;
     const a1 = await submit('token-a', 'busy/one');
     const a2 = await submit('token-a', 'busy/two');
     const b1 = await submit('token-b', 'other/one');

@@ -38,7 +38,9 @@ describe.skipIf(process.getuid?.() !== 0)('a worker without disk room for a VM s
     let seen: Record | undefined;
     await until(async () => (seen = await get()).waiting !== undefined, 120_000);
     expect(seen?.status).toBe('queued');
-    expect(seen?.waiting).toMatch(/^this VM step may take up to 25\d MiB of the worker's disk \(a 64 MiB scratch disk and its output and \d+ MiB of inputs\); its VM temp dir has 2\d\d MiB free, running VM steps may still write 0 MiB of it and 32 MiB are kept free \(BALER_VM_DISK_RESERVE_MIB\): waiting for room$/);
+    expect(seen?.waiting).toMatch(
+      /^this VM step may take up to 25\d MiB of the worker's disk \(a 64 MiB scratch disk and its output and \d+ MiB of inputs\); its VM temp dir has 2\d\d MiB free, running VM steps may still write 0 MiB of it and 32 MiB are kept free \(BALER_VM_DISK_RESERVE_MIB\): waiting for room$/,
+    );
     const log = await (await fetch(`${service.url}/v1/builds/${id}/logs`)).text();
     expect(log).toBe(`baler: ${seen?.waiting}\n`);
     // It is tried again, and waits again: no attempt is spent, nothing fails.

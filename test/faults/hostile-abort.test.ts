@@ -57,7 +57,13 @@ it(
         () => undefined,
       );
       if (ended === undefined) return { outcome: `worker still at it ${ATTACK_MS / 1000} s after the cancel`, stuck: true };
-      return { outcome: (await client.build(id)).status, timeToEndMs: ended - cancelledAt, detail: buildLogLines(hostile.service, id).filter((l) => l.startsWith('baler-worker')).at(-1) };
+      return {
+        outcome: (await client.build(id)).status,
+        timeToEndMs: ended - cancelledAt,
+        detail: buildLogLines(hostile.service, id)
+          .filter((l) => l.startsWith('baler-worker'))
+          .at(-1),
+      };
     });
     expect(report.result.outcome).toBe('cancelled');
     expect(report.result.timeToEndMs, 'ms from the cancel to the worker letting go').toBeLessThanOrEqual(ABORT_WITHIN_MS);

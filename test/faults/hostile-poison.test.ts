@@ -31,36 +31,54 @@ beforeAll(async () => {
 
 afterAll(async () => hostile?.stop(), 60_000);
 
-it('a build whose worker is killed every time it runs it ends failed after two workers, and a third never runs it', async () => {
-  const client = hostile.as(ATTACKER);
-  // Long enough (80 copies of busybox) that the kill lands while the worker is at it.
-  const spec = { name: 'hostile/poison', contents: [{ tar: busybox }, ...Array.from({ length: 80 }, (_, i) => ({ tar: busybox, to: `/copies/${i}` }))] };
-  const report = await runAttack(hostile, 'worker killed on every attempt (poison build)', async (): Promise<AttackResult & { kills: number; starts: number }> => {
-    const startedAt = Date.now();
-    const id = await client.submitOk(spec, '?noCache=true');
-    const killed = new Set<number>();
-    const deadline = Date.now() + ATTACK_MS;
-    for (;;) {
-      for (const start of attemptStarts(hostile.service, id)) {
-        if (killed.has(start.pid) || killed.size >= MAX_KILLS) continue;
-        // Only the worker process that logged the start, if it still is one.
-        if (pidMentions(start.pid, 'build-worker')) process.kill(start.pid, 'SIGKILL');
-        killed.add(start.pid);
-      }
-      const build = await client.build(id);
-      if (['succeeded', 'failed', 'cancelled'].includes(build.status) || Date.now() > deadline) {
-        const ended = Date.parse((build as { finishedAt?: string }).finishedAt ?? '') || Date.now();
-        const starts = attemptStarts(hostile.service, id).length;
-        const stuck = !['succeeded', 'failed', 'cancelled'].includes(build.status);
-        const how = build.error ? `${build.status} ${build.error.status}` : build.status;
-        return { outcome: `${how} after ${starts} starts, ${killed.size} killed`, detail: build.error?.detail, status: build.error?.status, timeToEndMs: stuck ? undefined : ended - startedAt, stuck, build, kills: killed.size, starts };
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }, { restartsAllowed: 2 });
-  expect(report.result.build?.status, report.result.outcome).toBe('failed');
-  expect(report.result.detail).toMatch(/stopped its worker twice/);
-  expect(report.result.starts, 'workers that started the build').toBe(2);
-  expect(report.result.kills).toBe(2);
-  expect(buildLogLines(hostile.service, report.result.build?.id as string).join('\n'), 'the worker log names the poison build').toMatch(/twice|poison/i);
-}, ATTACK_MS + 180_000);
+it(
+  'a build whose worker is killed every time it runs it ends failed after two workers, and a third never runs it',
+  async () => {
+    const client = hostile.as(ATTACKER);
+    // Long enough (80 copies of busybox) that the kill lands while the worker is at it.
+    const spec = { name: 'hostile/poison', contents: [{ tar: busybox }, ...Array.from({ length: 80 }, (_, i) => ({ tar: busybox, to: `/copies/${i}` }))] };
+    const report = await runAttack(
+      hostile,
+      'worker killed on every attempt (poison build)',
+      async (): Promise<AttackResult & { kills: number; starts: number }> => {
+        const startedAt = Date.now();
+        const id = await client.submitOk(spec, '?noCache=true');
+        const killed = new Set<number>();
+        const deadline = Date.now() + ATTACK_MS;
+        for (;;) {
+          for (const start of attemptStarts(hostile.service, id)) {
+            if (killed.has(start.pid) || killed.size >= MAX_KILLS) continue;
+            // Only the worker process that logged the start, if it still is one.
+            if (pidMentions(start.pid, 'build-worker')) process.kill(start.pid, 'SIGKILL');
+            killed.add(start.pid);
+          }
+          const build = await client.build(id);
+          if (['succeeded', 'failed', 'cancelled'].includes(build.status) || Date.now() > deadline) {
+            const ended = Date.parse((build as { finishedAt?: string }).finishedAt ?? '') || Date.now();
+            const starts = attemptStarts(hostile.service, id).length;
+            const stuck = !['succeeded', 'failed', 'cancelled'].includes(build.status);
+            const how = build.error ? `${build.status} ${build.error.status}` : build.status;
+            return {
+              outcome: `${how} after ${starts} starts, ${killed.size} killed`,
+              detail: build.error?.detail,
+              status: build.error?.status,
+              timeToEndMs: stuck ? undefined : ended - startedAt,
+              stuck,
+              build,
+              kills: killed.size,
+              starts,
+            };
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      },
+      { restartsAllowed: 2 },
+    );
+    expect(report.result.build?.status, report.result.outcome).toBe('failed');
+    expect(report.result.detail).toMatch(/stopped its worker twice/);
+    expect(report.result.starts, 'workers that started the build').toBe(2);
+    expect(report.result.kills).toBe(2);
+    expect(buildLogLines(hostile.service, report.result.build?.id as string).join('\n'), 'the worker log names the poison build').toMatch(/twice|poison/i);
+  },
+  ATTACK_MS + 180_000,
+);

@@ -73,16 +73,20 @@ const SPARSE_ATTACKS: SparseAttack[] = [
 ];
 
 for (const { title, attack, write, gzip, budget } of SPARSE_ATTACKS) {
-  it(title, async () => {
-    const client = hostile.as(ATTACKER);
-    const tar = await write(join(work, `${attack.replace(/\W+/g, '-')}.tar${gzip ? '.gz' : ''}`));
-    const spec = { name: 'hostile/sparse', contents: [{ tar: await client.uploadOk(tar) }] };
-    const chargedBefore = await chargedBytes(hostile.service.redisUrl, ATTACKER);
-    const report = await runAttack(hostile, attack, () => submitAndWait(client, spec, ATTACK_MS), { chargedTenant: ATTACKER });
-    expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
-    expect(budgetNamed(report.result.detail), report.result.detail).toBe(budget);
-    expect(report.result.timeToEndMs, 'time from submission to the refusal (ms)').toBeLessThan(REFUSED_WITHIN_MS);
-    // Refused, not attempted: what the build stored besides the upload (its decompressed copy) is no layer.
-    if (!gzip) expect((report.charged ?? 0) - chargedBefore, 'bytes the refused build stored').toBeLessThan(1024 * 1024);
-  }, ATTACK_MS + 180_000);
+  it(
+    title,
+    async () => {
+      const client = hostile.as(ATTACKER);
+      const tar = await write(join(work, `${attack.replace(/\W+/g, '-')}.tar${gzip ? '.gz' : ''}`));
+      const spec = { name: 'hostile/sparse', contents: [{ tar: await client.uploadOk(tar) }] };
+      const chargedBefore = await chargedBytes(hostile.service.redisUrl, ATTACKER);
+      const report = await runAttack(hostile, attack, () => submitAndWait(client, spec, ATTACK_MS), { chargedTenant: ATTACKER });
+      expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
+      expect(budgetNamed(report.result.detail), report.result.detail).toBe(budget);
+      expect(report.result.timeToEndMs, 'time from submission to the refusal (ms)').toBeLessThan(REFUSED_WITHIN_MS);
+      // Refused, not attempted: what the build stored besides the upload (its decompressed copy) is no layer.
+      if (!gzip) expect((report.charged ?? 0) - chargedBefore, 'bytes the refused build stored').toBeLessThan(1024 * 1024);
+    },
+    ATTACK_MS + 180_000,
+  );
 }

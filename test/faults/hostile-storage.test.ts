@@ -68,7 +68,12 @@ it.each([
         const startedAt = Date.now();
         const race = await raceUploads(client, 8, MiB, { streamed });
         const refused = race.statuses.filter((s) => s !== 201 && s !== 200);
-        return { outcome: `${race.statuses.length - refused.length} stored, ${refused.length} refused (${[...new Set(refused)].join(', ') || 'none'})`, timeToEndMs: Date.now() - startedAt, statuses: race.statuses, acceptedBytes: race.acceptedBytes };
+        return {
+          outcome: `${race.statuses.length - refused.length} stored, ${refused.length} refused (${[...new Set(refused)].join(', ') || 'none'})`,
+          timeToEndMs: Date.now() - startedAt,
+          statuses: race.statuses,
+          acceptedBytes: race.acceptedBytes,
+        };
       },
       { chargedTenant: tenant },
     );
@@ -82,33 +87,29 @@ it.each([
   120_000,
 );
 
-it(
-  'a merge that would pass the quota is refused with 413/507, and nothing is charged for it',
-  async () => {
-    const client = hostile.as('merge');
-    const builds: string[] = [];
-    for (const i of [1, 2]) {
-      const blob = await client.uploadOk(randomBytes(MiB / 2));
-      const built = await submitAndWait(client, { name: 'hostile/merge-part', tag: `p${i}`, compression: 'none', contents: [{ file: blob, to: '/part' }] }, 60_000);
-      expect(built.outcome, built.detail).toBe('succeeded');
-      builds.push(built.build?.id as string);
-    }
-    // Half a MiB of room left: the merge (both images, more than 1 MiB) does not fit.
-    const before = await fillQuota(client, hostile.service.redisUrl, QUOTA, MiB / 2);
-    const report = await runAttack(
-      hostile,
-      'merge over quota',
-      async () => {
-        const startedAt = Date.now();
-        const res = await client.request('/v1/merges', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ builds }) });
-        if (res.status === 201) return { outcome: 'merged (201)', status: 201, timeToEndMs: Date.now() - startedAt };
-        return refusal(res, 'merge', startedAt);
-      },
-      { chargedTenant: 'merge' },
-    );
-    expectOverQuota(report.result);
-    expect(report.charged).toBe(before);
-    expect(await chargedBytes(hostile.service.redisUrl, 'merge')).toBeLessThanOrEqual(QUOTA);
-  },
-  180_000,
-);
+it('a merge that would pass the quota is refused with 413/507, and nothing is charged for it', async () => {
+  const client = hostile.as('merge');
+  const builds: string[] = [];
+  for (const i of [1, 2]) {
+    const blob = await client.uploadOk(randomBytes(MiB / 2));
+    const built = await submitAndWait(client, { name: 'hostile/merge-part', tag: `p${i}`, compression: 'none', contents: [{ file: blob, to: '/part' }] }, 60_000);
+    expect(built.outcome, built.detail).toBe('succeeded');
+    builds.push(built.build?.id as string);
+  }
+  // Half a MiB of room left: the merge (both images, more than 1 MiB) does not fit.
+  const before = await fillQuota(client, hostile.service.redisUrl, QUOTA, MiB / 2);
+  const report = await runAttack(
+    hostile,
+    'merge over quota',
+    async () => {
+      const startedAt = Date.now();
+      const res = await client.request('/v1/merges', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ builds }) });
+      if (res.status === 201) return { outcome: 'merged (201)', status: 201, timeToEndMs: Date.now() - startedAt };
+      return refusal(res, 'merge', startedAt);
+    },
+    { chargedTenant: 'merge' },
+  );
+  expectOverQuota(report.result);
+  expect(report.charged).toBe(before);
+  expect(await chargedBytes(hostile.service.redisUrl, 'merge')).toBeLessThanOrEqual(QUOTA);
+}, 180_000);

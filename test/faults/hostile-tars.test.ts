@@ -95,11 +95,15 @@ const TAR_ATTACKS: TarAttack[] = [
 ];
 
 for (const { title, attack, write, budgets, mayBuild } of TAR_ATTACKS) {
-  it(title, async () => {
-    const spec = await contentsOf(await write(join(work, `${attack.replace(/\W+/g, '-')}.tar.gz`)));
-    const report = await runAttack(hostile, attack, () => submitAndWait(hostile.as(ATTACKER), spec, ATTACK_MS), { chargedTenant: ATTACKER });
-    if (!(mayBuild && report.result.outcome === 'succeeded')) expectBudget(report.result, budgets);
-  }, ATTACK_MS + 120_000);
+  it(
+    title,
+    async () => {
+      const spec = await contentsOf(await write(join(work, `${attack.replace(/\W+/g, '-')}.tar.gz`)));
+      const report = await runAttack(hostile, attack, () => submitAndWait(hostile.as(ATTACKER), spec, ATTACK_MS), { chargedTenant: ATTACKER });
+      if (!(mayBuild && report.result.outcome === 'succeeded')) expectBudget(report.result, budgets);
+    },
+    ATTACK_MS + 120_000,
+  );
 }
 
 it.each(BAD_PAX_MTIMES)(

@@ -70,81 +70,105 @@ it.each([
   ['diskSize', 262_144, VM_CAPS.diskMiB],
   ['memorySize', VM_CAP_DEFAULTS.memoryMiB * 2, VM_CAPS.memoryMiB],
   ['timeout', VM_CAP_DEFAULTS.timeoutSeconds * 2, VM_CAPS.timeoutSeconds],
-] as const)("a step with %s %d, over the operator's default cap, is refused at submit with 400 naming %s", async (field, value, cap) => {
-  const client = hostile.as('vm');
-  const report = await runAttack(hostile, `VM ${field} over its cap`, async (): Promise<AttackResult> => {
-    const startedAt = Date.now();
-    const res = await client.submit({ name: 'hostile/over-cap', runAsRoot: 'true', [field]: value });
-    if (res.status === 202 || res.status === 201) {
-      // Accepted: stop it before it takes what it asked for.
-      const { id } = (await res.json()) as { id: string };
-      await client.cancel(id);
-      return { outcome: `accepted (${res.status}), cancelled`, status: res.status, timeToEndMs: Date.now() - startedAt };
+] as const)(
+  "a step with %s %d, over the operator's default cap, is refused at submit with 400 naming %s",
+  async (field, value, cap) => {
+    const client = hostile.as('vm');
+    const report = await runAttack(hostile, `VM ${field} over its cap`, async (): Promise<AttackResult> => {
+      const startedAt = Date.now();
+      const res = await client.submit({ name: 'hostile/over-cap', runAsRoot: 'true', [field]: value });
+      if (res.status === 202 || res.status === 201) {
+        // Accepted: stop it before it takes what it asked for.
+        const { id } = (await res.json()) as { id: string };
+        await client.cancel(id);
+        return { outcome: `accepted (${res.status}), cancelled`, status: res.status, timeToEndMs: Date.now() - startedAt };
+      }
+      const body = (await res.json()) as { detail?: string };
+      return { outcome: `${res.status} at submit`, status: res.status, detail: body.detail, timeToEndMs: Date.now() - startedAt };
+    });
+    expect(report.result.status, report.result.outcome).toBe(400);
+    expect(report.result.detail).toContain(cap);
+  },
+  120_000,
+);
+
+it(
+  `a runAsRoot making ${LAYER_ENTRIES + 10_000} files fails with 422 naming the entries budget (${LAYER_ENTRIES})`,
+  async () => {
+    const { report } = await vmAttack('VM output: many files', hostile.as('vm'), { name: 'hostile/many-files', runAsRoot: manyFilesScript(LAYER_ENTRIES + 10_000) });
+    expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
+    expect([BUDGETS.layerEntries, BUDGETS.buildEntries]).toContain(budgetNamed(report.result.detail));
+  },
+  ATTACK_MS + 120_000,
+);
+
+it(
+  'a runAsRoot leaving a 100 GiB sparse file fails with 422, having taken at most about 3 × diskSize on the host',
+  async () => {
+    const diskSize = 64;
+    const { report, host } = await vmAttack('VM output: 100 GiB sparse file', hostile.as('vm'), { name: 'hostile/sparse', runAsRoot: SPARSE_FILE_SCRIPT, diskSize });
+    expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
+    expect(host.diskBytes, 'bytes the step took on the host').toBeLessThanOrEqual(3 * diskSize * MiB + 128 * MiB);
+  },
+  ATTACK_MS + 120_000,
+);
+
+it(
+  'device nodes made by mknod never reach the image',
+  async () => {
+    const client = hostile.as('vm');
+    const { report } = await vmAttack('VM mknod', client, { name: 'hostile/mknod', runAsRoot: MKNOD_SCRIPT });
+    if (report.result.build?.status === 'succeeded') {
+      const archive = join(work, 'mknod-image');
+      await downloadImageAs(client, report.result.build?.id as string, archive);
+      expect(await deviceEntries(archive)).toEqual([]);
+    } else {
+      expect(report.result.status, report.result.outcome).toBe(422);
+      expect(report.result.detail).toMatch(/device/);
     }
-    const body = (await res.json()) as { detail?: string };
-    return { outcome: `${res.status} at submit`, status: res.status, detail: body.detail, timeToEndMs: Date.now() - startedAt };
-  });
-  expect(report.result.status, report.result.outcome).toBe(400);
-  expect(report.result.detail).toContain(cap);
-}, 120_000);
+  },
+  ATTACK_MS + 120_000,
+);
 
-it(`a runAsRoot making ${LAYER_ENTRIES + 10_000} files fails with 422 naming the entries budget (${LAYER_ENTRIES})`, async () => {
-  const { report } = await vmAttack('VM output: many files', hostile.as('vm'), { name: 'hostile/many-files', runAsRoot: manyFilesScript(LAYER_ENTRIES + 10_000) });
-  expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
-  expect([BUDGETS.layerEntries, BUDGETS.buildEntries]).toContain(budgetNamed(report.result.detail));
-}, ATTACK_MS + 120_000);
-
-it('a runAsRoot leaving a 100 GiB sparse file fails with 422, having taken at most about 3 × diskSize on the host', async () => {
-  const diskSize = 64;
-  const { report, host } = await vmAttack('VM output: 100 GiB sparse file', hostile.as('vm'), { name: 'hostile/sparse', runAsRoot: SPARSE_FILE_SCRIPT, diskSize });
-  expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
-  expect(host.diskBytes, 'bytes the step took on the host').toBeLessThanOrEqual(3 * diskSize * MiB + 128 * MiB);
-}, ATTACK_MS + 120_000);
-
-it('device nodes made by mknod never reach the image', async () => {
-  const client = hostile.as('vm');
-  const { report } = await vmAttack('VM mknod', client, { name: 'hostile/mknod', runAsRoot: MKNOD_SCRIPT });
-  if (report.result.build?.status === 'succeeded') {
-    const archive = join(work, 'mknod-image');
-    await downloadImageAs(client, report.result.build?.id as string, archive);
-    expect(await deviceEntries(archive)).toEqual([]);
-  } else {
+it(
+  'a console flood ending in a reboot keeps a bounded console on the host and a short error',
+  async () => {
+    const { report, host } = await vmAttack('VM console flood', hostile.as('vm'), { name: 'hostile/flood', runAsRoot: consoleFloodScript(20), timeout: 120 });
     expect(report.result.status, report.result.outcome).toBe(422);
-    expect(report.result.detail).toMatch(/device/);
-  }
-}, ATTACK_MS + 120_000);
+    expect((report.result.detail ?? '').length).toBeLessThanOrEqual(MAX_ERROR_TEXT_CHARS);
+    expect(host.consoleBytes, 'bytes of guest console kept on the host').toBeLessThanOrEqual(2 * CONSOLE_TAIL_BYTES);
+  },
+  ATTACK_MS + 120_000,
+);
 
-it('a console flood ending in a reboot keeps a bounded console on the host and a short error', async () => {
-  const { report, host } = await vmAttack('VM console flood', hostile.as('vm'), { name: 'hostile/flood', runAsRoot: consoleFloodScript(20), timeout: 120 });
-  expect(report.result.status, report.result.outcome).toBe(422);
-  expect((report.result.detail ?? '').length).toBeLessThanOrEqual(MAX_ERROR_TEXT_CHARS);
-  expect(host.consoleBytes, 'bytes of guest console kept on the host').toBeLessThanOrEqual(2 * CONSOLE_TAIL_BYTES);
-}, ATTACK_MS + 120_000);
+it(
+  "tenant B submitting tenant A's random-bytes runAsRoot gets its own run, never A's bytes or build id",
+  async () => {
+    const a = hostile.as('tenant-a');
+    const b = hostile.as('tenant-b');
+    const first = await submitAndWait(a, RANDOM_SECRET_SPEC, ATTACK_MS);
+    expect(first.outcome, first.detail).toBe('succeeded');
+    const aId = first.build?.id as string;
+    const aLayers = first.build?.result?.diffIds ?? [];
 
-it("tenant B submitting tenant A's random-bytes runAsRoot gets its own run, never A's bytes or build id", async () => {
-  const a = hostile.as('tenant-a');
-  const b = hostile.as('tenant-b');
-  const first = await submitAndWait(a, RANDOM_SECRET_SPEC, ATTACK_MS);
-  expect(first.outcome, first.detail).toBe('succeeded');
-  const aId = first.build?.id as string;
-  const aLayers = first.build?.result?.diffIds ?? [];
-
-  const report = await runAttack(hostile, 'cross-tenant VM results', async (): Promise<AttackResult & { dryRun: string; submitted: string }> => {
-    const startedAt = Date.now();
-    const dryRun = await (await b.submit(RANDOM_SECRET_SPEC, '?dryRun=true')).text();
-    const res = await b.submit(RANDOM_SECRET_SPEC);
-    const submitted = await res.text();
-    const { id } = JSON.parse(submitted) as { id: string };
-    const outcome = await buildOutcome(b, id, startedAt, ATTACK_MS);
-    return { ...outcome, dryRun, submitted };
-  });
-  expect(report.result.submitted).not.toContain(aId);
-  expect(report.result.dryRun).not.toContain(aId);
-  expect(report.result.outcome, report.result.detail).toBe('succeeded');
-  expect(JSON.stringify(report.result.build)).not.toContain(aId);
-  // B's script ran in B's own VM: its random bytes, its layer.
-  expect(report.result.build?.result?.diffIds.at(-1)).not.toBe(aLayers.at(-1));
-}, 2 * ATTACK_MS + 120_000);
+    const report = await runAttack(hostile, 'cross-tenant VM results', async (): Promise<AttackResult & { dryRun: string; submitted: string }> => {
+      const startedAt = Date.now();
+      const dryRun = await (await b.submit(RANDOM_SECRET_SPEC, '?dryRun=true')).text();
+      const res = await b.submit(RANDOM_SECRET_SPEC);
+      const submitted = await res.text();
+      const { id } = JSON.parse(submitted) as { id: string };
+      const outcome = await buildOutcome(b, id, startedAt, ATTACK_MS);
+      return { ...outcome, dryRun, submitted };
+    });
+    expect(report.result.submitted).not.toContain(aId);
+    expect(report.result.dryRun).not.toContain(aId);
+    expect(report.result.outcome, report.result.detail).toBe('succeeded');
+    expect(JSON.stringify(report.result.build)).not.toContain(aId);
+    // B's script ran in B's own VM: its random bytes, its layer.
+    expect(report.result.build?.result?.diffIds.at(-1)).not.toBe(aLayers.at(-1));
+  },
+  2 * ATTACK_MS + 120_000,
+);
 
 /** The build's image, fetched with the tenant's token (the support's downloadImage has none). */
 async function downloadImageAs(client: TenantClient, id: string, path: string): Promise<void> {

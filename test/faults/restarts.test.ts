@@ -16,7 +16,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => service?.stop(), 60_000);
 
-
 const statusOf = async (id: string) => ((await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView).status;
 
 it('Redis restarted with builds queued and running: none lost, all end succeeded', async () => {
@@ -74,7 +73,12 @@ it('SIGTERM to the API: it stops accepting, but an in-flight download finishes w
   process.kill(service.apiPid, 'SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
   // New requests are refused while the download goes on.
-  expect(await fetch(`${service.url}/healthz`).then(() => 'answered', () => 'refused')).toBe('refused');
+  expect(
+    await fetch(`${service.url}/healthz`).then(
+      () => 'answered',
+      () => 'refused',
+    ),
+  ).toBe('refused');
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;

@@ -36,7 +36,6 @@ afterAll(async () => {
 
 const logOf = async (id: string) => (await fetch(`${service.url}/v1/builds/${id}/logs`)).text();
 
-
 const kinds = {
   'a pure-layer build': (n: number) => ({
     name: 'faults/pure',
@@ -54,31 +53,38 @@ const kinds = {
 };
 
 describe.each(Object.entries(kinds))('kill -9 of the worker during %s', (kind, spec) => {
-  it(`recovers ${TRIALS}/${TRIALS} trials with the bytes of an undisturbed build`, async () => {
-    const reference = await waitForBuild(service, await submitBuild(service, spec(0)));
-    expect(reference.status).toBe('succeeded');
-    let recovered = 0;
-    let missed = 0;
-    while (recovered < TRIALS) {
-      // The same spec as the reference (same tag), so the same bytes are expected; built
-      // again, not taken from the build cache.
-      const id = await submitBuild(service, spec(0), { noCache: true });
-      const victim = await service.workerPid();
-      if (kind === 'its VM step') await until(async () => (await logOf(id)).includes('vm-step-running'), 60_000);
-      else await until(async () => ((await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView).status === 'running', 60_000);
-      process.kill(victim, 'SIGKILL');
-      const build = await waitForBuild(service, id, 120_000);
-      expect(build.status, JSON.stringify(build.error)).toBe('succeeded');
-      expect(build.result?.archive.digest).toBe(reference.result?.archive.digest);
-      expect(await service.workerPid()).not.toBe(victim);
-      await until(async () => pidsMentioning(vmTmp).length === 0 && (await readdir(vmTmp)).length === 0, 30_000);
-      // A trial counts only if the kill really cut the build off: a second worker started it
-      // again. (A fast build may finish between "running" and the kill; then it is no trial.)
-      const starts = service.output().split('\n').filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
-      if (starts.length >= 2) recovered++;
-      else expect(++missed, 'the kill keeps landing after the build finished').toBeLessThanOrEqual(TRIALS);
-    }
-    console.log(`faults: kill -9 during ${kind}: ${recovered}/${TRIALS} recovered with identical bytes (${missed} kills landed after the build had finished and were not counted)`);
-    expect(recovered).toBe(TRIALS);
-  }, 120_000 + TRIALS * 180_000);
+  it(
+    `recovers ${TRIALS}/${TRIALS} trials with the bytes of an undisturbed build`,
+    async () => {
+      const reference = await waitForBuild(service, await submitBuild(service, spec(0)));
+      expect(reference.status).toBe('succeeded');
+      let recovered = 0;
+      let missed = 0;
+      while (recovered < TRIALS) {
+        // The same spec as the reference (same tag), so the same bytes are expected; built
+        // again, not taken from the build cache.
+        const id = await submitBuild(service, spec(0), { noCache: true });
+        const victim = await service.workerPid();
+        if (kind === 'its VM step') await until(async () => (await logOf(id)).includes('vm-step-running'), 60_000);
+        else await until(async () => ((await (await fetch(`${service.url}/v1/builds/${id}`)).json()) as BuildView).status === 'running', 60_000);
+        process.kill(victim, 'SIGKILL');
+        const build = await waitForBuild(service, id, 120_000);
+        expect(build.status, JSON.stringify(build.error)).toBe('succeeded');
+        expect(build.result?.archive.digest).toBe(reference.result?.archive.digest);
+        expect(await service.workerPid()).not.toBe(victim);
+        await until(async () => pidsMentioning(vmTmp).length === 0 && (await readdir(vmTmp)).length === 0, 30_000);
+        // A trial counts only if the kill really cut the build off: a second worker started it
+        // again. (A fast build may finish between "running" and the kill; then it is no trial.)
+        const starts = service
+          .output()
+          .split('\n')
+          .filter((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"build started"'));
+        if (starts.length >= 2) recovered++;
+        else expect(++missed, 'the kill keeps landing after the build finished').toBeLessThanOrEqual(TRIALS);
+      }
+      console.log(`faults: kill -9 during ${kind}: ${recovered}/${TRIALS} recovered with identical bytes (${missed} kills landed after the build had finished and were not counted)`);
+      expect(recovered).toBe(TRIALS);
+    },
+    120_000 + TRIALS * 180_000,
+  );
 });

@@ -16,7 +16,10 @@ const SPECS = Number(process.env.FUZZ_SPECS ?? 1_000);
 const TARS = Number(process.env.FUZZ_TARS ?? 100);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);
 
-const digest = fc.oneof(fc.hexaString({ minLength: 64, maxLength: 64 }).map((h) => `sha256:${h.toLowerCase().padEnd(64, '0')}`), fc.string());
+const digest = fc.oneof(
+  fc.hexaString({ minLength: 64, maxLength: 64 }).map((h) => `sha256:${h.toLowerCase().padEnd(64, '0')}`),
+  fc.string(),
+);
 const path = fc.oneof(fc.constantFrom('/', '/etc/motd', '../x', '/a/../../b', '', '//x//y', `/${'d'.repeat(5000)}`), fc.string(), fc.fullUnicodeString());
 const mode = fc.oneof(fc.constantFrom('0755', '4755', '999', '0', '07777', 'rwx'), fc.string());
 const content = fc.oneof(
@@ -32,7 +35,10 @@ const spec = fc.record(
     name: fc.oneof(fc.constantFrom('ok', 'UP', 'a//b', 'host:1/x', 'x'.repeat(300)), fc.string(), fc.anything()),
     tag: fc.oneof(fc.constantFrom('latest', '.x', 'x'.repeat(200)), fc.string()),
     contents: fc.oneof(fc.array(content, { maxLength: 5 }), fc.anything()),
-    config: fc.oneof(fc.record({ Cmd: fc.array(fc.string()), Env: fc.array(fc.string()), User: fc.string(), ExposedPorts: fc.dictionary(fc.string(), fc.anything()) }, { requiredKeys: [] }), fc.anything()),
+    config: fc.oneof(
+      fc.record({ Cmd: fc.array(fc.string()), Env: fc.array(fc.string()), User: fc.string(), ExposedPorts: fc.dictionary(fc.string(), fc.anything()) }, { requiredKeys: [] }),
+      fc.anything(),
+    ),
     uid: fc.oneof(fc.integer(), fc.double(), fc.string()),
     gid: fc.oneof(fc.integer({ min: -5, max: 2 ** 33 }), fc.constant(null)),
     created: fc.oneof(fc.constantFrom('now', '2024-13-45T99:99:99Z', '1970-01-01T00:00:01Z'), fc.string()),
@@ -83,7 +89,12 @@ describe('generated specs', () => {
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       if (res.status >= 500) throw new Error(`status ${res.status} for ${text.slice(0, 500)}`);
     }
-    console.log(`fuzz: ${bodies.length} generated specs → ${[...statuses].sort().map(([s, n]) => `${s}×${n}`).join(' ')}; 0 responses ≥ 500`);
+    console.log(
+      `fuzz: ${bodies.length} generated specs → ${[...statuses]
+        .sort()
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ')}; 0 responses ≥ 500`,
+    );
     expect((await fetch(`${service.url}/readyz`)).status).toBe(200);
     expect(service.output()).not.toMatch(/"level":(50|60)/);
   }, 600_000);
@@ -104,11 +115,13 @@ describe('mutated tars', () => {
   it(`${TARS} mutated tars through upload and build: every build ends, no crash, still healthy`, async () => {
     const root = join(work, 'root');
     await run('sh', ['-ec', `mkdir -p ${root}/a/b && echo hi > ${root}/a/f && ln ${root}/a/f ${root}/a/h && ln -s /etc ${root}/s && echo x > ${root}/a/b/${'n'.repeat(120)} && mkdir ${root}/ü`]);
-    const tars = await Promise.all(['gnu', 'pax'].map(async (format) => {
-      const p = join(work, `${format}.tar`);
-      await run('tar', [`--format=${format}`, '-C', root, '-cf', p, '.']);
-      return readFile(p);
-    }));
+    const tars = await Promise.all(
+      ['gnu', 'pax'].map(async (format) => {
+        const p = join(work, `${format}.tar`);
+        await run('tar', [`--format=${format}`, '-C', root, '-cf', p, '.']);
+        return readFile(p);
+      }),
+    );
     const mutation = fc.record({
       which: fc.nat(1),
       flips: fc.array(fc.record({ at: fc.nat(), byte: fc.nat(255) }), { minLength: 1, maxLength: 8 }),

@@ -45,7 +45,13 @@ async function read(reader: BlobRangeReader, blob: Digest, start: number, length
 it('reads ascending ranges with small gaps through one open', async () => {
   const s = counting();
   const reader = new BlobRangeReader({ ...store, open: s.open } as unknown as FsBlobStore);
-  const ranges = [[0, 100], [612, 5000], [5612, 1_500_000], [1_505_612 + 512, 1000], [2_400_000, 1000]] as const;
+  const ranges = [
+    [0, 100],
+    [612, 5000],
+    [5612, 1_500_000],
+    [1_505_612 + 512, 1000],
+    [2_400_000, 1000],
+  ] as const;
   for (const [start, length] of ranges) expect((await read(reader, a, start, length)).equals(bytesA.subarray(start, start + length))).toBe(true);
   reader.close();
   expect(s.opens).toHaveLength(1);
@@ -54,13 +60,25 @@ it('reads ascending ranges with small gaps through one open', async () => {
 it('reopens for a range behind, far ahead, or in another blob, and still gives the right bytes', async () => {
   const s = counting();
   const reader = new BlobRangeReader({ ...store, open: s.open } as unknown as FsBlobStore);
-  const steps: Array<[Digest, number, number]> = [[a, 2_000_000, 10], [a, 5, 10], [b, 4, 5], [a, 2_900_000, 100_000], [a, 0, 3]];
+  const steps: Array<[Digest, number, number]> = [
+    [a, 2_000_000, 10],
+    [a, 5, 10],
+    [b, 4, 5],
+    [a, 2_900_000, 100_000],
+    [a, 0, 3],
+  ];
   for (const [blob, start, length] of steps) {
     const whole = blob === a ? bytesA : bytesB;
     expect((await read(reader, blob, start, length)).equals(whole.subarray(start, start + length))).toBe(true);
   }
   reader.close();
-  expect(s.opens.map((o) => [o.digest === a ? 'a' : 'b', o.range?.start ?? 0])).toEqual([['a', 2_000_000], ['a', 5], ['b', 4], ['a', 2_900_000], ['a', 0]]);
+  expect(s.opens.map((o) => [o.digest === a ? 'a' : 'b', o.range?.start ?? 0])).toEqual([
+    ['a', 2_000_000],
+    ['a', 5],
+    ['b', 4],
+    ['a', 2_900_000],
+    ['a', 0],
+  ]);
 });
 
 it('fails when a range runs past the end of the blob', async () => {

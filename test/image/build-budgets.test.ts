@@ -79,9 +79,7 @@ describe('a contents tar with a global PAX header (attack 1)', () => {
     const blob = (await store.put(Readable.from([globalXattrBomb()]))).digest;
     const err = await rejection(build({ contents: [{ text: 'x', to: '/x' }, { tar: blob }] }));
     expect(err).toBeInstanceOf(BudgetExceededError);
-    expect(err.message).toBe(
-      'contents[1]: more than 1000 global PAX records in one tar (at byte 0) (the budget BALER_MAX_GLOBAL_PAX_RECORDS is 1000)',
-    );
+    expect(err.message).toBe('contents[1]: more than 1000 global PAX records in one tar (at byte 0) (the budget BALER_MAX_GLOBAL_PAX_RECORDS is 1000)');
   });
 });
 
@@ -155,7 +153,10 @@ describe('entries per build', () => {
   });
 
   it('counts every contents entry, directories it implies included, across layered trees', async () => {
-    const contents = [{ text: 'a', to: `/${'d/'.repeat(60)}a` }, { text: 'b', to: `/${'e/'.repeat(60)}b` }];
+    const contents = [
+      { text: 'a', to: `/${'d/'.repeat(60)}a` },
+      { text: 'b', to: `/${'e/'.repeat(60)}b` },
+    ];
     const err = await rejection(build({ contents, layering: { maxLayers: 5 } }, { budgets: { maxBuildEntries: 100 } }));
     expect(err).toMatchObject({ setting: 'BALER_MAX_BUILD_ENTRIES' });
     expect(err.message).toMatch(/^contents\[\d+\]: more than 100 entries/);

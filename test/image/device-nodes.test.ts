@@ -171,7 +171,10 @@ async function dockerSaveArchive(rootTar: string, name: string): Promise<{ archi
     os: 'linux',
     created: '2024-01-01T00:00:00Z',
     config: { Cmd: ['/bin/sh'] },
-    history: [{ created: '2024-01-01T00:00:00Z', created_by: 'root' }, { created: '2024-01-01T00:00:00Z', created_by: 'motd' }],
+    history: [
+      { created: '2024-01-01T00:00:00Z', created_by: 'root' },
+      { created: '2024-01-01T00:00:00Z', created_by: 'motd' },
+    ],
     rootfs: { type: 'layers', diff_ids: diffIds },
   });
   const configHex = createHash('sha256').update(config).digest('hex');
@@ -199,15 +202,7 @@ describe('a base archive whose layer GNU tar wrote from such a root', () => {
     expect(bottom).not.toBe(diffIds[0]);
     expect(top).toBe(diffIds[1]);
     // The same entries in the same order, without the two nodes (and the root entry `./`).
-    expect(await entriesOf(bottom)).toEqual([
-      'dev/ directory',
-      'dev/fd symlink',
-      'dev/pts/ directory',
-      'etc/ directory',
-      'etc/hostname file',
-      'usr/ directory',
-      'usr/bin/ directory',
-    ]);
+    expect(await entriesOf(bottom)).toEqual(['dev/ directory', 'dev/fd symlink', 'dev/pts/ directory', 'etc/ directory', 'etc/hostname file', 'usr/ directory', 'usr/bin/ directory']);
     expect(log).toEqual([`baler: base layer 1 of 2 (${diffIds[0]}): ${DROPPED_TWO}; the layer is written again without them: ${bottom}\n`]);
     // Its legacy chain is made again from there up; the base's history is kept.
     expect(new Set(result.layers.map((l) => l.v1Id)).size).toBe(3);

@@ -100,12 +100,7 @@ class ReferenceTree {
       const file = group[0] as LayerEntry;
       const first = group.reduce((a, b) => (Buffer.compare(treeKey(a.path), treeKey(b.path)) <= 0 ? a : b));
       for (const member of group) {
-        replaced.set(
-          member.path,
-          member === first
-            ? { ...file, path: first.path }
-            : { ...file, path: member.path, type: 'link', size: 0, linkname: first.path, data: undefined },
-        );
+        replaced.set(member.path, member === first ? { ...file, path: first.path } : { ...file, path: member.path, type: 'link', size: 0, linkname: first.path, data: undefined });
       }
     }
     return sorted.map((entry) => replaced.get(entry.path) ?? entry);
@@ -125,7 +120,6 @@ class ReferenceTree {
     throw new LayerInputError(`hard link '${link.path}' is part of a cycle`);
   }
 }
-
 
 /** A path's sort key in tree order: its bytes, with '/' (0x2f) as 0x00, below every name byte. */
 function treeKey(path: string): Buffer {
@@ -233,7 +227,12 @@ function withMapWorkCap<T>(cap: number, work: () => T): { result: T; operations:
     proto[name] = iterates
       ? function (this: unknown) {
           const inner = original?.call(this) as Iterator<unknown>;
-          return { next: () => (tick(), inner.next()), [Symbol.iterator]() { return this; } };
+          return {
+            next: () => (tick(), inner.next()),
+            [Symbol.iterator]() {
+              return this;
+            },
+          };
         }
       : function (this: unknown, ...args: unknown[]) {
           tick();

@@ -99,7 +99,10 @@ describe('the writer writes names as bytes', () => {
     expect(await gnuTarNames(path)).toEqual(expected);
     const python = await run('python3', ['-c', 'import os, sys, tarfile\nfor m in tarfile.open(sys.argv[1]): print(os.fsencode(m.name).hex(), os.fsencode(m.linkname).hex())', path]);
     expect(python.code, python.stderr).toBe(0);
-    const lines = python.stdout.trim().split('\n').map((line) => line.split(' ').map((hex) => showBytes(Buffer.from(hex, 'hex'))));
+    const lines = python.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ').map((hex) => showBytes(Buffer.from(hex, 'hex'))));
     expect(lines.map(([n]) => n)).toEqual(expected.map((n) => n.replace(/\/$/, '')));
     expect(lines[4]?.[1]).toBe('t\\xe9');
     expect(lines[5]?.[1]).toBe('caf\\xe9/men\\xfa');
@@ -113,7 +116,10 @@ describe('the writer writes names as bytes', () => {
 
   it('round-trips random byte names and link targets through writer and reader', async () => {
     const component = fc.uint8Array({ minLength: 1, maxLength: 12 }).map((b) => Buffer.from(b.filter((x) => x !== 0 && x !== 0x2f)));
-    const names = fc.array(component.filter((b) => b.length > 0 && !b.equals(Buffer.from('.')) && !b.equals(Buffer.from('..'))), { minLength: 1, maxLength: 3 });
+    const names = fc.array(
+      component.filter((b) => b.length > 0 && !b.equals(Buffer.from('.')) && !b.equals(Buffer.from('..'))),
+      { minLength: 1, maxLength: 3 },
+    );
     await fc.assert(
       fc.asyncProperty(names, fc.uint8Array({ minLength: 1, maxLength: 150 }), async (parts, target) => {
         const path = Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p])));

@@ -20,7 +20,6 @@ async function index(parts: Buffer[] | Buffer, limits?: Partial<TarIndexLimits>,
   return out;
 }
 
-
 describe('global PAX headers (attack 1)', () => {
   it('~1 MiB of global xattrs before 8,000 empty files fails at the global header, having yielded no entry', async () => {
     const upload = globalXattrBomb();
@@ -45,9 +44,17 @@ describe('global PAX headers (attack 1)', () => {
     expect(await rejection(index(big))).toMatchObject({ setting: 'BALER_MAX_XATTR_BYTES_PER_ENTRY' });
     // An entry's own attributes and the global ones add up; one it overrides counts once.
     const globals = paxHeader(xattrRecords(100), 'g');
-    const own = entry({ name: 'own' }, undefined, xattrRecords(29).map(([key]) => [key.replace('.a', '.b'), 'x']));
+    const own = entry(
+      { name: 'own' },
+      undefined,
+      xattrRecords(29).map(([key]) => [key.replace('.a', '.b'), 'x']),
+    );
     expect(await rejection(index([globals, own, END_OF_ARCHIVE]))).toMatchObject({ setting: 'BALER_MAX_XATTRS_PER_ENTRY' });
-    const overriding = entry({ name: 'own' }, undefined, xattrRecords(28).map(([key]) => [key, 'own']));
+    const overriding = entry(
+      { name: 'own' },
+      undefined,
+      xattrRecords(28).map(([key]) => [key, 'own']),
+    );
     const [one] = await index([globals, overriding, END_OF_ARCHIVE]);
     expect(Object.keys(one?.xattrs ?? {})).toHaveLength(100);
     expect(one?.xattrs['user.a0']).toBe('own');
@@ -65,9 +72,21 @@ describe('global PAX headers (attack 1)', () => {
 
   it('follows POSIX: a later global header changes the globals; an empty value in an entry deletes one', async () => {
     const entries = await index([
-      paxHeader([['mtime', '100'], ['SCHILY.xattr.user.g', '1']], 'g'),
+      paxHeader(
+        [
+          ['mtime', '100'],
+          ['SCHILY.xattr.user.g', '1'],
+        ],
+        'g',
+      ),
       entry({ name: 'a', mtime: 7 }),
-      paxHeader([['mtime', '200'], ['SCHILY.xattr.user.g', '2']], 'g'),
+      paxHeader(
+        [
+          ['mtime', '200'],
+          ['SCHILY.xattr.user.g', '2'],
+        ],
+        'g',
+      ),
       entry({ name: 'b', mtime: 7 }),
       entry({ name: 'c', mtime: 7 }, undefined, [['mtime', '']]),
       paxHeader([['mtime', '']], 'g'),

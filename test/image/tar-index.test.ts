@@ -46,7 +46,11 @@ describe.each(['gnu', 'pax'])('GNU tar --format=%s', (format) => {
     const tar = await makeTar([`--format=${format}`, '--owner=0', '--group=0', '--numeric-owner']);
     const entries = await index(tar);
     const byName = new Map(entries.map((e) => [e.name.replace(/^\.\//, ''), e]));
-    for (const [name, content] of [[LONG, 'long name content'], ['small', 'abc'], ['ünï', 'utf8 name']] as const) {
+    for (const [name, content] of [
+      [LONG, 'long name content'],
+      ['small', 'abc'],
+      ['ünï', 'utf8 name'],
+    ] as const) {
       const entry = byName.get(name);
       expect(entry, name).toBeDefined();
       expect(tar.subarray(entry!.dataOffset, entry!.dataOffset + entry!.size).toString()).toBe(content);

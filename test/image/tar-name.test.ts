@@ -11,8 +11,27 @@ import { run } from '../support/run.ts';
 
 /** Byte strings weighted towards the interesting ones: UTF-8 pieces, truncated and broken sequences. */
 const PIECES = [
-  'caf\xc3\xa9', 'caf\xe9', '\xff', '\xfe', '\xc3', '\xa9', '\xed\xa0\x80', '\xed\xb3\xa9', '\xe2\x82', '\xf0\x9f\x98\x80', '\xf0\x9f\x98',
-  '\xf4\x90\x80\x80', '\xc0\xaf', '\xe0\x80\xaf', '\xef\xbf\xbd', '\xee\x80\x80', '\xef\xbf\xbf', '/', '.', 'a', '\x00',
+  'caf\xc3\xa9',
+  'caf\xe9',
+  '\xff',
+  '\xfe',
+  '\xc3',
+  '\xa9',
+  '\xed\xa0\x80',
+  '\xed\xb3\xa9',
+  '\xe2\x82',
+  '\xf0\x9f\x98\x80',
+  '\xf0\x9f\x98',
+  '\xf4\x90\x80\x80',
+  '\xc0\xaf',
+  '\xe0\x80\xaf',
+  '\xef\xbf\xbd',
+  '\xee\x80\x80',
+  '\xef\xbf\xbf',
+  '/',
+  '.',
+  'a',
+  '\x00',
 ].map((text) => Buffer.from(text, 'latin1'));
 const byteStrings = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes)),
@@ -54,14 +73,13 @@ describe('decodeName / encodeName', () => {
   it('decodes as Python does with surrogateescape', async () => {
     const samples = fc.sample(byteStrings, { numRuns: 400, seed: 13 }).map((b) => b.toString('hex'));
     samples.push(...PIECES.map((b) => b.toString('hex')));
-    const script = [
-      'import json, sys',
-      'for line in sys.stdin.read().split():',
-      '    print(json.dumps(bytes.fromhex(line[1:]).decode("utf-8", "surrogateescape")))',
-    ].join('\n');
+    const script = ['import json, sys', 'for line in sys.stdin.read().split():', '    print(json.dumps(bytes.fromhex(line[1:]).decode("utf-8", "surrogateescape")))'].join('\n');
     const python = await run('python3', ['-c', script], { input: samples.map((hex) => `x${hex}`).join('\n') });
     expect(python.code, python.stderr).toBe(0);
-    const decoded = python.stdout.trim().split('\n').map((line) => JSON.parse(line) as string);
+    const decoded = python.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as string);
     expect(decoded).toHaveLength(samples.length);
     for (const [i, hex] of samples.entries()) expect(decodeName(Buffer.from(hex, 'hex')), hex).toBe(decoded[i]);
   });

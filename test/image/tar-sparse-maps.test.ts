@@ -137,8 +137,24 @@ describe('malformed sparse maps are TarFormatErrors', () => {
     ['a 1.0 map that ends before its segments do', pax10([1000, 0], 100, Buffer.alloc(0)), /invalid length/],
     ['a 1.0 map line that is not a number', pax10([1, '0x10', 20], 100, DATA), /invalid offset/],
     ['a 1.0 map line of 40 digits', pax10([1, '9'.repeat(40), 20], 100, DATA), /invalid offset/],
-    ['0.0 records out of turn', entry({ name: 'f' }, DATA, [['GNU.sparse.size', '100'], ['GNU.sparse.numbytes', '20']]), /do not alternate/],
-    ['a 0.0 segment count that does not match', entry({ name: 'f' }, DATA, [['GNU.sparse.size', '100'], ['GNU.sparse.numblocks', '2'], ['GNU.sparse.offset', '0'], ['GNU.sparse.numbytes', '20']]), /numblocks does not match/],
+    [
+      '0.0 records out of turn',
+      entry({ name: 'f' }, DATA, [
+        ['GNU.sparse.size', '100'],
+        ['GNU.sparse.numbytes', '20'],
+      ]),
+      /do not alternate/,
+    ],
+    [
+      'a 0.0 segment count that does not match',
+      entry({ name: 'f' }, DATA, [
+        ['GNU.sparse.size', '100'],
+        ['GNU.sparse.numblocks', '2'],
+        ['GNU.sparse.offset', '0'],
+        ['GNU.sparse.numbytes', '20'],
+      ]),
+      /numblocks does not match/,
+    ],
     ['GNU S with a pair past the real size', gnuSparse([0, 10, 95, 10], 100, DATA), /past the file's size/],
     ['GNU S with unsorted pairs', gnuSparse([50, 10, 0, 10], 100, DATA), /out of order/],
   ];
@@ -186,7 +202,13 @@ describe('the sparse budgets', () => {
   });
 
   it('GNU S: empty extension blocks count too, so a chain of them cannot go on for free', async () => {
-    const chain = gnuSparse([0, 20], 100, DATA, Array.from({ length: 20 }, () => []), true);
+    const chain = gnuSparse(
+      [0, 20],
+      100,
+      DATA,
+      Array.from({ length: 20 }, () => []),
+      true,
+    );
     expect(await rejection(index([chain, END_OF_ARCHIVE], { maxSparseSegmentsPerEntry: 10 }))).toMatchObject({ setting });
   });
 

@@ -146,7 +146,7 @@ describe.each(FORMS)('%s', (_, tool, args) => {
   });
 });
 
-it('counts a sparse file by its real size against the build\'s layer bytes: 1 PiB of holes in a 3 KiB tar', async () => {
+it("counts a sparse file by its real size against the build's layer bytes: 1 PiB of holes in a 3 KiB tar", async () => {
   const tar = Buffer.concat([
     entry({ name: 'GNUSparseFile.1/huge' }, Buffer.from('data'), [
       ['GNU.sparse.major', '0'],

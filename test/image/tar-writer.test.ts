@@ -49,7 +49,7 @@ it('keeps binary xattrs byte for byte, mode 0000, long and non-ASCII names', asy
 
   const dir = join(work, 'x');
   await run('mkdir', ['-p', dir]);
-  const extract = await run('tar', ['--xattrs', "--xattrs-include=*", '--same-owner', '-C', dir, '-xpf', path]);
+  const extract = await run('tar', ['--xattrs', '--xattrs-include=*', '--same-owner', '-C', dir, '-xpf', path]);
   expect(extract.code, extract.stderr).toBe(0);
   const cap = await run('getfattr', ['--only-values', '-n', 'security.capability', join(dir, 'bin/ping')]);
   expect(Buffer.from(cap.stdout, 'latin1')).toEqual(CAPABILITY);

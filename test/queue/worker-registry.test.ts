@@ -43,9 +43,7 @@ it('says why a build waits: no worker, none for its platform, none with a big en
   redis.disconnect();
 
   await withWorker({ platform: 'linux/arm64' }, async (r) => {
-    expect(await whyNoWorkerServes(r, spec({}))).toBe(
-      'no live worker runs linux/amd64 VMs (the workers run linux/arm64); the build waits in the queue until such a worker starts',
-    );
+    expect(await whyNoWorkerServes(r, spec({}))).toBe('no live worker runs linux/amd64 VMs (the workers run linux/arm64); the build waits in the queue until such a worker starts');
   });
   await withWorker({}, async (r) => {
     expect(await whyNoWorkerServes(r, spec({ runAsRoot: 'true', memorySize: 1024 }))).toBeNull();

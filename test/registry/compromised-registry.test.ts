@@ -228,9 +228,7 @@ describe('uploads', () => {
     expect(elsewhere.requests).toEqual([]);
     expect(err).toBeInstanceOf(RegistryError);
     expect((err as RegistryError).kind).toBe('not-allowed');
-    expect(err.message).toBe(
-      `registry ${front.host}: its upload Location is 'http://${elsewhere.host}', not on http://${front.host}: uploads go to the registry itself only`,
-    );
+    expect(err.message).toBe(`registry ${front.host}: its upload Location is 'http://${elsewhere.host}', not on http://${front.host}: uploads go to the registry itself only`);
   });
 });
 

@@ -152,7 +152,9 @@ describe('registry without auth', () => {
     // The manifests an index names must be in its repository: ours by a (mounting) push, the
     // skopeo-pushed one by a registry-to-registry skopeo copy.
     await pushImage(t.store, t.image, `${plain.host}/multi/app:amd`, { registries });
-    const copy = await run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${plain.host}/skopeo/seed:1`, `docker://${plain.host}/multi/app:arm`], { timeoutMs: 60_000 });
+    const copy = await run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${plain.host}/skopeo/seed:1`, `docker://${plain.host}/multi/app:arm`], {
+      timeoutMs: 60_000,
+    });
     expect(copy.code).toBe(0);
     const client = new RegistryClient(plain.host, { insecure: true });
     const ours = await client.getManifest('multi/app', 'amd');

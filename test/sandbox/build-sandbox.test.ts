@@ -50,9 +50,12 @@ beforeAll(async () => {
   const put = async (path: string) => (await store.put((await import('node:fs')).createReadStream(path))).digest;
   busybox = await put(await busyboxTar());
   const many = join(dir, 'many.tar');
-  await writeTar(many, (function* () {
-    for (let i = 0; i < 300_000; i++) yield { name: `d${i % 100}/f${i}` };
-  })());
+  await writeTar(
+    many,
+    (function* () {
+      for (let i = 0; i < 300_000; i++) yield { name: `d${i % 100}/f${i}` };
+    })(),
+  );
   manyFiles = await put(many);
 }, 120_000);
 
@@ -78,7 +81,12 @@ function sandbox(heapMiB = 256): BuildSandbox {
 const noBaseImages = { buildId: 'test', buildImage: () => Promise.reject(new Error('no base builds in this test')) };
 
 it('gives the result a build in this thread gives, and reports what it observes here', async () => {
-  const s = spec({ contents: [{ tar: busybox, to: '/opt' }, { text: 'hi\n', to: '/etc/motd' }] });
+  const s = spec({
+    contents: [
+      { tar: busybox, to: '/opt' },
+      { text: 'hi\n', to: '/etc/motd' },
+    ],
+  });
   const here = await runBuild(s, deps());
   const events: string[] = [];
   const observer = {
@@ -137,7 +145,11 @@ it('stops a build within a moment when its signal aborts, in the middle of its s
   try {
     // More entries than a build may hold by default: a budget must not end it before the stop.
     const layerBudgets = { ...DEFAULT_LAYER_BUDGETS, maxBuildEntries: 1_000_000 };
-    const started = box.run(spec({ contents: [{ tar: manyFiles }, { tar: manyFiles, to: '/again' }] }), deps({ signal: controller.signal, observer: { ...SILENT_OBSERVER, stepStarted: () => (underWay(), () => {}) }, layerBudgets }), noBaseImages);
+    const started = box.run(
+      spec({ contents: [{ tar: manyFiles }, { tar: manyFiles, to: '/again' }] }),
+      deps({ signal: controller.signal, observer: { ...SILENT_OBSERVER, stepStarted: () => (underWay(), () => {}) }, layerBudgets }),
+      noBaseImages,
+    );
     // Under way: indexing 600,000 entries.
     await contents;
     await new Promise((r) => setTimeout(r, 700));

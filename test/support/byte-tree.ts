@@ -14,7 +14,10 @@ export function showBytes(bytes: Buffer): string {
 
 /** A byte string from text where `\xNN` is a byte (what showBytes writes). */
 export function bytes(text: string): Buffer {
-  return Buffer.from(text.replace(/\\x([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  return Buffer.from(
+    text.replace(/\\x([0-9a-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    'latin1',
+  );
 }
 
 function under(root: string, rel: string): Buffer {

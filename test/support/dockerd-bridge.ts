@@ -156,11 +156,6 @@ export async function prepareBridge(net: BridgeNetwork): Promise<PreparedBridge>
     await cleanup();
     throw err;
   }
-  const args = [
-    '--bridge', net.name,
-    '--default-address-pool', `base=${net.pool},size=${net.poolSubnetSize}`,
-    '--iptables=true',
-    '--ip-masq=true',
-  ];
+  const args = ['--bridge', net.name, '--default-address-pool', `base=${net.pool},size=${net.poolSubnetSize}`, '--iptables=true', '--ip-masq=true'];
   return { args, cleanup };
 }

@@ -79,9 +79,7 @@ export function dockerAvailable(): boolean {
   return (
     process.platform === 'linux' &&
     process.getuid?.() === 0 &&
-    [DOCKER_BIN, DOCKERD_BIN, '/usr/bin/containerd', '/usr/bin/containerd-shim-runc-v2'].every((p) =>
-      existsSync(p),
-    ) &&
+    [DOCKER_BIN, DOCKERD_BIN, '/usr/bin/containerd', '/usr/bin/containerd-shim-runc-v2'].every((p) => existsSync(p)) &&
     (existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc'))
   );
 }
@@ -126,17 +124,24 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
     throw err;
   }
   const args = [
-    '--config-file', configFile,
-    '-H', host,
-    '--data-root', dataRoot,
-    '--exec-root', execRoot,
-    '--pidfile', pidfile,
+    '--config-file',
+    configFile,
+    '-H',
+    host,
+    '--data-root',
+    dataRoot,
+    '--exec-root',
+    execRoot,
+    '--pidfile',
+    pidfile,
     ...(bridge ? bridge.args : ['--iptables=false', '--bridge=none']),
     '--ip6tables=false',
     `--storage-driver=${options.storageDriver ?? 'vfs'}`,
     '--userland-proxy=false',
-    '--cgroup-parent', cgroupParent,
-    '--log-level', 'info',
+    '--cgroup-parent',
+    cgroupParent,
+    '--log-level',
+    'info',
   ];
   const logFd = openSync(logFile, 'a');
   let child: ChildProcess;
@@ -217,10 +222,7 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
       if (!exited && child.pid !== undefined) {
         child.kill('SIGTERM');
         let timer: NodeJS.Timeout | undefined;
-        const timedOut = await Promise.race([
-          exitPromise.then(() => false),
-          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 20_000))),
-        ]);
+        const timedOut = await Promise.race([exitPromise.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 20_000)))]);
         clearTimeout(timer);
         if (timedOut) {
           child.kill('SIGKILL');
@@ -240,12 +242,7 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
       await removeCgroup(cgroupParent);
       await rm(root, { recursive: true, force: true });
       // 6. the empty, hard-coded dirs dockerd/containerd create in /run, unless someone else uses them
-      const otherEngines = pidsWithExe([
-        DOCKERD_BIN,
-        '/usr/bin/containerd',
-        '/usr/bin/containerd-shim-runc-v2',
-        '/usr/bin/containerd-shim',
-      ]);
+      const otherEngines = pidsWithExe([DOCKERD_BIN, '/usr/bin/containerd', '/usr/bin/containerd-shim-runc-v2', '/usr/bin/containerd-shim']);
       if (otherEngines.length === 0) {
         for (const d of runDirs) {
           if (preexisting.has(d)) continue;
@@ -280,11 +277,7 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
     if (Date.now() > deadline) {
       const text = log();
       await stop();
-      throw new Error(
-        `dockerd did not answer within ${START_TIMEOUT_MS} ms` +
-          (last ? `\n--- docker version\n${last.stdout}${last.stderr}` : '') +
-          `\n--- dockerd log\n${tail(text, 80)}`,
-      );
+      throw new Error(`dockerd did not answer within ${START_TIMEOUT_MS} ms` + (last ? `\n--- docker version\n${last.stdout}${last.stderr}` : '') + `\n--- dockerd log\n${tail(text, 80)}`);
     }
     await sleep(100);
   }

@@ -89,7 +89,9 @@ function describeReport(pid: number, report: NodeReport | undefined): string {
 export function hangReport(dir: string, perBuild = 12): string[] {
   const out: string[] = [];
   const byPid = reports(dir);
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.log')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .sort()) {
     const lines = parseLog(readFileSync(join(dir, file), 'utf8'));
     const last = lines.at(-1)?.time ?? 0;
     for (const [buildId, t0] of unfinishedBuilds(lines)) {

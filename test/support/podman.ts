@@ -30,19 +30,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import {
-  SYSTEM_PATH,
-  harnessTmpBase,
-  pidsInCgroup,
-  pidsMentioning,
-  removeCgroup,
-  run,
-  terminate,
-  unmountUnder,
-  withContainerDefaults,
-  type ContainerDefault,
-  type RunResult,
-} from './run.ts';
+import { SYSTEM_PATH, harnessTmpBase, pidsInCgroup, pidsMentioning, removeCgroup, run, terminate, unmountUnder, withContainerDefaults, type ContainerDefault, type RunResult } from './run.ts';
 
 export const PODMAN_BIN = '/usr/bin/podman';
 const RUNC_BIN = '/usr/sbin/runc';
@@ -67,13 +55,7 @@ export interface Podman {
 
 /** true if this machine can run the private podman harness (root + podman + conmon + runc). */
 export function podmanAvailable(): boolean {
-  return (
-    process.platform === 'linux' &&
-    process.getuid?.() === 0 &&
-    existsSync(PODMAN_BIN) &&
-    existsSync('/usr/bin/conmon') &&
-    existsSync(RUNC_BIN)
-  );
+  return process.platform === 'linux' && process.getuid?.() === 0 && existsSync(PODMAN_BIN) && existsSync('/usr/bin/conmon') && existsSync(RUNC_BIN);
 }
 
 /** Subcommands that copy images and would otherwise open /var/lib/containers/cache. */
@@ -103,10 +85,7 @@ export async function startPodman(): Promise<Podman> {
   chmodSync(runcWrapper, 0o755);
 
   const storageConf = join(root, 'storage.conf');
-  writeFileSync(
-    storageConf,
-    ['[storage]', 'driver = "vfs"', `runroot = "${d.run}"`, `graphroot = "${d.graph}"`, ''].join('\n'),
-  );
+  writeFileSync(storageConf, ['[storage]', 'driver = "vfs"', `runroot = "${d.run}"`, `graphroot = "${d.graph}"`, ''].join('\n'));
   const containersConf = join(root, 'containers.conf');
   writeFileSync(
     containersConf,
@@ -139,14 +118,22 @@ export async function startPodman(): Promise<Podman> {
   writeFileSync(registriesConf, 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n');
 
   const globalArgs = [
-    '--root', d.graph,
-    '--runroot', d.run,
-    '--tmpdir', d.tmp,
-    '--storage-driver', 'vfs',
-    '--cgroup-manager', 'cgroupfs',
-    '--events-backend', 'file',
-    '--network-config-dir', d.networks,
-    '--runtime', 'runc',
+    '--root',
+    d.graph,
+    '--runroot',
+    d.run,
+    '--tmpdir',
+    d.tmp,
+    '--storage-driver',
+    'vfs',
+    '--cgroup-manager',
+    'cgroupfs',
+    '--events-backend',
+    'file',
+    '--network-config-dir',
+    d.networks,
+    '--runtime',
+    'runc',
   ];
   const runDefaults: readonly ContainerDefault[] = [
     { flags: ['--network', '--net'], args: ['--network', 'none'] },

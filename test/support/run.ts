@@ -66,11 +66,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       if (timedOut) {
-        reject(
-          new Error(
-            `timed out after ${opts.timeoutMs} ms: ${cmd} ${args.join(' ')}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`,
-          ),
-        );
+        reject(new Error(`timed out after ${opts.timeoutMs} ms: ${cmd} ${args.join(' ')}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`));
         return;
       }
       resolve({ stdout, stderr, code: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0) });
@@ -190,11 +186,7 @@ export function pidsWithExe(exes: readonly string[]): number[] {
 }
 
 /** Send `signal`, then wait up to `timeoutMs` for the pids to go away. Returns the survivors. */
-export async function killAndWait(
-  pids: readonly number[],
-  signal: NodeJS.Signals,
-  timeoutMs: number,
-): Promise<number[]> {
+export async function killAndWait(pids: readonly number[], signal: NodeJS.Signals, timeoutMs: number): Promise<number[]> {
   for (const pid of pids) {
     try {
       process.kill(pid, signal);

@@ -65,7 +65,10 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
     // Generous: on a loaded machine the worker process alone can take half a minute to start.
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+      const ready = await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       const fresh = output.slice(started);
       if (ready && (fresh.includes('worker started') || env.BALER_LOCAL_WORKERS === '0')) return;
       if (child.exitCode !== null || Date.now() > deadline) {

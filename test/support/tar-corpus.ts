@@ -126,7 +126,14 @@ export async function makeTree(root: string, features: ReadonlySet<Feature>): Pr
     try {
       // Data regions of 4 KiB (one of 100 bytes, unaligned) between holes; the file ends in a hole.
       const MiB = 1024 * 1024;
-      for (const [offset, length] of [[64 * 1024, 4096], [MiB, 4096], [3 * MiB, 8192], [4 * MiB, 4096], [5 * MiB + 4096, 4096], [6 * MiB + 123, 100]] as const) {
+      for (const [offset, length] of [
+        [64 * 1024, 4096],
+        [MiB, 4096],
+        [3 * MiB, 8192],
+        [4 * MiB, 4096],
+        [5 * MiB + 4096, 4096],
+        [6 * MiB + 123, 100],
+      ] as const) {
         await file.write(pseudoRandom(length, `sparse${offset}`), 0, length, offset);
       }
       await file.truncate(SPARSE_SIZE);
@@ -250,7 +257,12 @@ export interface CompareOptions {
 }
 
 function describeXattrs(xattrs: Map<string, Buffer>): string {
-  return [...xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${escapeBytes(v)}`).join(',') || '(none)';
+  return (
+    [...xattrs]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${k}=${escapeBytes(v)}`)
+      .join(',') || '(none)'
+  );
 }
 
 /**

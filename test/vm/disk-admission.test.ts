@@ -45,7 +45,9 @@ describe.skipIf(!root)('DiskAdmission', () => {
     const b = await makeStepDir(small);
     const refused = await admission.admit(b, 200 * MiB, 'its disks');
     expect(refused).toMatchObject({ ok: false, never: false });
-    expect(!refused.ok && refused.reason).toMatch(/^this VM step may take up to 200 MiB of the worker's disk \(its disks\); its VM temp dir has 5\d\d MiB free, running VM steps may still write 300 MiB of it and 32 MiB are kept free \(BALER_VM_DISK_RESERVE_MIB\): waiting for room$/);
+    expect(!refused.ok && refused.reason).toMatch(
+      /^this VM step may take up to 200 MiB of the worker's disk \(its disks\); its VM temp dir has 5\d\d MiB free, running VM steps may still write 300 MiB of it and 32 MiB are kept free \(BALER_VM_DISK_RESERVE_MIB\): waiting for room$/,
+    );
     // Refused: it holds nothing.
     expect(await admission.hasRoom(150 * MiB)).toBe(true);
 
@@ -79,9 +81,13 @@ describe.skipIf(!root)('QemuVmRunner on a small temp dir', () => {
     // diskSize 64: a 64 MiB scratch disk and a 192 MiB output disk, 256 MiB with the status disk.
     const busy = runner.run(job({ runAsRoot: 'true', inputBytes: 3 * MiB, limits: { diskMiB: 64, memoryMiB: 256, timeoutSeconds: 30 } }));
     await expect(busy).rejects.toBeInstanceOf(VmHostBusyError);
-    await expect(busy).rejects.toThrow(/^this VM step may take up to 260 MiB of the worker's disk \(a 64 MiB scratch disk and its output and 3 MiB of inputs\); its VM temp dir has 2\d\d MiB free, running VM steps may still write 0 MiB of it and 32 MiB are kept free \(BALER_VM_DISK_RESERVE_MIB\): waiting for room$/);
+    await expect(busy).rejects.toThrow(
+      /^this VM step may take up to 260 MiB of the worker's disk \(a 64 MiB scratch disk and its output and 3 MiB of inputs\); its VM temp dir has 2\d\d MiB free, running VM steps may still write 0 MiB of it and 32 MiB are kept free \(BALER_VM_DISK_RESERVE_MIB\): waiting for room$/,
+    );
     await expect(runner.run(job({ runAsRoot: 'true', limits: { diskMiB: 512, memoryMiB: 256, timeoutSeconds: 30 } }))).rejects.toThrow(VmInputError);
-    await expect(runner.run(job({ runAsRoot: 'true', limits: { diskMiB: 512, memoryMiB: 256, timeoutSeconds: 30 } }))).rejects.toThrow(/more than its VM temp dir can ever hold .*; ask for a smaller diskSize$/);
+    await expect(runner.run(job({ runAsRoot: 'true', limits: { diskMiB: 512, memoryMiB: 256, timeoutSeconds: 30 } }))).rejects.toThrow(
+      /more than its VM temp dir can ever hold .*; ask for a smaller diskSize$/,
+    );
     expect(await readdir(small)).toEqual(['filler']);
     expect(processesMentioning(small)).toEqual([]);
   });

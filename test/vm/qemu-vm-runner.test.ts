@@ -168,9 +168,7 @@ describe('QemuVmRunner', () => {
   });
 
   it('fails with "disk full" when a script writes past diskSize', async () => {
-    const { result, log, seconds } = await run(
-      job({ runAsRoot: 'dd if=/dev/zero of=/big bs=1M count=64', limits: { diskMiB: 16, memoryMiB: 256, timeoutSeconds: 60 } }),
-    );
+    const { result, log, seconds } = await run(job({ runAsRoot: 'dd if=/dev/zero of=/big bs=1M count=64', limits: { diskMiB: 16, memoryMiB: 256, timeoutSeconds: 60 } }));
     expect(result.outcome.ok, log).toBe(false);
     expect(!result.outcome.ok && result.outcome.reason).toMatch(/^disk full\b/);
     expect(seconds).toBeLessThan(30);
@@ -210,9 +208,7 @@ describe('QemuVmRunner', () => {
     const controller = new AbortController();
     let log = '';
     const t0 = Date.now();
-    const pending = runner.run(
-      job({ runAsRoot: 'echo started; sleep 600', onLog: (t) => (log += t), signal: controller.signal, limits: { diskMiB: 64, memoryMiB: 256, timeoutSeconds: 120 } }),
-    );
+    const pending = runner.run(job({ runAsRoot: 'echo started; sleep 600', onLog: (t) => (log += t), signal: controller.signal, limits: { diskMiB: 64, memoryMiB: 256, timeoutSeconds: 120 } }));
     // Abort once the script runs (the VM is up), so the kill is what ends it.
     const started = Date.now();
     while (!log.includes('started') && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 50));

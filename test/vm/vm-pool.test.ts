@@ -51,7 +51,10 @@ async function runOn(runner: QemuVmRunner, j: VmJob): Promise<Ran> {
   const result = await runner.run({ ...j, onLog: (t) => (log += t) });
   const seconds = (Date.now() - t0) / 1000;
   open.push(result);
-  const ended = records.slice(from).filter((r) => r.msg === 'VM step ended').pop();
+  const ended = records
+    .slice(from)
+    .filter((r) => r.msg === 'VM step ended')
+    .pop();
   return { result, log, seconds, pooled: ended?.pooled as boolean | undefined };
 }
 
@@ -133,7 +136,18 @@ describe('a pooled job', () => {
   });
 
   it.each([
-    ['over lower layers, with contents', (): VmJob => job({ lowerTar: async () => createReadStream(lowerTar), lowerCount: 2, upperTar: async () => createReadStream(upperTar), runAsRoot: CHANGES_OVER_LOWERS, extraCommands: PIN_MTIMES, shadowSetup: true })],
+    [
+      'over lower layers, with contents',
+      (): VmJob =>
+        job({
+          lowerTar: async () => createReadStream(lowerTar),
+          lowerCount: 2,
+          upperTar: async () => createReadStream(upperTar),
+          runAsRoot: CHANGES_OVER_LOWERS,
+          extraCommands: PIN_MTIMES,
+          shadowSetup: true,
+        }),
+    ],
     ['without lower layers', (): VmJob => job({ upperTar: async () => createReadStream(upperTar), runAsRoot: CHANGES_WITHOUT_LOWERS, extraCommands: PIN_MTIMES })],
   ])('gives the same upper tar bytes and log as a cold boot: %s', async (_what, make) => {
     const c = await runOn(cold, make());
@@ -192,7 +206,12 @@ describe('a pooled job', () => {
   });
 
   it.each([
-    ['disk full (a scratch disk smaller than the pool\'s)', job({ runAsRoot: 'dd if=/dev/zero of=/big bs=1M count=64', limits: { diskMiB: 16, memoryMiB: 256, timeoutSeconds: 60 } }), /^disk full\b/, 30],
+    [
+      "disk full (a scratch disk smaller than the pool's)",
+      job({ runAsRoot: 'dd if=/dev/zero of=/big bs=1M count=64', limits: { diskMiB: 16, memoryMiB: 256, timeoutSeconds: 60 } }),
+      /^disk full\b/,
+      30,
+    ],
     ['out of memory', job({ runAsRoot: 'dd if=/dev/zero of=/dev/null bs=300M count=1\necho survived', limits: { diskMiB: 64, memoryMiB: 256, timeoutSeconds: 60 } }), /^out of memory\b/, 30],
     ['timed out after 8 s', job({ runAsRoot: 'echo sleeping; sleep 600', limits: { diskMiB: 64, memoryMiB: 256, timeoutSeconds: 8 } }), /^timed out after 8 s$/, 8 + 5],
     // The sleep keeps the script (PID 1 of its namespace) alive: its exit would end the bomb.
@@ -224,8 +243,8 @@ describe('a pooled job', () => {
   });
 
   it.each([
-    ['its limits are not the pool\'s (memory)', { diskMiB: 64, memoryMiB: 192, timeoutSeconds: 60 }],
-    ['its limits are not the pool\'s (a larger disk)', { diskMiB: 128, memoryMiB: 256, timeoutSeconds: 60 }],
+    ["its limits are not the pool's (memory)", { diskMiB: 64, memoryMiB: 192, timeoutSeconds: 60 }],
+    ["its limits are not the pool's (a larger disk)", { diskMiB: 128, memoryMiB: 256, timeoutSeconds: 60 }],
   ])('boots cold when %s', async (_what, limits) => {
     const r = await runOn(pooled, job({ runAsRoot: 'echo "mem=$(awk \'/MemTotal/ {print $2}\' /proc/meminfo)"; df -k / | tail -n 1', limits }));
     expect(r.result.outcome, r.log).toEqual({ ok: true });

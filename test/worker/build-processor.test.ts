@@ -88,13 +88,13 @@ it('a cancel sent right after the worker claimed the build still stops it', asyn
   await cancellations.close();
 }, 10_000);
 
-it("a worker without disk room for the VM step puts the build back in the queue, waiting, saying why; it is no attempt and the next start clears the why", async () => {
+it('a worker without disk room for the VM step puts the build back in the queue, waiting, saying why; it is no attempt and the next start clears the why', async () => {
   const builds = new BuildRepository(redis);
   const logs = new BuildLogs(redis, 1024 ** 2);
   const id = 'bbbbbbbbbbbbbbbbbbbbbbbbbb';
   const spec = resolveSpec({ name: 'host-busy', runAsRoot: 'true' } as Parameters<typeof resolveSpec>[0], new Date(0));
   await builds.create({ id, status: 'queued', spec, createdAt: new Date(0).toISOString() });
-  const reason = 'this VM step may take up to 3137 MiB of the worker\'s disk (…): waiting for room';
+  const reason = "this VM step may take up to 3137 MiB of the worker's disk (…): waiting for room";
   let runs = 0;
   const vm: VmRunner = {
     run: async () => {
@@ -102,7 +102,15 @@ it("a worker without disk room for the VM step puts the build back in the queue,
       throw new VmHostBusyError(reason);
     },
   };
-  const processor = createBuildProcessor({ store: await FsBlobStore.create(join(dir, 'store-busy')), quota: roomyQuota(), builds, logs, vm, logger: createLogger('test', 'silent'), allowDevices: false });
+  const processor = createBuildProcessor({
+    store: await FsBlobStore.create(join(dir, 'store-busy')),
+    quota: roomyQuota(),
+    builds,
+    logs,
+    vm,
+    logger: createLogger('test', 'silent'),
+    allowDevices: false,
+  });
   const delayed: number[] = [];
   const job = {
     id,

@@ -30,7 +30,7 @@ export function registerBuild(program: Command): void {
     .command('build')
     .description('upload what a spec names, build it, and (with --wait or -o) follow it and download the image')
     .argument('<spec>', 'the BuildSpec, a JSON file')
-    .option('-C, --context <dir>', 'where paths in the spec are relative to (default: the spec file\'s directory)')
+    .option('-C, --context <dir>', "where paths in the spec are relative to (default: the spec file's directory)")
     .option('-o, --output <file>', "download the image here when it is built ('-': stdout); implies --wait")
     .option('-w, --wait', 'follow the build to its end; exit code 1 if it fails')
     .addOption(formatOption())
@@ -58,10 +58,7 @@ async function build(specFile: string, opts: BuildOptions, command: Command): Pr
   const reporter = createReporter(process.stderr, Boolean(opts.plain));
   try {
     await uploadSpecInputs(client, spec, opts.context ?? dirname(specFile), reporter);
-    const submitted = await client.postJson<{ id: string; status: string; cached?: boolean; cachedFrom?: string }>(
-      `/v1/builds${opts.cache ? '' : '?noCache=true'}`,
-      spec,
-    );
+    const submitted = await client.postJson<{ id: string; status: string; cached?: boolean; cachedFrom?: string }>(`/v1/builds${opts.cache ? '' : '?noCache=true'}`, spec);
     const { id } = submitted;
     reporter.line(`build ${id}: ${submitted.status}${submitted.cached ? ` (cached, identical to build ${submitted.cachedFrom})` : ''}`);
     if (!process.stdout.isTTY && !opts.json) process.stdout.write(`${id}\n`);

@@ -6,11 +6,11 @@ import { createReporter } from '../reporter.ts';
 
 // Values are not checked here: the server knows which formats and compressions it has, and says so (400).
 export function formatOption(): Option {
-  return new Option('--format <format>', 'image format to download: docker-archive, docker-archive-oci, oci-archive, rootfs (default: the spec\'s)');
+  return new Option('--format <format>', "image format to download: docker-archive, docker-archive-oci, oci-archive, rootfs (default: the spec's)");
 }
 
 export function compressionOption(): Option {
-  return new Option('--compression <compression>', 'compression of the download: gzip, none, zstd (default: the format\'s)');
+  return new Option('--compression <compression>', "compression of the download: gzip, none, zstd (default: the format's)");
 }
 
 export function registerDownload(program: Command): void {

@@ -158,9 +158,7 @@ export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { strea
     if (stderr.length < 4096) stderr += text;
   });
   const done = new Promise<void>((resolve, reject) => {
-    child.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new Error(`the '${ZSTD_BIN}' program is not installed (Debian package zstd)`, { cause: err }) : err),
-    );
+    child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error(`the '${ZSTD_BIN}' program is not installed (Debian package zstd)`, { cause: err }) : err));
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
       else reject(new Error(`${ZSTD_BIN} failed (${signal ?? `exit code ${code}`}): ${stderr.trim()}`));
@@ -178,12 +176,7 @@ export function compressStream(source: Readable, kind: 'gzip' | 'zstd'): { strea
  * layer is compressed once per method whatever the number of images or downloads using it.
  * `none` is the stored layer itself.
  */
-export async function compressedLayer(
-  store: BlobStore,
-  layer: Pick<Layer, 'diffId' | 'size'>,
-  kind: OutputCompression,
-  index: CompressedLayerIndex = layerIndexOf(store),
-): Promise<CompressedBlob> {
+export async function compressedLayer(store: BlobStore, layer: Pick<Layer, 'diffId' | 'size'>, kind: OutputCompression, index: CompressedLayerIndex = layerIndexOf(store)): Promise<CompressedBlob> {
   if (kind === 'none') return { digest: layer.diffId, size: layer.size };
 
   const method = METHODS[kind];

@@ -2,12 +2,7 @@ import { digestOf, hexOf, type Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
-import {
-  compressedLayer,
-  layerIndexOf,
-  OCI_LAYER_MEDIA_TYPES,
-  type CompressedLayerIndex,
-} from './layer-compression.ts';
+import { compressedLayer, layerIndexOf, OCI_LAYER_MEDIA_TYPES, type CompressedLayerIndex } from './layer-compression.ts';
 import type { OutputCompression } from './output-format.ts';
 import { epochOf, plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
 

@@ -72,7 +72,12 @@ export async function applyDevicePolicyToBase(store: BlobStore, image: StoredIma
 }
 
 /** The layer's entries as the rule sees them: layer paths, hard links' targets as layer paths. */
-async function* layerEntries(store: BlobStore, diffId: Digest, what: string, tarLimits: Partial<TarIndexLimits> | undefined): AsyncGenerator<{ path: string; linkTarget?: string; header: IndexedTarEntry }> {
+async function* layerEntries(
+  store: BlobStore,
+  diffId: Digest,
+  what: string,
+  tarLimits: Partial<TarIndexLimits> | undefined,
+): AsyncGenerator<{ path: string; linkTarget?: string; header: IndexedTarEntry }> {
   try {
     for await (const header of indexTar(await store.open(diffId), tarLimits)) {
       const path = normalizeLayerPath(header.name, `${what}: entry`);

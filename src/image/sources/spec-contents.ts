@@ -81,15 +81,7 @@ export async function resolveContents(contents: ContentEntry[], store: BlobStore
   return tree;
 }
 
-async function addTar(
-  tree: FsTree,
-  store: BlobStore,
-  digest: Digest,
-  to: string,
-  preserveOwners: boolean,
-  opts: ContentsOptions,
-  where: string,
-): Promise<void> {
+async function addTar(tree: FsTree, store: BlobStore, digest: Digest, to: string, preserveOwners: boolean, opts: ContentsOptions, where: string): Promise<void> {
   const tarDigest = await uncompressedBlob(store, digest).catch((err: unknown) => {
     throw err instanceof LayerInputError ? new LayerInputError(`${where}: ${err.message}`, { cause: err }) : err;
   });

@@ -41,5 +41,7 @@ export function sharedLibraries(binary: string): string[] {
 
 /** A file's content hash (for the cache key; a few MiB in all, milliseconds). */
 export async function fileIdentity(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }

@@ -14,7 +14,10 @@ function moduleDepends(ko: Buffer): string[] {
   const at = text.indexOf('\0depends=');
   if (at < 0) return [];
   const end = text.indexOf('\0', at + 1);
-  return text.slice(at + 9, end).split(',').filter(Boolean);
+  return text
+    .slice(at + 9, end)
+    .split(',')
+    .filter(Boolean);
 }
 
 async function indexModules(dir: string): Promise<Map<string, string>> {

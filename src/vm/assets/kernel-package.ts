@@ -59,9 +59,7 @@ export async function resolveKernelPackage(cacheDir: string, meta: string): Prom
 export async function downloadKernel(cacheDir: string, kernel: KernelPackage, log: (message: string) => void): Promise<string> {
   const downloads = join(cacheDir, 'downloads');
   await mkdir(downloads, { recursive: true });
-  const existing = (await readdir(downloads)).find(
-    (f) => f.startsWith(`${kernel.pkg}_`) && f.endsWith('.deb') && f.includes(kernel.version.replace(/^\d+:/, '').replaceAll(':', '%3a')),
-  );
+  const existing = (await readdir(downloads)).find((f) => f.startsWith(`${kernel.pkg}_`) && f.endsWith('.deb') && f.includes(kernel.version.replace(/^\d+:/, '').replaceAll(':', '%3a')));
   if (existing) return join(downloads, existing);
   log(`downloading ${kernel.pkg}=${kernel.version}`);
   // apt-get download writes into the cwd; as root it warns that _apt cannot write there.

@@ -13,7 +13,8 @@ export const amd64: VmPlatform = {
   qemu: { binary: 'qemu-system-x86_64' },
   cpuCanVirtualize: x86CpuHasVirtualization,
   machineArgs: (accel) => [
-    '-M', 'microvm,pit=off,pic=off,rtc=on',
+    '-M',
+    'microvm,pit=off,pic=off,rtc=on',
     // TCG's default CPU (qemu64) lacks SSE4.2/AVX: binaries built for x86-64-v2/v3 would die
     // with SIGILL. `max` is every feature TCG emulates; it boots as fast.
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),

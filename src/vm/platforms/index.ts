@@ -6,4 +6,3 @@ export const VM_PLATFORMS: readonly VmPlatform[] = [amd64];
 
 /** The platform a build runs for when its spec names none (the only one so far). */
 export const DEFAULT_VM_PLATFORM: VmPlatform = amd64;
-

@@ -53,9 +53,7 @@ describe('the design (checked first: everything else builds on it)', () => {
     expect(d.stdout.equals(data)).toBe(true);
     // the dictionary matters: text compresses better with it than without
     const text = textData(4 * BLOCK_SIZE);
-    const without = Buffer.concat(
-      [0, 1, 2, 3].map((i) => zlib.deflateRawSync(text.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE), { level: 6, ...SYNC })),
-    );
+    const without = Buffer.concat([0, 1, 2, 3].map((i) => zlib.deflateRawSync(text.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE), { level: 6, ...SYNC })));
     expect(referencePiece(text).length).toBeLessThan(without.length);
   });
 });
@@ -116,7 +114,13 @@ describe('deflatePiece', () => {
   it('pieces of A and B, concatenated and framed with crc32Combine, are a valid gzip of A+B', async () => {
     const a = mixedData(2 * BLOCK_SIZE + 77, 'A');
     const b = textData(BLOCK_SIZE + 5, 'B');
-    for (const [x, y] of [[a, b], [b, a], [a, Buffer.alloc(0)], [Buffer.alloc(0), b], [Buffer.from('x'), Buffer.from('y')]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+      [a, Buffer.alloc(0)],
+      [Buffer.alloc(0), b],
+      [Buffer.from('x'), Buffer.from('y')],
+    ] as const) {
       const member = gzipOfPieces([await piece(Readable.from([x])), await piece(chunked(y, 1000))]);
       const both = Buffer.concat([x, y]);
       expect(zlib.gunzipSync(member).equals(both)).toBe(true);
@@ -207,7 +211,7 @@ describe('deflateBytesPiece', () => {
     expect(made.compressedLength).toBe(made.bytes.length);
   });
 
-  it('does not keep zlib\'s whole output buffer alive behind a small piece', async () => {
+  it("does not keep zlib's whole output buffer alive behind a small piece", async () => {
     const made = await deflateBytesPiece(textData(BLOCK_SIZE, 'small'));
     expect(made.bytes.length).toBeLessThan(BLOCK_SIZE / 2);
     expect(made.bytes.buffer.byteLength).toBeLessThan(BLOCK_SIZE / 2);

@@ -50,7 +50,13 @@ describe('framing', () => {
 describe('crc32', () => {
   it('the JS fallback and the exported crc32 agree with zlib.crc32, also when continued', () => {
     const data = randomData(10_000, 'crc');
-    for (const [a, b] of [[0, 0], [0, 1], [1, 10_000], [3_333, 7_777], [0, 10_000]] as const) {
+    for (const [a, b] of [
+      [0, 0],
+      [0, 1],
+      [1, 10_000],
+      [3_333, 7_777],
+      [0, 10_000],
+    ] as const) {
       const part = data.subarray(a, b);
       expect(crc32Js(part)).toBe(zlibCrc32(part));
       expect(crc32(part)).toBe(zlibCrc32(part));
@@ -65,7 +71,14 @@ describe('crc32Combine', () => {
 
   it('equals zlib.crc32 of A+B over random splits, including empty A and empty B', () => {
     const rnd = randomData(4 * 200, 'splits');
-    const cuts: Array<[number, number]> = [[0, 0], [0, 17], [17, 17], [data.length, data.length], [0, data.length], [data.length - 1, data.length]];
+    const cuts: Array<[number, number]> = [
+      [0, 0],
+      [0, 17],
+      [17, 17],
+      [data.length, data.length],
+      [0, data.length],
+      [data.length - 1, data.length],
+    ];
     for (let i = 0; i < 200; i++) {
       const x = rnd.readUInt32LE(4 * i) % (data.length + 1);
       const y = rnd.readUInt32LE((4 * i + 4) % rnd.length) % (data.length + 1);

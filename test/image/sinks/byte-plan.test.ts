@@ -51,7 +51,17 @@ describe('byte plans', () => {
 
   it('fail the stream when a blob is shorter than planned', async () => {
     const short = (await store.put(Readable.from([Buffer.from('abc')]))).digest;
-    await expect(buffer(openPlan([{ blob: short, offset: 0, length: 3 }, { blob: short, offset: 1, length: 5 }], store))).rejects.toThrow();
+    await expect(
+      buffer(
+        openPlan(
+          [
+            { blob: short, offset: 0, length: 3 },
+            { blob: short, offset: 1, length: 5 },
+          ],
+          store,
+        ),
+      ),
+    ).rejects.toThrow();
   });
 
   it('have an ETag that changes with any byte or blob, and not otherwise', () => {

@@ -110,10 +110,7 @@ describe('under podman 4.3', () => {
     const load = await podman.podman(['load', '-i', files[kind]]);
     expect(load.code, load.stderr).toBe(0);
     expect(load.stdout).toContain(`docker.io/${tag}`);
-    const ran = await podman.podman([
-      '--runtime', 'runc', 'run', '--rm', '--network', 'none',
-      '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', tag,
-    ]);
+    const ran = await podman.podman(['--runtime', 'runc', 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', tag]);
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout.trim()).toBe(EXPECTED);
     const id = await podman.podman(['image', 'inspect', '--format', '{{.ID}}', tag]);

@@ -163,11 +163,9 @@ export async function makeTestImage(inputs: Inputs, root: string): Promise<TestI
   const topDigest = await put(inputs.topTar);
   const topInfo = await store.stat(topDigest);
   const base = await loadImage(store, second);
-  const image = assembleImage(
-    { architecture: 'amd64', os: 'linux', created: CREATED, history: [{ created: CREATED, created_by: 'GNU tar, by hand' }] },
-    base,
-    [{ diffId: topDigest, size: topInfo?.size ?? 0, tarsum: `tarsum.v1+sha256:${'0'.repeat(64)}` }],
-  );
+  const image = assembleImage({ architecture: 'amd64', os: 'linux', created: CREATED, history: [{ created: CREATED, created_by: 'GNU tar, by hand' }] }, base, [
+    { diffId: topDigest, size: topInfo?.size ?? 0, tarsum: `tarsum.v1+sha256:${'0'.repeat(64)}` },
+  ]);
   await storeImage(store, image);
   return { store, image, built: await loadImage(store, second) };
 }

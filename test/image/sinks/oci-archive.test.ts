@@ -12,12 +12,7 @@ import { writeDockerArchiveOci } from '../../../src/image/sinks/docker-archive-o
 import { pieceFormatId } from '../../../src/image/gzip/deflate-block.ts';
 import type { OutputCompression } from '../../../src/image/sinks/output-format.ts';
 import { writeImage } from '../../../src/image/sinks/write-image.ts';
-import {
-  compressedLayer,
-  FsCompressedLayerIndex,
-  type CompressedBlob,
-  type CompressedLayerIndex,
-} from '../../../src/image/sinks/layer-compression.ts';
+import { compressedLayer, FsCompressedLayerIndex, type CompressedBlob, type CompressedLayerIndex } from '../../../src/image/sinks/layer-compression.ts';
 import { writeOciArchive } from '../../../src/image/sinks/oci-archive.ts';
 import { run } from '../../support/run.ts';
 import { listTar } from '../../support/tar-tools.ts';
@@ -100,7 +95,9 @@ describe.each(COMPRESSIONS)('oci-archive, %s layers', (compression) => {
     expect(inspect.code, inspect.stderr).toBe(0);
     expect(JSON.parse(inspect.stdout).rootfs.diff_ids).toEqual(first.image.layers.map((l) => l.diffId));
     const raw = await run('skopeo', ['inspect', '--raw', source]);
-    expect(digestOf(raw.stdout)).toBe((JSON.parse(await run('tar', ['-xOf', archives[compression], 'index.json']).then((r) => r.stdout)) as { manifests: Array<{ digest: string }> }).manifests[0]?.digest);
+    expect(digestOf(raw.stdout)).toBe(
+      (JSON.parse(await run('tar', ['-xOf', archives[compression], 'index.json']).then((r) => r.stdout)) as { manifests: Array<{ digest: string }> }).manifests[0]?.digest,
+    );
 
     const copy = await run('skopeo', ['copy', source, `oci:${join(inputs.dir, `copy-${compression}`)}:1.0`]);
     expect(copy.code, copy.stderr).toBe(0);
@@ -113,21 +110,22 @@ describe.each(COMPRESSIONS)('oci-archive, %s layers', (compression) => {
   });
 
   // umoci 0.4.7 cannot read zstd layers; those are checked by decompressing them above.
-  if (compression !== 'zstd') it('unpacks with umoci, whiteouts applied', async () => {
-    const layout = await extract(archives[compression], inputs.dir);
-    const bundle = join(inputs.dir, `bundle-${compression}`);
-    const unpack = await run('umoci', ['unpack', '--image', `${layout}:1.0`, bundle]);
-    expect(unpack.code, unpack.stderr).toBe(0);
-    const rootfs = join(bundle, 'rootfs');
-    expect((await readdir(join(rootfs, 'data'))).sort()).toEqual(['keep']);
-    expect((await readdir(join(rootfs, 'opq'))).sort()).toEqual(['new']);
-    await expect(stat(join(rootfs, 'gonedir'))).rejects.toThrow();
-    expect(await readFile(join(rootfs, 'app/hard'), 'utf8')).toBe('old data\n');
-    expect(await readFile(join(rootfs, 'app/data.bin'), 'utf8')).toBe('new data\n');
-    expect((await run('getcap', [join(rootfs, 'bin/capped')])).stdout).toContain('cap_net_raw=ep');
-    await rm(layout, { recursive: true, force: true });
-    await rm(bundle, { recursive: true, force: true });
-  });
+  if (compression !== 'zstd')
+    it('unpacks with umoci, whiteouts applied', async () => {
+      const layout = await extract(archives[compression], inputs.dir);
+      const bundle = join(inputs.dir, `bundle-${compression}`);
+      const unpack = await run('umoci', ['unpack', '--image', `${layout}:1.0`, bundle]);
+      expect(unpack.code, unpack.stderr).toBe(0);
+      const rootfs = join(bundle, 'rootfs');
+      expect((await readdir(join(rootfs, 'data'))).sort()).toEqual(['keep']);
+      expect((await readdir(join(rootfs, 'opq'))).sort()).toEqual(['new']);
+      await expect(stat(join(rootfs, 'gonedir'))).rejects.toThrow();
+      expect(await readFile(join(rootfs, 'app/hard'), 'utf8')).toBe('old data\n');
+      expect(await readFile(join(rootfs, 'app/data.bin'), 'utf8')).toBe('new data\n');
+      expect((await run('getcap', [join(rootfs, 'bin/capped')])).stdout).toContain('cap_net_raw=ep');
+      await rm(layout, { recursive: true, force: true });
+      await rm(bundle, { recursive: true, force: true });
+    });
 
   it('is byte-identical for the same image: again from the cache, and built afresh in another store', async () => {
     const again = await saveOutput(await writeOciArchive(first.image, { refName: REF, compression, store: first.store }), join(inputs.dir, 'again.tar'));

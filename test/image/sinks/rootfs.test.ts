@@ -123,19 +123,46 @@ for path, entries in json.loads(sys.argv[1]):
 /** Each case: its layers, bottom first. */
 const CASES = {
   linkGroupWhitedOut: [
-    [{ name: 'a', type: 'dir' }, { name: 'a/x', data: 'data' }, { name: 'b', type: 'dir' }, { name: 'b/y', type: 'link', target: 'a/x' }],
+    [
+      { name: 'a', type: 'dir' },
+      { name: 'a/x', data: 'data' },
+      { name: 'b', type: 'dir' },
+      { name: 'b/y', type: 'link', target: 'a/x' },
+    ],
     [{ name: 'a/.wh.x' }],
   ],
   whiteoutOrder: [
-    [{ name: 'foo', data: 'old' }, { name: 'd', type: 'dir' }, { name: 'd/old', data: 'o' }, { name: 'd/sub/deep', data: 'x' }],
+    [
+      { name: 'foo', data: 'old' },
+      { name: 'd', type: 'dir' },
+      { name: 'd/old', data: 'o' },
+      { name: 'd/sub/deep', data: 'x' },
+    ],
     [{ name: 'foo', data: 'newer' }, { name: '.wh.foo' }, { name: 'd', type: 'dir', mode: 0o700 }, { name: 'd/new', data: 'nn' }, { name: 'd/.wh..wh..opq' }],
   ],
   crossLayerLink: [[{ name: 'lower', data: 'lower data' }], [{ name: 'up', type: 'link', target: 'lower' }]],
   replacements: [
-    [{ name: 'x', type: 'dir' }, { name: 'x/child', data: 'c' }, { name: 'y', data: 'file' }, { name: 'keep', type: 'dir' }, { name: 'keep/low', data: 'l' }],
-    [{ name: 'x', data: 'now a file' }, { name: 'y', type: 'dir' }, { name: 'y/inside', data: 'i' }, { name: 'keep', type: 'dir', mode: 0o750 }, { name: 'p/q/r', data: 'r' }],
+    [
+      { name: 'x', type: 'dir' },
+      { name: 'x/child', data: 'c' },
+      { name: 'y', data: 'file' },
+      { name: 'keep', type: 'dir' },
+      { name: 'keep/low', data: 'l' },
+    ],
+    [
+      { name: 'x', data: 'now a file' },
+      { name: 'y', type: 'dir' },
+      { name: 'y/inside', data: 'i' },
+      { name: 'keep', type: 'dir', mode: 0o750 },
+      { name: 'p/q/r', data: 'r' },
+    ],
   ],
-  linkToSymlink: [[{ name: 's', type: 'symlink', target: '/etc/passwd' }, { name: 't', type: 'link', target: 's' }]],
+  linkToSymlink: [
+    [
+      { name: 's', type: 'symlink', target: '/etc/passwd' },
+      { name: 't', type: 'link', target: 's' },
+    ],
+  ],
   emptyWhiteout: [[{ name: 'a', data: 'a' }], [{ name: '.wh.' }]],
   linkToNothing: [[{ name: 'a', type: 'link', target: 'missing' }]],
 } satisfies Record<string, Crafted[][]>;

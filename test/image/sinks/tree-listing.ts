@@ -40,9 +40,24 @@ export async function listTree(root: string): Promise<Map<string, ListedFile>> {
       const path = rel ? `${rel}/${name}` : name;
       const abs = join(root, path);
       const st = await lstat(abs);
-      const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'socket';
+      const type = st.isFile()
+        ? 'file'
+        : st.isDirectory()
+          ? 'directory'
+          : st.isSymbolicLink()
+            ? 'symlink'
+            : st.isFIFO()
+              ? 'fifo'
+              : st.isCharacterDevice()
+                ? 'char'
+                : st.isBlockDevice()
+                  ? 'block'
+                  : 'socket';
       const entry: ListedFile = { type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === 'file' ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000) };
-      if (type === 'file') entry.content = createHash('sha256').update(await readFile(abs)).digest('hex');
+      if (type === 'file')
+        entry.content = createHash('sha256')
+          .update(await readFile(abs))
+          .digest('hex');
       if (type === 'symlink') entry.content = await readlink(abs);
       if (type === 'file' && st.nlink > 1) inodes.set(st.ino, [...(inodes.get(st.ino) ?? []), path]);
       out.set(path, entry);

@@ -106,11 +106,10 @@ async function storedLayer(store: BlobStore, path: string): Promise<{ diffId: Di
 /** The seed's layout, by baler's own sink: two layers (busybox root, whiteout/opaque upper). */
 async function seedArchive(work: string, store: BlobStore, baseTar: string): Promise<{ path: string; image: Image }> {
   const created = '2024-01-02T03:04:05Z';
-  const image = assembleImage(
-    { architecture: 'amd64', os: 'linux', created, config: { Cmd: ['/bin/sh'], Env: ['A=1'] }, history: [{ created }, { created }] },
-    undefined,
-    [await storedLayer(store, baseTar), await storedLayer(store, await upperLayerTar(work))],
-  );
+  const image = assembleImage({ architecture: 'amd64', os: 'linux', created, config: { Cmd: ['/bin/sh'], Env: ['A=1'] }, history: [{ created }, { created }] }, undefined, [
+    await storedLayer(store, baseTar),
+    await storedLayer(store, await upperLayerTar(work)),
+  ]);
   const path = join(work, 'seed.tar');
   await pipeline(writeDockerArchive(image, { name: 'seed/img', tag: '1' }, Date.parse(created) / 1000, store), createWriteStream(path));
   return { path, image };
@@ -275,9 +274,16 @@ export async function makeFixtures(work: string, scratch: BlobStore): Promise<Fi
     'skopeo copy docker-archive': fixture(f('skopeo-docker.tar'), `docker-archive:${f('skopeo-docker.tar')}`, ['docker.io/imp/skopeo:1']),
     'skopeo copy oci-archive (gzip layers)': fixture(f('skopeo-oci-gzip.tar'), `oci-archive:${f('skopeo-oci-gzip.tar')}`, ['imp/skopeo:1']),
     'skopeo copy oci-archive (zstd layers)': fixture(f('skopeo-oci-zstd.tar'), `oci-archive:${f('skopeo-oci-zstd.tar')}`, ['imp/skopeo:zstd'], { tag: 'zstd' }),
-    'skopeo copy of the nixpkgs dockerTools layout to oci-archive (zstd, whiteout, opaque)': fixture(f('skopeo-seed-zstd.tar'), `oci-archive:${f('skopeo-seed-zstd.tar')}`, ['seed/img:zstd'], { topLayerHas: whiteoutEntries }),
+    'skopeo copy of the nixpkgs dockerTools layout to oci-archive (zstd, whiteout, opaque)': fixture(f('skopeo-seed-zstd.tar'), `oci-archive:${f('skopeo-seed-zstd.tar')}`, ['seed/img:zstd'], {
+      topLayerHas: whiteoutEntries,
+    }),
     'docker 20.10 save': fixture(f('docker-single.tar'), `docker-archive:${f('docker-single.tar')}`, ['localhost/imp/base:1']),
-    'docker 20.10 save of several images, picked by name and tag': fixture(f('docker-multi.tar'), `docker-archive:${f('docker-multi.tar')}:imp/base:latest`, ['localhost/imp/base:1', 'imp/base:latest'], { name: 'imp/base', tag: 'latest' }),
+    'docker 20.10 save of several images, picked by name and tag': fixture(
+      f('docker-multi.tar'),
+      `docker-archive:${f('docker-multi.tar')}:imp/base:latest`,
+      ['localhost/imp/base:1', 'imp/base:latest'],
+      { name: 'imp/base', tag: 'latest' },
+    ),
     'docker 20.10 save, picked by tag': fixture(f('docker-multi.tar'), `docker-archive:${f('docker-multi.tar')}:localhost/imp/other:2`, ['localhost/imp/other:2'], { tag: '2' }),
     'docker 20.10 save of the nixpkgs dockerTools layout (whiteout, opaque)': fixture(f('docker-seed.tar'), `docker-archive:${f('docker-seed.tar')}`, ['seed/img:1'], { topLayerHas: whiteoutEntries }),
     "docker 20.10 save, gzip'd": fixture(f('docker-single.tar.gz'), `docker-archive:${f('docker-single.tar')}`, ['localhost/imp/base:1']),

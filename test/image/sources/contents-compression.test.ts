@@ -66,33 +66,45 @@ async function build(bytes: Buffer) {
 }
 
 describe('a contents tar compressed by GNU tar', () => {
-  it.each(['xz', 'bzip2', 'zstd', 'gzip'] as const)('with %s builds the image the plain tar builds, byte for byte', async (kind) => {
-    const compressed = blobs.get(kind) as Buffer;
-    expect(detectCompression(compressed)).toBe(kind);
-    const plain = await build(blobs.get('') as Buffer);
-    const result = await build(compressed);
-    expect(result.imageId).toBe(plain.imageId);
-    expect(result.diffIds).toEqual(plain.diffIds);
-    expect(result.archive.digest).toBe(plain.archive.digest);
-  }, 60_000);
+  it.each(['xz', 'bzip2', 'zstd', 'gzip'] as const)(
+    'with %s builds the image the plain tar builds, byte for byte',
+    async (kind) => {
+      const compressed = blobs.get(kind) as Buffer;
+      expect(detectCompression(compressed)).toBe(kind);
+      const plain = await build(blobs.get('') as Buffer);
+      const result = await build(compressed);
+      expect(result.imageId).toBe(plain.imageId);
+      expect(result.diffIds).toEqual(plain.diffIds);
+      expect(result.archive.digest).toBe(plain.archive.digest);
+    },
+    60_000,
+  );
 });
 
 describe('a corrupt compressed contents tar', () => {
-  it.each(['xz', 'bzip2', 'zstd'] as const)('with %s fails the build as bad input, naming the compression', async (kind) => {
-    const bytes = Buffer.from(blobs.get(kind) as Buffer);
-    // Past the stream header: the magic bytes still say `kind`.
-    for (let i = 64; i < bytes.length; i += 97) bytes[i] = (bytes[i] as number) ^ 0x5a;
-    const err = await rejection(build(bytes));
-    expect(err).toBeInstanceOf(LayerInputError);
-    expect(err.message).toMatch(new RegExp(`^contents\\[0\\]: blob sha256:[0-9a-f]{64} is not valid ${kind} data: `));
-  }, 60_000);
+  it.each(['xz', 'bzip2', 'zstd'] as const)(
+    'with %s fails the build as bad input, naming the compression',
+    async (kind) => {
+      const bytes = Buffer.from(blobs.get(kind) as Buffer);
+      // Past the stream header: the magic bytes still say `kind`.
+      for (let i = 64; i < bytes.length; i += 97) bytes[i] = (bytes[i] as number) ^ 0x5a;
+      const err = await rejection(build(bytes));
+      expect(err).toBeInstanceOf(LayerInputError);
+      expect(err.message).toMatch(new RegExp(`^contents\\[0\\]: blob sha256:[0-9a-f]{64} is not valid ${kind} data: `));
+    },
+    60_000,
+  );
 
-  it.each(['xz', 'bzip2', 'zstd'] as const)('with %s, cut short, fails likewise (never a silently short tar)', async (kind) => {
-    const whole = blobs.get(kind) as Buffer;
-    const err = await rejection(build(whole.subarray(0, Math.floor(whole.length / 2))));
-    expect(err).toBeInstanceOf(LayerInputError);
-    expect(err.message).toMatch(new RegExp(`is not valid ${kind} data: `));
-  }, 60_000);
+  it.each(['xz', 'bzip2', 'zstd'] as const)(
+    'with %s, cut short, fails likewise (never a silently short tar)',
+    async (kind) => {
+      const whole = blobs.get(kind) as Buffer;
+      const err = await rejection(build(whole.subarray(0, Math.floor(whole.length / 2))));
+      expect(err).toBeInstanceOf(LayerInputError);
+      expect(err.message).toMatch(new RegExp(`is not valid ${kind} data: `));
+    },
+    60_000,
+  );
 });
 
 /** A `docker save` archive (manifest.json, config, `<id>/layer.tar`) of one layer: the plain tar, compressed with `tool` (none: as is). */
@@ -121,16 +133,20 @@ describe('a base archive compressed, its layer too', () => {
     ['xz', 'xz'],
     ['bzip2', 'bzip2'],
     ['zstd', 'zstd -q'],
-  ])('with %s gives the image the plain archive gives', async (kind, tool) => {
-    const onBase = async (archive: string) => {
-      const blob = await put(await readFile(archive));
-      return runBuild(resolveSpec({ name: 'on-base', compression: 'none', fromImage: { blob }, contents: [{ text: 'top\n', to: '/top' }] }, new Date(0)), deps());
-    };
-    const compressed = await dockerSaveArchive(tool, `base-${kind}`);
-    expect(detectCompression(await readFile(compressed))).toBe(kind);
-    const plain = await onBase(await dockerSaveArchive(undefined, `base-plain-${kind}`));
-    const result = await onBase(compressed);
-    expect(result.diffIds).toEqual(plain.diffIds);
-    expect(result.archive.digest).toBe(plain.archive.digest);
-  }, 60_000);
+  ])(
+    'with %s gives the image the plain archive gives',
+    async (kind, tool) => {
+      const onBase = async (archive: string) => {
+        const blob = await put(await readFile(archive));
+        return runBuild(resolveSpec({ name: 'on-base', compression: 'none', fromImage: { blob }, contents: [{ text: 'top\n', to: '/top' }] }, new Date(0)), deps());
+      };
+      const compressed = await dockerSaveArchive(tool, `base-${kind}`);
+      expect(detectCompression(await readFile(compressed))).toBe(kind);
+      const plain = await onBase(await dockerSaveArchive(undefined, `base-plain-${kind}`));
+      const result = await onBase(compressed);
+      expect(result.diffIds).toEqual(plain.diffIds);
+      expect(result.archive.digest).toBe(plain.archive.digest);
+    },
+    60_000,
+  );
 });

@@ -34,7 +34,10 @@ export const sha = (data: Buffer | string): Digest => `sha256:${createHash('sha2
 export const hex = (d: Digest) => d.slice(7);
 
 /** A valid layer tar. */
-export const LAYER = tarOf([{ name: 'etc/', type: 'directory' }, { name: 'etc/hello', data: 'hello\n' }]);
+export const LAYER = tarOf([
+  { name: 'etc/', type: 'directory' },
+  { name: 'etc/hello', data: 'hello\n' },
+]);
 
 export function configFor(diffIds: Digest[]): string {
   return JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: diffIds } });
@@ -112,11 +115,7 @@ function ociImage(extraLayers = 0): { manifest: string; blobs: Member[] } {
 }
 
 function ociLayout(indexManifests: unknown[], blobs: Member[]): Buffer {
-  return tarOf([
-    { name: 'oci-layout', data: '{"imageLayoutVersion":"1.0.0"}' },
-    { name: 'index.json', data: JSON.stringify({ schemaVersion: 2, manifests: indexManifests }) },
-    ...blobs,
-  ]);
+  return tarOf([{ name: 'oci-layout', data: '{"imageLayoutVersion":"1.0.0"}' }, { name: 'index.json', data: JSON.stringify({ schemaVersion: 2, manifests: indexManifests }) }, ...blobs]);
 }
 
 /**

@@ -143,7 +143,13 @@ describe('error texts', () => {
   it("an image's many names are a handful too, each name clipped", async () => {
     const long = `${'l'.repeat(5000)}:1`;
     const archive = tarOf([
-      { name: 'manifest.json', data: JSON.stringify([{ Config: 'a.json', RepoTags: ['a:1', ...Array.from({ length: 500 }, (_, i) => `a:${i + 2}`)], Layers: [] }, { Config: 'b.json', RepoTags: [long], Layers: [] }]) },
+      {
+        name: 'manifest.json',
+        data: JSON.stringify([
+          { Config: 'a.json', RepoTags: ['a:1', ...Array.from({ length: 500 }, (_, i) => `a:${i + 2}`)], Layers: [] },
+          { Config: 'b.json', RepoTags: [long], Layers: [] },
+        ]),
+      },
     ]);
     const message = await importFailure(archive);
     expect(message).toMatch(/^ambiguous: the archive holds a:1 \(also a:2, a:3, a:4, … and 497 more\), l{100,}…; set fromImageName\/fromImageTag$/);
@@ -198,9 +204,7 @@ describe('the tar of the archive', () => {
   it('more members than BALER_ARCHIVE_MAX_MEMBERS', async () => {
     expect(DEFAULT_ARCHIVE_BUDGETS.maxMembers).toBe(100_000);
     const archive = manyMembersArchive(60);
-    expect(await overBudget(archive, { budgets: { maxMembers: 50 } }, 'BALER_ARCHIVE_MAX_MEMBERS', 50)).toBe(
-      'the archive has more than 50 members (the budget BALER_ARCHIVE_MAX_MEMBERS is 50)',
-    );
+    expect(await overBudget(archive, { budgets: { maxMembers: 50 } }, 'BALER_ARCHIVE_MAX_MEMBERS', 50)).toBe('the archive has more than 50 members (the budget BALER_ARCHIVE_MAX_MEMBERS is 50)');
     expect(await importBuffer(archive, { budgets: { maxMembers: 63 } })).toMatchObject({ repoTags: ['x/y:1'] });
   });
 

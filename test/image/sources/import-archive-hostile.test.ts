@@ -93,12 +93,13 @@ describe('hand-crafted archives', () => {
 
   it("refuses '..' in member names, manifest paths and link targets", async () => {
     expect(await failure(tarOf([{ name: '../evil', data: 'x' }]))).toBe("archive member '../evil' contains '..'");
-    expect(await failure(dockerArchive([LAYER], { layerPaths: ['l0/../../etc/passwd'] }))).toBe(
-      "layer 1 of 1 (l0/../../etc/passwd): path 'l0/../../etc/passwd' contains '..'",
-    );
+    expect(await failure(dockerArchive([LAYER], { layerPaths: ['l0/../../etc/passwd'] }))).toBe("layer 1 of 1 (l0/../../etc/passwd): path 'l0/../../etc/passwd' contains '..'");
     const escaping = dockerArchive([LAYER], { layerPaths: ['link/layer.tar'], extra: [{ name: 'link/layer.tar', type: 'symlink', linkname: '../../l0/layer.tar' }] });
     expect(await failure(escaping)).toBe("layer 1 of 1 (link/layer.tar): link 'link/layer.tar' -> '../../l0/layer.tar' points outside the archive");
-    const inLayer = tarOf([{ name: 'ok', data: 'x' }, { name: 'a/../../evil', data: 'x' }]);
+    const inLayer = tarOf([
+      { name: 'ok', data: 'x' },
+      { name: 'a/../../evil', data: 'x' },
+    ]);
     expect(await failure(dockerArchive([inLayer]))).toBe("layer 1 of 1 (l0/layer.tar): entry 'a/../../evil' contains '..'");
   });
 
@@ -137,7 +138,13 @@ describe('hand-crafted archives', () => {
       ],
     });
     expect((await importBuffer(archive)).layers.map((l) => l.diffId)).toEqual([sha(LAYER)]);
-    const loop = dockerArchive([LAYER], { layerPaths: ['a'], extra: [{ name: 'a', type: 'symlink', linkname: 'b' }, { name: 'b', type: 'symlink', linkname: 'a' }] });
+    const loop = dockerArchive([LAYER], {
+      layerPaths: ['a'],
+      extra: [
+        { name: 'a', type: 'symlink', linkname: 'b' },
+        { name: 'b', type: 'symlink', linkname: 'a' },
+      ],
+    });
     expect(await failure(loop)).toMatch(/more than 16 links/);
   });
 
@@ -189,8 +196,7 @@ describe('picking an image', () => {
     value: refs.join(',') || 'untagged',
     ...(platform ? { platform } : {}),
   });
-  const pick = (cands: Candidate<string>[], sel: { name?: string; tag?: string; architecture?: string }) =>
-    pickImage(cands, { architecture: 'amd64', ...sel }).value;
+  const pick = (cands: Candidate<string>[], sel: { name?: string; tag?: string; architecture?: string }) => pickImage(cands, { architecture: 'amd64', ...sel }).value;
 
   it('parses references as tools record them', () => {
     expect(parseReference('localhost:5000/a/b:1')).toEqual({ name: 'localhost:5000/a/b', tag: '1' });

@@ -152,9 +152,7 @@ describe('refuses', () => {
     await expect(podman).rejects.toThrow(ArchiveImportError);
     await expect(podman).rejects.toThrow('ambiguous: the archive holds localhost/imp/base:1, localhost/imp/other:2; set fromImageName/fromImageTag');
     const docker = importArchive(store, await upload(set.fixtures['docker 20.10 save, picked by tag'].path), {});
-    await expect(docker).rejects.toThrow(
-      'ambiguous: the archive holds localhost/imp/base:1 (also imp/base:latest), localhost/imp/other:2; set fromImageName/fromImageTag',
-    );
+    await expect(docker).rejects.toThrow('ambiguous: the archive holds localhost/imp/base:1 (also imp/base:latest), localhost/imp/other:2; set fromImageName/fromImageTag');
   });
 
   it('a name the archive does not hold, naming the choices', async () => {

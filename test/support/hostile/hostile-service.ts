@@ -36,12 +36,7 @@ export class TenantClient {
 
   /** Upload a file (by path), bytes or a stream; the response as it came (201/200, or a problem). */
   upload(body: string | Buffer | ReadableStream<Uint8Array>): Promise<Response> {
-    const sent =
-      typeof body === 'string'
-        ? (createReadStream(body) as unknown as BodyInit)
-        : Buffer.isBuffer(body)
-          ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength)
-          : body;
+    const sent = typeof body === 'string' ? (createReadStream(body) as unknown as BodyInit) : Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : body;
     return this.request('/v1/blobs', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: sent, duplex: 'half' } as RequestInit);
   }
 

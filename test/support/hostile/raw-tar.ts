@@ -102,7 +102,10 @@ export class RawTarFile {
   private buffer = Buffer.alloc(1 << 20);
   private used = 0;
 
-  constructor(readonly path: string, opts: { gzip?: boolean } = {}) {
+  constructor(
+    readonly path: string,
+    opts: { gzip?: boolean } = {},
+  ) {
     this.file = createWriteStream(path);
     if (opts.gzip) {
       const gzip = createGzip({ level: 1 });

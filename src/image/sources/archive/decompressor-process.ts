@@ -52,11 +52,7 @@ export function runDecompressorProcess(kind: ProcessDecompression, source: Reada
   });
   child.on('error', (err: NodeJS.ErrnoException) => {
     source.destroy();
-    out.destroy(
-      err.code === 'ENOENT'
-        ? new Error(`cannot decompress: '${tool.cmd}' is not installed (Debian package ${tool.pkg})`, { cause: err })
-        : err,
-    );
+    out.destroy(err.code === 'ENOENT' ? new Error(`cannot decompress: '${tool.cmd}' is not installed (Debian package ${tool.pkg})`, { cause: err }) : err);
   });
   // EPIPE when the filter exits early on bad input: its exit status tells the story.
   pipeline(source, child.stdin).catch(() => {});

@@ -56,12 +56,7 @@ export async function importArchive(
   return withShortErrors(opts, () => importPlanned(store, digest, opts, onProgress));
 }
 
-async function importPlanned(
-  store: BlobStore,
-  digest: Digest,
-  opts: ImportOptions,
-  onProgress?: (bytesDone: number, bytesTotal: number) => void,
-): Promise<StoredImage & { repoTags: string[] }> {
+async function importPlanned(store: BlobStore, digest: Digest, opts: ImportOptions, onProgress?: (bytesDone: number, bytesTotal: number) => void): Promise<StoredImage & { repoTags: string[] }> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
   const { reader, plan } = await planImport(store, digest, opts);
 

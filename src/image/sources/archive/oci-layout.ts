@@ -90,13 +90,7 @@ function platformList(ds: Descriptor[]): string {
 }
 
 /** Follow a descriptor through image indexes (resolved to linux/`architecture`) to an image manifest. */
-async function resolveManifest(
-  reader: ArchiveReader,
-  d: Descriptor,
-  architecture: string,
-  limits: PlanLimits,
-  depth: number,
-): Promise<{ config: Descriptor; layers: Descriptor[] }> {
+async function resolveManifest(reader: ArchiveReader, d: Descriptor, architecture: string, limits: PlanLimits, depth: number): Promise<{ config: Descriptor; layers: Descriptor[] }> {
   const isIndexType = (t: string | undefined) => t === MEDIA_TYPES.ociIndex || t === MEDIA_TYPES.dockerList;
   const what = `${isIndexType(d.mediaType) ? 'image index' : 'manifest'} ${d.digest}`;
   const value = await readBlobJson(reader, d.digest, what);

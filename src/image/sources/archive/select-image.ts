@@ -114,9 +114,7 @@ export function pickImage<T>(candidates: Candidate<T>[], sel: Selection): Candid
   if (matches.length > 1 && matches.every((c) => c.platform)) {
     const fit = pickPlatform(matches, sel.architecture);
     if (!fit) {
-      throw new ArchiveImportError(
-        `the archive holds no linux/${sel.architecture} image${wanted ? ` for ${want(sel)}` : ''}; it holds ${describeAll(matches)}`,
-      );
+      throw new ArchiveImportError(`the archive holds no linux/${sel.architecture} image${wanted ? ` for ${want(sel)}` : ''}; it holds ${describeAll(matches)}`);
     }
     matches = [fit];
   }
@@ -127,9 +125,7 @@ export function pickImage<T>(candidates: Candidate<T>[], sel: Selection): Candid
     throw new ArchiveImportError(`the archive holds no image ${want(sel)}; it holds ${describeAll(candidates)}`);
   }
   if (wanted) {
-    throw new ArchiveImportError(
-      `ambiguous: ${want(sel)} matches several images of the archive: ${describeAll(matches)}; set fromImageName and fromImageTag`,
-    );
+    throw new ArchiveImportError(`ambiguous: ${want(sel)} matches several images of the archive: ${describeAll(matches)}; set fromImageName and fromImageTag`);
   }
   throw new ArchiveImportError(`ambiguous: the archive holds ${describeAll(matches)}; set fromImageName/fromImageTag`);
 }
