@@ -54,8 +54,8 @@ function imageConfigOf(image: Image): ImageConfig {
 }
 
 /**
- * Assemble an image from a base (or none) and new layers with their tarsums, as the seed
- * (nixpkgs dockerTools) lays it out: the new layers' legacy ids chain onto the base's top layer
+ * Assemble an image from a base (or none) and new layers with their tarsums, as nixpkgs
+ * dockerTools lays it out: the new layers' legacy ids chain onto the base's top layer
  * through `parent`. Nothing is stored (storeImage does that).
  */
 export function assembleImage(input: NewImageInput, base: Image | undefined, layers: ReadonlyArray<Omit<NewLayer, 'createdBy'>>): Image {

@@ -14,7 +14,7 @@ export interface LegacyLayerFields {
 }
 
 /**
- * One legacy layer as the seed writes it: the id is the sha256 of the canonical JSON
+ * One legacy layer as nixpkgs dockerTools writes it: the id is the sha256 of the canonical JSON
  * `{architecture, checksum, config, created, os, parent}` before `id` and `Size` are added;
  * the json is that object with `id` and `Size`. `parent` is the id of the layer below (none for
  * the bottom layer), so ids chain.
