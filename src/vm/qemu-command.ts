@@ -41,7 +41,9 @@ export function qemuArgs(c: QemuCommand): string[] {
   const rtcBase = new Date(c.rtcSeconds * 1000).toISOString().slice(0, 19);
   const drives: string[] = [];
   for (const d of c.drives) {
-    drives.push('-drive', `id=${d.id},file=${d.file},format=raw,if=none,${d.readonly ? 'readonly=on' : 'cache=unsafe'}`, '-device', `virtio-blk-device,drive=${d.id},serial=${d.id}`);
+    // werror=report: a host disk that fills up under a writable drive gives the guest an I/O
+    // error, and the step fails; QEMU's default (enospc) pauses the VM, idle until the timeout.
+    drives.push('-drive', `id=${d.id},file=${d.file},format=raw,if=none,${d.readonly ? 'readonly=on' : 'cache=unsafe,werror=report'}`, '-device', `virtio-blk-device,drive=${d.id},serial=${d.id}`);
   }
   return [
     ...c.platform.machineArgs(c.accel),

@@ -1,0 +1,67 @@
+/**
+ * The host's disk filling up under a running VM step (another process takes the room after the
+ * step was admitted): the step ends, failing, instead of QEMU pausing the VM on ENOSPC (its
+ * default `werror=enospc`) and the worker waiting for the step's timeout. The VM's temp dir is a
+ * small tmpfs the test mounts (root only; skipped otherwise), and the test fills it itself.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { QemuVmRunner } from '../../src/vm/qemu-vm-runner.ts';
+import { job } from './support.ts';
+
+const isRoot = process.getuid?.() === 0;
+let work: string;
+let vmTmp: string;
+let runner: QemuVmRunner;
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  work = await mkdtemp(join(tmpdir(), 'baler-test-vm-hostfull-'));
+  vmTmp = join(work, 'vm-tmp');
+  await mkdir(vmTmp);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=400m', 'tmpfs', vmTmp]);
+  if (mounted.status !== 0) throw new Error(`mount tmpfs: ${mounted.stderr}`);
+  runner = new QemuVmRunner({ tmpDir: vmTmp, poolSize: 0 });
+  await runner.assets();
+}, 300_000);
+
+afterAll(async () => {
+  if (!isRoot || !work) return;
+  await runner?.close?.();
+  spawnSync('umount', ['-l', vmTmp]);
+  await rm(work, { recursive: true, force: true });
+});
+
+it.skipIf(!isRoot)(
+  'fails the step soon when the host disk fills under it, never pausing the VM until its timeout',
+  async () => {
+    const t0 = Date.now();
+    let filled = false;
+    let log = '';
+    // Once the script is writing, another process takes what is left of the host's room.
+    const run = runner.run({
+      ...job({ limits: { diskMiB: 96, memoryMiB: 256, timeoutSeconds: 240 } }),
+      runAsRoot: 'echo writing; dd if=/dev/zero of=/big bs=1M count=70 conv=fsync 2>&1; sync; echo wrote',
+      onLog: (text) => {
+        log += text;
+        if (!filled && log.includes('writing')) {
+          filled = true;
+          spawnSync('sh', ['-c', `dd if=/dev/zero of=${join(vmTmp, 'filler')} bs=1M 2>/dev/null; true`]);
+        }
+      },
+    });
+    const result = await run;
+    const seconds = (Date.now() - t0) / 1000;
+    await result.dispose();
+    await rm(join(vmTmp, 'filler'), { force: true });
+    expect(filled, `${JSON.stringify(result.outcome)} ${log}`).toBe(true);
+    expect(result.outcome.ok).toBe(false);
+    process.stdout.write(`host disk full: the step ended in ${seconds.toFixed(1)} s: ${JSON.stringify(result.outcome)}\n`);
+    expect(seconds).toBeLessThan(120);
+    expect((await readdir(vmTmp)).filter((n) => n !== 'filler')).toEqual([]);
+  },
+  300_000,
+);
