@@ -22,6 +22,8 @@ import type { BuildLogs } from '../builds/build-log.ts';
 import { BuildLogWriter } from '../builds/build-log-writer.ts';
 import type { CancelListener } from '../builds/cancellation.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
+import type { BuildDeps } from '../builds/build-deps.ts';
+import { runPlatforms } from '../builds/multi-platform-build.ts';
 import { runBuild } from '../builds/run-build.ts';
 import { blobsOfResult } from '../builds/build-result.ts';
 import { VmStepError } from '../builds/vm-step.ts';
@@ -177,7 +179,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       const store = new ChargedStore(deps.store, deps.quota, tenant);
       const sandbox = deps.sandbox;
       const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id) => buildImageRef(deps, id) }) : runBuild;
-      const result = await run(spec, {
+      const buildDeps: BuildDeps = {
         store,
         vm: deps.vm,
         tenant,
@@ -191,7 +193,8 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         noCache: job.data.noCache,
         archiveBudgets: deps.archiveBudgets,
         layerBudgets: deps.layerBudgets,
-      });
+      };
+      const result = spec.platforms ? await runPlatforms(spec, buildDeps, run, (platforms) => deps.builds.update(buildId, { platforms })) : await run(spec, buildDeps);
       observer.current = { name: 'finishing', at: Date.now() };
       // Its blobs taken from caches (and a base's) count for this tenant too, once each.
       await store.chargeStored(blobsOfResult(result));
