@@ -2,6 +2,8 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { buildCacheKey, findCachedBuild } from './build-cache.ts';
 import type { BuildRecord } from './build-record.ts';
+import { imageOfPlatform } from './build-result.ts';
+import { platformOfArchitecture } from './platforms.ts';
 import type { NewLayer } from '../image/layer.ts';
 import { findCachedImport, findCachedLayers, findCachedPolicedBase } from './layer-cache.ts';
 import type { ResultCache } from './result-cache.ts';
@@ -97,8 +99,9 @@ function plannedLayers(step: LayerStep, hit: NewLayer[] | null, known: boolean):
 /** The base image as far as it is known without pulling or importing anything; `layers` unset: not known yet. */
 async function planBase(step: BaseStep, deps: PlanDeps, cache: ResultCache | undefined): Promise<{ summary?: BuildPlan['base']; layers?: PlannedLayer[] }> {
   const { from } = step;
-  if ('build' in from && deps.base?.result) {
-    const { imageId, layers } = deps.base.result;
+  const image = 'build' in from && deps.base?.result ? imageOfPlatform(deps.base.result, platformOfArchitecture(step.image.architecture)) : null;
+  if ('build' in from && image) {
+    const { imageId, layers } = image;
     return {
       summary: { from, imageId, layers: layers.length, cached: true },
       layers: layers.map((l) => ({ step: 'base', diffId: l.diffId, size: l.size, cached: true })),

@@ -25,6 +25,15 @@ export interface BuildResult extends StoredImage {
   platforms?: PlatformImage[];
 }
 
+/**
+ * The image of `platform` a build's result holds: a multi-platform build's image of that
+ * platform (null when it has none), a single-platform build's one image.
+ */
+export function imageOfPlatform(result: BuildResult, platform: string): StoredImage | null {
+  if (!result.platforms) return result;
+  return result.platforms.find((p) => p.platform === platform) ?? null;
+}
+
 /** Every blob a build result is made of: config, layers, legacy jsons, archive parts; each platform's and the index. */
 export function blobsOfResult(result: BuildResult): Digest[] {
   const own = (r: Omit<BuildResult, 'platforms' | 'index'>): Digest[] => [r.imageId, ...r.diffIds, ...(r.layers ?? []).flatMap((l) => [l.diffId, l.v1Json]), ...(r.archive.parts ?? [])];

@@ -110,7 +110,10 @@ it('fails naming the platform that failed, keeping the error’s kind', async ()
   const deps = { store, tenant: 'alpha', allowDevices: false, vm: { run: () => Promise.reject(new Error('no VM')) }, loadBuildImage: () => Promise.reject(new Error('no base')) };
   const err = await runPlatforms(broken, deps, runBuild, async (s) => {
     states.push(s);
-  }).catch((e: unknown) => e as Error);
+  }).then(
+    () => new Error('it succeeded'),
+    (e: unknown) => e as Error,
+  );
   expect(err.constructor.name).toBe('LayerInputError');
   expect(err.message).toMatch(/^linux\/arm64: .*not a valid tar/);
   expect(states.at(-1)?.map((s) => s.status)).toEqual(['succeeded', 'failed']);

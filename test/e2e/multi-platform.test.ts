@@ -172,6 +172,23 @@ it('gives the same bytes when built again without the caches', async () => {
   expect(record.result?.platforms?.map((p) => [p.imageId, p.manifest.digest, p.archive.digest])).toEqual(first.result?.platforms?.map((p) => [p.imageId, p.manifest.digest, p.archive.digest]));
 }, 120_000);
 
+it('is a base for each platform: a build FROM it takes the image of its own platform', async () => {
+  const record = await getBuild(build.id);
+  const [amd64, arm64] = record.result?.platforms ?? [];
+  const child = (await waitForBuild(
+    service,
+    await submitBuild(service, { name: 'multi/child', architecture: 'arm64', fromImage: { build: build.id }, contents: [{ text: 'child', to: '/child' }] }),
+  )) as MultiBuild;
+  expect(child.status, JSON.stringify(child.error)).toBe('succeeded');
+  expect(child.result?.diffIds[0]).toBe(arm64?.diffIds[0]);
+  const both = (await waitForBuild(
+    service,
+    await submitBuild(service, { name: 'multi/children', platforms: ['linux/amd64', 'linux/arm64'], fromImage: { build: build.id }, contents: [{ text: 'child', to: '/child' }] }),
+  )) as MultiBuild;
+  expect(both.status, JSON.stringify(both.error)).toBe('succeeded');
+  expect(both.result?.platforms?.map((p) => p.diffIds[0])).toEqual([amd64?.diffIds[0], arm64?.diffIds[0]]);
+}, 120_000);
+
 it('fails the build when one platform fails, saying which', async () => {
   const garbage = join(work, 'not-a-tar');
   await writeFile(garbage, Buffer.alloc(2048, 7));
