@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { indexOutput } from '../../src/builds/build-archive.ts';
+import { planBuild } from '../../src/builds/build-plan.ts';
 import type { BuildResult } from '../../src/builds/build-result.ts';
 import type { PlatformState } from '../../src/builds/build-record.ts';
 import { runPlatforms } from '../../src/builds/multi-platform-build.ts';
@@ -63,7 +64,7 @@ async function build(root: string, states: PlatformState[][] = []) {
   const result = await runPlatforms(spec, deps, runBuild, async (s) => {
     states.push(s);
   });
-  return { store, result };
+  return { store, result, cache: deps.cache };
 }
 
 const skopeo = async (args: string[]) => {
@@ -136,3 +137,11 @@ it('pushes every image and the index under one tag', async () => {
     expect((JSON.parse(manifest.toString('utf8')) as { config: { digest: string } }).config.digest).toBe(p.imageId);
   }
 }, 60_000);
+
+it('plans each platform in a dry run, from the caches its build filled', async () => {
+  const { store, cache, result } = await build('store-plan');
+  const plan = await planBuild(spec, { store, cache, tenant: 'alpha', allowDevices: false, noCache: false });
+  expect(plan.platforms?.map((p) => [p.platform, p.layers.map((l) => [l.contents, l.diffId, l.cached])])).toEqual(result.platforms?.map((p, i) => [p.platform, [[[0, i + 1], p.diffIds[0], true]]]));
+  expect(plan.layers).toEqual(plan.platforms?.[0]?.layers);
+  expect(plan.cached).toBe(false);
+});
