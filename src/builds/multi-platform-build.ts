@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import type { Image } from '../image/image.ts';
 import { OCI_MEDIA_TYPES } from '../image/sinks/oci-archive.ts';
 import { loadImage } from '../image/stored-image.ts';
+import { VmHostBusyError } from '../vm/errors.ts';
 import { describeOutput, indexOutput } from './build-archive.ts';
 import type { BuildDeps } from './build-deps.ts';
 import { observeStep, SILENT_OBSERVER } from './build-observer.ts';
@@ -43,6 +44,8 @@ export async function runPlatforms(spec: ResolvedSpec, deps: BuildDeps, runOne: 
     try {
       built.push(await runOne(specForPlatform(spec, platform), deps));
     } catch (err) {
+      // Stopped (cancel, time limit) or sent back to the queue (no disk room yet): not this platform's failure.
+      if (deps.signal?.aborted || err instanceof VmHostBusyError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       await tell(i, { platform, status: 'failed', error: message });
       if (err instanceof Error) err.message = `${platform}: ${message}`;
