@@ -1,7 +1,8 @@
 /**
  * Issue 15, `platforms`: a two-platform contents-only build (no VM step, so no arm64 VM),
  * each platform with a file of its own and one shared, through the API: the oci-archive holds
- * an image index over linux/amd64 and linux/arm64 (skopeo), `?platform=` downloads one image,
+ * an image index over linux/amd64 and linux/arm64 (skopeo), `?platform=` downloads one image
+ * (skopeo, and `docker load` in a private dockerd),
  * a push uploads both and the index under one tag (Debian's docker-registry, skopeo
  * `--override-arch`), and a rebuild without the caches gives the same bytes.
  */
@@ -11,11 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../registry/registry-server.ts';
+import { startDockerd, type Dockerd } from '../support/dockerd.ts';
 import { run } from '../support/run.ts';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
 import { until } from '../support/wait.ts';
 
 let registry: TestRegistry;
+let dockerd: Dockerd;
 let service: Service;
 let work: string;
 let build: MultiBuild;
@@ -62,12 +65,12 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-multi-platform-'));
   const registries = join(work, 'registries.json');
   await writeFile(registries, JSON.stringify({ [registry.host]: { insecure: true } }));
-  service = await startService({ BALER_REGISTRIES_FILE: registries });
+  [service, dockerd] = await Promise.all([startService({ BALER_REGISTRIES_FILE: registries }), startDockerd()]);
   build = (await waitForBuild(service, await submitBuild(service, SPEC))) as MultiBuild;
 }, 120_000);
 
 afterAll(async () => {
-  await service?.stop();
+  await Promise.allSettled([service?.stop(), dockerd?.stop()]);
   await registry?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -119,6 +122,12 @@ it('downloads one platform with ?platform= in any format; a platform the build l
     const docker = await download(build.id, `?format=docker-archive&compression=none&platform=${platform}`);
     const inspected = JSON.parse(await skopeo(['inspect', `docker-archive:${docker.path}`])) as { Architecture: string };
     expect(inspected.Architecture).toBe(arch);
+    // And Docker loads the gzip'd docker-archive as that platform's image.
+    const gzipped = await download(build.id, `?format=docker-archive&platform=${platform}`);
+    const load = await dockerd.docker(['load', '-i', gzipped.path]);
+    expect(load.code, load.stderr).toBe(0);
+    const loaded = await dockerd.docker(['image', 'inspect', '--format', '{{.Architecture}} {{.Id}}', 'multi/hello:1.0']);
+    expect(loaded.stdout.trim()).toBe(`${arch} ${record.result?.platforms?.find((p) => p.platform === platform)?.imageId}`);
     const dockerOci = await download(build.id, `?format=docker-archive-oci&platform=${platform}`);
     expect(JSON.parse(await skopeo(['inspect', `docker-archive:${dockerOci.path}`])).Architecture).toBe(arch);
     // The platform's own oci-archive is the one its result describes.
