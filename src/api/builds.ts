@@ -7,7 +7,7 @@ import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
-import { imageOutput } from '../builds/build-archive.ts';
+import { imageOutput, indexOutput } from '../builds/build-archive.ts';
 import type { BuildSpec } from '../builds/spec.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import { planEtag, planSize } from '../image/sinks/byte-plan.ts';
@@ -20,6 +20,7 @@ import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { ChargedStore } from '../store/charged-store.ts';
 import type { BuildSubmission } from '../submission/build-submission.ts';
 import { requireTenantBuild } from '../submission/tenant-build.ts';
+import { downloadTarget } from './image-platform.ts';
 import { operationSchema } from './openapi.ts';
 import { validationProblem } from './problems.ts';
 import { sendPlan } from './send-blob.ts';
@@ -99,7 +100,7 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     return reply.type('text/plain; charset=utf-8').send(await opts.logs.read(record.id));
   });
 
-  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: OutputCompression } }>;
+  type ImageRequest = FastifyRequest<{ Params: { id: string }; Querystring: { format?: OutputFormat; compression?: OutputCompression; platform?: string } }>;
   /**
    * The image archive: the build's own format, or another one on request (`?format=`,
    * `?compression=`), assembled from the stored blobs as it is sent (nothing per build is
@@ -113,11 +114,18 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     }
     const result = record.result;
     const format = request.query.format ?? result.archive.format;
-    const compression = request.query.compression ?? (format === result.archive.format ? result.archive.compression : defaultCompression(format));
+    const target = downloadTarget({ ...record, result }, format, request.query.platform);
+    // What the build described of this image (or index): a download of that format and compression is it.
+    const archive = 'index' in target ? result.archive : target.archive;
+    const compression = request.query.compression ?? (format === archive.format ? archive.compression : defaultCompression(format));
     const refusal = compressionRefusal(format, compression);
     if (refusal) throw new Problem(400, `compression ${refusal}`);
     const charged = new ChargedStore(store, quota, request.tenant);
-    const out = await imageOutput(await loadImage(store, result), record.spec, format, compression, charged, layerBudgets).catch((err: unknown) => {
+    const output =
+      'index' in target
+        ? Promise.all(target.index.platforms.map((p) => loadImage(store, p))).then((images) => indexOutput(images, record.spec, compression, charged))
+        : loadImage(store, target.image).then((image) => imageOutput(image, record.spec, format, compression, charged, layerBudgets));
+    const out = await output.catch((err: unknown) => {
       // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
       // tar (imported, never read by a build without a VM step) may be refused only now.
       if (err instanceof BudgetExceededError || err instanceof LayerInputError) throw new Problem(422, err.message, { cause: err });
@@ -125,8 +133,8 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     });
     const opts = { contentType: out.mediaType, filename: out.filename };
     if (out.plan) {
-      const own = format === result.archive.format && compression === result.archive.compression && planSize(out.plan) === result.archive.size;
-      return sendPlan(request, reply, store, out.plan, own ? result.archive.digest : planEtag(out.plan), opts);
+      const own = format === archive.format && compression === archive.compression && planSize(out.plan) === archive.size;
+      return sendPlan(request, reply, store, out.plan, own ? archive.digest : planEtag(out.plan), opts);
     }
     void reply.header('Content-Type', opts.contentType).header('Content-Disposition', `attachment; filename="${opts.filename}"`);
     if (request.method === 'HEAD') return reply.send();

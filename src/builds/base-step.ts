@@ -13,7 +13,7 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<Image
   const { from } = step;
   const { observer, store } = ctx;
   // An earlier build's layers went through the device rule when it ran.
-  if ('build' in from) return observeStep(observer, 'base', from, () => ctx.loadBuildImage(from.build));
+  if ('build' in from) return observeStep(observer, 'base', from, () => ctx.loadBuildImage(from.build, step.image.architecture));
   if ('ref' in from) {
     return observeStep(observer, 'base', from, async () => {
       const pulled = await pullImage(store, from.ref, { registries: ctx.registries ?? new Map(), architecture: step.image.architecture, maxLayers: step.image.maxLayers });

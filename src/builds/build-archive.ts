@@ -4,7 +4,7 @@ import type { LayerBudgets } from '../image/build-usage.ts';
 import type { Image } from '../image/image.ts';
 import { digestPlan, planSize } from '../image/sinks/byte-plan.ts';
 import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
-import { writeImage, type ImageOutput } from '../image/sinks/write-image.ts';
+import { writeImage, writeImageIndex, type ImageOutput } from '../image/sinks/write-image.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { ResolvedSpec } from './spec.ts';
 
@@ -47,6 +47,22 @@ export async function describeArchive(
   layerBudgets?: LayerBudgets,
 ): Promise<ArchiveInfo> {
   const out = await imageOutput(image, spec, format, compression, store, layerBudgets);
+  return describeOutput(out, format, compression, store, onProgress);
+}
+
+/** Several images' `oci-archive` holding their image index (a multi-platform build's): as imageOutput, with the layout. */
+export function indexOutput(images: Image[], spec: SpecNames, compression: OutputCompression, store: BlobStore): ReturnType<typeof writeImageIndex> {
+  return writeImageIndex(images, { name: spec.name, tag: spec.tag, store, compression, created: spec.created });
+}
+
+/** An output read once: its digest and size (`onProgress` told the bytes read), and what it is assembled from. */
+export async function describeOutput(
+  out: ImageOutput,
+  format: OutputFormat,
+  compression: OutputCompression,
+  store: BlobStore,
+  onProgress?: (bytesDone: number, bytesTotal?: number) => void,
+): Promise<ArchiveInfo> {
   let sum: { digest: Digest; size: number };
   if (out.plan) {
     const total = planSize(out.plan);

@@ -29,7 +29,9 @@ export function buildCacheKey(spec: ResolvedSpec, opts: { tenant: string; base?:
   if (from && 'build' in from && !opts.base?.result) return null;
   // Queue order is not part of the image.
   const { priority: _priority, ...inputs } = spec;
-  return cacheKey('build', { spec: inputs, baseImage: opts.base?.result?.imageId, allowDevices: opts.allowDevices, tenant: opts.tenant });
+  // A multi-platform base is pinned by its index (every platform's image), a single one by its image.
+  const baseImage = opts.base?.result?.index?.digest ?? opts.base?.result?.imageId;
+  return cacheKey('build', { spec: inputs, baseImage, allowDevices: opts.allowDevices, tenant: opts.tenant });
 }
 
 /** The cached result for `key`, if every blob it names is still stored (garbage collection may have taken some). */

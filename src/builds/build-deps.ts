@@ -12,8 +12,8 @@ import type { ResultCache } from './result-cache.ts';
 export interface BuildDeps {
   store: BlobStore;
   vm: VmRunner;
-  /** The image of an earlier build, for `fromImage: {build}`. */
-  loadBuildImage(buildId: string): Promise<Image>;
+  /** The image of an earlier build, for `fromImage: {build}` (of a multi-platform build: its image of `architecture`). */
+  loadBuildImage(buildId: string, architecture?: string): Promise<Image>;
   /** Whose build this is: its VM steps' layers are cached for this tenant alone. */
   tenant: string;
   allowDevices: boolean;

@@ -2,9 +2,12 @@ import type { Digest } from '../digest.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { buildCacheKey, findCachedBuild } from './build-cache.ts';
 import type { BuildRecord } from './build-record.ts';
+import { imageOfPlatform } from './build-result.ts';
+import { platformOfArchitecture } from './platforms.ts';
 import type { NewLayer } from '../image/layer.ts';
 import { findCachedImport, findCachedLayers, findCachedPolicedBase } from './layer-cache.ts';
 import type { ResultCache } from './result-cache.ts';
+import { specForPlatform } from './platforms.ts';
 import { referencedBlobs, type FromImage, type ResolvedSpec } from './spec.ts';
 import { importCacheKey, layerStepKey, planSteps, type BaseStep, type LayerStep } from './step-plan.ts';
 
@@ -28,6 +31,8 @@ export interface BuildPlan {
   layers: PlannedLayer[];
   cached: boolean;
   cachedFrom?: string;
+  /** A multi-platform build's images, each planned as its platform's build (the top-level `base` and `layers` are the first's). */
+  platforms?: Array<{ platform: string; base?: BuildPlan['base']; layers: PlannedLayer[] }>;
 }
 
 export interface PlanDeps {
@@ -55,6 +60,23 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
   const blobs: BuildPlan['blobs'] = [];
   for (const digest of referencedBlobs(spec)) blobs.push({ digest, size: (await store.stat(digest))?.size ?? 0 });
 
+  // A multi-platform build: each platform as the build of its own spec; the first one's at the top.
+  const platforms = [];
+  for (const platform of spec.platforms ?? []) platforms.push({ platform, ...(await planImage(specForPlatform(spec, platform), deps, cache)) });
+  const image = platforms[0] ?? (await planImage(spec, deps, cache));
+
+  const key = buildCacheKey(spec, deps);
+  const whole = cache && key ? await findCachedBuild(cache, store, key) : null;
+  const plan: BuildPlan = { dryRun: true, spec, blobs, layers: image.layers, cached: whole !== null };
+  if (image.base) plan.base = image.base;
+  if (whole) plan.cachedFrom = whole.buildId;
+  if (spec.platforms) plan.platforms = platforms;
+  return plan;
+}
+
+/** The base and the layers of one image (one platform's). */
+async function planImage(spec: ResolvedSpec, deps: PlanDeps, cache: ResultCache | undefined): Promise<Pick<BuildPlan, 'base' | 'layers'>> {
+  const { store } = deps;
   const steps = planSteps(spec, deps);
   const base = steps.base ? await planBase(steps.base, deps, cache) : { layers: [] };
   const layers: PlannedLayer[] = [...(base.layers ?? [])];
@@ -69,13 +91,7 @@ export async function planBuild(spec: ResolvedSpec, deps: PlanDeps): Promise<Bui
     layers.push(...planned);
     lowers = lowers && planned.every((l) => l.diffId) ? [...lowers, ...planned.map((l) => l.diffId as Digest)] : undefined;
   }
-
-  const key = buildCacheKey(spec, deps);
-  const whole = cache && key ? await findCachedBuild(cache, store, key) : null;
-  const plan: BuildPlan = { dryRun: true, spec, blobs, layers, cached: whole !== null };
-  if (base.summary) plan.base = base.summary;
-  if (whole) plan.cachedFrom = whole.buildId;
-  return plan;
+  return { layers, ...(base.summary ? { base: base.summary } : {}) };
 }
 
 /** The layers a step gives: its cache hit's, or what it would make (`known`: whether its key, so the answer, is known yet). */
@@ -97,8 +113,9 @@ function plannedLayers(step: LayerStep, hit: NewLayer[] | null, known: boolean):
 /** The base image as far as it is known without pulling or importing anything; `layers` unset: not known yet. */
 async function planBase(step: BaseStep, deps: PlanDeps, cache: ResultCache | undefined): Promise<{ summary?: BuildPlan['base']; layers?: PlannedLayer[] }> {
   const { from } = step;
-  if ('build' in from && deps.base?.result) {
-    const { imageId, layers } = deps.base.result;
+  const image = 'build' in from && deps.base?.result ? imageOfPlatform(deps.base.result, platformOfArchitecture(step.image.architecture)) : null;
+  if ('build' in from && image) {
+    const { imageId, layers } = image;
     return {
       summary: { from, imageId, layers: layers.length, cached: true },
       layers: layers.map((l) => ({ step: 'base', diffId: l.diffId, size: l.size, cached: true })),

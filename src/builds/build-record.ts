@@ -29,6 +29,8 @@ export interface BuildRecord {
   /** Set when the build failed: why, as a problem object. */
   error?: ProblemBody;
   result?: BuildResult;
+  /** A multi-platform build's platforms, in order, as they are built (one at a time): each one's state, and why it failed. */
+  platforms?: PlatformState[];
   /** Pushes of the image to registries, by reference. */
   pushes?: Record<string, PushRecord>;
 }
@@ -41,5 +43,12 @@ export interface PushRecord {
   manifestDigest?: string;
   /** How many blobs had to be uploaded (the rest the registry had, or mounted). */
   uploadedBlobs?: number;
+  error?: string;
+}
+
+/** Where one platform of a multi-platform build is (its image is in the result's `platforms` once built). */
+export interface PlatformState {
+  platform: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
   error?: string;
 }

@@ -2,6 +2,7 @@ import type { Digest } from '../digest.ts';
 import { defaultCompression, type OutputCompression, type OutputFormat } from '../image/sinks/output-format.ts';
 import type { ImageRunConfig } from '../image/run-config.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
+import { architectureOf } from './platforms.ts';
 
 /** The base image: an earlier build of this service, an uploaded image archive, or a registry image. */
 export type FromImage = { build: string } | { blob: Digest } | { ref: string };
@@ -19,6 +20,8 @@ export interface BuildSpec {
   gid?: number;
   created?: string;
   architecture?: string;
+  /** One image per platform (os/architecture) and an index over them; not with `architecture`. */
+  platforms?: string[];
   format?: OutputFormat;
   compression?: OutputCompression;
   runAsRoot?: string;
@@ -46,7 +49,10 @@ export interface ResolvedSpec {
   uid: number;
   gid: number;
   created: string;
+  /** With `platforms`: the first platform's (each platform's image is built with its own). */
   architecture: string;
+  /** Set only for a multi-platform build: its platforms, in the index's order (platforms.ts). */
+  platforms?: string[];
   format: OutputFormat;
   /** What the format compresses: the whole archive (docker-archive, rootfs) or each layer (the OCI forms). */
   compression: OutputCompression;
@@ -70,7 +76,8 @@ export const DEFAULT_PRIORITY = 100;
 export const DEFAULT_CREATED = '1970-01-01T00:00:01Z';
 
 export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
-  const format = spec.format ?? 'docker-archive';
+  // An index holds every platform's image; only oci-archive holds an index.
+  const format = spec.format ?? (spec.platforms ? 'oci-archive' : 'docker-archive');
   const created = spec.created === undefined ? DEFAULT_CREATED : spec.created === 'now' ? rfc3339Seconds(now) : spec.created;
   const resolved: ResolvedSpec = {
     name: spec.name,
@@ -79,7 +86,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     uid: spec.uid ?? 0,
     gid: spec.gid ?? 0,
     created,
-    architecture: spec.architecture ?? 'amd64',
+    architecture: spec.architecture ?? (spec.platforms?.[0] ? architectureOf(spec.platforms[0]) : 'amd64'),
     format,
     compression: spec.compression ?? defaultCompression(format),
     shadowSetup: spec.shadowSetup ?? false,
@@ -88,6 +95,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     timeout: spec.timeout ?? VM_DEFAULTS.timeout,
     priority: spec.priority ?? DEFAULT_PRIORITY,
   };
+  if (spec.platforms) resolved.platforms = spec.platforms;
   if (spec.config) resolved.config = spec.config;
   if (spec.fromImage) resolved.fromImage = spec.fromImage;
   if (spec.layering) resolved.layering = spec.layering;

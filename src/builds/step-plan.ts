@@ -10,6 +10,7 @@ import { cacheKey } from './result-cache.ts';
 import type { ImageRunConfig } from '../image/run-config.ts';
 import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
+import { entryInput, entryIsFor, platformOfArchitecture } from './platforms.ts';
 import { epochSeconds, needsVm, type FromImage, type ResolvedSpec } from './spec.ts';
 
 /** Docker refuses images deeper than this, base included. */
@@ -106,14 +107,18 @@ export function planSteps(spec: ResolvedSpec, scope: BuildScope): BuildSteps {
 
 function planLayerSteps(spec: ResolvedSpec, scope: BuildScope, baseLayers: number | undefined): LayerStep[] {
   const env: LayerEnvironment = { uid: spec.uid, gid: spec.gid, mtime: epochSeconds(spec.created), allowDevices: scope.allowDevices, architecture: spec.architecture };
-  const all = spec.contents.map((_, i) => i);
+  // The entries of this build's platform (every entry, unless some name another platform).
+  const platform = platformOfArchitecture(spec.architecture);
+  const all = spec.contents.flatMap((entry, i) => (entryIsFor(entry, platform) ? [i] : []));
+  const inputsOf = (entries: number[]) => entries.map((i) => entryInput(spec.contents[i] as ContentEntry));
+  const contents = inputsOf(all);
   const scripts = needsVm(spec);
   const vmStep = (entries: number[], createdBy: string): VmStep => ({
     name: 'vm',
     entries,
     inputs: {
       ...env,
-      contents: entries.map((i) => spec.contents[i] as ContentEntry),
+      contents: inputsOf(entries),
       runAsRoot: spec.runAsRoot,
       extraCommands: spec.extraCommands,
       shadowSetup: spec.shadowSetup,
@@ -124,15 +129,15 @@ function planLayerSteps(spec: ResolvedSpec, scope: BuildScope, baseLayers: numbe
     },
     timeoutSeconds: spec.timeout,
   });
-  const oneLayer = (createdBy: string): ContentsStep => ({ name: 'contents', entries: all, split: false, inputs: { ...env, contents: spec.contents, createdBy } });
+  const oneLayer = (createdBy: string): ContentsStep => ({ name: 'contents', entries: all, split: false, inputs: { ...env, contents, createdBy } });
 
   if (!spec.layering) return [scripts ? vmStep(all, 'baler: contents, runAsRoot, extraCommands') : oneLayer('baler: contents')];
   // One layer per contents entry where the budget allows (base and script layers count); the VM step's changes on top.
   const steps: LayerStep[] = [];
-  if (spec.contents.length > 0) {
+  if (contents.length > 0) {
     const maxLayers = baseLayers === undefined ? undefined : spec.layering.maxLayers - baseLayers - (scripts ? 1 : 0);
     const problem = maxLayers !== undefined && maxLayers < 1 ? `layering.maxLayers ${spec.layering.maxLayers} leaves no room: the base has ${baseLayers} layers` : undefined;
-    steps.push({ name: 'contents', entries: all, split: true, ...(problem ? { problem } : {}), inputs: { ...env, contents: spec.contents, maxLayers } });
+    steps.push({ name: 'contents', entries: all, split: true, ...(problem ? { problem } : {}), inputs: { ...env, contents, maxLayers } });
   }
   if (scripts) steps.push(vmStep([], 'baler: runAsRoot, extraCommands'));
   // An image gets at least one layer of its own.

@@ -1,6 +1,7 @@
 import type { Digest } from '../digest.ts';
 import type { Image } from '../image/image.ts';
-import { OCI_MEDIA_TYPES, planOciLayout } from '../image/sinks/oci-archive.ts';
+import { OCI_MEDIA_TYPES, planImageManifest, type ImageManifest } from '../image/sinks/oci-archive.ts';
+import { planOciIndexLayout } from '../image/sinks/oci-index-archive.ts';
 import type { CompressedLayerIndex } from '../image/sinks/layer-compression.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { Readable } from 'node:stream';
@@ -35,32 +36,68 @@ export interface PushResult {
  * chunks streamed from the store by range). Returns the manifest digest. Errors: RegistryError.
  */
 export async function pushImage(store: BlobStore, image: Image, refText: string, opts: PushOptions): Promise<PushResult> {
+  const target = await openTarget(store, refText, opts);
+  const planned = await planImageManifest(image, { compression: 'gzip', store, layerIndex: opts.layerIndex });
+  const blobs = await pushImageBlobs(target, planned, store);
+  const manifestDigest = await putManifest(target, target.tag, planned.manifest, OCI_MEDIA_TYPES.manifest);
+  return { manifestDigest, blobs };
+}
+
+/**
+ * Push several images (a multi-platform build's) as one OCI image index under `ref`'s tag:
+ * each image as pushImage pushes it, its manifest by digest, then the index naming them by
+ * platform (the bytes the oci-archive sink writes for gzip'd layers). An OCI index rather than
+ * a Docker manifest list: the manifests it names are OCI manifests. Returns the index digest.
+ */
+export async function pushIndex(store: BlobStore, images: Image[], refText: string, opts: PushOptions): Promise<PushResult> {
+  const target = await openTarget(store, refText, opts);
+  const layout = await planOciIndexLayout(images, { refName: `${target.repository}:${target.tag}`, compression: 'gzip', store, layerIndex: opts.layerIndex });
+  const blobs: PushResult['blobs'] = [];
+  for (const planned of layout.images) {
+    for (const blob of await pushImageBlobs(target, planned, store)) if (!blobs.some((b) => b.digest === blob.digest)) blobs.push(blob);
+    await putManifest(target, planned.manifest.digest, planned.manifest, OCI_MEDIA_TYPES.manifest);
+  }
+  const manifestDigest = await putManifest(target, target.tag, layout.index, OCI_MEDIA_TYPES.index);
+  return { manifestDigest, blobs };
+}
+
+/** Where a push goes: the registry (pinged), the repository and tag, and how blobs go up. */
+interface PushTarget {
+  client: RegistryClient;
+  host: string;
+  repository: string;
+  tag: string;
+  index: RegistryIndex;
+  chunkSize: number;
+}
+
+async function openTarget(store: BlobStore, refText: string, opts: PushOptions): Promise<PushTarget> {
   const ref = parsePushReference(refText, opts.registries);
-  const tag = ref.tag ?? 'latest';
   const client = RegistryClient.forReference(ref, opts.registries, opts);
-  const index = opts.index ?? registryIndexOf(store);
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-
-  const layout = await planOciLayout(image, { refName: `${ref.repository}:${tag}`, compression: 'gzip', store, layerIndex: opts.layerIndex });
-  const manifest = JSON.parse(layout.manifest.json) as { layers: Array<{ digest: Digest; size: number }> };
-  const configBytes = Buffer.from(image.config, 'utf8');
-
   await client.ping();
+  return { client, host: ref.host, repository: ref.repository, tag: ref.tag ?? 'latest', index: opts.index ?? registryIndexOf(store), chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE };
+}
+/** The image's blobs (distinct layers, then its config), each skipped, mounted or uploaded. */
+async function pushImageBlobs(target: PushTarget, planned: ImageManifest, store: BlobStore): Promise<PushResult['blobs']> {
   const blobs: PushResult['blobs'] = [];
   const seen = new Set<Digest>();
-  const todo: Array<{ digest: Digest; size: number; open: (start: number, end: number) => Promise<Readable> }> = [
-    ...manifest.layers.map((l) => ({ digest: l.digest, size: l.size, open: (start: number, end: number) => store.open(l.digest, { start, end }) })),
-    { digest: image.imageId, size: configBytes.length, open: async (start: number, end: number) => Readable.from([configBytes.subarray(start, end + 1)]) },
-  ];
-  for (const blob of todo) {
-    if (seen.has(blob.digest)) continue;
+  for (const blob of planned.blobs) {
+    if (blob.digest === planned.manifest.digest || seen.has(blob.digest)) continue;
     seen.add(blob.digest);
-    blobs.push({ digest: blob.digest, size: blob.size, action: await pushBlob(client, index, ref.repository, blob, chunkSize) });
-    await index.addBlobRepo(ref.host, blob.digest, ref.repository);
+    const { bytes } = blob;
+    const open = bytes ? async (start: number, end: number) => Readable.from([bytes.subarray(start, end + 1)]) : (start: number, end: number) => store.open(blob.digest, { start, end });
+    const action = await pushBlob(target.client, target.index, target.repository, { digest: blob.digest, size: blob.size, open }, target.chunkSize);
+    blobs.push({ digest: blob.digest, size: blob.size, action });
+    await target.index.addBlobRepo(target.host, blob.digest, target.repository);
   }
-  const manifestDigest = await client.putManifest(ref.repository, tag, Buffer.from(layout.manifest.json, 'utf8'), OCI_MEDIA_TYPES.manifest);
-  if (manifestDigest !== layout.manifest.digest) throw new RegistryError(`manifest digest mismatch after push: ${manifestDigest}`, 'invalid');
-  return { manifestDigest, blobs };
+  return blobs;
+}
+
+/** A manifest (or index) PUT under `reference`, checked to be stored under its own digest. */
+async function putManifest(target: PushTarget, reference: string, manifest: { digest: Digest; json: string }, mediaType: string): Promise<Digest> {
+  const digest = await target.client.putManifest(target.repository, reference, Buffer.from(manifest.json, 'utf8'), mediaType);
+  if (digest !== manifest.digest) throw new RegistryError(`manifest digest mismatch after push: ${digest}`, 'invalid');
+  return digest;
 }
 
 async function pushBlob(

@@ -48,7 +48,7 @@ export interface SandboxOptions {
 export interface SandboxJob {
   buildId: string;
   /** An earlier build's image (its record), for `fromImage: {build}`. */
-  buildImage(id: string): Promise<StoredImage>;
+  buildImage(id: string, architecture?: string): Promise<StoredImage>;
 }
 
 /** The build was stopped (cancel, time limit) while it ran in its sandbox. */
@@ -195,7 +195,7 @@ async function startThread(options: SandboxOptions): Promise<SandboxThread> {
 
 /** The worker's services the sandbox's build calls, and the notifications it sends. */
 function serveHost(rpc: RpcEndpoint, deps: BuildDeps, job: SandboxJob, options: SandboxOptions): void {
-  rpc.handle(METHODS.loadBuildImage, (id: string) => job.buildImage(id));
+  rpc.handle(METHODS.loadBuildImage, (id: string, architecture?: string) => job.buildImage(id, architecture));
   rpc.handle(METHODS.cacheGet, async (kind: CacheKind, key: string) => (deps.cache ? deps.cache.get(kind, key) : null));
   rpc.handle(METHODS.cacheSet, async (kind: CacheKind, key: string, value: unknown) => deps.cache?.set(kind, key, value));
   rpc.listen(NOTES.stored, (bytes: number) => options.onStored?.(bytes));

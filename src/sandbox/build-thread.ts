@@ -79,7 +79,7 @@ rpc.handle(METHODS.start, async (build: SandboxBuild): Promise<BuildResult> => {
     tenant: build.tenant,
     allowDevices: build.allowDevices,
     registries: build.registries,
-    loadBuildImage: async (id): Promise<Image> => loadImage(store, await rpc.call<StoredImage>(METHODS.loadBuildImage, [id])),
+    loadBuildImage: async (id, architecture): Promise<Image> => loadImage(store, await rpc.call<StoredImage>(METHODS.loadBuildImage, [id, architecture])),
     observer: new ObserverProxy(),
     cache: build.cache ? remoteCache : undefined,
     noCache: build.noCache,

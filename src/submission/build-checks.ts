@@ -1,6 +1,7 @@
 import type { BlobOwners } from '../auth/blob-owners.ts';
 import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
+import { platformViolations } from '../builds/platforms.ts';
 import { blobReferences, type BuildSpec } from '../builds/spec.ts';
 import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
 import { compressionRefusal } from '../image/sinks/output-format.ts';
@@ -25,6 +26,8 @@ export interface BuildCheckDeps {
 export async function checkBuildSpec(spec: BuildSpec, tenant: string, deps: BuildCheckDeps): Promise<BuildRecord | undefined> {
   const overCap = vmCapViolations(spec, deps.vmCaps);
   if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
+  const platformErrors = platformViolations(spec);
+  if (platformErrors.length > 0) throw fieldProblem(400, 'invalid build spec', platformErrors);
   const refusal = spec.compression && compressionRefusal(spec.format ?? 'docker-archive', spec.compression);
   if (refusal) throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: refusal }]);
   const created = spec.created;

@@ -22,8 +22,11 @@ import type { BuildLogs } from '../builds/build-log.ts';
 import { BuildLogWriter } from '../builds/build-log-writer.ts';
 import type { CancelListener } from '../builds/cancellation.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
+import type { BuildDeps } from '../builds/build-deps.ts';
+import { runPlatforms } from '../builds/multi-platform-build.ts';
 import { runBuild } from '../builds/run-build.ts';
-import { blobsOfResult } from '../builds/build-result.ts';
+import { blobsOfResult, imageOfPlatform } from '../builds/build-result.ts';
+import { platformOfArchitecture, platformsOf } from '../builds/platforms.ts';
 import { VmStepError } from '../builds/vm-step.ts';
 import type { CachedBuild } from '../builds/build-cache.ts';
 import { BuildReporter } from '../events/build-reporter.ts';
@@ -176,14 +179,14 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // thread, through the sandbox's own (SandboxOptions.quota) when it runs in one.
       const store = new ChargedStore(deps.store, deps.quota, tenant);
       const sandbox = deps.sandbox;
-      const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id) => buildImageRef(deps, id) }) : runBuild;
-      const result = await run(spec, {
+      const run: typeof runBuild = sandbox ? (s, d) => sandbox.run(s, d, { buildId, buildImage: (id, architecture) => buildImageRef(deps, id, architecture) }) : runBuild;
+      const buildDeps: BuildDeps = {
         store,
         vm: deps.vm,
         tenant,
         allowDevices: deps.allowDevices,
         registries: deps.registries,
-        loadBuildImage: (id) => loadBuildImage(deps, id),
+        loadBuildImage: (id, architecture) => loadBuildImage(deps, id, architecture),
         observer,
         logger: log,
         signal: signals.length > 0 ? AbortSignal.any(signals) : undefined,
@@ -191,7 +194,8 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         noCache: job.data.noCache,
         archiveBudgets: deps.archiveBudgets,
         layerBudgets: deps.layerBudgets,
-      });
+      };
+      const result = spec.platforms ? await runPlatforms(spec, buildDeps, run, (platforms) => deps.builds.update(buildId, { platforms })) : await run(spec, buildDeps);
       observer.current = { name: 'finishing', at: Date.now() };
       // Its blobs taken from caches (and a base's) count for this tenant too, once each.
       await store.chargeStored(blobsOfResult(result));
@@ -252,14 +256,16 @@ export function createBuildProcessor(deps: ProcessorDeps) {
   };
 }
 
-async function buildImageRef(deps: ProcessorDeps, id: string): Promise<StoredImage> {
+async function buildImageRef(deps: ProcessorDeps, id: string, architecture?: string): Promise<StoredImage> {
   const base = await deps.builds.get(id);
   if (!base?.result || base.status !== 'succeeded') throw new BaseImageError(`base build ${id} has not succeeded`);
-  return { imageId: base.result.imageId, layers: base.result.layers };
+  const image = architecture ? imageOfPlatform(base.result, platformOfArchitecture(architecture)) : base.result;
+  if (!image) throw new BaseImageError(`base build ${id} has no image for ${platformOfArchitecture(architecture as string)}; it has ${platformsOf(base.spec).join(', ')}`);
+  return { imageId: image.imageId, layers: image.layers };
 }
 
-async function loadBuildImage(deps: ProcessorDeps, id: string): Promise<Image> {
-  return loadImage(deps.store, await buildImageRef(deps, id));
+async function loadBuildImage(deps: ProcessorDeps, id: string, architecture?: string): Promise<Image> {
+  return loadImage(deps.store, await buildImageRef(deps, id, architecture));
 }
 
 /**

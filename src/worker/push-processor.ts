@@ -3,7 +3,7 @@ import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { loadImage } from '../image/stored-image.ts';
 import type { Logger } from '../log.ts';
 import type { PushJobData } from '../queue/push-queue.ts';
-import { pushImage } from '../registry/push.ts';
+import { pushImage, pushIndex } from '../registry/push.ts';
 import { RegistryError, type Registries } from '../registry/registries.ts';
 import { QuotaExceededError, type BlobStore } from '../store/blob-store.ts';
 import { ChargedStore } from '../store/charged-store.ts';
@@ -40,8 +40,12 @@ export function createPushProcessor(deps: PushProcessorDeps) {
     await record(buildId, ref, { status: 'running' });
     log.info('push started');
     try {
-      const image = await loadImage(deps.store, build.result);
-      const pushed = await pushImage(new ChargedStore(deps.store, deps.quota, tenantOf(build)), image, ref, { registries: deps.registries });
+      const store = new ChargedStore(deps.store, deps.quota, tenantOf(build));
+      const { platforms } = build.result;
+      // A multi-platform build goes up as its index, every platform's image under one tag.
+      const pushed = platforms
+        ? await pushIndex(store, await Promise.all(platforms.map((p) => loadImage(deps.store, p))), ref, { registries: deps.registries })
+        : await pushImage(store, await loadImage(deps.store, build.result), ref, { registries: deps.registries });
       const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').length;
       await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, finishedAt: new Date().toISOString() });
       log.info({ manifestDigest: pushed.manifestDigest, uploaded }, 'push succeeded');

@@ -47,7 +47,7 @@ export function fullyQualifiedName(name: string): string {
 }
 
 /** A blob of the layout, ready to be written at `blobs/sha256/<hex>`. */
-interface LayoutBlob {
+export interface LayoutBlob {
   digest: Digest;
   size: number;
   /** Held bytes (config, manifest); absent for layer blobs, which are read from the store. */
@@ -69,18 +69,25 @@ export interface OciLayout {
 
 export const blobPath = (digest: Digest): string => `blobs/sha256/${hexOf(digest)}`;
 
-/**
- * Compress (or reuse, from the store) every layer, then lay the image out as OCI: the config
- * bytes kept exactly (the OCI config is the Docker config JSON, so the image id stays), an
- * OCI manifest over them, and an index naming it. All in canonical JSON.
- */
-export async function planOciLayout(image: Image, opts: OciArchiveOptions): Promise<OciLayout> {
-  const { name, tag } = splitRefName(opts.refName);
-  const config = JSON.parse(image.config) as { architecture?: string; os?: string; variant?: string; created?: string };
-  const created = opts.created ?? config.created;
-  if (!created) throw new Error('the image config has no created time; pass created');
-  const index = opts.layerIndex ?? layerIndexOf(opts.store);
+/** One image's part of a layout: its manifest, and the blobs (layers, config, manifest) it adds. */
+export interface ImageManifest {
+  blobs: LayoutBlob[];
+  manifest: { digest: Digest; size: number; json: string };
+  /** The platform the index names it by, from its config. */
+  platform: { architecture: string; os: string; variant?: string };
+  configPath: string;
+  layerPaths: string[];
+  created?: string;
+}
 
+/**
+ * Compress (or reuse, from the store) every layer of the image, then write its OCI manifest:
+ * the config bytes kept exactly (the OCI config is the Docker config JSON, so the image id
+ * stays), in canonical JSON.
+ */
+export async function planImageManifest(image: Image, opts: Pick<OciArchiveOptions, 'compression' | 'store' | 'layerIndex'>): Promise<ImageManifest> {
+  const config = JSON.parse(image.config) as { architecture?: string; os?: string; variant?: string; created?: string };
+  const index = opts.layerIndex ?? layerIndexOf(opts.store);
   const layerBlobs = [];
   for (const layer of image.layers) layerBlobs.push(await compressedLayer(opts.store, layer, opts.compression, index));
 
@@ -93,34 +100,46 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   });
   const manifestBytes = Buffer.from(manifestJson, 'utf8');
   const manifest = { digest: digestOf(manifestBytes), size: manifestBytes.length, json: manifestJson };
+  return {
+    blobs: [...layerBlobs, { digest: image.imageId, size: configBytes.length, bytes: configBytes }, { ...manifest, bytes: manifestBytes }],
+    manifest,
+    platform: { architecture: config.architecture ?? 'amd64', os: config.os ?? 'linux', variant: config.variant },
+    configPath: blobPath(image.imageId),
+    layerPaths: layerBlobs.map((blob) => blobPath(blob.digest)),
+    created: config.created,
+  };
+}
 
-  const platform = { architecture: config.architecture ?? 'amd64', os: config.os ?? 'linux', variant: config.variant };
+/** The layout's entry for `name:tag`: both annotations every reader looks for. */
+export function refAnnotations(name: string, tag: string): Record<string, string> {
+  return { [ANNOTATION_IMAGE_NAME]: `${fullyQualifiedName(name)}:${tag}`, [ANNOTATION_REF_NAME]: tag };
+}
+
+/** One entry per distinct blob (an image may list one layer twice, images share layers), in a fixed order. */
+export function distinctBlobs(blobs: LayoutBlob[]): LayoutBlob[] {
+  const byDigest = new Map<Digest, LayoutBlob>();
+  for (const blob of blobs) byDigest.set(blob.digest, blob);
+  return [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+}
+
+/** Lay one image out as OCI: its manifest, and an index naming it. All in canonical JSON. */
+export async function planOciLayout(image: Image, opts: OciArchiveOptions): Promise<OciLayout> {
+  const { name, tag } = splitRefName(opts.refName);
+  const planned = await planImageManifest(image, opts);
+  const created = opts.created ?? planned.created;
+  if (!created) throw new Error('the image config has no created time; pass created');
+  const { manifest, platform } = planned;
   const indexJson = canonicalJson({
     schemaVersion: 2,
     mediaType: OCI_MEDIA_TYPES.index,
-    manifests: [
-      {
-        mediaType: OCI_MEDIA_TYPES.manifest,
-        digest: manifest.digest,
-        size: manifest.size,
-        platform,
-        annotations: { [ANNOTATION_IMAGE_NAME]: `${fullyQualifiedName(name)}:${tag}`, [ANNOTATION_REF_NAME]: tag },
-      },
-    ],
+    manifests: [{ mediaType: OCI_MEDIA_TYPES.manifest, digest: manifest.digest, size: manifest.size, platform, annotations: refAnnotations(name, tag) }],
   });
-
-  // One entry per distinct blob (an image may list one layer twice), in a fixed order.
-  const blobs = new Map<Digest, LayoutBlob>();
-  for (const blob of layerBlobs) blobs.set(blob.digest, blob);
-  blobs.set(image.imageId, { digest: image.imageId, size: configBytes.length, bytes: configBytes });
-  blobs.set(manifest.digest, { ...manifest, bytes: manifestBytes });
-
   return {
-    blobs: [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)),
+    blobs: distinctBlobs(planned.blobs),
     manifest,
     indexJson,
-    configPath: blobPath(image.imageId),
-    layerPaths: layerBlobs.map((blob) => blobPath(blob.digest)),
+    configPath: planned.configPath,
+    layerPaths: planned.layerPaths,
     name,
     tag,
     mtime: epochOf(created),
@@ -132,7 +151,7 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
  * `blobs/sha256/`, the blobs, `index.json`, the `extra` files (e.g. Docker's `manifest.json`,
  * `repositories`) and `oci-layout`. Owners 0, modes 0644/0755, every time `layout.mtime`.
  */
-export function layoutEntries(layout: OciLayout, extra: Record<string, string> = {}): PlannedEntry[] {
+export function layoutEntries(layout: Pick<OciLayout, 'blobs' | 'indexJson' | 'mtime'>, extra: Record<string, string> = {}): PlannedEntry[] {
   const meta = { uid: 0, gid: 0, mtime: layout.mtime };
   const text = (name: string, content: string): PlannedEntry => {
     const bytes = Buffer.from(content, 'utf8');

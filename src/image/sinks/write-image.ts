@@ -8,6 +8,7 @@ import { writeDockerArchiveOci } from './docker-archive-oci.ts';
 import { gzipBytePlan } from './gzip-plan.ts';
 import type { CompressedLayerIndex } from './layer-compression.ts';
 import { writeOciArchive } from './oci-archive.ts';
+import { writeOciIndexArchive, type OciIndexLayout } from './oci-index-archive.ts';
 import { compressionRefusal, defaultCompression, type OutputCompression, type OutputFormat } from './output-format.ts';
 import { writeRootfs } from './rootfs.ts';
 import { epochOf, planOutput, tarBytePlan, type SinkOutput } from './tar-plan.ts';
@@ -87,4 +88,22 @@ export async function writeImage(format: OutputFormat, image: Image, opts: Image
       return compression === 'gzip' ? named(gzipped(out), `${base}.rootfs.tar.gz`) : named(out, `${base}.rootfs.tar`);
     }
   }
+}
+
+/**
+ * Several images (one per platform) as one `oci-archive` holding their image index
+ * (oci-index-archive.ts), with its download file name and the layout (the index's digest).
+ */
+export async function writeImageIndex(images: Image[], opts: ImageOutputOptions & { compression: OutputCompression }): Promise<ImageOutput & { layout: OciIndexLayout }> {
+  const refusal = compressionRefusal('oci-archive', opts.compression);
+  if (refusal) throw new Error(`compression ${refusal}`);
+  const { output, layout } = await writeOciIndexArchive(images, {
+    refName: `${opts.name}:${opts.tag}`,
+    store: opts.store,
+    created: opts.created,
+    layerIndex: opts.layerIndex,
+    compression: opts.compression,
+  });
+  const out = named(output, `${opts.name.replaceAll('/', '_')}-${opts.tag}.oci.tar`);
+  return Object.assign(out, { layout });
 }

@@ -1,0 +1,70 @@
+import { digestOf, type Digest } from '../../digest.ts';
+import { canonicalJson } from '../canonical-json.ts';
+import type { Image } from '../image.ts';
+import {
+  distinctBlobs,
+  layoutEntries,
+  OCI_ARCHIVE_MEDIA_TYPE,
+  OCI_MEDIA_TYPES,
+  planImageManifest,
+  refAnnotations,
+  splitRefName,
+  type ImageManifest,
+  type LayoutBlob,
+  type OciArchiveOptions,
+} from './oci-archive.ts';
+import { epochOf, plannedTar, type SinkOutput } from './tar-plan.ts';
+
+/** An image index over several images (one per platform), and the images' manifests. */
+export interface OciIndexLayout {
+  blobs: LayoutBlob[];
+  /** The image index: the manifest a registry tag or the layout's ref name points at. */
+  index: { digest: Digest; size: number; json: string };
+  /** Every image's manifest, in the index's order. */
+  images: ImageManifest[];
+  /** The layout's own `index.json`, naming the image index by `name:tag`. */
+  indexJson: string;
+  mtime: number;
+}
+
+/**
+ * Lay several images out as one OCI image index: each image's manifest as `oci-archive`
+ * writes it (the same bytes, so the same digest), an image index naming them by platform in
+ * the order given, and the layout's `index.json` naming that index by `name:tag` (as
+ * `buildah manifest push oci-archive:` and buildx write a multi-platform layout). All canonical
+ * JSON: the same images and options give the same bytes.
+ */
+export async function planOciIndexLayout(images: Image[], opts: OciArchiveOptions): Promise<OciIndexLayout> {
+  const { name, tag } = splitRefName(opts.refName);
+  const planned: ImageManifest[] = [];
+  for (const image of images) planned.push(await planImageManifest(image, opts));
+  const created = opts.created ?? planned[0]?.created;
+  if (!created) throw new Error('the image config has no created time; pass created');
+  const indexJson = canonicalJson({
+    schemaVersion: 2,
+    mediaType: OCI_MEDIA_TYPES.index,
+    manifests: planned.map(({ manifest, platform }) => ({ mediaType: OCI_MEDIA_TYPES.manifest, digest: manifest.digest, size: manifest.size, platform })),
+  });
+  const indexBytes = Buffer.from(indexJson, 'utf8');
+  const index = { digest: digestOf(indexBytes), size: indexBytes.length, json: indexJson };
+  return {
+    blobs: distinctBlobs([...planned.flatMap((p) => p.blobs), { ...index, bytes: indexBytes }]),
+    index,
+    images: planned,
+    indexJson: canonicalJson({
+      schemaVersion: 2,
+      mediaType: OCI_MEDIA_TYPES.index,
+      manifests: [{ mediaType: OCI_MEDIA_TYPES.index, digest: index.digest, size: index.size, annotations: refAnnotations(name, tag) }],
+    }),
+    mtime: epochOf(created),
+  };
+}
+
+/**
+ * Several images as one `oci-archive` whose ref names their image index: the layout in a
+ * tar, deterministic, blobs streamed from the store (every compressed layer stored first).
+ */
+export async function writeOciIndexArchive(images: Image[], opts: OciArchiveOptions): Promise<{ output: SinkOutput; layout: OciIndexLayout }> {
+  const layout = await planOciIndexLayout(images, opts);
+  return { output: plannedTar(layoutEntries(layout), opts.store, OCI_ARCHIVE_MEDIA_TYPE), layout };
+}

@@ -1,0 +1,147 @@
+/**
+ * A multi-platform build in this thread (no service, no VM): runPlatforms over runBuild, its
+ * index archive read by skopeo, built again in a fresh store to the same bytes, and pushed to
+ * Debian's docker-registry as one OCI index.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { indexOutput } from '../../src/builds/build-archive.ts';
+import { planBuild } from '../../src/builds/build-plan.ts';
+import type { BuildResult } from '../../src/builds/build-result.ts';
+import type { PlatformState } from '../../src/builds/build-record.ts';
+import { runPlatforms } from '../../src/builds/multi-platform-build.ts';
+import { MemoryResultCache } from '../../src/builds/result-cache.ts';
+import { runBuild } from '../../src/builds/run-build.ts';
+import { resolveSpec } from '../../src/builds/spec.ts';
+import { loadImage } from '../../src/image/stored-image.ts';
+import { pushIndex } from '../../src/registry/push.ts';
+import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { startRegistry, type TestRegistry } from '../registry/registry-server.ts';
+import { saveOutput } from '../image/sinks/fixture.ts';
+import { run } from '../support/run.ts';
+
+const spec = resolveSpec(
+  {
+    name: 'multi/unit',
+    tag: '2.0',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    contents: [
+      { text: 'shared\n', to: '/etc/shared.txt' },
+      { text: 'amd64\n', to: '/etc/arch.txt', platform: 'linux/amd64' },
+      { text: 'arm64\n', to: '/etc/arch.txt', platform: 'linux/arm64' },
+    ],
+  },
+  new Date(0),
+);
+
+let dir: string;
+let registry: TestRegistry;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'baler-multi-unit-'));
+  registry = await startRegistry();
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function build(root: string, states: PlatformState[][] = []) {
+  const store = await FsBlobStore.create(join(dir, root));
+  const deps = {
+    store,
+    tenant: 'alpha',
+    allowDevices: false,
+    cache: new MemoryResultCache(),
+    vm: { run: () => Promise.reject(new Error('no VM')) },
+    loadBuildImage: () => Promise.reject(new Error('no base')),
+  };
+  const result = await runPlatforms(spec, deps, runBuild, async (s) => {
+    states.push(s);
+  });
+  return { store, result, cache: deps.cache };
+}
+
+const skopeo = async (args: string[]) => {
+  const r = await run('skopeo', args);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+};
+
+it('builds each platform in turn, and an index that skopeo reads; the same bytes from a fresh store', async () => {
+  const states: PlatformState[][] = [];
+  const { store, result } = await build('store-1', states);
+  expect(states.map((s) => s.map((p) => p.status).join(','))).toEqual(['running,queued', 'succeeded,queued', 'succeeded,running', 'succeeded,succeeded']);
+  expect(result.platforms?.map((p) => p.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+  expect(result.archive.format).toBe('oci-archive');
+  // The index is stored.
+  expect((await store.stat(result.index?.digest as `sha256:${string}`))?.size).toBe(result.index?.size);
+
+  const images = await Promise.all((result.platforms ?? []).map((p) => loadImage(store, p)));
+  const path = join(dir, 'index.tar');
+  const saved = await saveOutput(await indexOutput(images, spec, spec.compression, store), path);
+  expect(saved.digest).toBe(result.archive.digest);
+  const raw = await skopeo(['inspect', '--raw', `oci-archive:${path}`]);
+  expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(result.index?.digest);
+  const index = JSON.parse(raw) as { manifests: Array<{ digest: string; platform: { os: string; architecture: string } }> };
+  expect(index.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
+  expect(index.manifests.map((m) => m.digest)).toEqual(result.platforms?.map((p) => p.manifest.digest));
+  for (const arch of ['amd64', 'arm64']) {
+    const target = join(dir, `copy-${arch}`);
+    await skopeo(['copy', '--override-arch', arch, `oci-archive:${path}`, `dir:${target}`]);
+    const manifest = JSON.parse(await readFile(join(target, 'manifest.json'), 'utf8')) as { config: { digest: string } };
+    expect(JSON.parse(await readFile(join(target, manifest.config.digest.slice(7)), 'utf8')).architecture).toBe(arch);
+  }
+
+  const again = await build('store-2');
+  const strip = (r: BuildResult) => JSON.stringify({ ...r, archive: { ...r.archive, parts: undefined }, platforms: r.platforms?.map((p) => ({ ...p, archive: { ...p.archive, parts: undefined } })) });
+  expect(strip(again.result)).toBe(strip(result));
+}, 60_000);
+
+it('fails naming the platform that failed, keeping the error’s kind', async () => {
+  const store = await FsBlobStore.create(join(dir, 'store-fail'));
+  const garbage = await store.put(Readable.from([Buffer.alloc(2048, 7)]));
+  const broken = { ...spec, contents: [...spec.contents, { tar: garbage.digest, platform: 'linux/arm64' }] };
+  const states: PlatformState[][] = [];
+  const deps = { store, tenant: 'alpha', allowDevices: false, vm: { run: () => Promise.reject(new Error('no VM')) }, loadBuildImage: () => Promise.reject(new Error('no base')) };
+  const err = await runPlatforms(broken, deps, runBuild, async (s) => {
+    states.push(s);
+  }).then(
+    () => new Error('it succeeded'),
+    (e: unknown) => e as Error,
+  );
+  expect(err.constructor.name).toBe('LayerInputError');
+  expect(err.message).toMatch(/^linux\/arm64: .*not a valid tar/);
+  expect(states.at(-1)?.map((s) => s.status)).toEqual(['succeeded', 'failed']);
+});
+
+it('pushes every image and the index under one tag', async () => {
+  const { store, result } = await build('store-push');
+  const images = await Promise.all((result.platforms ?? []).map((p) => loadImage(store, p)));
+  const ref = `${registry.host}/multi/unit:2.0`;
+  const pushed = await pushIndex(store, images, ref, { registries: new Map([[registry.host, { insecure: true }]]) });
+  expect(pushed.manifestDigest).toBe(result.index?.digest);
+  const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+  expect((JSON.parse(raw) as { manifests: Array<{ platform: { architecture: string } }> }).manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+  for (const p of result.platforms ?? []) {
+    const arch = p.platform.slice('linux/'.length);
+    const target = join(dir, `pulled-${arch}`);
+    await skopeo(['copy', '--src-tls-verify=false', '--override-arch', arch, `docker://${ref}`, `dir:${target}`]);
+    const manifest = await readFile(join(target, 'manifest.json'));
+    expect(`sha256:${createHash('sha256').update(manifest).digest('hex')}`).toBe(p.manifest.digest);
+    expect((JSON.parse(manifest.toString('utf8')) as { config: { digest: string } }).config.digest).toBe(p.imageId);
+  }
+}, 60_000);
+
+it('plans each platform in a dry run, from the caches its build filled', async () => {
+  const { store, cache, result } = await build('store-plan');
+  const plan = await planBuild(spec, { store, cache, tenant: 'alpha', allowDevices: false, noCache: false });
+  expect(plan.platforms?.map((p) => [p.platform, p.layers.map((l) => [l.contents, l.diffId, l.cached])])).toEqual(result.platforms?.map((p, i) => [p.platform, [[[0, i + 1], p.diffIds[0], true]]]));
+  expect(plan.layers).toEqual(plan.platforms?.[0]?.layers);
+  expect(plan.cached).toBe(false);
+});
