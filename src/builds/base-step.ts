@@ -1,8 +1,10 @@
 import type { Image, StoredImage } from '../image/image.ts';
+import { statedPlatform, missingPlatformMessage, platformText, statesOtherPlatform, type WantedPlatform } from '../image/platform.ts';
 import { importArchive } from '../image/sources/archive/import-archive.ts';
 import { applyDevicePolicyToBase } from '../image/sources/base-devices.ts';
 import { loadImage } from '../image/stored-image.ts';
 import { pullImage } from '../registry/pull.ts';
+import { BaseImageError } from './base-image-error.ts';
 import type { BuildContext } from './build-deps.ts';
 import { observeStep } from './build-observer.ts';
 import { baseDevicesCacheKey, findCachedImport, findCachedPolicedBase } from './layer-cache.ts';
@@ -13,7 +15,7 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<Image
   const { from } = step;
   const { observer, store } = ctx;
   // An earlier build's layers went through the device rule when it ran.
-  if ('build' in from) return observeStep(observer, 'base', from, () => ctx.loadBuildImage(from.build, step.image.architecture));
+  if ('build' in from) return observeStep(observer, 'base', from, async () => ofPlatform(await ctx.loadBuildImage(from.build, step.image.architecture), step.image, `base build ${from.build}`));
   if ('ref' in from) {
     return observeStep(observer, 'base', from, async () => {
       const pulled = await pullImage(store, from.ref, { registries: ctx.registries ?? new Map(), architecture: step.image.architecture, maxLayers: step.image.maxLayers });
@@ -39,6 +41,13 @@ export async function loadBase(step: BaseStep, ctx: BuildContext): Promise<Image
     const policed = await withDevicePolicy(imported, ctx);
     return loadImage(store, policed);
   });
+}
+
+/** An earlier build's image is the platform its config states (it built for it): another is refused, as other bases' are. */
+function ofPlatform(image: Image, want: WantedPlatform, what: string): Image {
+  const stated = statedPlatform(JSON.parse(image.config));
+  if (statesOtherPlatform(stated, want)) throw new BaseImageError(missingPlatformMessage(what, want, platformText(stated)));
+  return image;
 }
 
 /**

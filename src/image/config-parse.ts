@@ -5,6 +5,8 @@ import { LayerInputError } from './layer-entry.ts';
 export interface ParsedImageConfig {
   architecture?: string;
   os?: string;
+  /** Read leniently: only the platform check reads it, and a config without a usable one states none. */
+  variant?: string;
   created?: string;
   /** The run config (`config`), `{}` when absent. */
   config: unknown;
@@ -34,5 +36,6 @@ export function parseImageConfig(value: unknown, what: string): ParsedImageConfi
   if (runConfig !== undefined && runConfig !== null && (typeof runConfig !== 'object' || Array.isArray(runConfig))) {
     throw new LayerInputError(`${what}: config is not an object`);
   }
-  return { architecture: str('architecture'), os: str('os'), created: str('created'), config: runConfig ?? {}, diffIds };
+  const variant = typeof v.variant === 'string' && v.variant !== '' ? v.variant : undefined;
+  return { architecture: str('architecture'), os: str('os'), ...(variant ? { variant } : {}), created: str('created'), config: runConfig ?? {}, diffIds };
 }

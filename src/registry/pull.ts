@@ -8,6 +8,7 @@ import { DEFAULT_MAX_LAYERS } from '../image/sources/archive/import-archive.ts';
 import { checkedLayerTarsum } from '../image/tarsum-of-tar.ts';
 import { storeUncompressed } from '../image/uncompressed-blob.ts';
 import { parseImageConfig, type ParsedImageConfig } from '../image/config-parse.ts';
+import { statedPlatform, missingPlatformMessage, platformText, statesOtherPlatform, wantedText, type Platform, type WantedPlatform } from '../image/platform.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import { RegistryClient } from './client.ts';
 import type { Descriptor, FetchedManifest, ImageManifest } from './manifest.ts';
@@ -18,8 +19,13 @@ import { formatReference, manifestReference, parseReference, RegistryError, type
 import { registryIndexOf, type RegistryIndex } from './registry-index.ts';
 
 export interface PullOptions extends ClientOptions {
-  /** Picks the linux/<architecture> image of an index or manifest list; default amd64. */
+  /**
+   * The platform pulled, os linux: an index or manifest list is resolved to it, and an image
+   * pulled without one must not state another in its config; default amd64.
+   */
   architecture?: string;
+  /** The variant asked for (`v8`); absent: the architecture's default one first, then any. */
+  variant?: string;
   registries: Registries;
   /** More layers than this fail before any layer is fetched; default 125. */
   maxLayers?: number;
@@ -50,31 +56,50 @@ export async function pullImage(store: BlobStore, refText: string, opts: PullOpt
   const ref = parseReference(refText);
   const client = RegistryClient.forReference(ref, opts.registries, opts);
   const index = opts.index ?? registryIndexOf(store);
-  const architecture = opts.architecture ?? 'amd64';
+  const want: WantedPlatform = { architecture: opts.architecture ?? 'amd64', ...(opts.variant ? { variant: opts.variant } : {}) };
   const what = formatReference(ref);
 
+  // An image reached through an index is the platform its entry says; one reached directly
+  // (a tag or digest of an image manifest) is the platform its config says.
   if (ref.digest) {
     const hit = await cachedPull(store, index, ref.digest);
-    if (hit) return { ...hit, repoTags: repoTagsOf(ref), manifestDigest: ref.digest, cached: true };
+    if (hit) return { ...(await withPlatformChecked(store, hit, want, what)), repoTags: repoTagsOf(ref), manifestDigest: ref.digest, cached: true };
   }
   let manifest = await client.getManifest(ref.repository, manifestReference(ref));
+  let checkConfig = true;
   if (manifest.kind === 'index') {
-    const chosen: Descriptor = selectPlatform(manifest.index!, architecture, what);
+    const chosen: Descriptor = selectPlatform(manifest.index!, want, what);
     const hit = await cachedPull(store, index, chosen.digest);
     if (hit) return { ...hit, repoTags: repoTagsOf(ref), manifestDigest: chosen.digest, cached: true };
     manifest = await client.getManifest(ref.repository, chosen.digest);
-    if (manifest.kind !== 'image') throw new RegistryError(`${what}: the linux/${architecture} entry of the index is itself an index`, 'invalid');
+    if (manifest.kind !== 'image') throw new RegistryError(`${what}: the ${wantedText(want)} entry of the index is itself an index`, 'invalid');
+    checkConfig = false;
   } else {
     const hit = await cachedPull(store, index, manifest.digest);
-    if (hit) return { ...hit, repoTags: repoTagsOf(ref), manifestDigest: manifest.digest, cached: true };
+    if (hit) return { ...(await withPlatformChecked(store, hit, want, what)), repoTags: repoTagsOf(ref), manifestDigest: manifest.digest, cached: true };
   }
-  const image = await fetchImage(store, client, ref, manifest, { maxLayers: opts.maxLayers ?? DEFAULT_MAX_LAYERS, index });
+  const image = await fetchImage(store, client, ref, manifest, { maxLayers: opts.maxLayers ?? DEFAULT_MAX_LAYERS, index, ...(checkConfig ? { want } : {}) });
   await index.setPulled(manifest.digest, image);
   return { ...image, manifestDigest: manifest.digest, cached: false };
 }
 
 function repoTagsOf(ref: ImageReference): string[] {
   return ref.tag ? [`${ref.host}/${ref.repository}:${ref.tag}`] : [];
+}
+
+/** A RegistryError (kind `platform`) when an image's config states another platform than `want`. */
+function checkPlatform(config: Platform, want: WantedPlatform, what: string): void {
+  if (!statesOtherPlatform(config, want)) return;
+  const has = platformText(config, (part) => foreignName(part, 20));
+  throw new RegistryError(missingPlatformMessage(what, want, has), 'platform');
+}
+
+/** A cached image pulled without an index, its stored config checked as a fresh pull's would be. */
+async function withPlatformChecked(store: BlobStore, image: StoredImage, want: WantedPlatform, what: string): Promise<StoredImage> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of (await store.open(image.imageId)) as AsyncIterable<Buffer>) chunks.push(chunk);
+  checkPlatform(statedPlatform(JSON.parse(Buffer.concat(chunks).toString('utf8'))), want, what);
+  return image;
 }
 
 /** A cached pull, if everything it names is still in the store. */
@@ -106,13 +131,16 @@ async function fetchImage(
   client: RegistryClient,
   ref: ImageReference,
   manifest: FetchedManifest,
-  opts: { maxLayers: number; index: RegistryIndex },
+  /** `want`: the platform the config must not contradict (absent: an index entry said it). */
+  opts: { maxLayers: number; index: RegistryIndex; want?: WantedPlatform },
 ): Promise<StoredImage & { repoTags: string[] }> {
   const what = `${ref.host}/${ref.repository}@${manifest.digest}`;
   const m = manifest.image as ImageManifest;
   if (m.layers.length > opts.maxLayers) throw new RegistryError(`${what} has ${m.layers.length} layers, more than the limit of ${opts.maxLayers}`, 'invalid');
   const configBytes = await client.getBlobBytes(ref.repository, m.config.digest, m.config.size);
   const config = parseConfig(configBytes, what);
+  // Before any layer is fetched.
+  if (opts.want) checkPlatform(config, opts.want, formatReference(ref));
   if (config.diffIds.length !== m.layers.length) {
     throw new RegistryError(`${what}: the manifest lists ${m.layers.length} layers but the config ${config.diffIds.length} diff_ids`, 'invalid');
   }

@@ -285,7 +285,7 @@ describe('foreign errors', () => {
     const err = await rejection(pullImage(await freshStore(), `${front.host}/baler/app:1`, { registries: new Map([[front.host, { insecure: true }]]) }));
     expect(err).toMatchObject({ name: 'RegistryError', kind: 'platform' });
     expect(err.message).not.toMatch(CONTROL);
-    expect(err.message).toMatch(/and 480 more\)$/);
+    expect(err.message).toMatch(/and 480 more$/);
     expect(err.message.length).toBeLessThan(2000);
   });
 });

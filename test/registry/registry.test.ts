@@ -180,8 +180,25 @@ describe('registry without auth', () => {
       const err = await pullImage(store, `${plain.host}/multi/app:${tag}`, { registries, architecture: 's390x' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RegistryError);
       expect((err as RegistryError).kind).toBe('platform');
-      expect((err as Error).message).toMatch(/no linux\/s390x image \(it has: linux\/amd64, linux\/arm64\/v8\)/);
+      expect((err as Error).message).toMatch(/no linux\/s390x image; it has: linux\/amd64, linux\/arm64\/v8$/);
     }
+  });
+
+  it('refuses an image reached without an index whose config states another platform: before any layer, and from the cache', async () => {
+    const ref = `${plain.host}/baler/app:1.0`;
+    const store = await freshStore();
+    const counter = countingFetch();
+    const err = await pullImage(store, ref, { registries, architecture: 'arm64', fetch: counter.fetch }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'RegistryError', kind: 'platform', message: `${ref} has no linux/arm64 image; it has: linux/amd64` });
+    // The manifest and the config, no layer.
+    expect(counter.requests.filter((r) => r.path.includes('/blobs/'))).toHaveLength(1);
+
+    const amd = await pullImage(store, ref, { registries });
+    expect(amd.cached).toBe(false);
+    await expect(pullImage(store, ref, { registries, architecture: 'arm64' })).rejects.toThrow(`${ref} has no linux/arm64 image; it has: linux/amd64`);
+    const byDigest = `${plain.host}/baler/app@${amd.manifestDigest}`;
+    await expect(pullImage(store, byDigest, { registries, architecture: 'arm64' })).rejects.toThrow(`${byDigest} has no linux/arm64 image; it has: linux/amd64`);
+    expect(await pullImage(store, byDigest, { registries, architecture: 'amd64' })).toMatchObject({ cached: true, imageId: amd.imageId });
   });
 
   it('refuses a host the operator did not list, without contacting it', async () => {

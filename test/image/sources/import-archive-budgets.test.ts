@@ -169,7 +169,7 @@ describe('error texts', () => {
 
   it("an OCI index's platforms are listed a handful at a time", async () => {
     const message = await importFailure(nestedOciIndex(1, 50), { architecture: 's390x' });
-    expect(message).toMatch(/has no linux\/s390x image; it has linux\/amd64, linux\/arch1, .*, … and 42 more$/);
+    expect(message).toMatch(/has no linux\/s390x image; it has: linux\/amd64, linux\/arch1, .*, … and 42 more$/);
   });
 });
 

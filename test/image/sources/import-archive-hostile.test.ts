@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BudgetExceededError } from '../../../src/budget.ts';
 import { ArchiveImportError, importArchive, type ImportOptions } from '../../../src/image/sources/archive/import-archive.ts';
+import type { Platform } from '../../../src/image/platform.ts';
 import { parseRefName, parseReference, pickImage, type Candidate } from '../../../src/image/sources/archive/select-image.ts';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.ts';
 import { configFor, dockerArchive, hex, LAYER, sha, tarOf } from './hostile-archives.ts';
@@ -190,13 +191,16 @@ describe('hand-crafted archives', () => {
 });
 
 describe('picking an image', () => {
-  const c = (refs: string[], platform?: Candidate<string>['platform']): Candidate<string> => ({
+  /** A candidate named by `refs`, for the `platforms` the archive states (none given: it states none). */
+  const c = (refs: string[], ...platforms: Platform[]): Candidate<string> & { platforms?: Platform[] } => ({
     names: refs.map((r) => parseRefName(r)).filter((n) => n !== undefined),
     label: 'an untagged image (config x.json)',
     value: refs.join(',') || 'untagged',
-    ...(platform ? { platform } : {}),
+    ...(platforms.length > 0 ? { platforms } : {}),
   });
-  const pick = (cands: Candidate<string>[], sel: { name?: string; tag?: string; architecture?: string }) => pickImage(cands, { architecture: 'amd64', ...sel }).value;
+  const statedPlatforms = async (cand: Candidate<string> & { platforms?: Platform[] }) => cand.platforms;
+  const picked = (cands: Candidate<string>[], sel: { name?: string; tag?: string; architecture?: string; variant?: string }) => pickImage(cands, { architecture: 'amd64', ...sel }, statedPlatforms);
+  const pick = async (cands: Candidate<string>[], sel: { name?: string; tag?: string; architecture?: string; variant?: string }) => (await picked(cands, sel)).value;
 
   it('parses references as tools record them', () => {
     expect(parseReference('localhost:5000/a/b:1')).toEqual({ name: 'localhost:5000/a/b', tag: '1' });
@@ -205,27 +209,58 @@ describe('picking an image', () => {
     expect(parseRefName('1.0')).toEqual({ tag: '1.0' });
   });
 
-  it('takes the only image without a name, and by name, tag or both', () => {
-    expect(pick([c([])], {})).toBe('untagged');
+  it('takes the only image without a name, and by name, tag or both', async () => {
+    expect(await pick([c([])], {})).toBe('untagged');
     const all = [c(['docker.io/library/busybox:1', 'busybox:latest']), c(['localhost/app:1']), c(['app:2'])];
-    expect(pick(all, { name: 'busybox' })).toBe('docker.io/library/busybox:1,busybox:latest');
-    expect(pick(all, { name: 'app', tag: '1' })).toBe('localhost/app:1');
-    expect(pick(all, { tag: '2' })).toBe('app:2');
-    expect(() => pick(all, { name: 'app' })).toThrow('ambiguous: app (any tag) matches several images of the archive: app:2, localhost/app:1; set fromImageName and fromImageTag');
-    expect(() => pick(all, {})).toThrow('ambiguous: the archive holds app:2, docker.io/library/busybox:1 (also busybox:latest), localhost/app:1; set fromImageName/fromImageTag');
-    expect(() => pick([c([]), c([])], {})).toThrow('ambiguous: the archive holds an untagged image (config x.json), an untagged image (config x.json)');
-    expect(() => pick([c([])], { name: 'x' })).toThrow('the archive holds no image x (any tag); it holds an untagged image (config x.json)');
+    expect(await pick(all, { name: 'busybox' })).toBe('docker.io/library/busybox:1,busybox:latest');
+    expect(await pick(all, { name: 'app', tag: '1' })).toBe('localhost/app:1');
+    expect(await pick(all, { tag: '2' })).toBe('app:2');
+    await expect(pick(all, { name: 'app' })).rejects.toThrow('ambiguous: app (any tag) matches several images of the archive: app:2, localhost/app:1; set fromImageName and fromImageTag');
+    await expect(pick(all, {})).rejects.toThrow('ambiguous: the archive holds app:2, docker.io/library/busybox:1 (also busybox:latest), localhost/app:1; set fromImageName/fromImageTag');
+    await expect(pick([c([]), c([])], {})).rejects.toThrow('ambiguous: the archive holds an untagged image (config x.json), an untagged image (config x.json)');
+    await expect(pick([c([])], { name: 'x' })).rejects.toThrow('the archive holds no image x (any tag); it holds an untagged image (config x.json)');
   });
 
-  it('matches a tag-only OCI ref name by tag', () => {
-    expect(pick([c(['1.0']), c(['2.0'])], { name: 'whatever', tag: '2.0' })).toBe('2.0');
+  it('matches a tag-only OCI ref name by tag', async () => {
+    expect(await pick([c(['1.0']), c(['2.0'])], { name: 'whatever', tag: '2.0' })).toBe('2.0');
   });
 
-  it('resolves entries of one name by platform', () => {
-    const arm = c(['app:1'], { os: 'linux', architecture: 'arm64', variant: 'v8' });
-    const amd = c(['app:1'], { os: 'linux', architecture: 'amd64' });
-    expect(pick([arm, amd], {})).toBe('app:1');
-    expect(pickImage([arm, amd], { architecture: 'arm64' })).toBe(arm);
-    expect(() => pick([arm, amd], { architecture: 'riscv64' })).toThrow('the archive holds no linux/riscv64 image; it holds app:1 (linux/amd64), app:1 (linux/arm64/v8)');
+  const linux = (architecture: string, variant?: string): Platform => ({ os: 'linux', architecture, ...(variant ? { variant } : {}) });
+
+  it('resolves entries of one name by platform', async () => {
+    const arm = c(['app:1'], linux('arm64', 'v8'));
+    const amd = c(['app:1'], linux('amd64'));
+    expect(await pick([arm, amd], {})).toBe('app:1');
+    expect(await picked([arm, amd], { architecture: 'arm64' })).toBe(arm);
+    await expect(pick([arm, amd], { architecture: 'riscv64' })).rejects.toThrow('the archive has no linux/riscv64 image; it has: linux/amd64, linux/arm64/v8');
+    await expect(pick([arm, amd], { name: 'app', architecture: 'riscv64' })).rejects.toThrow('the archive has no linux/riscv64 image app (any tag); it has: linux/amd64, linux/arm64/v8');
+  });
+
+  it('tells images of different names apart by platform when none is named (multi-image docker archives)', async () => {
+    const amd = c(['app:amd64'], linux('amd64'));
+    const arm = c(['app:arm64'], linux('arm64'));
+    const s390x = c(['other:1'], linux('s390x'));
+    expect(await picked([amd, arm, s390x], { architecture: 'arm64' })).toBe(arm);
+    expect(await picked([amd, arm, s390x], {})).toBe(amd);
+    expect(await picked([amd, arm, s390x], { name: 'app', architecture: 'arm64' })).toBe(arm);
+    await expect(pick([amd, s390x], { architecture: 'arm64' })).rejects.toThrow('the archive has no linux/arm64 image; it has: linux/amd64, linux/s390x');
+    // Two images of the platform, named differently: only the user can tell.
+    await expect(pick([amd, c(['app:also'], linux('amd64')), arm], {})).rejects.toThrow('ambiguous: the archive holds app:also, app:amd64; set fromImageName/fromImageTag');
+    // One whose platform the archive does not state could be the one: ambiguous as before.
+    await expect(pick([arm, c(['app:what'])], { architecture: 'arm64' })).rejects.toThrow('ambiguous: the archive holds app:arm64, app:what; set fromImageName/fromImageTag');
+  });
+
+  it('prefers the default variant, takes another when it is all there is, and honours a variant asked for', async () => {
+    const v8 = c(['app:1'], linux('arm64', 'v8'));
+    const bare = c(['app:1'], linux('arm64'));
+    const v9 = c(['app:1'], linux('arm64', 'v9'));
+    expect(await picked([v9, v8], { architecture: 'arm64' })).toBe(v8);
+    expect(await picked([v9, bare], { architecture: 'arm64' })).toBe(bare);
+    expect(await picked([v9], { architecture: 'arm64' })).toBe(v9);
+    expect(await picked([v8, v9], { architecture: 'arm64', variant: 'v9' })).toBe(v9);
+    const armv6 = c(['app:1'], linux('arm', 'v6'));
+    const armv7 = c(['app:1'], linux('arm', 'v7'));
+    expect(await picked([armv6, armv7], { architecture: 'arm', variant: 'v7' })).toBe(armv7);
+    await expect(pick([armv6, armv7], { architecture: 'arm', variant: 'v5' })).rejects.toThrow('the archive has no linux/arm/v5 image; it has: linux/arm/v6, linux/arm/v7');
   });
 });

@@ -1,7 +1,8 @@
 import { normalizeArchivePath, type ArchiveReader } from './archive-reader.ts';
 import { ArchiveImportError } from './errors.ts';
 import { checkImageCount, digestOfPath, formatNames, isObject, namesOf, NameCount, type ImagePlan, type PlanLimits } from './image-plan.ts';
-import { parseReference, pickImage, type Candidate, type ImageName, type Selection } from './select-image.ts';
+import { statedPlatform, type Platform } from '../../platform.ts';
+import { parseReference, pickImage, type Candidate, type ImageName, type PlatformsOf, type Selection } from './select-image.ts';
 
 // docker-archive: manifest.json (Docker ≥ 1.10, podman/skopeo, nixpkgs dockerTools, Docker 25
 // with paths into blobs/), names from `repositories` and `RepoTags`.
@@ -118,6 +119,29 @@ function normalizedPath(path: string | undefined): string | undefined {
   }
 }
 
+/**
+ * A docker-archive states an image's platform only in its config: each config is read once
+ * (several entries may share one), and one that cannot be read or names no architecture
+ * states none. Budgets still apply: a config over one fails the import.
+ */
+function statedPlatforms(reader: ArchiveReader): PlatformsOf<ManifestEntry> {
+  const read = new Map<string, Platform[] | undefined>();
+  return async (candidate) => {
+    const path = candidate.value.Config;
+    if (!read.has(path)) {
+      const platform = await reader.readJson(path, 'image config').then(
+        (json) => statedPlatform(json.value),
+        (err: unknown) => {
+          if (err instanceof ArchiveImportError) return {} as Platform;
+          throw err;
+        },
+      );
+      read.set(path, platform.architecture ? [platform] : undefined);
+    }
+    return read.get(path);
+  };
+}
+
 /** The image `sel` picks from a docker-archive's manifest.json, named by its RepoTags and `repositories`. */
 export async function planDockerArchive(reader: ArchiveReader, sel: Selection, limits: PlanLimits): Promise<ImagePlan> {
   const names = new NameCount(limits.budgets.maxNames);
@@ -141,7 +165,7 @@ export async function planDockerArchive(reader: ArchiveReader, sel: Selection, l
     nameByRepositories(reader, candidates, repositories);
   }
 
-  const picked = pickImage(candidates, sel);
+  const picked = await pickImage(candidates, sel, statedPlatforms(reader));
   return {
     repoTags: formatNames(picked.names),
     config: { path: picked.value.Config, digest: digestOfPath(picked.value.Config) },

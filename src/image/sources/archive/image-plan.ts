@@ -1,11 +1,14 @@
 import type { Digest } from '../../../digest.ts';
 import { overBudget, type ArchiveBudgets } from './budgets.ts';
 import { ArchiveImportError } from './errors.ts';
+import type { Platform } from '../../platform.ts';
 import type { ImageName } from './select-image.ts';
 
 /** What an archive says about the image picked: where its config and layers are, and its names. */
 export interface ImagePlan {
   repoTags: string[];
+  /** The platform an index entry states for the image; absent, its config's says. */
+  platform?: Platform;
   config: { path: string; digest?: Digest };
   /** Bottom first; `digest` is the digest of the member as stored (compressed or not), when known. */
   layers: Array<{ path: string; digest?: Digest }>;

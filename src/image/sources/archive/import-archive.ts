@@ -17,6 +17,8 @@ import { ArchiveImportError } from './errors.ts';
 import { planDockerArchive } from './docker-archive-layout.ts';
 import { checkLayerCount, type ImagePlan } from './image-plan.ts';
 import { planOciLayout } from './oci-layout.ts';
+import { selectionText, type Selection } from './select-image.ts';
+import { missingPlatformMessage, platformText, statesOtherPlatform } from '../../platform.ts';
 
 export { ArchiveImportError };
 
@@ -28,8 +30,13 @@ export interface ImportOptions {
   name?: string;
   /** `fromImageTag`. */
   tag?: string;
-  /** Resolves OCI image indexes (os linux); default amd64. */
+  /**
+   * The platform imported, os linux: several images (an index's entries, a multi-image
+   * archive's) are told apart by it, and the one taken must not state another; default amd64.
+   */
   architecture?: string;
+  /** The variant asked for (`v8`); absent: the architecture's default one first, then any. */
+  variant?: string;
   /** More layers than this fail before any layer is read; default 125. */
   maxLayers?: number;
   /** What the archive may cost (members, JSON size, images, names, error text); defaults: DEFAULT_ARCHIVE_BUDGETS. */
@@ -58,9 +65,12 @@ export async function importArchive(
 
 async function importPlanned(store: BlobStore, digest: Digest, opts: ImportOptions, onProgress?: (bytesDone: number, bytesTotal: number) => void): Promise<StoredImage & { repoTags: string[] }> {
   const maxLayers = opts.maxLayers ?? DEFAULT_MAX_LAYERS;
-  const { reader, plan } = await planImport(store, digest, opts);
+  const { reader, plan, selection } = await planImport(store, digest, opts);
 
   const { config, configBlob } = await readConfig(reader, plan);
+  // Before any layer is read: what an index entry states of the image, else what its config does.
+  const stated = plan.platform ?? config;
+  if (statesOtherPlatform(stated, selection)) throw new ArchiveImportError(missingPlatformMessage('the archive', selection, platformText(stated), selectionText(selection)));
   checkLayerCount(config.diffIds.length, maxLayers);
   if (config.diffIds.length !== plan.layers.length) {
     throw new ArchiveImportError(`the image's manifest lists ${plural(plan.layers.length, 'layer')} but its config ${plural(config.diffIds.length, 'diff_id')}`);
@@ -129,8 +139,8 @@ async function withShortErrors<T>(opts: ImportOptions, work: () => Promise<T>): 
   }
 }
 
-async function planImport(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<{ reader: ArchiveReader; plan: ImagePlan }> {
-  const selection = { name: opts.name, tag: opts.tag, architecture: opts.architecture ?? 'amd64' };
+async function planImport(store: BlobStore, digest: Digest, opts: ImportOptions): Promise<{ reader: ArchiveReader; plan: ImagePlan; selection: Selection }> {
+  const selection: Selection = { name: opts.name, tag: opts.tag, architecture: opts.architecture ?? 'amd64', ...(opts.variant ? { variant: opts.variant } : {}) };
   const budgets = archiveBudgets(opts.budgets);
   const limits = { budgets, maxLayers: opts.maxLayers ?? DEFAULT_MAX_LAYERS };
   const reader = await ArchiveReader.open(store, await uncompressedArchive(store, digest), budgets);
@@ -139,7 +149,7 @@ async function planImport(store: BlobStore, digest: Digest, opts: ImportOptions)
   else if (reader.has('index.json')) plan = await planOciLayout(reader, selection, limits);
   else throw new ArchiveImportError('not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)');
   checkLayerCount(plan.layers.length, limits.maxLayers);
-  return { reader, plan };
+  return { reader, plan, selection };
 }
 
 /** The image's config, checked against the digest the archive states; only its bytes are kept beside the parsed form. */

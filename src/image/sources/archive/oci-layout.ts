@@ -1,9 +1,10 @@
 import { isDigest, type Digest } from '../../../digest.ts';
 import type { ArchiveReader } from './archive-reader.ts';
+import { bestFit, statedPlatform, missingPlatformMessage, platformText, type Platform, type WantedPlatform } from '../../platform.ts';
 import { listSome } from './error-text.ts';
 import { ArchiveImportError } from './errors.ts';
 import { checkImageCount, checkLayerCount, formatNames, isObject, namesOf, NameCount, optionalString, type ImagePlan, type Json, type PlanLimits } from './image-plan.ts';
-import { parseRefName, parseReference, pickImage, pickPlatform, type Candidate, type ImageName, type Platform, type Selection } from './select-image.ts';
+import { parseRefName, parseReference, pickImage, type Candidate, type ImageName, type Selection } from './select-image.ts';
 
 // OCI image layout (oci-archive; also inside Docker 25's docker-archive): index.json, blobs/.
 
@@ -49,13 +50,7 @@ function parseDescriptor(value: unknown, what: string): Descriptor {
   const descriptor: Descriptor = { digest, annotations };
   const mediaType = optionalString(value.mediaType);
   if (mediaType !== undefined) descriptor.mediaType = mediaType;
-  if (isObject(value.platform)) {
-    descriptor.platform = {
-      architecture: optionalString(value.platform.architecture),
-      os: optionalString(value.platform.os),
-      variant: optionalString(value.platform.variant),
-    };
-  }
+  if (isObject(value.platform)) descriptor.platform = statedPlatform(value.platform);
   return descriptor;
 }
 
@@ -84,23 +79,94 @@ async function readBlobJson(reader: ArchiveReader, digest: Digest, what: string)
   return blob.value;
 }
 
-function platformList(ds: Descriptor[]): string {
-  const list = ds.map((d) => [d.platform?.os ?? '?', d.platform?.architecture ?? '?', d.platform?.variant].filter(Boolean).join('/'));
-  return list.length ? listSome(list) : 'no images';
+const isIndexType = (t: string | undefined) => t === MEDIA_TYPES.ociIndex || t === MEDIA_TYPES.dockerList;
+const isIndexDocument = (value: Json, mediaType: string | undefined) => isIndexType(mediaType) || (mediaType === undefined && Array.isArray(value.manifests));
+
+/** Platforms of one index kept for messages (besides the one that fits): an index may list a thousand. */
+const PLATFORMS_KEPT = 8;
+
+/**
+ * What the layout states of the platforms a descriptor leads to: its own `platform`, else
+ * (read once per digest) the platforms its index's entries state (the best fit for `want`
+ * and a few others), or its image's config. An image whose config names no architecture, or a
+ * blob that cannot be read, states none (undefined); a budget a blob goes over still fails
+ * the import.
+ */
+class StatedPlatforms {
+  private readonly read = new Map<Digest, Platform[] | undefined>();
+  constructor(
+    private readonly reader: ArchiveReader,
+    private readonly limits: PlanLimits,
+    private readonly want: WantedPlatform,
+  ) {}
+
+  async of(d: Descriptor): Promise<Platform[] | undefined> {
+    if (d.platform) return [d.platform];
+    if (!this.read.has(d.digest)) this.read.set(d.digest, await this.readPlatforms(d).catch(notStated));
+    return this.read.get(d.digest);
+  }
+
+  private async readPlatforms(d: Descriptor): Promise<Platform[] | undefined> {
+    const value = await readBlobJson(this.reader, d.digest, `manifest ${d.digest}`);
+    const mediaType = d.mediaType ?? optionalString(value.mediaType);
+    if (isIndexDocument(value, mediaType)) {
+      const stated = parseManifestList(value, `image index ${d.digest}`, this.limits.budgets.maxImages).flatMap((m) => (m.platform ? [m.platform] : []));
+      const fit = bestFit(stated, (p) => p, this.want);
+      const kept = [...(fit ? [fit] : []), ...stated.filter((p) => p !== fit).slice(0, PLATFORMS_KEPT)];
+      return kept.length > 0 ? kept : undefined;
+    }
+    const config = parseDescriptor(value.config, `manifest ${d.digest}: config`);
+    const platform = statedPlatform(await readBlobJson(this.reader, config.digest, 'image config'));
+    return platform.architecture ? [platform] : undefined;
+  }
 }
 
-/** Follow a descriptor through image indexes (resolved to linux/`architecture`) to an image manifest. */
-async function resolveManifest(reader: ArchiveReader, d: Descriptor, architecture: string, limits: PlanLimits, depth: number): Promise<{ config: Descriptor; layers: Descriptor[] }> {
-  const isIndexType = (t: string | undefined) => t === MEDIA_TYPES.ociIndex || t === MEDIA_TYPES.dockerList;
+function notStated(err: unknown): undefined {
+  if (err instanceof ArchiveImportError) return undefined;
+  throw err;
+}
+
+/**
+ * The entry of an index for `want`: the best fit among those whose descriptor states a
+ * platform, else among the others by what their manifests and configs state. None: an
+ * ArchiveImportError naming the platforms the index has.
+ */
+async function pickEntry(manifests: Descriptor[], want: WantedPlatform, stated: StatedPlatforms, what: string): Promise<{ entry: Descriptor; platform: Platform }> {
+  const byDescriptor = bestFit(manifests, (m) => m.platform, want);
+  if (byDescriptor?.platform) return { entry: byDescriptor, platform: byDescriptor.platform };
+  const found: Array<{ entry: Descriptor; platform: Platform }> = [];
+  const listed = new Set<string>();
+  for (const entry of manifests) {
+    const platforms = await stated.of(entry);
+    for (const platform of platforms ?? []) {
+      listed.add(platformText(platform));
+      if (!entry.platform) found.push({ entry, platform });
+    }
+    if (!platforms) listed.add('unknown platform');
+  }
+  const fit = bestFit(found, (f) => f.platform, want);
+  if (fit) return fit;
+  throw new ArchiveImportError(missingPlatformMessage(what, want, listSome([...listed])));
+}
+
+/** Follow a descriptor through image indexes (resolved to `want`) to an image manifest, and the platform the last index entry states. */
+async function resolveManifest(
+  reader: ArchiveReader,
+  d: Descriptor,
+  want: WantedPlatform,
+  stated: StatedPlatforms,
+  limits: PlanLimits,
+  depth: number,
+): Promise<{ config: Descriptor; layers: Descriptor[]; platform?: Platform }> {
   const what = `${isIndexType(d.mediaType) ? 'image index' : 'manifest'} ${d.digest}`;
   const value = await readBlobJson(reader, d.digest, what);
   const mediaType = d.mediaType ?? optionalString(value.mediaType);
-  if (isIndexType(mediaType) || (mediaType === undefined && Array.isArray(value.manifests))) {
+  if (isIndexDocument(value, mediaType)) {
     if (depth >= MAX_INDEX_DEPTH) throw new ArchiveImportError(`image indexes nested deeper than ${MAX_INDEX_DEPTH} levels`);
     const manifests = parseManifestList(value, `image index ${d.digest}`, limits.budgets.maxImages);
-    const fit = pickPlatform(manifests, architecture);
-    if (!fit) throw new ArchiveImportError(`image index ${d.digest} has no linux/${architecture} image; it has ${platformList(manifests)}`);
-    return resolveManifest(reader, fit, architecture, limits, depth + 1);
+    const { entry, platform } = await pickEntry(manifests, want, stated, `image index ${d.digest}`);
+    const resolved = await resolveManifest(reader, entry, want, stated, limits, depth + 1);
+    return { platform, ...resolved };
   }
   if (mediaType !== undefined && mediaType !== MEDIA_TYPES.ociManifest && mediaType !== MEDIA_TYPES.dockerManifest) {
     throw new ArchiveImportError(`${what} has the unsupported media type '${mediaType.slice(0, 100)}'`);
@@ -125,14 +191,14 @@ export async function planOciLayout(reader: ArchiveReader, sel: Selection, limit
   // Only the descriptors outlive the parse: the document itself is garbage once they are read.
   const descriptors = await readIndexJson(reader, limits.budgets.maxImages);
   const names = new NameCount(limits.budgets.maxNames);
-  const candidates: Array<Candidate<Descriptor>> = descriptors.map((d) => {
-    const candidate: Candidate<Descriptor> = { names: namesOfDescriptor(d, names), label: `an untagged image (manifest ${d.digest})`, value: d };
-    if (d.platform) candidate.platform = d.platform;
-    return candidate;
-  });
-  const picked = pickImage(candidates, sel);
-  const manifest = await resolveManifest(reader, picked.value, sel.architecture, limits, 0);
+  const candidates: Array<Candidate<Descriptor>> = descriptors.map((d) => ({ names: namesOfDescriptor(d, names), label: `an untagged image (manifest ${d.digest})`, value: d }));
+  const stated = new StatedPlatforms(reader, limits, sel);
+  const picked = await pickImage(candidates, sel, (c) => stated.of(c.value));
+  const manifest = await resolveManifest(reader, picked.value, sel, stated, limits, 0);
+  // The platform an index entry states for the image (the deepest one), else the config's decides.
+  const platform = manifest.platform ?? picked.value.platform;
   return {
+    ...(platform ? { platform } : {}),
     repoTags: formatNames(picked.names),
     config: { path: blobPath(manifest.config.digest), digest: manifest.config.digest },
     layers: manifest.layers.map((l) => ({ path: blobPath(l.digest), digest: l.digest })),
