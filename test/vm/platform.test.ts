@@ -23,6 +23,7 @@ const other: VmPlatform = {
   kernelArgs: () => ['console=ttyAMA0'],
   consolePortArgs: (chardev) => ['-serial', `chardev:${chardev}`],
   logPortArgs: (chardev) => ['-device', `virtio-serial-device`, '-device', `virtconsole,chardev=${chardev}`],
+  logDevice: 'hvc0',
 };
 
 describe('VM platforms', () => {
@@ -32,14 +33,14 @@ describe('VM platforms', () => {
     expect(kvm.slice(0, 6)).toEqual(['-M', 'microvm,pit=off,pic=off,rtc=on', '-accel', 'kvm', '-cpu', 'host']);
     expect(qemuArgs({ ...command, platform: amd64, accel: 'tcg' }).slice(2, 6)).toEqual(['-accel', 'tcg', '-cpu', 'max']);
     const append = kvm[kvm.indexOf('-append') + 1] ?? '';
-    expect(append).toMatch(/^console=ttyS0 tsc_early_khz=\d+ tsc=reliable noreplace-smp panic=-1 reboot=t quiet cryptomgr.notests$/);
+    expect(append).toMatch(/^console=ttyS0 tsc_early_khz=\d+ tsc=reliable noreplace-smp baler.log=ttyS1 panic=-1 reboot=t quiet cryptomgr.notests$/);
     expect(kvm.join(' ')).toContain('-chardev socket,id=con,fd=3 -serial chardev:con -chardev stdio,id=log,signal=off -device isa-serial,chardev=log,iobase=0x2f8,irq=3');
   });
 
   it("another architecture's command line is all its platform's: nothing x86 is left in the runner", () => {
     const args = qemuArgs({ ...command, platform: other, accel: 'tcg', pooled: true }).join(' ');
     expect(args).toMatch(/^-M virt -accel tcg /);
-    expect(args).toContain('-append console=ttyAMA0 panic=-1 reboot=t quiet cryptomgr.notests baler.pool=1');
+    expect(args).toContain('-append console=ttyAMA0 baler.log=hvc0 panic=-1 reboot=t quiet cryptomgr.notests baler.pool=1');
     expect(args).toContain('-device virtconsole,chardev=log');
     expect(args).not.toMatch(/microvm|isa-serial|ttyS|tsc|-cpu/);
   });
