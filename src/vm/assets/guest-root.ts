@@ -93,9 +93,11 @@ export function unpackedRoot(dir: string, platform: VmPlatform): GuestRoot {
       const seen = new Set<string>();
       const visit = (elf: string): void => {
         const needs = elfNeeds(readFileSync(elf));
-        if (needs.interpreter && !seen.has(needs.interpreter)) {
-          seen.add(needs.interpreter);
-          libs.push({ name: basename(needs.interpreter), path: resolveIn(dir, needs.interpreter) });
+        // By name: libc names the loader again among its DT_NEEDED.
+        const loader = needs.interpreter && basename(needs.interpreter);
+        if (needs.interpreter && loader && !seen.has(loader)) {
+          seen.add(loader);
+          libs.push({ name: loader, path: resolveIn(dir, needs.interpreter) });
         }
         for (const soname of needs.needed) {
           if (seen.has(soname)) continue;
