@@ -41,7 +41,8 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-test-vm-arm64-'));
   coldTmp = join(work, 'cold-tmp');
   await mkdir(coldTmp);
-  runner = new QemuVmRunner({ platform: arm64, tmpDir: coldTmp });
+  // Fewer processes than the default 1024: an emulated fork bomb takes a minute to reach those.
+  runner = new QemuVmRunner({ platform: arm64, tmpDir: coldTmp, pidsMax: 256 });
   await runner.assets(); // the arm64 packages and kernel, downloaded once into the cache
   lowerTar = await makeLowerTar(work);
   upperTar = await makeUpperTar(work);
@@ -153,6 +154,7 @@ describe('a linux/arm64 VM step (TCG)', { timeout: 180_000 }, () => {
       expect(sha).toBe(coldTarSha);
       process.stderr.write(`[arm64] warm step over two lower layers: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     } finally {
+      while (open.length) await open.pop()?.dispose();
       await pooled.close();
     }
     expect(processesMentioning(poolTmp)).toEqual([]);
