@@ -17,12 +17,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmPlatform } from '../platform.ts';
 import { DEFAULT_VM_PLATFORM } from '../platforms/index.ts';
 import { type Apt, foreignApt, hostApt } from './apt.ts';
+import { newestCached, pruneEntries } from './asset-cache.ts';
 import { assetsKey, FORMAT, guestFiles, type GuestFile } from './asset-inputs.ts';
 import { foreignRoot } from './foreign-root.ts';
 import { type GuestRoot, hostRoot } from './guest-root.ts';
@@ -56,9 +57,6 @@ export interface EnsureVmAssetsOptions {
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const ENTRY_NAME = /^[0-9a-f]{16}$/;
-/** Cache entries kept per platform (the newest), so a rollback finds its assets. */
-const KEPT_ENTRIES = 3;
 
 function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.BALER_VM_CACHE || join(repoRoot, '.cache', 'vm'));
@@ -99,7 +97,7 @@ export async function ensureVmAssets(options: EnsureVmAssetsOptions = {}): Promi
   log(`building VM assets ${key} (${kernel.pkg} ${kernel.version}) in ${cacheDir}`);
   const t0 = Date.now();
   const built = await buildAssets({ cacheDir, key, apt, kernel, root, guest, platform, log });
-  await prune(cacheDir, key, platform);
+  await pruneEntries(cacheDir, key, platform);
   log(`VM assets ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${built}`);
   return assetsOf(built);
 }
@@ -158,38 +156,6 @@ async function buildAssets({ cacheDir, key, apt, kernel, root, guest, platform, 
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-}
-
-/** The platform's cache entries, newest first (one without a manifest: oldest; entries made before the manifest named its platform: amd64's). */
-async function entriesOf(cacheDir: string, platform: VmPlatform): Promise<{ name: string; complete: boolean }[]> {
-  if (!existsSync(cacheDir)) return [];
-  const entries: { name: string; complete: boolean; m: number }[] = [];
-  for (const name of await readdir(cacheDir)) {
-    if (!ENTRY_NAME.test(name)) continue;
-    const manifest = join(cacheDir, name, 'manifest.json');
-    if (!existsSync(manifest)) {
-      entries.push({ name, complete: false, m: 0 });
-      continue;
-    }
-    let of = 'linux/amd64';
-    try {
-      of = (JSON.parse(await readFile(manifest, 'utf8')) as { platform?: string }).platform ?? of;
-    } catch {
-      /* unreadable: treated as amd64's */
-    }
-    if (of === platform.name) entries.push({ name, complete: true, m: (await stat(manifest)).mtimeMs });
-  }
-  return entries.sort((a, b) => b.m - a.m);
-}
-
-async function newestCached(cacheDir: string, platform: VmPlatform): Promise<string | undefined> {
-  const newest = (await entriesOf(cacheDir, platform)).find((e) => e.complete);
-  return newest && join(cacheDir, newest.name);
-}
-
-async function prune(cacheDir: string, keep: string, platform: VmPlatform): Promise<void> {
-  const entries = await entriesOf(cacheDir, platform);
-  for (const e of entries.slice(KEPT_ENTRIES)) if (e.name !== keep) await rm(join(cacheDir, e.name), { recursive: true, force: true });
 }
 
 function assetsOf(dir: string): VmAssets {
