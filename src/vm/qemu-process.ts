@@ -1,7 +1,7 @@
 /**
- * One running QEMU: its stdout (the guest's ttyS1) goes to one handler at a time, buffered
- * until there is one; its console (ttyS0, on fd CONSOLE_FD) is kept as a bounded tail;
- * stderr's start is kept for errors; stdin (ttyS1's input) is open only for warm VMs. The
+ * One running QEMU: its stdout (the guest's log port: ttyS1 on amd64) goes to one handler at a
+ * time, buffered until there is one; its console (on fd CONSOLE_FD) is kept as a bounded tail;
+ * stderr's start is kept for errors; stdin (the log port's input) is open only for warm VMs. The
  * process dies with ours (spawnOwned).
  */
 import type { ChildProcess } from 'node:child_process';
@@ -88,7 +88,7 @@ export class QemuProcess {
     for (const chunk of this.#pending.splice(0)) handler(chunk);
   }
 
-  /** Writes to the guest's ttyS1 (warm VMs only). */
+  /** Writes to the guest's log port (warm VMs only). */
   send(text: string): void {
     this.#child.stdin?.write(text);
   }

@@ -1,6 +1,7 @@
 /**
  * A warm VM: QEMU booted ahead of its job with every disk of a step attached (see
- * step-files.ts), its guest waiting on ttyS1. The protocol on ttyS1 (QEMU's stdio):
+ * step-files.ts), its guest waiting on its log port (ttyS1 on amd64, hvc0 on arm64). The
+ * protocol on that port (QEMU's stdio):
  *
  *   guest → host  `baler-ready\n`  booted, waiting (nothing else may come before or after it)
  *   host → guest  `go\n`           the job's inputs are in the disk files: start

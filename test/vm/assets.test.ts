@@ -1,8 +1,20 @@
-/** The VM asset build's own formats (src/vm/assets): the initramfs's cpio, the kernel payload's LZ4. */
+/**
+ * The VM asset build's own formats (src/vm/assets): the initramfs's cpio, the kernel payload's
+ * LZ4, and what it reads from binaries it cannot run (another architecture's): their ELF
+ * dependencies and busybox's applets, checked here against the host's own tools.
+ */
 import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { newestCached, pruneEntries } from '../../src/vm/assets/asset-cache.ts';
 import { Cpio } from '../../src/vm/assets/cpio.ts';
+import { hostRoot, unpackedRoot } from '../../src/vm/assets/guest-root.ts';
+import { sharedLibraries } from '../../src/vm/assets/host-files.ts';
 import { lz4LegacyDecode } from '../../src/vm/assets/lz4-legacy.ts';
+import { amd64 } from '../../src/vm/platforms/amd64.ts';
+import { arm64 } from '../../src/vm/platforms/arm64.ts';
 
 describe('VM assets', () => {
   it('writes a newc cpio that busybox cpio lists, parents first, padded to 512 bytes', () => {
@@ -26,5 +38,44 @@ describe('VM assets', () => {
     frame.writeUInt32LE(12345, 8 + block.length);
     expect(lz4LegacyDecode(frame).toString()).toBe(`${'a'.repeat(9)}hello`);
     expect(() => lz4LegacyDecode(Buffer.alloc(8))).toThrow(/not an LZ4 legacy frame/);
+  });
+
+  it.runIf(process.arch === 'x64')("reads a binary's loader and libraries from its ELF headers as ldd finds them, and busybox's applets as --list prints them", () => {
+    // The host's root read as if it were another architecture's unpacked packages.
+    const asForeign = unpackedRoot('/', amd64);
+    for (const tool of ['tar', 'setcap', 'getfattr']) {
+      const bin = hostRoot(amd64).toolPath(tool);
+      const read = asForeign.sharedLibraries(bin).map((l) => l.name);
+      expect(read.sort()).toEqual(
+        sharedLibraries(bin)
+          .map((p) => basename(p))
+          .sort(),
+      );
+    }
+    expect(asForeign.busyboxApplets()).toEqual(hostRoot(amd64).busyboxApplets());
+  });
+
+  it("keeps each platform's three newest cache entries, whatever the other platform builds", async () => {
+    const cache = await mkdtemp(join(tmpdir(), 'baler-test-asset-cache-'));
+    try {
+      // amd64 entries made before manifests named their platform count as amd64's.
+      const entry = async (key: string, platform: string | undefined, age: number): Promise<void> => {
+        await mkdir(join(cache, key));
+        const manifest = join(cache, key, 'manifest.json');
+        await writeFile(manifest, JSON.stringify(platform ? { key, platform } : { key }));
+        const t = Date.now() / 1000 - age;
+        await utimes(manifest, t, t);
+      };
+      for (let i = 0; i < 4; i++) await entry(`a${i}`.padEnd(16, '0'), i % 2 ? 'linux/amd64' : undefined, 100 + i);
+      for (let i = 0; i < 5; i++) await entry(`b${i}`.padEnd(16, '0'), 'linux/arm64', i);
+      await pruneEntries(cache, 'b4'.padEnd(16, '0'), arm64);
+      expect((await readdir(cache)).sort()).toEqual(['a0', 'a1', 'a2', 'a3', 'b0', 'b1', 'b2', 'b4'].map((k) => k.padEnd(16, '0')));
+      await pruneEntries(cache, 'a0'.padEnd(16, '0'), amd64);
+      expect((await readdir(cache)).sort()).toEqual(['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'b4'].map((k) => k.padEnd(16, '0')));
+      expect(await newestCached(cache, arm64)).toBe(join(cache, 'b0'.padEnd(16, '0')));
+      expect(await newestCached(cache, amd64)).toBe(join(cache, 'a0'.padEnd(16, '0')));
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 });
