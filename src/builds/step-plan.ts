@@ -89,7 +89,7 @@ export interface BuildSteps {
   /** The steps making this build's own layers, bottom first, over a base of `baseLayers` layers (undefined: not known yet). */
   layersOver(baseLayers: number | undefined): LayerStep[];
   /** The image config's own fields (history comes from the layers). */
-  image: { architecture: string; os: 'linux'; created: string; config?: ImageRunConfig };
+  image: { architecture: string; variant?: string; os: 'linux'; created: string; config?: ImageRunConfig };
   archive: { format: OutputFormat; compression: OutputCompression };
 }
 
@@ -99,7 +99,7 @@ export function planSteps(spec: ResolvedSpec, scope: BuildScope): BuildSteps {
   return {
     ...(from ? { base: { from, image } } : {}),
     layersOver: (baseLayers) => planLayerSteps(spec, scope, baseLayers),
-    image: { architecture: spec.architecture, os: 'linux', created: spec.created, ...(spec.config ? { config: spec.config } : {}) },
+    image: { architecture: spec.architecture, ...(spec.variant ? { variant: spec.variant } : {}), os: 'linux', created: spec.created, ...(spec.config ? { config: spec.config } : {}) },
     archive: { format: spec.format, compression: spec.compression },
   };
 }

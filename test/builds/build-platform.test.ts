@@ -1,0 +1,60 @@
+/**
+ * A build's platform: `architecture` (and `variant`) say what the image config carries, which
+ * VM its scripts run in, and what the cache keys of its layers are made of.
+ */
+import { describe, expect, it } from 'vitest';
+import { platformViolations } from '../../src/builds/platform-checks.ts';
+import { resolveSpec, type BuildSpec } from '../../src/builds/spec.ts';
+import { layerStepKey, planSteps, type LayerStep } from '../../src/builds/step-plan.ts';
+import { assembleImage } from '../../src/image/image.ts';
+import { amd64 } from '../../src/vm/platforms/amd64.ts';
+
+const scope = { tenant: 'alpha', allowDevices: false };
+const resolved = (spec: Omit<BuildSpec, 'name'>) => resolveSpec({ name: 'platform/test', ...spec }, new Date(0));
+
+describe('architecture and variant', () => {
+  it('arm64 images carry variant v8 unless the spec names it; amd64 images none', () => {
+    expect(resolved({ architecture: 'arm64' }).variant).toBe('v8');
+    expect(resolved({ architecture: 'arm64', variant: 'v8' }).variant).toBe('v8');
+    expect('variant' in resolved({})).toBe(false);
+    expect('variant' in resolved({ architecture: 'amd64' })).toBe(false);
+    expect(planSteps(resolved({ architecture: 'arm64' }), scope).image).toMatchObject({ architecture: 'arm64', variant: 'v8', os: 'linux' });
+    expect('variant' in planSteps(resolved({}), scope).image).toBe(false);
+  });
+
+  it('the image config says the variant; an amd64 config is byte for byte what it was', () => {
+    const input = { architecture: 'amd64', os: 'linux', created: '1970-01-01T00:00:01Z', history: [] };
+    const amd64 = assembleImage(input, undefined, []);
+    expect(amd64.config).toBe('{"architecture":"amd64","config":{},"created":"1970-01-01T00:00:01Z","history":[],"os":"linux","rootfs":{"diff_ids":[],"type":"layers"}}');
+    const arm64 = assembleImage({ ...input, architecture: 'arm64', variant: 'v8' }, undefined, []);
+    expect(JSON.parse(arm64.config)).toMatchObject({ architecture: 'arm64', variant: 'v8', os: 'linux' });
+  });
+
+  it('refuses a variant its architecture lacks, and scripts for an architecture baler has no VM of', () => {
+    const withArm64 = [amd64, { ...amd64, name: 'linux/arm64', architecture: 'arm64' }];
+    expect(platformViolations({ architecture: 'arm64', variant: 'v8', runAsRoot: 'true' }, withArm64)).toEqual([]);
+    expect(platformViolations({ architecture: 'arm64', runAsRoot: 'true' }, [amd64])).toEqual([
+      { pointer: '/runAsRoot', message: "scripts run in a VM of the build's architecture; baler has no arm64 VM (it has amd64)" },
+    ]);
+    expect(platformViolations({ variant: 'v8' })).toEqual([{ pointer: '/variant', message: "amd64 images have no variant, not 'v8'" }]);
+    expect(platformViolations({ architecture: 'arm64', variant: 'v7' })).toEqual([{ pointer: '/variant', message: "arm64 images have variant v8, not 'v7'" }]);
+    // Without scripts any architecture labels the image, as it always did.
+    expect(platformViolations({ architecture: 'riscv64' })).toEqual([]);
+    expect(platformViolations({ architecture: 'riscv64', extraCommands: 'true' })).toEqual([
+      { pointer: '/extraCommands', message: expect.stringMatching(/^scripts run in a VM of the build's architecture; baler has no riscv64 VM \(it has amd64/) as unknown as string },
+    ]);
+  });
+});
+
+describe('cache keys per platform', () => {
+  it('differ between platforms for every layer step: the same spec for another platform never hits the other one', () => {
+    for (const spec of [{ contents: [{ text: 'a', to: '/a' }] }, { contents: [{ text: 'a', to: '/a' }], runAsRoot: 'true' }]) {
+      const [amd64] = planSteps(resolved(spec), scope).layersOver(0) as [LayerStep];
+      const [arm64] = planSteps(resolved({ ...spec, architecture: 'arm64' }), scope).layersOver(0) as [LayerStep];
+      expect(arm64.inputs.architecture).toBe('arm64');
+      expect(layerStepKey(arm64, [])).not.toBe(layerStepKey(amd64, []));
+    }
+    const base = { fromImage: { ref: 'registry.example/busybox:1' } };
+    expect(planSteps(resolved({ ...base, architecture: 'arm64' }), scope).base?.image.architecture).toBe('arm64');
+  });
+});
