@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { ResolvedSpec } from '../builds/spec.ts';
-import { canServe, classOf, platformOf, type WorkerCapabilities } from './capabilities.ts';
+import { canServe, classOf, platformsOf, type WorkerCapabilities } from './capabilities.ts';
 
 const INDEX = 'baler:workers';
 const entryKey = (id: string) => `baler:workers:${id}`;
@@ -54,9 +54,9 @@ export async function whyNoWorkerServes(redis: Redis, spec: ResolvedSpec): Promi
   const workers = await recentWorkers(redis);
   if (workers.some((w) => canServe(w, required))) return null;
   if (workers.length === 0) return 'no worker is running; the build waits in the queue until one starts';
-  const forPlatform = workers.filter((w) => platformOf(w) === required.platform);
+  const forPlatform = workers.filter((w) => platformsOf(w).includes(required.platform));
   if (forPlatform.length === 0) {
-    const running = [...new Set(workers.map(platformOf))].join(', ');
+    const running = [...new Set(workers.flatMap(platformsOf))].join(', ');
     return `no live worker runs ${required.platform} VMs (the workers run ${running}); the build waits in the queue until such a worker starts`;
   }
   const largest = Math.max(...forPlatform.map((w) => w.maxVmMemoryMiB));
