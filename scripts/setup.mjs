@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const mode = process.argv[2] ?? 'runtime';
 
-// The build VM (src/vm/): QEMU, mksquashfs (-tar), mke2fs, setpriv (util-linux), and what the
-// guest's initramfs is made of (busybox-static, bash-static, GNU tar, setcap/getcap, setfattr/
-// getfattr). The kernel is not installed: src/vm/assets/ downloads its package.
-const VM = ['qemu-system-x86', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr', 'zstd'];
+// The build VM (src/vm/): QEMU (x86 for linux/amd64 guests, arm for linux/arm64 ones), mksquashfs
+// (-tar), mke2fs, setpriv (util-linux), and what the host's own guest initramfs is made of
+// (busybox-static, bash-static, GNU tar, setcap/getcap, setfattr/getfattr). The kernel is not
+// installed, nor are the other architecture's packages: src/vm/assets/ downloads them.
+const VM = ['qemu-system-x86', 'qemu-system-arm', 'squashfs-tools', 'e2fsprogs', 'util-linux', 'busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr', 'zstd'];
 // Decompressors for uploaded contents, base archives and layers (src/image/sources/archive/
 // decompressor-process.ts); xz-utils and bzip2 are on most Debian systems, but not promised.
 const DECOMPRESSORS = ['zstd', 'xz-utils', 'bzip2'];
@@ -110,15 +111,19 @@ debianPackages([...new Set(PACKAGES[mode] ?? PACKAGES.runtime)]);
 // kernel package with apt-get). Needs apt's package lists: update them once if apt knows nothing.
 // TypeScript (src/vm/assets/) through tsx: the npm packages are installed by now.
 // Not for `compose`: the worker image builds its own.
+// The tests boot linux/arm64 VMs too (test/vm/arm64-runner.test.ts): their assets as well.
 if (mode !== 'compose') {
-  const { ensureVmAssets } = await import('./build-vm-assets.mjs');
-  try {
-    await ensureVmAssets({ log });
-  } catch (err) {
-    if (process.getuid?.() !== 0) throw err;
-    log(`building the VM assets failed (${err instanceof Error ? err.message : err}); retrying after apt-get update`);
-    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    await ensureVmAssets({ log });
+  const { ensureVmAssets, vmPlatform } = await import('./build-vm-assets.mjs');
+  const platforms = mode === 'test' ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'];
+  for (const platform of platforms.map(vmPlatform)) {
+    try {
+      await ensureVmAssets({ log, platform });
+    } catch (err) {
+      if (process.getuid?.() !== 0) throw err;
+      log(`building the ${platform.name} VM assets failed (${err instanceof Error ? err.message : err}); retrying after apt-get update`);
+      execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      await ensureVmAssets({ log, platform });
+    }
   }
 }
 // The tests' Debian root (mmdebstrap, from apt's mirror), into the cache: ~1.5 min and 170 MB

@@ -27,13 +27,15 @@ export interface VmPlatform {
    * set up (read at each VM start: it may ask the host, e.g. the TSC frequency).
    */
   kernelArgs(): string[];
-  /** QEMU arguments putting the guest's first serial port (the kernel console: ttyS0 on amd64) on `chardev`. */
+  /** QEMU arguments putting the guest's kernel console (ttyS0 on amd64, ttyAMA0 on arm64) on `chardev`. */
   consolePortArgs(chardev: string): string[];
   /**
-   * QEMU arguments putting the guest's second serial port (ttyS1 on amd64: the scripts' output
-   * and the warm VMs' hand-over, see src/vm/guest/init) on `chardev`.
+   * QEMU arguments putting the guest's second port (the scripts' output and the warm VMs'
+   * hand-over, see src/vm/guest/init) on `chardev`.
    */
   logPortArgs(chardev: string): string[];
+  /** That port's device in the guest's /dev (ttyS1 on amd64, hvc0 on arm64): /init takes it from `baler.log=`. */
+  readonly logDevice: string;
   readonly kernel: VmKernelSource;
   readonly initramfs: VmInitramfsContents;
 }
@@ -61,6 +63,11 @@ interface VmInitramfsContents {
    * in /.baler/bin for the scripts.
    */
   readonly tools: readonly { readonly name: string; readonly wrap: boolean }[];
-  /** The Debian packages that install the above on the host (scripts/setup.mjs's list has them). */
+  /**
+   * The Debian packages that hold the above: installed on a host of this architecture
+   * (scripts/setup.mjs's list has them), downloaded for another (assets/foreign-root.ts).
+   */
   readonly debianPackages: readonly string[];
+  /** Where the guest's loader looks for shared libraries (Debian's multiarch directories first). */
+  readonly libraryDirs: readonly string[];
 }

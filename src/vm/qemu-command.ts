@@ -1,6 +1,6 @@
 /**
  * The QEMU command line of a baler microVM: no NIC, the kernel and initramfs, the guest's two
- * serial ports (the console → QEMU's fd CONSOLE_FD; the second → QEMU's stdio: the scripts'
+ * ports (the console → QEMU's fd CONSOLE_FD; the second, the log port → QEMU's stdio: the scripts'
  * output, and for warm VMs the hand-over channel) and the step's disks as virtio-mmio block
  * devices named by serial. What depends on the guest's architecture comes from its VmPlatform.
  */
@@ -8,7 +8,7 @@ import type { VmAssets } from './assets/vm-assets.ts';
 import type { VmAccel, VmPlatform } from './platform.ts';
 
 /**
- * QEMU writes the guest's console (ttyS0) to this file descriptor, an extra stdio stream of
+ * QEMU writes the guest's console (ttyS0 on amd64) to this file descriptor, an extra stdio stream of
  * QemuProcess (a socket pair in Node, hence a socket chardev) that it reads, keeping only the
  * tail: a file would grow for as long as the guest writes.
  */
@@ -30,14 +30,24 @@ export interface QemuCommand {
   /** Epoch seconds the guest's RTC starts at. */
   rtcSeconds: number;
   drives: readonly Drive[];
-  /** A warm VM: boots and waits for `go` on ttyS1 (baler.pool=1). */
+  /** A warm VM: boots and waits for `go` on the log port (baler.pool=1). */
   pooled: boolean;
   /** Phase timestamps on the console from boot on (baler.trace=1). */
   trace: boolean;
 }
 
 export function qemuArgs(c: QemuCommand): string[] {
-  const append = [...c.platform.kernelArgs(), 'panic=-1', 'reboot=t', 'quiet', 'cryptomgr.notests', ...(c.pooled ? ['baler.pool=1'] : []), ...(c.trace ? ['baler.trace=1'] : [])].join(' ');
+  // baler.log= names the second port for /init (src/vm/guest/init).
+  const append = [
+    ...c.platform.kernelArgs(),
+    `baler.log=${c.platform.logDevice}`,
+    'panic=-1',
+    'reboot=t',
+    'quiet',
+    'cryptomgr.notests',
+    ...(c.pooled ? ['baler.pool=1'] : []),
+    ...(c.trace ? ['baler.trace=1'] : []),
+  ].join(' ');
   const rtcBase = new Date(c.rtcSeconds * 1000).toISOString().slice(0, 19);
   const drives: string[] = [];
   for (const d of c.drives) {

@@ -7,7 +7,7 @@ const amd64 = 'linux/amd64';
 describe('build classes', () => {
   it('tiers go from the default VM to the largest memorySize a spec may ask for', () => {
     expect(MEMORY_TIERS_MIB).toEqual([512, 1024, 2048, 4096, 8192, 16384]);
-    expect(allBuildClasses()).toEqual(MEMORY_TIERS_MIB.map((vmMemoryMiB) => ({ platform: amd64, vmMemoryMiB })));
+    expect(allBuildClasses()).toEqual([amd64, 'linux/arm64'].flatMap((platform) => MEMORY_TIERS_MIB.map((vmMemoryMiB) => ({ platform, vmMemoryMiB }))));
   });
 
   it('a build without a VM step, or with a small VM, needs the base tier; a bigger VM its tier', () => {

@@ -1,8 +1,16 @@
-/** The VM asset build's own formats (src/vm/assets): the initramfs's cpio, the kernel payload's LZ4. */
+/**
+ * The VM asset build's own formats (src/vm/assets): the initramfs's cpio, the kernel payload's
+ * LZ4, and what it reads from binaries it cannot run (another architecture's): their ELF
+ * dependencies and busybox's applets, checked here against the host's own tools.
+ */
 import { spawnSync } from 'node:child_process';
+import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Cpio } from '../../src/vm/assets/cpio.ts';
+import { hostRoot, unpackedRoot } from '../../src/vm/assets/guest-root.ts';
+import { sharedLibraries } from '../../src/vm/assets/host-files.ts';
 import { lz4LegacyDecode } from '../../src/vm/assets/lz4-legacy.ts';
+import { amd64 } from '../../src/vm/platforms/amd64.ts';
 
 describe('VM assets', () => {
   it('writes a newc cpio that busybox cpio lists, parents first, padded to 512 bytes', () => {
@@ -26,5 +34,20 @@ describe('VM assets', () => {
     frame.writeUInt32LE(12345, 8 + block.length);
     expect(lz4LegacyDecode(frame).toString()).toBe(`${'a'.repeat(9)}hello`);
     expect(() => lz4LegacyDecode(Buffer.alloc(8))).toThrow(/not an LZ4 legacy frame/);
+  });
+
+  it.runIf(process.arch === 'x64')("reads a binary's loader and libraries from its ELF headers as ldd finds them, and busybox's applets as --list prints them", () => {
+    // The host's root read as if it were another architecture's unpacked packages.
+    const asForeign = unpackedRoot('/', amd64);
+    for (const tool of ['tar', 'setcap', 'getfattr']) {
+      const bin = hostRoot(amd64).toolPath(tool);
+      const read = asForeign.sharedLibraries(bin).map((l) => l.name);
+      expect(read.sort()).toEqual(
+        sharedLibraries(bin)
+          .map((p) => basename(p))
+          .sort(),
+      );
+    }
+    expect(asForeign.busyboxApplets()).toEqual(hostRoot(amd64).busyboxApplets());
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Everything the VM assets are made from, hashed into their cache key: the kernel package and
- * version, the host's busybox, bash, tools and their libraries, the guest's files under
+ * Everything the VM assets are made from, hashed into their cache key: the platform, the
+ * kernel package and version, the busybox, bash, tools and libraries of the guest's root
+ * (guest-root.ts: the host's, or the platform's unpacked packages), the guest's files under
  * src/vm/guest/, the modules loaded, and FORMAT. The key names the cache entry, so changing
  * how it is computed (even the order of its lines) orphans every cached asset.
  */
@@ -9,11 +10,12 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmPlatform } from '../platform.ts';
-import { fileIdentity, sharedLibraries, toolPath } from './host-files.ts';
+import type { GuestRoot } from './guest-root.ts';
+import { fileIdentity } from './host-files.ts';
 import type { KernelPackage } from './kernel-package.ts';
 
 /** Bump when the layout or contents of the assets change in a way the other inputs do not show. */
-export const FORMAT = 5;
+export const FORMAT = 6;
 
 const guestDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'guest');
 
@@ -31,16 +33,16 @@ export async function guestFiles(): Promise<GuestFile[]> {
 }
 
 /** The cache key of the assets for these inputs: 16 hex digits. */
-export async function assetsKey(platform: VmPlatform, kernel: KernelPackage, guest: readonly GuestFile[]): Promise<string> {
+export async function assetsKey(platform: VmPlatform, root: GuestRoot, kernel: KernelPackage, guest: readonly GuestFile[]): Promise<string> {
   const { busybox, bash, tools, modules } = platform.initramfs;
   const h = createHash('sha256');
-  h.update(`format ${FORMAT}\nkernel ${kernel.pkg}=${kernel.version}\n`);
-  h.update(`busybox ${await fileIdentity(busybox)}\n`);
-  h.update(`bash ${await fileIdentity(bash)}\n`);
+  h.update(`format ${FORMAT}\nplatform ${platform.name}\nkernel ${kernel.pkg}=${kernel.version}\n`);
+  h.update(`busybox ${await fileIdentity(root.file(busybox))}\n`);
+  h.update(`bash ${await fileIdentity(root.file(bash))}\n`);
   for (const tool of tools) {
-    const bin = toolPath(tool.name, platform.initramfs.debianPackages);
+    const bin = root.toolPath(tool.name);
     h.update(`tool ${tool.name} ${tool.wrap} ${bin} ${await fileIdentity(bin)}\n`);
-    for (const lib of sharedLibraries(bin)) h.update(`lib ${lib} ${await fileIdentity(lib)}\n`);
+    for (const lib of root.sharedLibraries(bin)) h.update(`lib ${lib.name} ${lib.path} ${await fileIdentity(lib.path)}\n`);
   }
   for (const f of guest) h.update(`guest ${f.name} ${createHash('sha256').update(f.data).digest('hex')}\n`);
   h.update(`modules ${modules.join(',')}\n`);

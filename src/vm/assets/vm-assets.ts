@@ -7,7 +7,12 @@
  *              vmlinux in the bzImage, booted via PVH), downloaded with apt, nothing installed;
  *   initramfs: initramfs.ts, with the kernel package's modules.
  *
- * Each entry is <cache>/<key>/{vmlinux,initrd.cpio,manifest.json}; the three newest are kept.
+ * A guest of the host's architecture takes its programs from the host (its installed packages)
+ * and its kernel through the host's apt; another architecture's come through a private apt
+ * (apt.ts) as downloaded packages (foreign-root.ts), the host's dpkg untouched.
+ *
+ * Each entry is <cache>/<key>/{vmlinux,initrd.cpio,manifest.json}; the three newest of each
+ * platform are kept.
  * scripts/build-vm-assets.mjs is the command line over this (setup and the worker image).
  */
 import { randomBytes } from 'node:crypto';
@@ -17,7 +22,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmPlatform } from '../platform.ts';
 import { DEFAULT_VM_PLATFORM } from '../platforms/index.ts';
+import { type Apt, foreignApt, hostApt } from './apt.ts';
 import { assetsKey, FORMAT, guestFiles, type GuestFile } from './asset-inputs.ts';
+import { foreignRoot } from './foreign-root.ts';
+import { type GuestRoot, hostRoot } from './guest-root.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { moduleLoadOrder } from './kernel-modules.ts';
 import { downloadKernel, resolveKernelPackage, type KernelPackage } from './kernel-package.ts';
@@ -26,7 +34,7 @@ import { sh } from './host-files.ts';
 export interface VmAssets {
   /** The cache entry's directory (named by the inputs' hash). */
   dir: string;
-  /** The kernel QEMU boots (`-kernel`); amd64: uncompressed ELF, booted via PVH. */
+  /** The kernel QEMU boots (`-kernel`); amd64: uncompressed ELF, booted via PVH; arm64: the Image. */
   kernel: string;
   /** Uncompressed newc cpio (`-initrd`). */
   initrd: string;
@@ -49,7 +57,7 @@ export interface EnsureVmAssetsOptions {
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const ENTRY_NAME = /^[0-9a-f]{16}$/;
-/** Cache entries kept (the newest), so a rollback finds its assets. */
+/** Cache entries kept per platform (the newest), so a rollback finds its assets. */
 const KEPT_ENTRIES = 3;
 
 function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -67,21 +75,31 @@ export async function ensureVmAssets(options: EnsureVmAssetsOptions = {}): Promi
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
   const meta = options.kernelPackage ?? process.env.BALER_VM_KERNEL_PACKAGE ?? platform.kernel.metaPackage;
   await mkdir(cacheDir, { recursive: true });
-  const kernel = await resolveKernelPackage(cacheDir, meta);
-  if (!kernel) {
-    const cached = await newestCached(cacheDir);
+  const native = process.arch === platform.hostArch;
+  let apt: Apt;
+  try {
+    apt = native ? hostApt(platform.architecture) : await foreignApt(cacheDir, platform.architecture, log);
+  } catch (err) {
+    const cached = await newestCached(cacheDir, platform);
     if (cached) return assetsOf(cached);
-    throw new Error(`apt knows no candidate for ${meta} (run apt-get update) and nothing is cached in ${cacheDir}`);
+    throw err;
   }
+  const kernel = await resolveKernelPackage(cacheDir, apt, meta);
+  if (!kernel) {
+    const cached = await newestCached(cacheDir, platform);
+    if (cached) return assetsOf(cached);
+    throw new Error(`apt knows no candidate for ${meta} (${platform.architecture}; run apt-get update) and nothing is cached in ${cacheDir}`);
+  }
+  const root = native ? hostRoot(platform) : await foreignRoot(cacheDir, apt, platform, log);
   const guest = await guestFiles();
-  const key = await assetsKey(platform, kernel, guest);
+  const key = await assetsKey(platform, root, kernel, guest);
   const dir = join(cacheDir, key);
   if (!options.force && existsSync(join(dir, 'manifest.json'))) return assetsOf(dir);
   if (options.force) await rm(dir, { recursive: true, force: true });
   log(`building VM assets ${key} (${kernel.pkg} ${kernel.version}) in ${cacheDir}`);
   const t0 = Date.now();
-  const built = await buildAssets({ cacheDir, key, kernel, guest, platform, log });
-  await prune(cacheDir, key);
+  const built = await buildAssets({ cacheDir, key, apt, kernel, root, guest, platform, log });
+  await prune(cacheDir, key, platform);
   log(`VM assets ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${built}`);
   return assetsOf(built);
 }
@@ -89,18 +107,20 @@ export async function ensureVmAssets(options: EnsureVmAssetsOptions = {}): Promi
 interface BuildInputs {
   cacheDir: string;
   key: string;
+  apt: Apt;
   kernel: KernelPackage;
+  root: GuestRoot;
   guest: readonly GuestFile[];
   platform: VmPlatform;
   log: (message: string) => void;
 }
 
 /** Builds the entry `key` in a private work dir and renames it into place; its directory. */
-async function buildAssets({ cacheDir, key, kernel, guest, platform, log }: BuildInputs): Promise<string> {
+async function buildAssets({ cacheDir, key, apt, kernel, root, guest, platform, log }: BuildInputs): Promise<string> {
   const work = join(cacheDir, `.build-${key}-${randomBytes(4).toString('hex')}`);
   await mkdir(work, { recursive: true });
   try {
-    const deb = await downloadKernel(cacheDir, kernel, log);
+    const deb = await downloadKernel(cacheDir, apt, kernel, log);
     const x = join(work, 'deb');
     sh('dpkg-deb', ['-x', deb, x]);
     const boot = join(x, 'boot');
@@ -110,7 +130,7 @@ async function buildAssets({ cacheDir, key, kernel, guest, platform, log }: Buil
     const release = image.slice(imagePrefix.length);
     const bootImage = platform.kernel.bootImage(await readFile(join(boot, image)));
     const modules = await moduleLoadOrder(join(x, 'lib', 'modules', release), platform.initramfs.modules);
-    const initrd = await buildInitramfs({ platform, key, modules, guest });
+    const initrd = await buildInitramfs({ platform, root, key, modules, guest });
 
     const out = join(work, 'out');
     await mkdir(out);
@@ -119,6 +139,7 @@ async function buildAssets({ cacheDir, key, kernel, guest, platform, log }: Buil
     const manifest = {
       key,
       format: FORMAT,
+      platform: platform.name,
       kernelPackage: kernel.pkg,
       kernelVersion: kernel.version,
       kernelRelease: release,
@@ -139,28 +160,36 @@ async function buildAssets({ cacheDir, key, kernel, guest, platform, log }: Buil
   }
 }
 
-async function newestCached(cacheDir: string): Promise<string | undefined> {
-  if (!existsSync(cacheDir)) return undefined;
-  let best: { dir: string; m: number } | undefined;
-  for (const name of await readdir(cacheDir)) {
-    const manifest = join(cacheDir, name, 'manifest.json');
-    if (!ENTRY_NAME.test(name) || !existsSync(manifest)) continue;
-    const m = (await stat(manifest)).mtimeMs;
-    if (!best || m > best.m) best = { dir: join(cacheDir, name), m };
-  }
-  return best?.dir;
-}
-
-async function prune(cacheDir: string, keep: string): Promise<void> {
-  const dirs: { name: string; m: number }[] = [];
+/** The platform's cache entries, newest first (one without a manifest: oldest; entries made before the manifest named its platform: amd64's). */
+async function entriesOf(cacheDir: string, platform: VmPlatform): Promise<{ name: string; complete: boolean }[]> {
+  if (!existsSync(cacheDir)) return [];
+  const entries: { name: string; complete: boolean; m: number }[] = [];
   for (const name of await readdir(cacheDir)) {
     if (!ENTRY_NAME.test(name)) continue;
     const manifest = join(cacheDir, name, 'manifest.json');
-    const m = existsSync(manifest) ? (await stat(manifest)).mtimeMs : 0;
-    dirs.push({ name, m });
+    if (!existsSync(manifest)) {
+      entries.push({ name, complete: false, m: 0 });
+      continue;
+    }
+    let of = 'linux/amd64';
+    try {
+      of = (JSON.parse(await readFile(manifest, 'utf8')) as { platform?: string }).platform ?? of;
+    } catch {
+      /* unreadable: treated as amd64's */
+    }
+    if (of === platform.name) entries.push({ name, complete: true, m: (await stat(manifest)).mtimeMs });
   }
-  dirs.sort((a, b) => b.m - a.m);
-  for (const d of dirs.slice(KEPT_ENTRIES)) if (d.name !== keep) await rm(join(cacheDir, d.name), { recursive: true, force: true });
+  return entries.sort((a, b) => b.m - a.m);
+}
+
+async function newestCached(cacheDir: string, platform: VmPlatform): Promise<string | undefined> {
+  const newest = (await entriesOf(cacheDir, platform)).find((e) => e.complete);
+  return newest && join(cacheDir, newest.name);
+}
+
+async function prune(cacheDir: string, keep: string, platform: VmPlatform): Promise<void> {
+  const entries = await entriesOf(cacheDir, platform);
+  for (const e of entries.slice(KEPT_ENTRIES)) if (e.name !== keep) await rm(join(cacheDir, e.name), { recursive: true, force: true });
 }
 
 function assetsOf(dir: string): VmAssets {

@@ -30,6 +30,7 @@ export const amd64: VmPlatform = {
   consolePortArgs: (chardev) => ['-serial', `chardev:${chardev}`],
   // microvm has one ISA serial port by default; the second (ttyS1) at its standard address.
   logPortArgs: (chardev) => ['-device', `isa-serial,chardev=${chardev},iobase=0x2f8,irq=3`],
+  logDevice: 'ttyS1',
   kernel: {
     metaPackage: 'linux-image-cloud-amd64',
     imagePrefix: 'vmlinuz-',
@@ -53,5 +54,6 @@ export const amd64: VmPlatform = {
       { name: 'getfattr', wrap: true },
     ],
     debianPackages: ['busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr'],
+    libraryDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/lib', '/usr/lib'],
   },
 };
