@@ -7,6 +7,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import type { VmAssets } from '../../src/vm/assets/vm-assets.ts';
 import type { VmPlatform } from '../../src/vm/platform.ts';
 import { startPlatformRunners } from '../../src/vm/platform-runners.ts';
@@ -28,6 +29,12 @@ describe('the platforms a worker serves', () => {
     expect(names(choosePlatforms(undefined, host(['qemu-system-x86_64'], 'arm64')).platforms)).toEqual(['linux/other', 'linux/amd64']);
     // A host baler has no platform for, nothing installed: the default, as before platforms.
     expect(names(choosePlatforms(undefined, host([], 'riscv64')).platforms)).toEqual(['linux/amd64']);
+  });
+
+  it('BALER_VM_PLATFORMS is a comma-separated list; unset or empty, the default', () => {
+    expect(loadConfig({ BALER_VM_PLATFORMS: ' linux/amd64, linux/arm64 ,' }).vmPlatforms).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(loadConfig({ BALER_VM_PLATFORMS: '' }).vmPlatforms).toBeUndefined();
+    expect(loadConfig({}).vmPlatforms).toBeUndefined();
   });
 
   it('BALER_VM_PLATFORMS: the ones named, each known and with its QEMU installed, the host own first', () => {
