@@ -1,7 +1,8 @@
 /**
  * Worker capabilities: a worker whose largest VM is 1024 MiB does not take a build whose VM
  * step needs 2048 MiB (it stays queued, and says why, while smaller builds pass it by); a
- * second worker that allows 2048 MiB joins and takes it. Real service, real workers, real VM.
+ * second worker that allows 2048 MiB joins and takes it. An arm64 build waits while no worker
+ * serves linux/arm64 (these serve linux/amd64 alone). Real service, real workers, real VM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -74,3 +75,20 @@ it('a build needing a bigger VM than a worker allows waits for a worker that all
   expect(bigOutput).toMatch(new RegExp(`"buildId":"${accepted.id}"[^\\n]*"msg":"build started"`));
   expect(startedBySmall()).toBe(false);
 }, 600_000);
+
+it('an arm64 build waits, saying why, while no live worker serves linux/arm64; an arm64 image without scripts needs none', async () => {
+  const res = await fetch(`${service.url}/v1/builds`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'caps/arm64', architecture: 'arm64', runAsRoot: 'true' }),
+  });
+  expect(res.status).toBe(202);
+  const accepted = (await res.json()) as { id: string; waiting?: string };
+  expect(accepted.waiting).toBe('no live worker runs linux/arm64 VMs (the workers run linux/amd64); the build waits in the queue until such a worker starts');
+  expect(await statusOf(accepted.id)).toBe('queued');
+  // Only a label without scripts: any worker builds it.
+  const label = await submitBuild(service, { name: 'caps/arm64-label', architecture: 'arm64', contents: [{ text: 'x', to: '/x' }] }, { noCache: true });
+  expect((await waitForBuild(service, label)).status).toBe('succeeded');
+  expect(await statusOf(accepted.id)).toBe('queued');
+  expect((await fetch(`${service.url}/v1/builds/${accepted.id}`, { method: 'DELETE' })).status).toBeLessThan(300);
+}, 300_000);
