@@ -119,8 +119,9 @@ describe.skipIf(!HAS_ARM64)(`an arm64 build${HAS_ARM64 ? '' : ' (skipped: no lin
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'baler-arm64-e2e-'));
-    // No warm VMs: each build boots its own arm64 VM (the pool is tested in test/vm).
-    service = await startService({ BALER_VM_PLATFORMS: 'linux/amd64,linux/arm64', BALER_VM_POOL: '0' });
+    // One warm VM per platform; the emulated arm64 pool starts at the first arm64 build (so that
+    // one boots cold, the next takes a warm VM). Debug logs say which each step ran in.
+    service = await startService({ BALER_VM_PLATFORMS: 'linux/amd64,linux/arm64', BALER_VM_POOL: '1', LOG_LEVEL: 'debug' });
     baseDigest = await uploadFile(service, await arm64BaseTar(join(work, 'base')));
     const id = await submitBuild(service, { ...spec, contents: [{ tar: baseDigest }] }, { noCache: true });
     built = await waitForBuild(service, id, 900_000);
@@ -151,11 +152,22 @@ describe.skipIf(!HAS_ARM64)(`an arm64 build${HAS_ARM64 ? '' : ' (skipped: no lin
     expect(await inImage(root, ['cat', '/home/app/note'])).toBe('written-by-root');
   }, 120_000);
 
-  it('gives the same bytes when built again without the caches', async () => {
+  /** Whether the build's VM step ran in a warm VM (the runner's debug line), or undefined when none is logged. */
+  const pooledStep = (id: string): boolean | undefined => {
+    const line = service
+      .output()
+      .split('\n')
+      .find((l) => l.includes(`"buildId":"${id}"`) && l.includes('"msg":"VM step ended"'));
+    return line === undefined ? undefined : (JSON.parse(line) as { pooled: boolean }).pooled;
+  };
+
+  it('gives the same bytes when built again without the caches, the second time in a warm arm64 VM the first build started', async () => {
     const id = await submitBuild(service, { ...spec, contents: [{ tar: baseDigest }] }, { noCache: true });
     const again = await waitForBuild(service, id, 900_000);
     expect(again.status, JSON.stringify(again.error)).toBe('succeeded');
     expect(again.id).not.toBe(built.id);
+    expect(pooledStep(built.id)).toBe(false);
+    expect(pooledStep(again.id)).toBe(true);
     expect(again.result?.archive.digest).toBe(built.result?.archive.digest);
     expect(again.result?.imageId).toBe(built.result?.imageId);
     const path = join(work, 'arm64-again.tar');
