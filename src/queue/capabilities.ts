@@ -17,6 +17,7 @@ import { vmPlatformName } from '../builds/build-platform.ts';
 import { needsVm, type ResolvedSpec } from '../builds/spec.ts';
 import type { VmAccel } from '../vm/platform.ts';
 import { DEFAULT_VM_PLATFORM, VM_PLATFORMS } from '../vm/platforms/index.ts';
+import { platformSetName, platformSets, platformsInSet } from './platform-sets.ts';
 
 /** Every worker serves at least this tier: the default VM's memory. */
 export const BASE_TIER_MIB = 512;
@@ -50,7 +51,11 @@ export interface WorkerCapabilities {
 
 /** What a build requires of the host that runs it; it waits in this class's queue. */
 export interface BuildClass {
-  /** The platform its VMs run, os/architecture. */
+  /**
+   * The platform its VMs run, os/architecture; for a multi-platform build whose VM steps run on
+   * several, the set of them (platform-sets.ts: `linux/amd64+linux/arm64`), served only by a
+   * host serving each.
+   */
   platform: string;
   /** The memory tier of the largest VM the build boots (the base tier when it boots none). */
   vmMemoryMiB: number;
@@ -61,31 +66,36 @@ export function platformsOf(capabilities: WorkerCapabilities): string[] {
   return capabilities.platforms?.map((p) => p.platform) ?? [capabilities.platform ?? DEFAULT_VM_PLATFORM.name];
 }
 
-/** What a build requires: the platform of its VM step (the default one when it has none) and the tier of the step's memory. */
-export function classOf(spec: Pick<ResolvedSpec, 'architecture' | 'runAsRoot' | 'extraCommands' | 'memorySize'>): BuildClass {
+/**
+ * What a build requires: the platform of its VM step, or the platforms of a multi-platform
+ * build's (`platforms`), the default one when it has none; and the tier of the step's memory.
+ */
+export function classOf(spec: Pick<ResolvedSpec, 'architecture' | 'runAsRoot' | 'extraCommands' | 'memorySize'> & { platforms?: readonly string[] }): BuildClass {
   if (!needsVm(spec)) return { platform: DEFAULT_VM_PLATFORM.name, vmMemoryMiB: BASE_TIER_MIB };
   const tier = MEMORY_TIERS_MIB.find((t) => t >= spec.memorySize) ?? LARGEST_TIER_MIB;
-  return { platform: vmPlatformName(spec.architecture), vmMemoryMiB: tier };
+  return { platform: platformSetName(spec.platforms ?? [vmPlatformName(spec.architecture)]), vmMemoryMiB: tier };
 }
 
 /**
- * The classes a host serves: each of its platforms' tiers up to its largest VM, largest first
- * (the builds only it can run are taken first), its first platform's before the others' of a tier.
+ * The classes a host serves: for each set of its platforms, the tiers up to its largest VM,
+ * largest first (the builds only it can run are taken first); within a tier the sets of
+ * several platforms first, then its first platform's, then the others'.
  */
 export function classesServedBy(capabilities: WorkerCapabilities): BuildClass[] {
-  const platforms = platformsOf(capabilities);
+  const sets = platformSets(platformsOf(capabilities));
   return MEMORY_TIERS_MIB.filter((t) => t === BASE_TIER_MIB || t <= capabilities.maxVmMemoryMiB)
     .reverse()
-    .flatMap((vmMemoryMiB) => platforms.map((platform) => ({ platform, vmMemoryMiB })));
+    .flatMap((vmMemoryMiB) => sets.map((platform) => ({ platform, vmMemoryMiB })));
 }
 
-/** Every class a build can be in: each known platform's tiers. */
+/** Every class a build can be in: each set of known platforms' tiers. */
 export function allBuildClasses(): BuildClass[] {
-  return VM_PLATFORMS.flatMap((p) => MEMORY_TIERS_MIB.map((vmMemoryMiB) => ({ platform: p.name, vmMemoryMiB })));
+  return platformSets(VM_PLATFORMS.map((p) => p.name)).flatMap((platform) => MEMORY_TIERS_MIB.map((vmMemoryMiB) => ({ platform, vmMemoryMiB })));
 }
 
 /** Whether a host can run a build of this class. */
 export function canServe(capabilities: WorkerCapabilities, required: BuildClass): boolean {
-  if (!platformsOf(capabilities).includes(required.platform)) return false;
+  const served = platformsOf(capabilities);
+  if (!platformsInSet(required.platform).every((p) => served.includes(p))) return false;
   return required.vmMemoryMiB === BASE_TIER_MIB || required.vmMemoryMiB <= capabilities.maxVmMemoryMiB;
 }

@@ -7,7 +7,7 @@ const amd64 = 'linux/amd64';
 describe('build classes', () => {
   it('tiers go from the default VM to the largest memorySize a spec may ask for', () => {
     expect(MEMORY_TIERS_MIB).toEqual([512, 1024, 2048, 4096, 8192, 16384]);
-    expect(allBuildClasses()).toEqual([amd64, 'linux/arm64'].flatMap((platform) => MEMORY_TIERS_MIB.map((vmMemoryMiB) => ({ platform, vmMemoryMiB }))));
+    expect(allBuildClasses()).toEqual([`${amd64}+linux/arm64`, amd64, 'linux/arm64'].flatMap((platform) => MEMORY_TIERS_MIB.map((vmMemoryMiB) => ({ platform, vmMemoryMiB }))));
   });
 
   it('a build without a VM step, or with a small VM, needs the base tier; a bigger VM its tier', () => {
@@ -40,6 +40,10 @@ describe('build classes', () => {
     expect(classOf({ architecture: 'arm64', memorySize: 2000, extraCommands: 'true' })).toEqual({ platform: 'linux/arm64', vmMemoryMiB: 2048 });
     expect(classOf({ architecture: 'arm64', memorySize: 2000 })).toEqual({ platform: amd64, vmMemoryMiB: 512 });
     expect(classOf({ architecture: 'ppc64le', memorySize: 512 })).toEqual({ platform: amd64, vmMemoryMiB: 512 });
+    // A multi-platform build runs every platform's VM step on the worker that takes it: one serving all of them.
+    expect(classOf({ architecture: 'arm64', platforms: ['linux/arm64', 'linux/amd64'], memorySize: 512, runAsRoot: 'true' })).toEqual({ platform: 'linux/amd64+linux/arm64', vmMemoryMiB: 512 });
+    expect(classOf({ architecture: 'arm64', platforms: ['linux/arm64'], memorySize: 512, runAsRoot: 'true' })).toEqual({ platform: 'linux/arm64', vmMemoryMiB: 512 });
+    expect(classOf({ architecture: 'amd64', platforms: ['linux/arm64', 'linux/amd64'], memorySize: 512 })).toEqual({ platform: amd64, vmMemoryMiB: 512 });
   });
 
   it("a host serving several platforms serves each one's tiers, largest first, its first platform first within a tier", () => {
@@ -54,11 +58,15 @@ describe('build classes', () => {
     };
     expect(platformsOf(both)).toEqual([amd64, 'linux/arm64']);
     expect(classesServedBy(both)).toEqual([
+      { platform: 'linux/amd64+linux/arm64', vmMemoryMiB: 1024 },
       { platform: amd64, vmMemoryMiB: 1024 },
       { platform: 'linux/arm64', vmMemoryMiB: 1024 },
+      { platform: 'linux/amd64+linux/arm64', vmMemoryMiB: 512 },
       { platform: amd64, vmMemoryMiB: 512 },
       { platform: 'linux/arm64', vmMemoryMiB: 512 },
     ]);
+    expect(canServe(both, { platform: 'linux/amd64+linux/arm64', vmMemoryMiB: 512 })).toBe(true);
+    expect(canServe({ ...both, platforms: [{ platform: amd64, accel: 'kvm' }] }, { platform: 'linux/amd64+linux/arm64', vmMemoryMiB: 512 })).toBe(false);
     expect(canServe(both, { platform: 'linux/arm64', vmMemoryMiB: 1024 })).toBe(true);
     expect(canServe(both, { platform: 'linux/arm64', vmMemoryMiB: 2048 })).toBe(false);
     expect(canServe(both, { platform: 'linux/riscv64', vmMemoryMiB: 512 })).toBe(false);
@@ -70,5 +78,6 @@ describe('build classes', () => {
     expect(buildQueueName({ platform: amd64, vmMemoryMiB: 512 })).toBe('baler-builds');
     expect(buildQueueName({ platform: amd64, vmMemoryMiB: 2048 })).toBe('baler-builds-mem2048');
     expect(buildQueueName({ platform: 'linux/arm64', vmMemoryMiB: 512 })).toBe('baler-builds-arm64-mem512');
+    expect(buildQueueName({ platform: 'linux/amd64+linux/arm64', vmMemoryMiB: 1024 })).toBe('baler-builds-amd64+arm64-mem1024');
   });
 });

@@ -48,6 +48,8 @@ it('says why a build waits: no worker, none for its platform (of those it serves
   await withWorker({ platform: 'linux/amd64', platforms: [{ platform: 'linux/amd64', accel: 'tcg' }] }, async (r) => {
     const arm64 = spec({ architecture: 'arm64', variant: 'v8', runAsRoot: 'true' });
     expect(await whyNoWorkerServes(r, arm64)).toBe('no live worker runs linux/arm64 VMs (the workers run linux/amd64); the build waits in the queue until such a worker starts');
+    const both = { ...spec({ architecture: 'amd64', runAsRoot: 'true' }), platforms: ['linux/amd64', 'linux/arm64'] };
+    expect(await whyNoWorkerServes(r, both)).toBe('no live worker runs linux/amd64 and linux/arm64 VMs (the workers run linux/amd64); the build waits in the queue until such a worker starts');
     // No VM step: no VM platform needed, whatever the image's architecture.
     expect(await whyNoWorkerServes(r, spec({ architecture: 'arm64' }))).toBeNull();
   });
@@ -61,6 +63,8 @@ it('says why a build waits: no worker, none for its platform (of those it serves
     async (r) => {
       expect(await whyNoWorkerServes(r, spec({ architecture: 'arm64', runAsRoot: 'true' }))).toBeNull();
       expect(await whyNoWorkerServes(r, spec({ architecture: 'arm64', runAsRoot: 'true', memorySize: 1500 }))).toMatch(/^no live worker runs VMs of 2048 MiB/);
+      const both = { ...spec({ architecture: 'amd64', runAsRoot: 'true' }), platforms: ['linux/amd64', 'linux/arm64'] };
+      expect(await whyNoWorkerServes(r, both)).toBeNull();
     },
   );
   await withWorker({}, async (r) => {
