@@ -10,7 +10,7 @@ import { variantsOf, vmPlatformName } from './build-platform.ts';
 import { needsVm, type BuildSpec } from './spec.ts';
 
 /** One error per field at fault; none when the spec's platform can be built (`known`: the VM platforms baler has). */
-export function platformViolations(spec: Pick<BuildSpec, 'architecture' | 'variant' | 'runAsRoot' | 'extraCommands'>, known: readonly VmPlatform[] = VM_PLATFORMS): FieldError[] {
+export function architectureViolations(spec: Pick<BuildSpec, 'architecture' | 'variant' | 'runAsRoot' | 'extraCommands'>, known: readonly VmPlatform[] = VM_PLATFORMS): FieldError[] {
   const architecture = spec.architecture ?? 'amd64';
   const errors: FieldError[] = [];
   const variants = variantsOf(architecture);

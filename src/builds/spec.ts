@@ -2,7 +2,6 @@ import type { Digest } from '../digest.ts';
 import { defaultCompression, type OutputCompression, type OutputFormat } from '../image/sinks/output-format.ts';
 import type { ImageRunConfig } from '../image/run-config.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
-import { defaultVariant } from './build-platform.ts';
 
 /** The base image: an earlier build of this service, an uploaded image archive, or a registry image. */
 export type FromImage = { build: string } | { blob: Digest } | { ref: string };
@@ -49,7 +48,7 @@ export interface ResolvedSpec {
   gid: number;
   created: string;
   architecture: string;
-  /** The architecture's variant, in the image config (arm64: v8); absent for the others. */
+  /** The architecture's variant as the spec names it; the image config gets its architecture's default without (build-platform.ts: arm64 → v8). */
   variant?: string;
   format: OutputFormat;
   /** What the format compresses: the whole archive (docker-archive, rootfs) or each layer (the OCI forms). */
@@ -76,7 +75,6 @@ export const DEFAULT_CREATED = '1970-01-01T00:00:01Z';
 export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
   const format = spec.format ?? 'docker-archive';
   const architecture = spec.architecture ?? 'amd64';
-  const variant = spec.variant ?? defaultVariant(architecture);
   const created = spec.created === undefined ? DEFAULT_CREATED : spec.created === 'now' ? rfc3339Seconds(now) : spec.created;
   const resolved: ResolvedSpec = {
     name: spec.name,
@@ -94,7 +92,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     timeout: spec.timeout ?? VM_DEFAULTS.timeout,
     priority: spec.priority ?? DEFAULT_PRIORITY,
   };
-  if (variant !== undefined) resolved.variant = variant;
+  if (spec.variant !== undefined) resolved.variant = spec.variant;
   if (spec.config) resolved.config = spec.config;
   if (spec.fromImage) resolved.fromImage = spec.fromImage;
   if (spec.layering) resolved.layering = spec.layering;

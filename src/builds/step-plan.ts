@@ -10,6 +10,7 @@ import { cacheKey } from './result-cache.ts';
 import type { ImageRunConfig } from '../image/run-config.ts';
 import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
+import { defaultVariant } from './build-platform.ts';
 import { epochSeconds, needsVm, type FromImage, type ResolvedSpec } from './spec.ts';
 
 /** Docker refuses images deeper than this, base included. */
@@ -99,9 +100,15 @@ export function planSteps(spec: ResolvedSpec, scope: BuildScope): BuildSteps {
   return {
     ...(from ? { base: { from, image } } : {}),
     layersOver: (baseLayers) => planLayerSteps(spec, scope, baseLayers),
-    image: { architecture: spec.architecture, ...(spec.variant ? { variant: spec.variant } : {}), os: 'linux', created: spec.created, ...(spec.config ? { config: spec.config } : {}) },
+    image: { architecture: spec.architecture, ...variantOf(spec), os: 'linux', created: spec.created, ...(spec.config ? { config: spec.config } : {}) },
     archive: { format: spec.format, compression: spec.compression },
   };
+}
+
+/** The variant the image config says: the spec's, else its architecture's default (a platform of a multi-platform build gets its own). */
+function variantOf(spec: ResolvedSpec): { variant?: string } {
+  const variant = spec.variant ?? defaultVariant(spec.architecture);
+  return variant === undefined ? {} : { variant };
 }
 
 function planLayerSteps(spec: ResolvedSpec, scope: BuildScope, baseLayers: number | undefined): LayerStep[] {

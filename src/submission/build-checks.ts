@@ -3,7 +3,7 @@ import type { BuildRecord } from '../builds/build-record.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import { blobReferences, type BuildSpec } from '../builds/spec.ts';
 import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
-import { platformViolations } from '../builds/platform-checks.ts';
+import { architectureViolations } from '../builds/platform-checks.ts';
 import { compressionRefusal } from '../image/sinks/output-format.ts';
 import { fieldProblem, type FieldError } from '../problem.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
@@ -26,7 +26,7 @@ export interface BuildCheckDeps {
 export async function checkBuildSpec(spec: BuildSpec, tenant: string, deps: BuildCheckDeps): Promise<BuildRecord | undefined> {
   const overCap = vmCapViolations(spec, deps.vmCaps);
   if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
-  const badPlatform = platformViolations(spec);
+  const badPlatform = architectureViolations(spec);
   if (badPlatform.length > 0) throw fieldProblem(400, 'invalid build spec', badPlatform);
   const refusal = spec.compression && compressionRefusal(spec.format ?? 'docker-archive', spec.compression);
   if (refusal) throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: refusal }]);
