@@ -9,8 +9,14 @@ import { VM_PLATFORMS } from '../vm/platforms/index.ts';
 import { variantsOf, vmPlatformName } from './build-platform.ts';
 import { needsVm, type BuildSpec } from './spec.ts';
 
-/** One error per field at fault; none when the spec's platform can be built (`known`: the VM platforms baler has). */
-export function architectureViolations(spec: Pick<BuildSpec, 'architecture' | 'variant' | 'runAsRoot' | 'extraCommands'>, known: readonly VmPlatform[] = VM_PLATFORMS): FieldError[] {
+/**
+ * One error per field at fault; none when the spec's platforms can be built (`known`: the VM
+ * platforms baler has). A multi-platform spec's scripts run on each of its `platforms`.
+ */
+export function architectureViolations(
+  spec: Pick<BuildSpec, 'architecture' | 'variant' | 'runAsRoot' | 'extraCommands'> & { platforms?: readonly string[] },
+  known: readonly VmPlatform[] = VM_PLATFORMS,
+): FieldError[] {
   const architecture = spec.architecture ?? 'amd64';
   const errors: FieldError[] = [];
   const variants = variantsOf(architecture);
@@ -18,10 +24,10 @@ export function architectureViolations(spec: Pick<BuildSpec, 'architecture' | 'v
     const has = variants.length > 0 ? `variant ${variants.join(' or ')}` : 'no variant';
     errors.push({ pointer: '/variant', message: `${architecture} images have ${has}, not '${spec.variant}'` });
   }
-  const vm = vmPlatformName(architecture);
-  if (needsVm(spec) && !known.some((p) => p.name === vm)) {
+  const missing = (spec.platforms ?? [vmPlatformName(architecture)]).filter((platform) => !known.some((p) => p.name === platform));
+  if (needsVm(spec) && missing.length > 0) {
     const pointer = spec.runAsRoot?.trim() ? '/runAsRoot' : '/extraCommands';
-    errors.push({ pointer, message: `scripts run in a VM of the build's architecture; baler has no ${architecture} VM (it has ${known.map((p) => p.architecture).join(', ')})` });
+    errors.push({ pointer, message: `scripts run in a VM of the platform built; baler has no ${missing.join(' or ')} VM (it has ${known.map((p) => p.name).join(', ')})` });
   }
   return errors;
 }

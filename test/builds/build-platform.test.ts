@@ -36,14 +36,19 @@ describe('architecture and variant', () => {
     const withArm64 = [amd64, { ...amd64, name: 'linux/arm64', architecture: 'arm64' }];
     expect(architectureViolations({ architecture: 'arm64', variant: 'v8', runAsRoot: 'true' }, withArm64)).toEqual([]);
     expect(architectureViolations({ architecture: 'arm64', runAsRoot: 'true' }, [amd64])).toEqual([
-      { pointer: '/runAsRoot', message: "scripts run in a VM of the build's architecture; baler has no arm64 VM (it has amd64)" },
+      { pointer: '/runAsRoot', message: 'scripts run in a VM of the platform built; baler has no linux/arm64 VM (it has linux/amd64)' },
     ]);
     expect(architectureViolations({ variant: 'v8' })).toEqual([{ pointer: '/variant', message: "amd64 images have no variant, not 'v8'" }]);
     expect(architectureViolations({ architecture: 'arm64', variant: 'v7' })).toEqual([{ pointer: '/variant', message: "arm64 images have variant v8, not 'v7'" }]);
+    // A multi-platform spec's scripts run on each of its platforms.
+    expect(architectureViolations({ platforms: ['linux/amd64', 'linux/arm64'], runAsRoot: 'true' }, [amd64])).toEqual([
+      { pointer: '/runAsRoot', message: 'scripts run in a VM of the platform built; baler has no linux/arm64 VM (it has linux/amd64)' },
+    ]);
+    expect(architectureViolations({ platforms: ['linux/amd64', 'linux/arm64'], runAsRoot: 'true' }, withArm64)).toEqual([]);
     // Without scripts any architecture labels the image, as it always did.
     expect(architectureViolations({ architecture: 'riscv64' })).toEqual([]);
     expect(architectureViolations({ architecture: 'riscv64', extraCommands: 'true' })).toEqual([
-      { pointer: '/extraCommands', message: expect.stringMatching(/^scripts run in a VM of the build's architecture; baler has no riscv64 VM \(it has amd64/) as unknown as string },
+      { pointer: '/extraCommands', message: expect.stringMatching(/^scripts run in a VM of the platform built; baler has no linux\/riscv64 VM \(it has linux\/amd64/) as unknown as string },
     ]);
   });
 });

@@ -78,7 +78,7 @@ describe('client mistakes', () => {
       expect.objectContaining({ pointer: '/variant' }),
     );
     const scripts = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', architecture: 'riscv64', runAsRoot: 'true' })), 400);
-    expect(scripts.errors).toEqual([{ pointer: '/runAsRoot', message: "scripts run in a VM of the build's architecture; baler has no riscv64 VM (it has amd64, arm64)" }]);
+    expect(scripts.errors).toEqual([{ pointer: '/runAsRoot', message: 'scripts run in a VM of the platform built; baler has no linux/riscv64 VM (it has linux/amd64, linux/arm64)' }]);
   });
 
   it('a missing name is 400', async () => {
