@@ -39,6 +39,11 @@ export interface Config {
   workerMaxVmMemoryMiB: number;
   /** Warm VMs each worker keeps booted for runAsRoot/extraCommands steps (BALER_VM_POOL; 0: every step boots its own VM). */
   vmPoolSize: number;
+  /**
+   * The platforms this worker runs VMs of (BALER_VM_PLATFORMS, comma-separated os/architecture
+   * names); undefined: its host's own and every other whose QEMU is installed (vm/served-platforms.ts).
+   */
+  vmPlatforms: string[] | undefined;
   /** The largest `diskSize` a spec may ask for (MiB); over it, 400. A step takes up to ~3 × this on the worker's VM temp dir. */
   maxDiskSizeMiB: number;
   /** The largest `memorySize` a spec may ask for (MiB); over it, 400. */
@@ -130,6 +135,15 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return value;
 }
 
+/** A comma-separated setting's items; undefined when it is unset or empty. */
+function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
+  const items = (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return items.length > 0 ? items : undefined;
+}
+
 /** An operator's cap on a spec field: never below the field's default (a spec that leaves the field out must pass). */
 function cap(env: NodeJS.ProcessEnv, name: string, fallback: number, fieldDefault: number, field: string): number {
   const value = int(env, name, fallback);
@@ -176,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Default: half the host's memory (QEMU and the worker need room beside the guest).
     workerMaxVmMemoryMiB: int(env, 'BALER_WORKER_MAX_VM_MEMORY_MIB', Math.floor(totalmem() / 1024 ** 2 / 2)),
     vmPoolSize: int(env, 'BALER_VM_POOL', 1),
+    vmPlatforms: list(env, 'BALER_VM_PLATFORMS'),
     maxDiskSizeMiB: cap(env, 'BALER_MAX_DISK_SIZE_MIB', 4096, VM_DEFAULTS.diskSize, 'diskSize'),
     maxMemorySizeMiB: cap(env, 'BALER_MAX_MEMORY_SIZE_MIB', 4096, VM_DEFAULTS.memorySize, 'memorySize'),
     maxVmTimeoutSeconds: cap(env, 'BALER_MAX_VM_TIMEOUT_S', 3600, VM_DEFAULTS.timeout, 'timeout'),

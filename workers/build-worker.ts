@@ -21,11 +21,13 @@ import { RedisResultCache } from '../src/builds/result-cache.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { CapabilityConsumer } from '../src/queue/capability-consumer.ts';
-import { classesServedBy } from '../src/queue/capabilities.ts';
+import { classesServedBy, type ServedPlatform, type WorkerCapabilities } from '../src/queue/capabilities.ts';
 import { WorkerRegistration } from '../src/queue/worker-registry.ts';
 import { connectRedis } from '../src/redis.ts';
 import { openBlobStore } from '../src/store/open-blob-store.ts';
+import { startPlatformRunners } from '../src/vm/platform-runners.ts';
 import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
+import { choosePlatforms } from '../src/vm/served-platforms.ts';
 import { serveMetrics } from '../src/metrics/metrics-server.ts';
 import { WriteCountingStore } from '../src/metrics/store-writes.ts';
 import { createWorkerMetrics } from '../src/metrics/worker-metrics.ts';
@@ -51,14 +53,24 @@ const store = new WriteCountingStore(await openBlobStore(config, { redis }), met
 // Temp dirs of VM steps whose worker died; then the kernel and initramfs, before any job.
 const swept = await QemuVmRunner.sweepStaleTempDirs();
 if (swept.length > 0) logger.info({ swept }, 'removed temp dirs of VM steps of dead workers');
-// BALER_VM_POOL warm VMs start booting now; stop() kills them (and the exit hook, however we end).
-const vm = new QemuVmRunner({
+// A VM runner per platform served (BALER_VM_PLATFORMS; default: the host's own and every one
+// whose QEMU is installed), with its kernel and initramfs. BALER_VM_POOL warm VMs per platform
+// start booting now (an emulated platform's at its first build); stop() kills them (and the
+// exit hook, however we end).
+const choice = (() => {
+  try {
+    return choosePlatforms(config.vmPlatforms);
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    process.exit(2);
+  }
+})();
+const vm = await startPlatformRunners(choice, {
   logger,
   poolSize: config.vmPoolSize,
   diskReserveMiB: config.vmDiskReserveMiB,
   boots: { started: (kind) => metrics.vmBoots.inc({ kind }), failed: (kind) => metrics.vmBootFailures.inc({ kind }) },
 });
-await vm.assets();
 const events = new BuildEventStream(redis, config.retentionSeconds);
 const builds = new BuildRepository(redis, events);
 const registries = loadRegistries(config.registriesFile);
@@ -66,8 +78,10 @@ const owners = new BlobOwners(redis);
 const quota = new TenantQuota(redis, quotaSettings(config));
 const cancellations = await CancelListener.start(connectRedis(config.redisUrl, { forWorker: true }));
 // Only the build-class queues this host can serve (capabilities.ts): it never takes a build
-// for another platform or that needs a bigger VM than it runs.
-const capabilities = { accel: await vm.accel(), platform: vm.platform.name, maxVmMemoryMiB: config.workerMaxVmMemoryMiB };
+// for a platform it does not run or that needs a bigger VM than it runs.
+const platforms = await vm.served();
+const [first] = platforms as [ServedPlatform, ...ServedPlatform[]];
+const capabilities: WorkerCapabilities = { accel: first.accel, platform: first.platform, platforms, maxVmMemoryMiB: config.workerMaxVmMemoryMiB };
 // Every build runs in a thread of its own with a heap limit (src/sandbox/): what its input does
 // there cannot take this process down or hold its event loop.
 const sandbox = new BuildSandbox({

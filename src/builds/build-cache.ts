@@ -4,6 +4,7 @@ import type { BuildRecord } from './build-record.ts';
 import { cacheKey, type ResultCache } from './result-cache.ts';
 import { blobsOfResult, type BuildResult } from './build-result.ts';
 import type { ResolvedSpec } from './spec.ts';
+import { defaultVariant } from './build-platform.ts';
 
 /** A finished build as the build cache keeps it. */
 export interface CachedBuild {
@@ -31,7 +32,9 @@ export function buildCacheKey(spec: ResolvedSpec, opts: { tenant: string; base?:
   const { priority: _priority, ...inputs } = spec;
   // A multi-platform base is pinned by its index (every platform's image), a single one by its image.
   const baseImage = opts.base?.result?.index?.digest ?? opts.base?.result?.imageId;
-  return cacheKey('build', { spec: inputs, baseImage, allowDevices: opts.allowDevices, tenant: opts.tenant });
+  // The variant the config gets (arm64: v8) is in the key: results from before configs had one are not hits.
+  const variant = spec.variant ?? defaultVariant(spec.architecture);
+  return cacheKey('build', { spec: { ...inputs, variant }, baseImage, allowDevices: opts.allowDevices, tenant: opts.tenant });
 }
 
 /** The cached result for `key`, if every blob it names is still stored (garbage collection may have taken some). */

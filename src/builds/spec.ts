@@ -22,6 +22,7 @@ export interface BuildSpec {
   architecture?: string;
   /** One image per platform (os/architecture) and an index over them; not with `architecture`. */
   platforms?: string[];
+  variant?: string;
   format?: OutputFormat;
   compression?: OutputCompression;
   runAsRoot?: string;
@@ -53,6 +54,8 @@ export interface ResolvedSpec {
   architecture: string;
   /** Set only for a multi-platform build: its platforms, in the index's order (platforms.ts). */
   platforms?: string[];
+  /** The architecture's variant as the spec names it; the image config gets its architecture's default without (build-platform.ts: arm64 → v8). */
+  variant?: string;
   format: OutputFormat;
   /** What the format compresses: the whole archive (docker-archive, rootfs) or each layer (the OCI forms). */
   compression: OutputCompression;
@@ -78,6 +81,7 @@ export const DEFAULT_CREATED = '1970-01-01T00:00:01Z';
 export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
   // An index holds every platform's image; only oci-archive holds an index.
   const format = spec.format ?? (spec.platforms ? 'oci-archive' : 'docker-archive');
+  const architecture = spec.architecture ?? (spec.platforms?.[0] ? architectureOf(spec.platforms[0]) : 'amd64');
   const created = spec.created === undefined ? DEFAULT_CREATED : spec.created === 'now' ? rfc3339Seconds(now) : spec.created;
   const resolved: ResolvedSpec = {
     name: spec.name,
@@ -86,7 +90,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     uid: spec.uid ?? 0,
     gid: spec.gid ?? 0,
     created,
-    architecture: spec.architecture ?? (spec.platforms?.[0] ? architectureOf(spec.platforms[0]) : 'amd64'),
+    architecture,
     format,
     compression: spec.compression ?? defaultCompression(format),
     shadowSetup: spec.shadowSetup ?? false,
@@ -96,6 +100,7 @@ export function resolveSpec(spec: BuildSpec, now: Date): ResolvedSpec {
     priority: spec.priority ?? DEFAULT_PRIORITY,
   };
   if (spec.platforms) resolved.platforms = spec.platforms;
+  if (spec.variant !== undefined) resolved.variant = spec.variant;
   if (spec.config) resolved.config = spec.config;
   if (spec.fromImage) resolved.fromImage = spec.fromImage;
   if (spec.layering) resolved.layering = spec.layering;

@@ -10,6 +10,7 @@ import { cacheKey } from './result-cache.ts';
 import type { ImageRunConfig } from '../image/run-config.ts';
 import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
+import { defaultVariant } from './build-platform.ts';
 import { entryInput, entryIsFor, platformOfArchitecture } from './platforms.ts';
 import { epochSeconds, needsVm, type FromImage, type ResolvedSpec } from './spec.ts';
 
@@ -90,7 +91,7 @@ export interface BuildSteps {
   /** The steps making this build's own layers, bottom first, over a base of `baseLayers` layers (undefined: not known yet). */
   layersOver(baseLayers: number | undefined): LayerStep[];
   /** The image config's own fields (history comes from the layers). */
-  image: { architecture: string; os: 'linux'; created: string; config?: ImageRunConfig };
+  image: { architecture: string; variant?: string; os: 'linux'; created: string; config?: ImageRunConfig };
   archive: { format: OutputFormat; compression: OutputCompression };
 }
 
@@ -100,9 +101,15 @@ export function planSteps(spec: ResolvedSpec, scope: BuildScope): BuildSteps {
   return {
     ...(from ? { base: { from, image } } : {}),
     layersOver: (baseLayers) => planLayerSteps(spec, scope, baseLayers),
-    image: { architecture: spec.architecture, os: 'linux', created: spec.created, ...(spec.config ? { config: spec.config } : {}) },
+    image: { architecture: spec.architecture, ...variantOf(spec), os: 'linux', created: spec.created, ...(spec.config ? { config: spec.config } : {}) },
     archive: { format: spec.format, compression: spec.compression },
   };
+}
+
+/** The variant the image config says: the spec's, else its architecture's default (a platform of a multi-platform build gets its own). */
+function variantOf(spec: ResolvedSpec): { variant?: string } {
+  const variant = spec.variant ?? defaultVariant(spec.architecture);
+  return variant === undefined ? {} : { variant };
 }
 
 function planLayerSteps(spec: ResolvedSpec, scope: BuildScope, baseLayers: number | undefined): LayerStep[] {

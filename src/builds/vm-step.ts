@@ -6,6 +6,7 @@ import { writeLayerTar } from '../image/layer-writer.ts';
 import { layerTreeFromUpper, overlayLowerTree } from '../image/overlay-form.ts';
 import { QuotaExceededError, StoreFullError } from '../store/blob-store.ts';
 import type { BuildContext } from './build-deps.ts';
+import { vmPlatformName } from './build-platform.ts';
 import type { VmStep } from './step-plan.ts';
 
 /** A VM step ended without success because of the build's own script or limits. */
@@ -32,6 +33,7 @@ export async function runVmStep(step: VmStep, contents: FsTree, lowerLayers: Dig
   const lowerBytes = (await Promise.all(lowerLayers.map(async (d) => (await store.stat(d))?.size ?? 0))).reduce((a, b) => a + b, 0);
 
   const result = await ctx.vm.run({
+    platform: vmPlatformName(inputs.architecture),
     lowerTar: lowers ? async () => writeLayerTar(lowers.sortedEntries(), store).stream : undefined,
     lowerCount: lowerLayers.length,
     upperTar: () => store.open(upperInput.digest),

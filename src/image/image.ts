@@ -14,6 +14,7 @@ interface HistoryEntry {
 /** The image config as stored (the parts we read back). */
 export interface ImageConfig {
   architecture: string;
+  variant?: string;
   os: string;
   created: string;
   config?: ImageRunConfig;
@@ -42,6 +43,8 @@ export interface Image extends StoredImage {
 
 export interface NewImageInput {
   architecture: string;
+  /** The architecture's variant (arm64: v8); absent, the config has none (as amd64's never do). */
+  variant?: string;
   os: string;
   created: string;
   config?: ImageRunConfig;
@@ -68,6 +71,7 @@ export function assembleImage(input: NewImageInput, base: Image | undefined, lay
     history: [...(baseConfig?.history ?? []), ...input.history],
     os: input.os,
     rootfs: { type: 'layers', diff_ids: [...(base?.layers ?? []), ...layers].map((l) => l.diffId) },
+    variant: input.variant,
   });
   const fields = { architecture: input.architecture, config: runConfig, created: input.created, os: input.os };
   const chain = legacyChain(fields, layers, base?.layers.at(-1)?.v1Id);

@@ -4,6 +4,7 @@ import { tenantOf } from '../builds/tenant.ts';
 import type { ResolvedSpec } from '../builds/spec.ts';
 import { DEFAULT_VM_PLATFORM } from '../vm/platforms/index.ts';
 import { allBuildClasses, BASE_TIER_MIB, classOf, type BuildClass } from './capabilities.ts';
+import { platformsInSet } from './platform-sets.ts';
 
 const BUILD_QUEUE = 'baler-builds';
 /** Pub/sub channel on which every enqueue names its queue (CapabilityConsumer wakes on it). */
@@ -32,10 +33,12 @@ export function tenantOfJob(data: BuildJobData): string {
  * The queue of one build class (capabilities.ts), named by what it requires: the platform
  * (left out for linux/amd64, which every queue was before platforms) and the VM memory tier
  * (left out for the base tier, the historic name: builds queued before classes existed are
- * still taken). baler-builds, baler-builds-mem2048, baler-builds-arm64-mem512.
+ * still taken). baler-builds, baler-builds-mem2048, baler-builds-arm64-mem512,
+ * baler-builds-amd64+arm64-mem512 (a multi-platform build's VM steps on both).
  */
 export function buildQueueName(cls: BuildClass): string {
-  const platform = cls.platform === DEFAULT_VM_PLATFORM.name ? '' : `-${cls.platform.replace(/^linux\//, '').replaceAll('/', '-')}`;
+  const arch = (p: string) => p.replace(/^linux\//, '').replaceAll('/', '-');
+  const platform = cls.platform === DEFAULT_VM_PLATFORM.name ? '' : `-${platformsInSet(cls.platform).map(arch).join('+')}`;
   if (platform === '' && cls.vmMemoryMiB === BASE_TIER_MIB) return BUILD_QUEUE;
   return `${BUILD_QUEUE}${platform}-mem${cls.vmMemoryMiB}`;
 }

@@ -5,7 +5,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { ResolvedSpec } from '../builds/spec.ts';
-import { canServe, classOf, platformOf, type WorkerCapabilities } from './capabilities.ts';
+import { canServe, classOf, platformsOf, type WorkerCapabilities } from './capabilities.ts';
+import { platformsInSet } from './platform-sets.ts';
 
 const INDEX = 'baler:workers';
 const entryKey = (id: string) => `baler:workers:${id}`;
@@ -54,10 +55,11 @@ export async function whyNoWorkerServes(redis: Redis, spec: ResolvedSpec): Promi
   const workers = await recentWorkers(redis);
   if (workers.some((w) => canServe(w, required))) return null;
   if (workers.length === 0) return 'no worker is running; the build waits in the queue until one starts';
-  const forPlatform = workers.filter((w) => platformOf(w) === required.platform);
+  const needed = platformsInSet(required.platform);
+  const forPlatform = workers.filter((w) => needed.every((p) => platformsOf(w).includes(p)));
   if (forPlatform.length === 0) {
-    const running = [...new Set(workers.map(platformOf))].join(', ');
-    return `no live worker runs ${required.platform} VMs (the workers run ${running}); the build waits in the queue until such a worker starts`;
+    const running = [...new Set(workers.flatMap(platformsOf))].join(', ');
+    return `no live worker runs ${needed.join(' and ')} VMs (the workers run ${running}); the build waits in the queue until such a worker starts`;
   }
   const largest = Math.max(...forPlatform.map((w) => w.maxVmMemoryMiB));
   return `no live worker runs VMs of ${required.vmMemoryMiB} MiB (the tier of memorySize ${spec.memorySize}; the largest allowed now is ${largest} MiB); the build waits in the queue until such a worker starts`;

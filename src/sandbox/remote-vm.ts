@@ -32,6 +32,7 @@ export class RemoteVmRunner implements VmRunner {
     this.jobs.set(id, job);
     try {
       const remote: RemoteVmJob = {
+        platform: job.platform,
         lowerCount: job.lowerCount,
         inputBytes: job.inputBytes,
         runAsRoot: job.runAsRoot,

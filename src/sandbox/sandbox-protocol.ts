@@ -39,7 +39,7 @@ export interface SandboxBuild {
 }
 
 /** A VM step as the sandbox asks for it: the job without its streams, callbacks and signal (those are the main thread's). */
-export type RemoteVmJob = Pick<VmJob, 'lowerCount' | 'inputBytes' | 'runAsRoot' | 'extraCommands' | 'shadowSetup' | 'clock' | 'limits'> & {
+export type RemoteVmJob = Pick<VmJob, 'platform' | 'lowerCount' | 'inputBytes' | 'runAsRoot' | 'extraCommands' | 'shadowSetup' | 'clock' | 'limits'> & {
   hasLower: boolean;
   hasUpper: boolean;
 };

@@ -4,6 +4,7 @@ import type { BuildRepository } from '../builds/build-repository.ts';
 import { platformViolations } from '../builds/platforms.ts';
 import { blobReferences, type BuildSpec } from '../builds/spec.ts';
 import { vmCapViolations, type VmCaps } from '../builds/vm-caps.ts';
+import { architectureViolations } from '../builds/platform-checks.ts';
 import { compressionRefusal } from '../image/sinks/output-format.ts';
 import { fieldProblem, type FieldError } from '../problem.ts';
 import { parseReference, registryFor, RegistryError, type Registries } from '../registry/registries.ts';
@@ -28,6 +29,8 @@ export async function checkBuildSpec(spec: BuildSpec, tenant: string, deps: Buil
   if (overCap.length > 0) throw fieldProblem(400, 'invalid build spec', overCap);
   const platformErrors = platformViolations(spec);
   if (platformErrors.length > 0) throw fieldProblem(400, 'invalid build spec', platformErrors);
+  const badPlatform = architectureViolations(spec);
+  if (badPlatform.length > 0) throw fieldProblem(400, 'invalid build spec', badPlatform);
   const refusal = spec.compression && compressionRefusal(spec.format ?? 'docker-archive', spec.compression);
   if (refusal) throw fieldProblem(400, 'invalid build spec', [{ pointer: '/compression', message: refusal }]);
   const created = spec.created;

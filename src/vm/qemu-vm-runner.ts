@@ -46,6 +46,12 @@ export interface QemuVmRunnerOptions {
    * passes BALER_VM_DISK_RESERVE_MIB (config.vmDiskReserveMiB).
    */
   diskReserveMiB?: number;
+  /**
+   * The temp dir's admission when several runners share it (a worker's runner per platform):
+   * steps of one worker then never refuse each other. Default: the runner's own, over tmpDir
+   * and diskReserveMiB.
+   */
+  admission?: DiskAdmission;
   /** Default: the platform's (qemu-system-x86_64 for amd64), from PATH. */
   qemuBinary?: string;
   /** Guest vCPUs. Default 1 (fastest boot; TCG gains little from more on small hosts). */
@@ -58,6 +64,11 @@ export interface QemuVmRunnerOptions {
    * booting at construction; close() kills it.
    */
   poolSize?: number;
+  /**
+   * Boot the pool at the first step rather than at construction: an emulated platform's warm
+   * VMs cost a TCG boot each, which a worker that never gets a build for it should not pay.
+   */
+  warmOnFirstRun?: boolean;
   /**
    * The limits warm VMs boot with. A job runs in one when its memoryMiB equals this memoryMiB
    * and its diskMiB is at most this diskMiB (its scratch filesystem is then made at its own
@@ -106,7 +117,7 @@ export class QemuVmRunner implements VmRunner {
       cpus: options.cpus ?? 1,
       pidsMax: options.pidsMax ?? 1024,
       tmpDir,
-      admission: new DiskAdmission(tmpDir, (options.diskReserveMiB ?? 0) * MiB),
+      admission: options.admission ?? new DiskAdmission(tmpDir, (options.diskReserveMiB ?? 0) * MiB),
       logger: options.logger,
       boots: options.boots,
       assets: () => this.assets(),
@@ -124,7 +135,7 @@ export class QemuVmRunner implements VmRunner {
         return bootWarm(this.#ctx, this.#poolLimits, accel);
       };
       this.#pool = new VmPool({ size, boot, logger: options.logger });
-      this.#pool.start();
+      if (!options.warmOnFirstRun) this.#pool.start();
     }
   }
 
@@ -186,9 +197,14 @@ export class QemuVmRunner implements VmRunner {
 
   async run(job: VmJob): Promise<VmResult> {
     validate(job);
+    if (job.platform !== undefined && job.platform !== this.#ctx.platform.name) {
+      throw new VmStartError(`this runner runs ${this.#ctx.platform.name} VMs, not ${job.platform}`);
+    }
     if (job.signal?.aborted) throw new VmCancelledError();
     const accel = await this.accel();
     const pool = this.#pool;
+    // Started here when warmOnFirstRun (a no-op once it runs): this step boots cold, later ones find warm VMs.
+    pool?.start();
     if (pool && !pool.closed && job.limits.memoryMiB === this.#poolLimits.memoryMiB && job.limits.diskMiB <= this.#poolLimits.diskMiB) {
       // Not when its larger disks do not fit: a cold VM of the job's own size may.
       const warm = (await this.#ctx.admission.hasRoom(holdBytes(this.#poolLimits.diskMiB, job))) ? pool.take() : undefined;

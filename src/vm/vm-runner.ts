@@ -16,6 +16,11 @@ interface VmLimits {
  */
 export interface VmJob {
   /**
+   * The platform the step's VM runs (a VmPlatform's name, `linux/arm64`): a build's scripts
+   * run on its architecture. Absent: the runner's own (QemuVmRunner runs one platform).
+   */
+  platform?: string;
+  /**
    * The base image's layers as ONE uncompressed tar stream in overlay form: layer i (0 =
    * bottom) under the directory `i/` (so `0/etc/passwd`, `1/usr/bin/x`, ...), whiteouts as
    * character devices 0/0, opaque directories carrying the xattr `trusted.overlay.opaque=y`

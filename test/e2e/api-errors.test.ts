@@ -71,6 +71,16 @@ describe('client mistakes', () => {
     expect(problem.detail).toBe('invalid query: ?dryRun: must be equal to one of the allowed values');
   });
 
+  it('a variant its architecture lacks, or scripts for an architecture baler has no VM of, is 400 naming the field', async () => {
+    const variant = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', variant: 'v8' })), 400);
+    expect(variant.errors).toEqual([{ pointer: '/variant', message: "amd64 images have no variant, not 'v8'" }]);
+    expect((await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', architecture: 'arm64', variant: 'v7' })), 400)).errors).toContainEqual(
+      expect.objectContaining({ pointer: '/variant' }),
+    );
+    const scripts = await expectProblem(await post('/v1/builds', JSON.stringify({ name: 'ok', architecture: 'riscv64', runAsRoot: 'true' })), 400);
+    expect(scripts.errors).toEqual([{ pointer: '/runAsRoot', message: 'scripts run in a VM of the platform built; baler has no linux/riscv64 VM (it has linux/amd64, linux/arm64)' }]);
+  });
+
   it('a missing name is 400', async () => {
     const problem = await expectProblem(await post('/v1/builds', JSON.stringify({ contents: [] })), 400);
     expect(problem.errors).toContainEqual({ pointer: '/name', message: 'is required' });

@@ -21,7 +21,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const spec = (s: Partial<ResolvedSpec>) => ({ memorySize: 512, ...s }) as ResolvedSpec;
+const spec = (s: Partial<ResolvedSpec>) => ({ architecture: 'amd64', memorySize: 512, ...s }) as ResolvedSpec;
 
 async function withWorker(entry: Partial<WorkerEntry>, check: (redis: Redis) => Promise<void>): Promise<void> {
   // A connection of its own each time: whyNoWorkerServes remembers a connection's answer for a second.
@@ -37,7 +37,7 @@ async function withWorker(entry: Partial<WorkerEntry>, check: (redis: Redis) => 
   }
 }
 
-it('says why a build waits: no worker, none for its platform, none with a big enough VM; a worker from before platforms runs linux/amd64', async () => {
+it('says why a build waits: no worker, none for its platform (of those it serves, natively or emulated), none with a big enough VM; a worker from before platforms runs linux/amd64', async () => {
   redis = new Redis(server.url);
   expect(await whyNoWorkerServes(redis, spec({}))).toMatch(/^no worker is running/);
   redis.disconnect();
@@ -45,6 +45,28 @@ it('says why a build waits: no worker, none for its platform, none with a big en
   await withWorker({ platform: 'linux/arm64' }, async (r) => {
     expect(await whyNoWorkerServes(r, spec({}))).toBe('no live worker runs linux/amd64 VMs (the workers run linux/arm64); the build waits in the queue until such a worker starts');
   });
+  await withWorker({ platform: 'linux/amd64', platforms: [{ platform: 'linux/amd64', accel: 'tcg' }] }, async (r) => {
+    const arm64 = spec({ architecture: 'arm64', variant: 'v8', runAsRoot: 'true' });
+    expect(await whyNoWorkerServes(r, arm64)).toBe('no live worker runs linux/arm64 VMs (the workers run linux/amd64); the build waits in the queue until such a worker starts');
+    const both = { ...spec({ architecture: 'amd64', runAsRoot: 'true' }), platforms: ['linux/amd64', 'linux/arm64'] };
+    expect(await whyNoWorkerServes(r, both)).toBe('no live worker runs linux/amd64 and linux/arm64 VMs (the workers run linux/amd64); the build waits in the queue until such a worker starts');
+    // No VM step: no VM platform needed, whatever the image's architecture.
+    expect(await whyNoWorkerServes(r, spec({ architecture: 'arm64' }))).toBeNull();
+  });
+  await withWorker(
+    {
+      platforms: [
+        { platform: 'linux/amd64', accel: 'tcg' },
+        { platform: 'linux/arm64', accel: 'tcg' },
+      ],
+    },
+    async (r) => {
+      expect(await whyNoWorkerServes(r, spec({ architecture: 'arm64', runAsRoot: 'true' }))).toBeNull();
+      expect(await whyNoWorkerServes(r, spec({ architecture: 'arm64', runAsRoot: 'true', memorySize: 1500 }))).toMatch(/^no live worker runs VMs of 2048 MiB/);
+      const both = { ...spec({ architecture: 'amd64', runAsRoot: 'true' }), platforms: ['linux/amd64', 'linux/arm64'] };
+      expect(await whyNoWorkerServes(r, both)).toBeNull();
+    },
+  );
   await withWorker({}, async (r) => {
     expect(await whyNoWorkerServes(r, spec({ runAsRoot: 'true', memorySize: 1024 }))).toBeNull();
     expect(await whyNoWorkerServes(r, spec({ runAsRoot: 'true', memorySize: 1500 }))).toMatch(/^no live worker runs VMs of 2048 MiB .*largest allowed now is 1024 MiB/);
