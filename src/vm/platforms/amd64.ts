@@ -4,6 +4,7 @@
  */
 import { extractVmlinux } from '../assets/bzimage.ts';
 import type { VmPlatform } from '../platform.ts';
+import { GUEST_BASH, GUEST_DEBIAN_PACKAGES, GUEST_TOOLS } from './guest-tools.ts';
 import { hostTscKhz, x86CpuHasVirtualization } from './x86-tsc.ts';
 
 export const amd64: VmPlatform = {
@@ -41,19 +42,9 @@ export const amd64: VmPlatform = {
     // ext4 and crc32c are built into the cloud kernel.
     modules: ['virtio_mmio', 'virtio_blk', 'overlay', 'squashfs'],
     busybox: '/bin/busybox',
-    // A static bash, so PATH decides which tools run (busybox's sh would run its own applets
-    // before the image's programs: Debian builds it with SH_STANDALONE).
-    bash: '/bin/bash-static',
-    // GNU tar is for /init only (busybox tar drops xattrs); busybox has no setcap/getcap/
-    // setfattr/getfattr, so those get wrappers the scripts can run.
-    tools: [
-      { name: 'tar', wrap: false },
-      { name: 'setcap', wrap: true },
-      { name: 'getcap', wrap: true },
-      { name: 'setfattr', wrap: true },
-      { name: 'getfattr', wrap: true },
-    ],
-    debianPackages: ['busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr'],
+    bash: GUEST_BASH,
+    tools: GUEST_TOOLS,
+    debianPackages: GUEST_DEBIAN_PACKAGES,
     libraryDirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/lib', '/usr/lib'],
   },
 };

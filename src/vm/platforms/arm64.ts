@@ -5,6 +5,7 @@
  * several times slower than amd64 under TCG (see bench/vm.ts).
  */
 import type { VmPlatform } from '../platform.ts';
+import { GUEST_BASH, GUEST_DEBIAN_PACKAGES, GUEST_TOOLS } from './guest-tools.ts';
 
 export const arm64: VmPlatform = {
   name: 'linux/arm64',
@@ -40,16 +41,9 @@ export const arm64: VmPlatform = {
     // and squashfs are modules.
     modules: ['virtio_mmio', 'virtio_blk', 'virtio_console', 'overlay', 'squashfs'],
     busybox: '/bin/busybox',
-    bash: '/bin/bash-static',
-    // As on amd64 (see amd64.ts).
-    tools: [
-      { name: 'tar', wrap: false },
-      { name: 'setcap', wrap: true },
-      { name: 'getcap', wrap: true },
-      { name: 'setfattr', wrap: true },
-      { name: 'getfattr', wrap: true },
-    ],
-    debianPackages: ['busybox-static', 'bash-static', 'tar', 'libcap2-bin', 'attr'],
+    bash: GUEST_BASH,
+    tools: GUEST_TOOLS,
+    debianPackages: GUEST_DEBIAN_PACKAGES,
     libraryDirs: ['/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib', '/usr/lib'],
   },
 };
