@@ -2,7 +2,7 @@
  * Hostile input at volume: generated specs (and JSON garbage) at the build API, and mutated
  * tars through upload and build. No response may be a 5xx, no process may crash, every build
  * must end, and the service must still be healthy afterwards. Counts: FUZZ_SPECS (default
- * 1,000) and FUZZ_TARS (default 100); `npm run test:faults` runs 10,000 and 1,000.
+ * 500) and FUZZ_TARS (default 50); `npm run test:faults` runs 10,000 and 1,000.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../support/run.ts';
 import { startService, type BuildView, type Service } from '../support/service.ts';
 
-const SPECS = Number(process.env.FUZZ_SPECS ?? 1_000);
-const TARS = Number(process.env.FUZZ_TARS ?? 100);
+const SPECS = Number(process.env.FUZZ_SPECS ?? 500);
+const TARS = Number(process.env.FUZZ_TARS ?? 50);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);
 
 const digest = fc.oneof(
