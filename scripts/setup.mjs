@@ -58,6 +58,8 @@ const PACKAGES = {
     // A Debian root as users make them, used as contents (test/e2e/debian-root.test.ts;
     // scripts/debian-root.mjs caches it).
     'mmdebstrap',
+    // Runs the arm64 image of a two-platform build emulated (test/e2e/multi-platform.test.ts).
+    'qemu-user-static',
   ],
   // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base
   // images (no Docker Hub), curl and skopeo for the build through the stack. The VM is built
