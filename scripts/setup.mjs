@@ -58,7 +58,8 @@ const PACKAGES = {
     // A Debian root as users make them, used as contents (test/e2e/debian-root.test.ts;
     // scripts/debian-root.mjs caches it).
     'mmdebstrap',
-    // Runs the arm64 images the tests build over their extracted root (test/e2e/arm64.test.ts).
+    // Runs the arm64 images the tests build over their extracted root (test/e2e/arm64.test.ts,
+    // test/e2e/multi-platform.test.ts).
     'qemu-user-static',
   ],
   // `npm run test:compose`: a private Docker engine, compose v1, debootstrap for the local base

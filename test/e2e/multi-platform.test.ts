@@ -1,18 +1,24 @@
 /**
  * Issue 15, `platforms`: a two-platform contents-only build (no VM step, so no arm64 VM),
- * each platform with a file of its own and one shared, through the API: the oci-archive holds
- * an image index over linux/amd64 and linux/arm64 (skopeo), `?platform=` downloads one image
- * (skopeo, and `docker load` in a private dockerd),
+ * each platform with a file of its own, a static busybox of its architecture (the host's
+ * Debian busybox-static; Debian's arm64 one, support/arm64-busybox.ts) and one shared file,
+ * through the API: the oci-archive holds an image index over linux/amd64 and linux/arm64
+ * (skopeo), `?platform=` downloads one image (skopeo, and `docker load` in a private dockerd),
  * a push uploads both and the index under one tag (Debian's docker-registry, skopeo
- * `--override-arch`), and a rebuild without the caches gives the same bytes.
+ * `--override-arch`) and each image fetched from there runs: amd64 natively in the dockerd,
+ * arm64 emulated by qemu-aarch64-static over its unpacked layers; and a rebuild without the
+ * caches gives the same bytes.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../registry/registry-server.ts';
+import { arm64Busybox } from '../support/arm64-busybox.ts';
 import { startDockerd, type Dockerd } from '../support/dockerd.ts';
+import { busyboxTar } from '../support/images.ts';
 import { run } from '../support/run.ts';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
 import { until } from '../support/wait.ts';
@@ -22,6 +28,7 @@ let dockerd: Dockerd;
 let service: Service;
 let work: string;
 let build: MultiBuild;
+let SPEC: Omit<typeof BASE_SPEC, 'contents'> & { contents: Array<Record<string, string | undefined>> };
 
 type Descriptor = { mediaType: string; digest: string; size: number; platform?: { architecture: string; os: string } };
 type PlatformImage = { platform: string; imageId: string; diffIds: string[]; manifest: { digest: string; size: number }; archive: { digest: string } };
@@ -31,7 +38,10 @@ type MultiBuild = BuildView & {
   pushes?: Record<string, { status: string; manifestDigest?: string; error?: string }>;
 };
 
-const SPEC = {
+// What each platform's image prints when run: the machine its busybox runs as, and its own file.
+const CMD = ['/bin/busybox', 'sh', '-c', 'echo "$(uname -m) $(cat /etc/arch.txt)"'];
+const PRINTS = { amd64: 'x86_64 amd64', arm64: 'aarch64 arm64' };
+const BASE_SPEC = {
   name: 'multi/hello',
   tag: '1.0',
   platforms: ['linux/amd64', 'linux/arm64'],
@@ -40,7 +50,7 @@ const SPEC = {
     { text: 'amd64\n', to: '/etc/arch.txt', platform: 'linux/amd64' },
     { text: 'arm64\n', to: '/etc/arch.txt', platform: 'linux/arm64' },
   ],
-  config: { Cmd: ['/bin/sh'] },
+  config: { Cmd: CMD },
 };
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -50,6 +60,26 @@ const skopeo = async (args: string[]) => {
   expect(r.code, r.stderr).toBe(0);
   return r.stdout;
 };
+
+/** Unpacks an image skopeo copied to `dir:` into `root`; its config. */
+async function unpackImage(dir: string, root: string): Promise<{ root: string; config: { architecture: string; config: { Cmd?: string[] } } }> {
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { config: { digest: string }; layers: Array<{ digest: string }> };
+  await mkdir(root, { recursive: true });
+  // GNU tar detects the layers' compression itself.
+  for (const layer of manifest.layers) {
+    const r = await run('tar', ['-xf', join(dir, layer.digest.slice('sha256:'.length)), '-C', root]);
+    expect(r.code, r.stderr).toBe(0);
+  }
+  return { root, config: JSON.parse(await readFile(join(dir, manifest.config.digest.slice('sha256:'.length)), 'utf8')) };
+}
+
+/** Whether binfmt_misc has `name` registered and enabled, with F (the interpreter works in a chroot). */
+function binfmtRuns(name: string): boolean {
+  const entry = `/proc/sys/fs/binfmt_misc/${name}`;
+  if (!existsSync(entry)) return false;
+  const text = readFileSync(entry, 'utf8');
+  return /^enabled$/m.test(text) && /^flags: \w*F/m.test(text);
+}
 
 async function download(id: string, query = ''): Promise<{ path: string; res: Response; bytes: Buffer }> {
   const res = await fetch(`${service.url}/v1/builds/${id}/image${query}`);
@@ -65,7 +95,10 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-multi-platform-'));
   const registries = join(work, 'registries.json');
   await writeFile(registries, JSON.stringify({ [registry.host]: { insecure: true } }));
+  const [amd64Tar, arm64Tar] = await Promise.all([busyboxTar(), arm64Busybox().then((b) => busyboxTar(b))]);
   [service, dockerd] = await Promise.all([startService({ BALER_REGISTRIES_FILE: registries }), startDockerd()]);
+  const [amd64Blob, arm64Blob] = await Promise.all([uploadFile(service, amd64Tar), uploadFile(service, arm64Tar)]);
+  SPEC = { ...BASE_SPEC, contents: [...BASE_SPEC.contents, { tar: amd64Blob, platform: 'linux/amd64' }, { tar: arm64Blob, platform: 'linux/arm64' }] };
   build = (await waitForBuild(service, await submitBuild(service, SPEC))) as MultiBuild;
 }, 120_000);
 
@@ -168,6 +201,34 @@ it('pushes every platform and the index under one tag; skopeo --override-arch fe
     const manifest = await readFile(join(dir, 'manifest.json'));
     expect(sha256(manifest)).toBe(p.manifest.digest);
     expect((JSON.parse(manifest.toString('utf8')) as { config: { digest: string } }).config.digest).toBe(p.imageId);
+  }
+
+  // amd64 runs natively: its image as skopeo fetches it, loaded into the dockerd.
+  const archive = join(work, 'pulled-amd64.tar');
+  await skopeo(['copy', '--src-tls-verify=false', '--override-arch', 'amd64', `docker://${ref}`, `docker-archive:${archive}:multi/pulled:amd64`]);
+  const load = await dockerd.docker(['load', '-i', archive]);
+  expect(load.code, load.stderr).toBe(0);
+  const ran = await dockerd.docker(['run', '--rm', '--network', 'none', 'multi/pulled:amd64']);
+  expect(ran.code, ran.stderr).toBe(0);
+  expect(ran.stdout.trim()).toBe(PRINTS.amd64);
+
+  // arm64 runs emulated: qemu-aarch64-static runs the image's busybox from its unpacked layers.
+  const { root, config } = await unpackImage(join(work, 'pulled-arm64'), join(work, 'root-arm64'));
+  expect(config.architecture).toBe('arm64');
+  expect(config.config.Cmd).toEqual(CMD);
+  const qemu = async (args: string[]) => {
+    const r = await run('qemu-aarch64-static', [join(root, 'bin/busybox'), ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout.trim();
+  };
+  expect(await qemu(['uname', '-m'])).toBe('aarch64');
+  expect(await qemu(['cat', join(root, 'etc/arch.txt')])).toBe('arm64');
+  // Where the kernel hands aarch64 binaries to QEMU itself (binfmt_misc, qemu-user-static
+  // registers it on most hosts), the image's own command runs in its root, children included.
+  if (binfmtRuns('qemu-aarch64')) {
+    const chrooted = await run('chroot', [root, ...CMD]);
+    expect(chrooted.code, chrooted.stderr).toBe(0);
+    expect(chrooted.stdout.trim()).toBe(PRINTS.arm64);
   }
 }, 120_000);
 

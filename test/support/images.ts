@@ -6,12 +6,15 @@ import { run } from './run.ts';
 
 export const BUSYBOX = '/bin/busybox'; // Debian's busybox-static
 
-/** A tar with /bin/busybox and /bin/sh -> busybox, written by GNU tar; returns its path. */
-export async function busyboxTar(): Promise<string> {
+/**
+ * A tar with /bin/busybox and /bin/sh -> busybox, written by GNU tar; returns its path.
+ * `busybox`: another static busybox (another architecture's) than the host's.
+ */
+export async function busyboxTar(busybox = BUSYBOX): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'baler-busybox-'));
   const root = join(dir, 'root');
   await mkdir(join(root, 'bin'), { recursive: true });
-  await copyFile(BUSYBOX, join(root, 'bin/busybox'));
+  await copyFile(busybox, join(root, 'bin/busybox'));
   await symlink('busybox', join(root, 'bin/sh'));
   const path = join(dir, 'busybox.tar');
   const result = await run('tar', ['--numeric-owner', '-C', root, '-cf', path, '.']);
