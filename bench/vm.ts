@@ -591,7 +591,7 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples, qemuU
       : '');
   const text = [...machineLines, '', times, '', ratios].join('\n');
 
-  const command = `node --import tsx bench/vm.ts --runs ${RUNS} --warmup ${WARMUP}`;
+  const command = `node --import tsx bench/vm.ts --runs ${RUNS} --warmup ${WARMUP}${QUIET_WAIT_S !== 120 ? ` --quiet-wait ${QUIET_WAIT_S}` : ''}${ARM64 ? '' : ' --no-arm64'}`;
   const markdown = [
     '# bench:vm results',
     '',
