@@ -14,14 +14,22 @@
  *     + `buildah commit … docker-archive:` + `buildah rm`, Debian's buildah, fully private state
  *     (bench/support/buildah.ts), a fresh storage root per run (created and removed untimed).
  *
- * Each round runs the three sides (baler cold, baler pooled, buildah), rotating who goes first.
+ *  4. arm64 (unless --no-arm64), on this amd64 host: baler's whole build of the same change for
+ *     linux/arm64 (an arm64 busybox-static base, Debian's .deb), its VM step in a
+ *     qemu-system-aarch64 microVM under TCG, cold and pooled as in 2; and buildah's `from --arch
+ *     arm64` + `run` + `commit` + `rm` of it, the `run` under qemu-user (binfmt_misc's
+ *     qemu-aarch64, registered by bench/support/arm64.ts when missing). If qemu-user cannot be
+ *     registered, the buildah arm64 row says why and is not measured.
+ *
+ * Each round runs the sides (baler cold, baler pooled, buildah; then the same three for arm64), rotating who goes first.
  * The pool's replacement VM boots while a pooled step runs, as it does in the service. This
  * machine is shared: before each side we wait (up to --quiet-wait seconds, default 120) until no
  * one else's QEMU uses CPU (an idle one, e.g. another service's warm VM waiting for a job, is no
  * competitor), the output says how many timed rounds someone else's QEMUs still took CPU in,
  * and the 1-minute load average is sampled every round. Medians, min/max and ratios are printed, then
  * one line `bench:vm: vm_overhead_ms=… vm_overhead_pooled_ms=… build_ms=… build_pooled_ms=…
- * buildah_ms=… ratio=… ratio_pooled=…`, and the same tables go to bench/RESULTS-vm.md. Needs root
+ * buildah_ms=… ratio=… ratio_pooled=…` (with arm64: then `arm64_vm_step_ms=… arm64_vm_step_pooled_ms=…
+ * buildah_arm64_run_ms=…`), and the same tables go to bench/RESULTS-vm.md. Needs root
  * (buildah's runc, like the tests). Never part of `npm test`.
  */
 import { readFileSync } from 'node:fs';
@@ -30,9 +38,11 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { arm64 } from '../src/vm/platforms/arm64.ts';
 import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
 import { harnessTmpBase } from '../test/support/run.ts';
-import { checkChange } from './support/archive.ts';
+import { checkArchitecture, checkChange } from './support/archive.ts';
+import { arm64Busybox, ensureQemuUserAarch64, type QemuUser } from './support/arm64.ts';
 import { busyboxRootTar, buildBase, CHANGE_SCRIPT, recordingLogger, timedBalerBuild, timedVmOverhead } from './support/baler.ts';
 import { describeBuildahCommands, ensureBuildah, timedBuildahBuild, withPrivateBuildah } from './support/buildah.ts';
 import { foreignQemuPids, machineInfo, QemuWatcher, type Machine } from './support/machine.ts';
@@ -48,6 +58,7 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string', default: '1' },
     'quiet-wait': { type: 'string', default: '120' },
     'no-results-file': { type: 'boolean', default: false },
+    'no-arm64': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -55,6 +66,7 @@ const RUNS = Number(opts.runs);
 const WARMUP = Number(opts.warmup);
 if (!Number.isSafeInteger(RUNS) || RUNS < 1) throw new Error(`--runs must be a positive integer, got ${opts.runs}`);
 if (!Number.isSafeInteger(WARMUP) || WARMUP < 0) throw new Error(`--warmup must be a non-negative integer, got ${opts.warmup}`);
+const ARM64 = !opts['no-arm64'];
 const QUIET_WAIT_S = Number(opts['quiet-wait']);
 if (!(QUIET_WAIT_S >= 0)) throw new Error(`--quiet-wait must be a number of seconds, got ${opts['quiet-wait']}`);
 
@@ -138,10 +150,10 @@ class ForeignQemuCpu {
 }
 
 /** Until `runner`'s pool has a VM booted and waiting (untimed: the pool boots in the background). */
-async function warmVmWaiting(runner: QemuVmRunner): Promise<void> {
-  const deadline = Date.now() + 120_000;
+async function warmVmWaiting(runner: QemuVmRunner, maxSeconds = 120): Promise<void> {
+  const deadline = Date.now() + maxSeconds * 1000;
   while (!runner.warmVms().some((v) => v.ready)) {
-    if (Date.now() > deadline) throw new Error('no warm VM became ready within 120 s');
+    if (Date.now() > deadline) throw new Error(`no warm VM became ready within ${maxSeconds} s`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -166,7 +178,18 @@ interface Samples {
   buildahRun: number[];
   buildahCommit: number[];
   buildahRm: number[];
+  arm64Build: number[];
+  arm64VmStep: number[];
+  arm64BuildPooled: number[];
+  arm64VmStepPooled: number[];
+  buildahArm64: number[];
+  buildahArm64From: number[];
+  buildahArm64Run: number[];
+  buildahArm64Commit: number[];
 }
+
+/** An arm64 boot under TCG takes tens of seconds on a busy machine; a warm one may take a few minutes to be ready. */
+const ARM64_WARM_WAIT_S = 600;
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:vm needs root (buildah runs runc rootful, as in the tests)');
@@ -196,6 +219,28 @@ async function main(): Promise<void> {
         .pop();
       if (!ended?.includes('"pooled":true')) pooledFallbacks++;
     };
+    // arm64: its own base (an arm64 busybox-static root), runners for linux/arm64 (the assets are
+    // built on first use when not cached), and qemu-user for buildah.
+    let arm64Side: Arm64Setup | undefined;
+    if (ARM64) {
+      const busybox = await arm64Busybox(work);
+      progress(`arm64 busybox-static from ${busybox.deb}`);
+      const tar = await busyboxRootTar(work, busybox.path, 'busybox-root-arm64');
+      const armBase = await buildBase(join(work, 'base-store-arm64'), tar, 'arm64');
+      progress(`arm64 base image ${armBase.result.imageId}`);
+      const qemuUser = await ensureQemuUserAarch64();
+      progress(qemuUser.ok ? `qemu-user: ${qemuUser.detail}` : `qemu-user not available, buildah arm64 not measured: ${qemuUser.detail}`);
+      const cold = new QemuVmRunner({ logger, platform: arm64 });
+      const pooled = new QemuVmRunner({ logger: pooledLog.logger, poolSize: 1, platform: arm64 });
+      cleanups.add(() => pooled.close());
+      arm64Side = { tar, baseArchive: armBase.archivePath, qemuUser, cold, pooled };
+    }
+    // Our own warm VMs boot in the background; no side starts before they are up and idle, so a
+    // boot (arm64's takes tens of seconds of a core) does not run beside someone's timed side.
+    const settle = async (): Promise<void> => {
+      await warmVmWaiting(vmPooled);
+      if (arm64Side) await warmVmWaiting(arm64Side.pooled, ARM64_WARM_WAIT_S);
+    };
     const watcher = new QemuWatcher();
     watcher.start();
     const foreignCpu = new ForeignQemuCpu();
@@ -221,6 +266,14 @@ async function main(): Promise<void> {
       buildahRun: [],
       buildahCommit: [],
       buildahRm: [],
+      arm64Build: [],
+      arm64VmStep: [],
+      arm64BuildPooled: [],
+      arm64VmStepPooled: [],
+      buildahArm64: [],
+      buildahArm64From: [],
+      buildahArm64Run: [],
+      buildahArm64Commit: [],
     };
     const total = WARMUP + RUNS;
     let disturbedRounds = 0;
@@ -229,6 +282,7 @@ async function main(): Promise<void> {
       const label = timed ? `run ${round - WARMUP + 1}/${RUNS}` : `warm-up ${round + 1}/${WARMUP}`;
 
       const quiet = async (): Promise<void> => {
+        await settle();
         const waited = await waitForQuietCpu(QUIET_WAIT_S * 1000);
         if (waited < 0) progress(`${label}: other QEMU processes still busy after ${QUIET_WAIT_S} s; going on`);
         else if (waited >= 750) progress(`${label}: waited ${(waited / 1000).toFixed(1)} s for other QEMU processes to go idle`);
@@ -302,8 +356,10 @@ async function main(): Promise<void> {
         return `buildah ${fmtMs(r.ms)} ms (from ${fmtMs(p.from)}, run ${fmtMs(p.run)}, commit ${fmtMs(p.commit)}, rm ${fmtMs(p.rm)})`;
       };
 
+      const arm64Sides = arm64Side ? arm64SidesOf(arm64Side, { label, timed, quiet, expectPooled, poolLogLength: () => pooledLog.lines.length }, s, work, tmpBase) : [];
+
       // Rotate who goes first, so slow drift of the machine does not favour one side.
-      const sides = [balerSide, pooledSide, peerSide];
+      const sides = [balerSide, pooledSide, peerSide, ...arm64Sides];
       const parts: string[] = [];
       for (let k = 0; k < sides.length; k++) {
         const i = (round + k) % sides.length;
@@ -318,6 +374,7 @@ async function main(): Promise<void> {
     watcher.stop();
     foreignCpu.stop();
     await vmPooled.close();
+    await arm64Side?.pooled.close();
     if (pooledFallbacks > 0) progress(`warning: ${pooledFallbacks} timed pooled step(s) did not run in a warm VM`);
 
     const accel = accelerator(watcher, lines);
@@ -329,13 +386,85 @@ async function main(): Promise<void> {
       `1-min load at the start of each timed round: median ${perRound.median.toFixed(2)}, min ${perRound.min.toFixed(2)}, max ${perRound.max.toFixed(2)} (${machine.nproc} CPUs); ` +
       `timed rounds in which someone else's QEMUs used > 0.2 CPU-s: ${disturbedRounds} of ${RUNS}; pooled steps that fell back to a cold boot: ${pooledFallbacks}`;
     if (disturbedRounds > 0) progress(`warning: someone else's QEMUs took CPU during ${disturbedRounds} timed round(s); those timings are disturbed`);
-    const report = renderReport(machine, accel, load, s);
+    const report = renderReport(machine, accel, load, s, arm64Side?.qemuUser);
     process.stdout.write(`${report.text}\n${report.finalLine}\n`);
     if (!opts['no-results-file']) {
       await writeFile(RESULTS_FILE, report.markdown);
       progress(`results written to ${RESULTS_FILE}`);
     }
   });
+}
+
+interface Arm64Setup {
+  /** The arm64 busybox root's tar (the base's contents). */
+  tar: string;
+  /** baler's arm64 base build's docker-archive: buildah's input. */
+  baseArchive: string;
+  qemuUser: QemuUser;
+  cold: QemuVmRunner;
+  pooled: QemuVmRunner;
+}
+
+interface RoundContext {
+  label: string;
+  timed: boolean;
+  quiet: () => Promise<void>;
+  expectPooled: (from: number) => void;
+  poolLogLength: () => number;
+}
+
+/** The arm64 sides of one round: baler cold, baler pooled, buildah under qemu-user (when it runs here). */
+function arm64SidesOf(a: Arm64Setup, r: RoundContext, s: Samples, work: string, tmpBase: string): Array<() => Promise<string>> {
+  const balerBuild = async (vm: QemuVmRunner, who: string) => {
+    const dir = await mkdtemp(join(work, 'build-arm64-'));
+    return withCleanup(
+      () => rm(dir, { recursive: true, force: true }),
+      async () => {
+        const b = await timedBalerBuild(dir, a.tar, vm, 'arm64');
+        await checkChange(b.archivePath, who);
+        await checkArchitecture(b.archivePath, 'arm64', who);
+        return b;
+      },
+    );
+  };
+  const cold = async (): Promise<string> => {
+    await r.quiet();
+    const b = await balerBuild(a.cold, 'baler arm64');
+    if (r.timed) {
+      s.arm64Build.push(b.ms);
+      s.arm64VmStep.push(b.vmStepMs);
+    }
+    return `arm64 cold: build ${fmtMs(b.ms)} ms (vm step ${fmtMs(b.vmStepMs)})`;
+  };
+  const pooled = async (): Promise<string> => {
+    await r.quiet();
+    const from = r.poolLogLength();
+    const b = await balerBuild(a.pooled, 'baler arm64 (pooled)');
+    if (r.timed) {
+      r.expectPooled(from);
+      s.arm64BuildPooled.push(b.ms);
+      s.arm64VmStepPooled.push(b.vmStepMs);
+    }
+    return `arm64 pooled: build ${fmtMs(b.ms)} ms (vm step ${fmtMs(b.vmStepMs)})`;
+  };
+  const peer = async (): Promise<string> => {
+    await r.quiet();
+    const out = await withPrivateBuildah(cleanups, tmpBase, async (bh) => {
+      const o = await timedBuildahBuild(bh, a.baseArchive, CHANGE_SCRIPT, join(bh.root, 'out.tar'), 'arm64');
+      await checkChange(o.archivePath, 'buildah arm64');
+      await checkArchitecture(o.archivePath, 'arm64', 'buildah arm64');
+      return o;
+    });
+    if (r.timed) {
+      s.buildahArm64.push(out.ms);
+      s.buildahArm64From.push(out.phases.from);
+      s.buildahArm64Run.push(out.phases.run);
+      s.buildahArm64Commit.push(out.phases.commit);
+    }
+    const p = out.phases;
+    return `buildah arm64 ${fmtMs(out.ms)} ms (from ${fmtMs(p.from)}, run ${fmtMs(p.run)}, commit ${fmtMs(p.commit)})`;
+  };
+  return a.qemuUser.ok ? [cold, pooled, peer] : [cold, pooled];
 }
 
 /** The accelerator QEMU ran with: from its command lines (what actually ran), else the runner's logs. */
@@ -355,7 +484,26 @@ interface Report {
   finalLine: string;
 }
 
-function renderReport(m: Machine, accel: string, load: string, s: Samples): Report {
+/** The arm64 rows of the times table (none with --no-arm64). */
+function arm64Rows(row: (what: string, samples: number[]) => string[], s: Samples, qemuUser: QemuUser | undefined): string[][] {
+  if (!qemuUser) return [];
+  const rows = [
+    row('4. baler whole build, arm64 cold (VM under TCG) → archive stored', s.arm64Build),
+    row('   … VM step (qemu-system-aarch64, TCG)', s.arm64VmStep),
+    row('4p. baler whole build, arm64 pooled (warm arm64 VM waiting)', s.arm64BuildPooled),
+    row('   … VM step (inputs into the warm VM, go, upper tar stored, dispose, upper → tree)', s.arm64VmStepPooled),
+  ];
+  if (!qemuUser.ok) return [...rows, ['5. buildah arm64 (qemu-user): not measurable here', '0', '-', '-', '-', qemuUser.detail]];
+  return [
+    ...rows,
+    row('5. buildah arm64: from --arch arm64 + run (qemu-user) + commit + rm', s.buildahArm64),
+    row('   … buildah from --arch arm64 docker-archive:', s.buildahArm64From),
+    row('   … buildah run --runtime runc (sh under qemu-aarch64-static)', s.buildahArm64Run),
+    row('   … buildah commit docker-archive:', s.buildahArm64Commit),
+  ];
+}
+
+function renderReport(m: Machine, accel: string, load: string, s: Samples, qemuUser: QemuUser | undefined): Report {
   const row = (what: string, samples: number[]): string[] => {
     const x = summarize(samples);
     return [what, String(x.n), fmtMs(x.median), fmtMs(x.min), fmtMs(x.max), fmtMs(x.mean)];
@@ -388,6 +536,7 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
       row('   … buildah run --runtime runc', s.buildahRun),
       row('   … buildah commit docker-archive:', s.buildahCommit),
       row('   … buildah rm', s.buildahRm),
+      ...arm64Rows(row, s, qemuUser),
     ],
     [false, true, true, true, true, true],
   );
@@ -402,6 +551,20 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
       ['baler VM overhead, pooled / buildah (from+run+commit+rm)', ratio(vmPooled, buildah)],
       ['baler VM step in the build, cold / buildah run', ratio(vmStep, buildahRun)],
       ['baler VM step in the build, pooled / buildah run', ratio(vmStepPooled, buildahRun)],
+      ...(qemuUser
+        ? [
+            ['arm64 VM step (TCG) / amd64 VM step, cold', ratio(summarize(s.arm64VmStep), vmStep)],
+            ['arm64 VM step (TCG) / amd64 VM step, pooled', ratio(summarize(s.arm64VmStepPooled), vmStepPooled)],
+            ['arm64 VM step, pooled / cold', ratio(summarize(s.arm64VmStepPooled), summarize(s.arm64VmStep))],
+            ...(qemuUser.ok
+              ? [
+                  ['arm64 VM step (TCG), cold / buildah arm64 run (qemu-user)', ratio(summarize(s.arm64VmStep), summarize(s.buildahArm64Run))],
+                  ['arm64 VM step (TCG), pooled / buildah arm64 run (qemu-user)', ratio(summarize(s.arm64VmStepPooled), summarize(s.buildahArm64Run))],
+                  ['buildah run: arm64 (qemu-user) / amd64 (native)', ratio(summarize(s.buildahArm64Run), buildahRun)],
+                ]
+              : []),
+          ]
+        : []),
     ],
     [false, true],
   );
@@ -410,16 +573,25 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
     `accel used by QEMU: ${accel}${process.env.BALER_VM_ACCEL ? ` (BALER_VM_ACCEL=${process.env.BALER_VM_ACCEL})` : ''}`,
     `software: node ${m.node}; ${m.qemu}; ${m.buildah}; ${m.runc}`,
     `machine load: ${load}`,
-    `runs: ${RUNS} timed per measurement after ${WARMUP} warm-up round(s); each round runs baler cold, baler pooled and buildah, rotating who goes first`,
-    'pooled: a QemuVmRunner with poolSize 1 (the worker default, BALER_VM_POOL=1); before each pooled measurement the bench waits, untimed, until a warm VM is booted and waiting, so a pooled timing starts when the job is handed over; the replacement VM boots during the timed step (as in the service)',
+    `runs: ${RUNS} timed per measurement after ${WARMUP} warm-up round(s); each round runs baler cold, baler pooled and buildah${qemuUser ? ', and the same for arm64,' : ''} rotating who goes first`,
+    ...(qemuUser
+      ? [
+          `arm64 on this amd64 host is emulated: baler's VM step in qemu-system-aarch64 under TCG (the accel above), buildah's run under qemu-user (${qemuUser.ok ? qemuUser.detail : `not available: ${qemuUser.detail}`})`,
+        ]
+      : []),
+    "pooled: a QemuVmRunner with poolSize 1 (the worker default, BALER_VM_POOL=1); before each pooled measurement the bench waits, untimed, until a warm VM is booted and waiting, so a pooled timing starts when the job is handed over; the replacement VM boots during the timed step (as in the service); before every other side too the bench waits until its own warm VMs are up and idle, so none of its boots runs beside another side's timing",
   ];
   const finalLine =
     `bench:vm: vm_overhead_ms=${fmtMs(vm.median)} vm_overhead_pooled_ms=${fmtMs(vmPooled.median)} build_ms=${fmtMs(build.median)} ` +
     `build_pooled_ms=${fmtMs(buildPooled.median)} buildah_ms=${fmtMs(buildah.median)} ratio=${(build.median / buildah.median).toFixed(2)} ` +
-    `ratio_pooled=${(buildPooled.median / buildah.median).toFixed(2)}`;
+    `ratio_pooled=${(buildPooled.median / buildah.median).toFixed(2)}` +
+    (qemuUser
+      ? ` arm64_vm_step_ms=${fmtMs(summarize(s.arm64VmStep).median)} arm64_vm_step_pooled_ms=${fmtMs(summarize(s.arm64VmStepPooled).median)}` +
+        ` buildah_arm64_run_ms=${qemuUser.ok ? fmtMs(summarize(s.buildahArm64Run).median) : 'n/a'}`
+      : '');
   const text = [...machineLines, '', times, '', ratios].join('\n');
 
-  const command = `node --import tsx bench/vm.ts --runs ${RUNS} --warmup ${WARMUP}`;
+  const command = `node --import tsx bench/vm.ts --runs ${RUNS} --warmup ${WARMUP}${QUIET_WAIT_S !== 120 ? ` --quiet-wait ${QUIET_WAIT_S}` : ''}${ARM64 ? '' : ' --no-arm64'}`;
   const markdown = [
     '# bench:vm results',
     '',
@@ -445,6 +617,17 @@ function renderReport(m: Machine, accel: string, load: string, s: Samples): Repo
     ...describeBuildahCommands(),
     '```',
     '',
+    ...(qemuUser
+      ? [
+          'arm64 rows (4, 4p, 5): the same change for linux/arm64 on this amd64 host. baler: the base is a pure build of',
+          "Debian's arm64 busybox-static (`architecture: arm64`), the change a `runAsRoot` build for arm64 whose VM step",
+          'boots qemu-system-aarch64 (virt, `-cpu max,pauth-impdef=on`) under TCG: every guest instruction is translated.',
+          "buildah: the same commands on baler's arm64 base archive, with `from --arch arm64`; its `run` starts the arm64",
+          '`sh` in runc, which the kernel hands to qemu-aarch64-static (binfmt_misc, flags F: no qemu inside the container),',
+          'so only the script is emulated (user mode), not a kernel. `buildah build --platform linux/arm64` runs the same way.',
+          '',
+        ]
+      : []),
     times,
     '',
     ratios,

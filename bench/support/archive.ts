@@ -59,3 +59,13 @@ export async function checkChange(archivePath: string, who: string): Promise<voi
   if (home && (home.uid !== 1000 || home.gid !== 1000)) problems.push(`/home/bench owned by ${home.uid}:${home.gid}`);
   if (problems.length > 0) throw new Error(`${who}: the output does not hold the change: ${problems.join('; ')} (top layer: ${[...layer.keys()].join(', ')})`);
 }
+
+/** Throws unless the docker-archive's image config states `architecture` (arm64 outputs say they are arm64). */
+export async function checkArchitecture(archivePath: string, architecture: string, who: string): Promise<void> {
+  const outer = await readTar(createReadStream(archivePath));
+  const manifest = JSON.parse(outer.get('manifest.json')?.data.toString('utf8') ?? 'null') as { Config: string }[] | null;
+  const configName = manifest?.[0]?.Config;
+  const config = configName ? outer.get(configName) : undefined;
+  const stated = config ? (JSON.parse(config.data.toString('utf8')) as { architecture?: string }).architecture : undefined;
+  if (stated !== architecture) throw new Error(`${who}: the image config states architecture ${stated ?? '(none)'}, not ${architecture}`);
+}

@@ -41,13 +41,13 @@ export const CHANGE_SCRIPT = [
 export const BASE_NAME = 'bench-base';
 const BASE_BUILD_ID = 'bench-base-build';
 
-/** A tar (GNU tar, numeric owners) with /bin/busybox and /bin/sh -> busybox, under `dir`. */
-export async function busyboxRootTar(dir: string): Promise<string> {
-  const root = join(dir, 'busybox-root');
+/** A tar (GNU tar, numeric owners) with /bin/busybox (`busybox`: the host's) and /bin/sh -> busybox, under `dir`. */
+export async function busyboxRootTar(dir: string, busybox = BUSYBOX, name = 'busybox-root'): Promise<string> {
+  const root = join(dir, name);
   await mkdir(join(root, 'bin'), { recursive: true });
-  await copyFile(BUSYBOX, join(root, 'bin/busybox'));
+  await copyFile(busybox, join(root, 'bin/busybox'));
   await symlink('busybox', join(root, 'bin/sh'));
-  const tar = join(dir, 'busybox-root.tar');
+  const tar = join(dir, `${name}.tar`);
   const result = await run('tar', ['--numeric-owner', '-C', root, '-cf', tar, '.'], { timeoutMs: 60_000 });
   if (result.code !== 0) throw new Error(`tar failed: ${result.stderr}`);
   await rm(root, { recursive: true, force: true });
@@ -67,8 +67,11 @@ export interface BaleredBase {
   archivePath: string;
 }
 
-/** In `storeDir`: a fresh store, the busybox tar uploaded, and the base image built from it (pure). */
-export async function buildBase(storeDir: string, busyboxTarPath: string): Promise<BaleredBase> {
+/**
+ * In `storeDir`: a fresh store, the busybox tar uploaded, and the base image built from it (pure),
+ * for `architecture` (unset: the spec's default, amd64).
+ */
+export async function buildBase(storeDir: string, busyboxTarPath: string, architecture?: string): Promise<BaleredBase> {
   const store = await FsBlobStore.create(storeDir);
   const blob = await store.put(createReadStream(busyboxTarPath));
   const spec: BuildSpec = {
@@ -77,6 +80,7 @@ export async function buildBase(storeDir: string, busyboxTarPath: string): Promi
     contents: [{ tar: blob.digest }],
     config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
     compression: 'none',
+    ...(architecture ? { architecture } : {}),
   };
   const result = await runBuild(resolveSpec(spec, new Date(0)), {
     store,
@@ -97,14 +101,15 @@ export async function saveArchive(store: FsBlobStore, result: BuildResult, spec:
   return path;
 }
 
-/** The change as a baler spec over the base build. */
-export function changeSpec(): BuildSpec {
+/** The change as a baler spec over the base build (for `architecture`; unset: amd64). */
+export function changeSpec(architecture?: string): BuildSpec {
   return {
     name: 'bench-change',
     tag: '1',
     fromImage: { build: BASE_BUILD_ID },
     runAsRoot: CHANGE_SCRIPT,
     compression: 'none',
+    ...(architecture ? { architecture } : {}),
   };
 }
 
@@ -125,12 +130,12 @@ export interface BuildRun {
 /**
  * One whole baler build, in a fresh store under `workDir` (the base is built there first,
  * untimed: in reality it is already stored). Timed: runBuild() from the call to the archive
- * stored. The caller removes `workDir`.
+ * stored. The caller removes `workDir`. `architecture` (unset: amd64) must be `vm`'s platform's.
  */
-export async function timedBalerBuild(workDir: string, busyboxTarPath: string, vm: VmRunner): Promise<BuildRun> {
+export async function timedBalerBuild(workDir: string, busyboxTarPath: string, vm: VmRunner, architecture?: string): Promise<BuildRun> {
   const storeDir = join(workDir, 'store');
-  const base = await buildBase(storeDir, busyboxTarPath);
-  const spec = resolveSpec(changeSpec(), new Date(0));
+  const base = await buildBase(storeDir, busyboxTarPath, architecture);
+  const spec = resolveSpec(changeSpec(architecture), new Date(0));
   let log = '';
   const marks = new Map<string, bigint>();
   const t0 = process.hrtime.bigint();
@@ -164,7 +169,7 @@ export async function timedBalerBuild(workDir: string, busyboxTarPath: string, v
     vmStepMs: msBetween(vmStart, vmEnd),
     afterVmMs: msBetween(vmEnd, t1),
     result,
-    archivePath: await saveArchive(base.store, result, changeSpec(), join(workDir, 'archive.tar')),
+    archivePath: await saveArchive(base.store, result, changeSpec(architecture), join(workDir, 'archive.tar')),
     log,
   };
 }

@@ -65,15 +65,15 @@ function commandFlags(p: { policy: string; cgroupParent: string; runcState: stri
   };
 }
 
-/** The peer's command lines as the benchmark runs them (R = the private root), for the results. */
-export function describeBuildahCommands(): string[] {
+/** The peer's command lines as the benchmark runs them (R = the private root), for the results; `arch`: as timedBuildahBuild's. */
+export function describeBuildahCommands(arch?: string): string[] {
   const g = globalFlags('R/storage', 'R/run').join(' ');
   const f = commandFlags({ policy: 'R/policy.json', cgroupParent: 'bench-buildah-<random>', runcState: 'R/runc-state' });
   const sub = (name: string): string => (f[name] ?? []).join(' ');
   return [
     `# env: CONTAINERS_CONF=R/containers.conf CONTAINERS_STORAGE_CONF=R/storage.conf CONTAINERS_REGISTRIES_CONF=R/registries.conf`,
     `#      REGISTRY_AUTH_FILE=R/auth.json XDG_{DATA,RUNTIME,CONFIG}_HOME=R/xdg-* TMPDIR=R/proc-tmp _CONTAINERS_ROOTLESS_UID=65534`,
-    `buildah ${g} from ${sub('from')} --quiet --name bench docker-archive:<baler's base archive>`,
+    `buildah ${g} from ${sub('from')}${arch ? ` --arch ${arch}` : ''} --quiet --name bench docker-archive:<baler's${arch ? ` ${arch}` : ''} base archive>`,
     `buildah ${g} run ${sub('run')} <ctr> -- sh -c '<the script>'`,
     `buildah ${g} commit ${sub('commit')} --quiet --format docker <ctr> docker-archive:R/out.tar:localhost/bench-change:1`,
     `buildah ${g} rm <ctr>`,
@@ -197,14 +197,16 @@ export interface BuildahRun {
  * The peer's build of the same change, timed: `buildah from docker-archive:<base>`, `buildah run
  * --runtime runc <ctr> -- sh -c <script>`, `buildah commit <ctr> docker-archive:<out>`, `buildah
  * rm <ctr>`. Each is a real CLI process, as a user would run them. The output goes to `outPath`.
+ * `arch` (e.g. arm64): `from --arch`, for a base of another architecture than the host's; its
+ * `run` then goes through qemu-user (binfmt_misc), as `buildah build --platform` would.
  */
-export async function timedBuildahBuild(b: PrivateBuildah, baseArchive: string, script: string, outPath: string): Promise<BuildahRun> {
+export async function timedBuildahBuild(b: PrivateBuildah, baseArchive: string, script: string, outPath: string, arch?: string): Promise<BuildahRun> {
   const must = (what: string, r: RunResult): RunResult => {
     if (r.code !== 0) throw new Error(`buildah ${what} failed (code ${r.code}):\n${r.stdout}\n${r.stderr}`);
     return r;
   };
   const t0 = process.hrtime.bigint();
-  const from = must('from', await b.buildah(['from', '--quiet', '--name', 'bench', `docker-archive:${baseArchive}`]));
+  const from = must('from', await b.buildah(['from', ...(arch ? ['--arch', arch] : []), '--quiet', '--name', 'bench', `docker-archive:${baseArchive}`]));
   const ctr = from.stdout.trim();
   const t1 = process.hrtime.bigint();
   must('run', await b.buildah(['run', ctr, '--', 'sh', '-c', script]));
