@@ -6,6 +6,9 @@
  * host; a device node made by `mknod` does not reach the image; and one tenant never gets
  * another's script results. (A step whose disks the worker cannot hold waits: that is
  * test/e2e/vm-disk-room.test.ts, on a small tmpfs.)
+ *
+ * Each attack runs on linux/amd64 and again on linux/arm64 (issue 15; an AArch64 microVM under
+ * TCG, its rows named `… (arm64)`) by the same worker, which serves both (vm-platforms.ts).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,8 +20,8 @@ import { consoleFloodScript } from '../support/hostile/console-flood.ts';
 import { MKNOD_SCRIPT, deviceEntries } from '../support/hostile/device-node.ts';
 import { startHostileService, type HostileService, type TenantClient } from '../support/hostile/hostile-service.ts';
 import { RANDOM_SECRET_SPEC } from '../support/hostile/random-secret.ts';
-import { ATTACK_MS } from '../support/hostile/timing.ts';
 import { SPARSE_FILE_SCRIPT, manyFilesScript } from '../support/hostile/vm-output-bombs.ts';
+import { HOSTILE_VM_PLATFORMS, servedPlatformsSetting, type HostileVmPlatform } from '../support/hostile/vm-platforms.ts';
 import { VmTmpWatch } from '../support/hostile/vm-tmp-watch.ts';
 
 const MiB = 1024 * 1024;
@@ -38,6 +41,7 @@ beforeAll(async () => {
     quota: 1024 * MiB,
     env: {
       BALER_VM_TMPDIR: vmTmp,
+      BALER_VM_PLATFORMS: servedPlatformsSetting(),
       // Small, so that a script can go over it in seconds of TCG.
       [BUDGETS.layerEntries]: String(LAYER_ENTRIES),
     },
@@ -49,14 +53,24 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 }, 60_000);
 
+/**
+ * One test per platform: `name` as given for amd64 (as before issue 15), `name (arm64)` for
+ * arm64, skipped (and named why) where arm64's QEMU is not installed.
+ */
+function onEachPlatform(name: string, test: (on: HostileVmPlatform) => Promise<void>, timeoutMs: (on: HostileVmPlatform) => number): void {
+  for (const on of HOSTILE_VM_PLATFORMS) {
+    it.skipIf(on.skipped !== undefined)(`${name}${on.suffix}${on.skipped ? ` (skipped: ${on.skipped})` : ''}`, () => test(on), timeoutMs(on));
+  }
+}
+
 /** A run through the step, with what it took on the host's VM temp dir (also in the table). */
-async function vmAttack(attack: string, client: TenantClient, spec: unknown) {
+async function vmAttack(attack: string, on: HostileVmPlatform, client: TenantClient, spec: Record<string, unknown>) {
   const report = await runAttack(
     hostile,
-    attack,
+    `${attack}${on.suffix}`,
     async () => {
       const watch = new VmTmpWatch(vmTmp);
-      const result = await submitAndWait(client, spec, ATTACK_MS);
+      const result = await submitAndWait(client, { ...spec, ...on.spec }, on.attackMs);
       const host = await watch.stop();
       const took = `host: ${Math.round(host.diskBytes / MiB)} MiB of disk, ${Math.round(host.consoleBytes / 1024)} KiB of console`;
       return { ...result, outcome: `${result.outcome} (${took})`, host };
@@ -66,60 +80,68 @@ async function vmAttack(attack: string, client: TenantClient, spec: unknown) {
   return { report, host: report.result.host };
 }
 
-it.each([
+it('the worker serves every platform the attacks run on', async () => {
+  const res = await hostile.as('vm').request('/v1/workers');
+  const { workers } = (await res.json()) as { workers: { platforms?: { platform: string }[] }[] };
+  expect(workers[0]?.platforms?.map((p) => p.platform).join(',')).toBe(servedPlatformsSetting());
+});
+
+for (const [field, value, cap] of [
   ['diskSize', 262_144, VM_CAPS.diskMiB],
   ['memorySize', VM_CAP_DEFAULTS.memoryMiB * 2, VM_CAPS.memoryMiB],
   ['timeout', VM_CAP_DEFAULTS.timeoutSeconds * 2, VM_CAPS.timeoutSeconds],
-] as const)(
-  "a step with %s %d, over the operator's default cap, is refused at submit with 400 naming %s",
-  async (field, value, cap) => {
-    const client = hostile.as('vm');
-    const report = await runAttack(hostile, `VM ${field} over its cap`, async (): Promise<AttackResult> => {
-      const startedAt = Date.now();
-      const res = await client.submit({ name: 'hostile/over-cap', runAsRoot: 'true', [field]: value });
-      if (res.status === 202 || res.status === 201) {
-        // Accepted: stop it before it takes what it asked for.
-        const { id } = (await res.json()) as { id: string };
-        await client.cancel(id);
-        return { outcome: `accepted (${res.status}), cancelled`, status: res.status, timeToEndMs: Date.now() - startedAt };
-      }
-      const body = (await res.json()) as { detail?: string };
-      return { outcome: `${res.status} at submit`, status: res.status, detail: body.detail, timeToEndMs: Date.now() - startedAt };
-    });
-    expect(report.result.status, report.result.outcome).toBe(400);
-    expect(report.result.detail).toContain(cap);
-  },
-  120_000,
-);
+] as const) {
+  onEachPlatform(
+    `a step with ${field} ${value}, over the operator's default cap, is refused at submit with 400 naming ${cap}`,
+    async (on) => {
+      const client = hostile.as('vm');
+      const report = await runAttack(hostile, `VM ${field} over its cap${on.suffix}`, async (): Promise<AttackResult> => {
+        const startedAt = Date.now();
+        const res = await client.submit({ name: 'hostile/over-cap', runAsRoot: 'true', [field]: value, ...on.spec });
+        if (res.status === 202 || res.status === 201) {
+          // Accepted: stop it before it takes what it asked for.
+          const { id } = (await res.json()) as { id: string };
+          await client.cancel(id);
+          return { outcome: `accepted (${res.status}), cancelled`, status: res.status, timeToEndMs: Date.now() - startedAt };
+        }
+        const body = (await res.json()) as { detail?: string };
+        return { outcome: `${res.status} at submit`, status: res.status, detail: body.detail, timeToEndMs: Date.now() - startedAt };
+      });
+      expect(report.result.status, report.result.outcome).toBe(400);
+      expect(report.result.detail).toContain(cap);
+    },
+    () => 120_000,
+  );
+}
 
-it(
+onEachPlatform(
   `a runAsRoot making ${LAYER_ENTRIES + 10_000} files fails with 422 naming the entries budget (${LAYER_ENTRIES})`,
-  async () => {
-    const { report } = await vmAttack('VM output: many files', hostile.as('vm'), { name: 'hostile/many-files', runAsRoot: manyFilesScript(LAYER_ENTRIES + 10_000) });
+  async (on) => {
+    const { report } = await vmAttack('VM output: many files', on, hostile.as('vm'), { name: 'hostile/many-files', runAsRoot: manyFilesScript(LAYER_ENTRIES + 10_000) });
     expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
     expect([BUDGETS.layerEntries, BUDGETS.buildEntries]).toContain(budgetNamed(report.result.detail));
   },
-  ATTACK_MS + 120_000,
+  (on) => on.attackMs + 120_000,
 );
 
-it(
+onEachPlatform(
   'a runAsRoot leaving a 100 GiB sparse file fails with 422, having taken at most about 3 × diskSize on the host',
-  async () => {
+  async (on) => {
     const diskSize = 64;
-    const { report, host } = await vmAttack('VM output: 100 GiB sparse file', hostile.as('vm'), { name: 'hostile/sparse', runAsRoot: SPARSE_FILE_SCRIPT, diskSize });
+    const { report, host } = await vmAttack('VM output: 100 GiB sparse file', on, hostile.as('vm'), { name: 'hostile/sparse', runAsRoot: SPARSE_FILE_SCRIPT, diskSize });
     expect(report.result.status, `${report.result.outcome}: ${report.result.detail}`).toBe(422);
     expect(host.diskBytes, 'bytes the step took on the host').toBeLessThanOrEqual(3 * diskSize * MiB + 128 * MiB);
   },
-  ATTACK_MS + 120_000,
+  (on) => on.attackMs + 120_000,
 );
 
-it(
+onEachPlatform(
   'device nodes made by mknod never reach the image',
-  async () => {
+  async (on) => {
     const client = hostile.as('vm');
-    const { report } = await vmAttack('VM mknod', client, { name: 'hostile/mknod', runAsRoot: MKNOD_SCRIPT });
+    const { report } = await vmAttack('VM mknod', on, client, { name: 'hostile/mknod', runAsRoot: MKNOD_SCRIPT });
     if (report.result.build?.status === 'succeeded') {
-      const archive = join(work, 'mknod-image');
+      const archive = join(work, `mknod-image-${on.spec.architecture ?? 'amd64'}`);
       await downloadImageAs(client, report.result.build?.id as string, archive);
       expect(await deviceEntries(archive)).toEqual([]);
     } else {
@@ -127,37 +149,38 @@ it(
       expect(report.result.detail).toMatch(/device/);
     }
   },
-  ATTACK_MS + 120_000,
+  (on) => on.attackMs + 120_000,
 );
 
-it(
+onEachPlatform(
   'a console flood ending in a reboot keeps a bounded console on the host and a short error',
-  async () => {
-    const { report, host } = await vmAttack('VM console flood', hostile.as('vm'), { name: 'hostile/flood', runAsRoot: consoleFloodScript(20), timeout: 120 });
+  async (on) => {
+    const { report, host } = await vmAttack('VM console flood', on, hostile.as('vm'), { name: 'hostile/flood', runAsRoot: consoleFloodScript(20, on.consoleDevice), timeout: 120 });
     expect(report.result.status, report.result.outcome).toBe(422);
     expect((report.result.detail ?? '').length).toBeLessThanOrEqual(MAX_ERROR_TEXT_CHARS);
     expect(host.consoleBytes, 'bytes of guest console kept on the host').toBeLessThanOrEqual(2 * CONSOLE_TAIL_BYTES);
   },
-  ATTACK_MS + 120_000,
+  (on) => on.attackMs + 120_000,
 );
 
-it(
+onEachPlatform(
   "tenant B submitting tenant A's random-bytes runAsRoot gets its own run, never A's bytes or build id",
-  async () => {
+  async (on) => {
     const a = hostile.as('tenant-a');
     const b = hostile.as('tenant-b');
-    const first = await submitAndWait(a, RANDOM_SECRET_SPEC, ATTACK_MS);
+    const spec = { ...RANDOM_SECRET_SPEC, ...on.spec };
+    const first = await submitAndWait(a, spec, on.attackMs);
     expect(first.outcome, first.detail).toBe('succeeded');
     const aId = first.build?.id as string;
     const aLayers = first.build?.result?.diffIds ?? [];
 
-    const report = await runAttack(hostile, 'cross-tenant VM results', async (): Promise<AttackResult & { dryRun: string; submitted: string }> => {
+    const report = await runAttack(hostile, `cross-tenant VM results${on.suffix}`, async (): Promise<AttackResult & { dryRun: string; submitted: string }> => {
       const startedAt = Date.now();
-      const dryRun = await (await b.submit(RANDOM_SECRET_SPEC, '?dryRun=true')).text();
-      const res = await b.submit(RANDOM_SECRET_SPEC);
+      const dryRun = await (await b.submit(spec, '?dryRun=true')).text();
+      const res = await b.submit(spec);
       const submitted = await res.text();
       const { id } = JSON.parse(submitted) as { id: string };
-      const outcome = await buildOutcome(b, id, startedAt, ATTACK_MS);
+      const outcome = await buildOutcome(b, id, startedAt, on.attackMs);
       return { ...outcome, dryRun, submitted };
     });
     expect(report.result.submitted).not.toContain(aId);
@@ -167,7 +190,7 @@ it(
     // B's script ran in B's own VM: its random bytes, its layer.
     expect(report.result.build?.result?.diffIds.at(-1)).not.toBe(aLayers.at(-1));
   },
-  2 * ATTACK_MS + 120_000,
+  (on) => 2 * on.attackMs + 120_000,
 );
 
 /** The build's image, fetched with the tenant's token (the support's downloadImage has none). */
