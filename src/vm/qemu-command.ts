@@ -6,6 +6,7 @@
  */
 import type { VmAssets } from './assets/vm-assets.ts';
 import type { VmAccel, VmPlatform } from './platform.ts';
+import { WARM_INPUT_BYTES } from './step-files.ts';
 
 /**
  * QEMU writes the guest's console (ttyS0 on amd64) to this file descriptor, an extra stdio stream of
@@ -45,7 +46,8 @@ export function qemuArgs(c: QemuCommand): string[] {
     'reboot=t',
     'quiet',
     'cryptomgr.notests',
-    ...(c.pooled ? ['baler.pool=1'] : []),
+    // A warm VM checks its input disks have this size when its job arrives (src/vm/guest/init).
+    ...(c.pooled ? ['baler.pool=1', `baler.input_sectors=${WARM_INPUT_BYTES / 512}`] : []),
     ...(c.trace ? ['baler.trace=1'] : []),
   ].join(' ');
   const rtcBase = new Date(c.rtcSeconds * 1000).toISOString().slice(0, 19);

@@ -79,6 +79,11 @@ export interface QemuVmRunnerOptions {
   logger?: Logger;
   /** Told of every VM start and every VM that did not come up (metrics). */
   boots?: VmBootObserver;
+  /**
+   * Tests only: runs when a warm VM's disk files are made, before its QEMU starts (to have
+   * QEMU open a file that a job is rewriting at that moment).
+   */
+  beforeWarmStart?: (dir: string) => Promise<void>;
 }
 
 /** Warm VMs' limits unless poolLimits says otherwise: VM_DEFAULTS of src/builds/spec.ts (memorySize, diskSize). */
@@ -132,7 +137,7 @@ export class QemuVmRunner implements VmRunner {
       }
       const boot = async () => {
         const [, accel] = await Promise.all([this.assets(), this.accel()]);
-        return bootWarm(this.#ctx, this.#poolLimits, accel);
+        return bootWarm(this.#ctx, this.#poolLimits, accel, options.beforeWarmStart);
       };
       this.#pool = new VmPool({ size, boot, logger: options.logger });
       if (!options.warmOnFirstRun) this.#pool.start();

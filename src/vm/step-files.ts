@@ -13,7 +13,9 @@
  *
  * A cold step writes the inputs first and attaches what exists. A warm VM is booted with every
  * file attached (the inputs empty and sparse, of a fixed capacity); the job's inputs are written
- * into those same files (same inodes: QEMU holds them open) when it arrives.
+ * into those same files (same inodes: QEMU holds them open) when it arrives. QEMU takes a disk's
+ * size when it opens the file: a job that took a VM whose QEMU was still starting may have
+ * shortened a file at that moment, so the guest checks the sizes before it starts the job.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, stat, truncate, writeFile } from 'node:fs/promises';

@@ -30,8 +30,12 @@ const WARM_RTC_SECONDS = 946_684_800;
  */
 const WARM_BOOT_NICE = 10;
 
-/** A warm VM with every disk file attached, booting in the background, with the pool's `limits`. */
-export async function bootWarm(ctx: RunnerContext, limits: { memoryMiB: number; diskMiB: number }, accel: VmAccel): Promise<WarmVm> {
+/**
+ * A warm VM with every disk file attached, booting in the background, with the pool's `limits`.
+ * QEMU sizes each disk when it opens its file: the guest checks the input disks' sizes when its
+ * job arrives (src/vm/guest/init), as a job can take this VM before QEMU has opened them.
+ */
+export async function bootWarm(ctx: RunnerContext, limits: { memoryMiB: number; diskMiB: number }, accel: VmAccel, beforeStart?: (dir: string) => Promise<void>): Promise<WarmVm> {
   const assets = await ctx.assets();
   const { memoryMiB, diskMiB } = limits;
   const { boots } = ctx;
@@ -45,6 +49,7 @@ export async function bootWarm(ctx: RunnerContext, limits: { memoryMiB: number; 
     for (const name of [FILES.job, FILES.lower, FILES.upper]) await sparseFile(path(name), WARM_INPUT_BYTES);
     await makeScratch(path(FILES.scratch), diskMiB);
     await makeOutputFiles(dir, diskMiB);
+    await beforeStart?.(dir);
     const args = qemuArgs({
       platform: ctx.platform,
       accel,

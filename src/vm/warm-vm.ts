@@ -6,6 +6,8 @@
  *   guest → host  `baler-ready\n`  booted, waiting (nothing else may come before or after it)
  *   host → guest  `go\n`           the job's inputs are in the disk files: start
  *   guest → host  `baler-go\n`     caches dropped, the job runs; all that follows is its log
+ *              or `baler-short DEV SECTORS\n`  an input disk has not the size of a warm VM's input
+ *                                  file (QEMU sized it while a job rewrote the file): the VM stops
  *
  * A VM that exits, says anything else, is not ready within the boot timeout or does not answer
  * `go` in time is killed, and whoever waits on it gets WarmVmLost: it never ran a job.
@@ -15,6 +17,13 @@ import { QemuProcess } from './qemu-process.ts';
 
 const READY = Buffer.from('baler-ready\n');
 const GO_ACK = Buffer.from('baler-go\n');
+const SHORT_DISK = Buffer.from('baler-short ');
+
+/** Whether `said` so far is the start of `line`, or `line` the start of `said`. */
+function couldBecome(said: Buffer, line: Buffer): boolean {
+  const n = Math.min(said.length, line.length);
+  return said.subarray(0, n).equals(line.subarray(0, n));
+}
 
 /** The warm VM died or misbehaved before it took the job: nothing of the job ran; run it elsewhere. */
 export class WarmVmLost extends Error {
@@ -193,8 +202,15 @@ export class WarmVm {
         return;
       case 'going': {
         this.#buffer = Buffer.concat([this.#buffer, chunk]);
-        const n = Math.min(this.#buffer.length, GO_ACK.length);
-        if (!this.#buffer.subarray(0, n).equals(GO_ACK.subarray(0, n))) {
+        if (couldBecome(this.#buffer, SHORT_DISK)) {
+          // `baler-short DEV SECTORS`: QEMU sized an input disk while the job rewrote its file.
+          const end = this.#buffer.indexOf(0x0a);
+          if (end < 0 && this.#buffer.length < 200) return;
+          const said = this.#buffer.subarray(0, end < 0 ? 200 : end).toString('latin1');
+          this.#misbehaved(`an input disk is shorter than its file (QEMU opened it while the job was being written): ${JSON.stringify(said)}`);
+          return;
+        }
+        if (!couldBecome(this.#buffer, GO_ACK)) {
           this.#misbehaved(`unexpected answer to go: ${JSON.stringify(this.#buffer.subarray(0, 200).toString('latin1'))}`);
           return;
         }

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pino } from 'pino';
@@ -273,6 +273,24 @@ describe('the pool', () => {
     expect(after.result.outcome, after.log).toEqual({ ok: true });
     expect(after.pooled).toBe(true);
     expect(records.some((r) => r.msg === 'VM pool: dropped a warm VM; booting another' && r.pid === second?.pid)).toBe(true);
+  });
+
+  it('runs the job cold when QEMU opened an input file while a job was rewriting it (a short disk)', async () => {
+    const tmp = join(work, 'short-tmp');
+    await mkdir(tmp);
+    const seen: Array<Record<string, unknown>> = [];
+    // As when a job takes a VM whose QEMU is just starting: upper.tar is empty (O_TRUNC) as QEMU
+    // opens it, so the guest's upper disk has no sectors, and its contents would read as no tar.
+    const runner = new QemuVmRunner({ tmpDir: tmp, poolSize: 1, poolLimits: POOL, logger: recordingLogger(seen), beforeWarmStart: (dir) => truncate(join(dir, 'upper.tar'), 0) });
+    await warm(runner);
+    const r = await runner.run(job({ runAsRoot: 'cat /etc/motd', upperTar: async () => createReadStream(upperTar) }));
+    expect(r.outcome).toEqual({ ok: true });
+    await r.dispose();
+    const lost = seen.find((x) => x.msg === 'VM step: the warm VM was lost before it took the job; booting cold');
+    expect(String(lost?.err)).toMatch(/shorter than its file.*baler-short vd[a-z] 0/);
+    expect(seen.filter((x) => x.msg === 'VM step ended').map((x) => x.pooled)).toEqual([false]);
+    await runner.close();
+    expect(await readdir(tmp)).toEqual([]);
   });
 
   it('close() kills every waiting and booting VM and removes their files; later jobs boot cold', async () => {
