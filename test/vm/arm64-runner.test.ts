@@ -11,14 +11,17 @@
  *   but loopback in an image without a shell together with the failing script's name and exit
  *   code, cancellation, and in a warm VM its bytes, a job's smaller disk filling and its cancel.
  *   One boot per outcome (4–10 s each under TCG, more on a busy host), as few as the outcomes.
- * - `npm test`, test/e2e/vm-disk-room.test.ts: an arm64 build waits for disk room beside an
+ * - `npm test`, elsewhere: host-disk-full.test.ts (the host's disk filling under a step) runs on
+ *   both platforms; in test/e2e/vm-disk-room.test.ts an arm64 build waits for disk room beside an
  *   amd64 one. test/e2e/vm-caps.test.ts has no arm64 row: the caps are checked on the spec at
  *   submission, whatever its architecture.
  * - `npm run test:faults` only, test/faults/hostile-vm.test.ts: the service-level attacks again
  *   as `… (arm64)` rows (caps, entries budget, sparse file, mknod, console flood, tenancy):
  *   minutes of emulated steps, kept out of `npm test` for CI's 20 minutes.
- * Left to amd64 (the same host code, no guest of its own): the sweep of dead workers' temp dirs,
- * a base tar that is not one (refused before a VM starts), and the pool's replacing of lost VMs.
+ * Left to amd64 (host code that runs before or around any platform's guest): the sweep of dead
+ * workers' temp dirs, a base tar that is not one (refused before a VM starts), disk admission
+ * (disk-admission.test.ts), the pool's replacing of lost VMs, and cancelling through the API
+ * (test/e2e/cancel.test.ts: it ends in the runner's AbortSignal, tested here).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
