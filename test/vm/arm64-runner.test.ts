@@ -177,8 +177,9 @@ describe('a linux/arm64 VM step (TCG)', { timeout: 180_000 }, () => {
     expect(seconds).toBeLessThan(15 + 5);
     const consoleBytes = Number(lastStepEnded()?.consoleBytes);
     process.stderr.write(`[arm64] console flood: ${consoleBytes} bytes; largest other file in the step dir: ${largestOther} bytes\n`);
-    // Many times the 16 KiB the host keeps, none of it in a file.
-    expect(consoleBytes).toBeGreaterThan(200_000);
+    // Many times the 16 KiB the host keeps (about 1 MB here: the PL011 takes ~100 KB/s under TCG;
+    // a second of flood is enough, should a busy host's boot take most of the 15 s), none of it in a file.
+    expect(consoleBytes).toBeGreaterThan(100_000);
     expect(largestOther).toBeLessThan(4096);
   });
 
