@@ -2,6 +2,10 @@
  * The operator's caps on VM steps, end to end: a spec over `diskSize`, `memorySize` or `timeout`
  * caps is refused at submission (400, dry runs too), naming the field, the cap and its setting.
  * The real API (no worker: nothing is built).
+ *
+ * No arm64 row (issue 15): the caps are checked on the spec at submission (src/builds/vm-caps.ts),
+ * before a queue or platform is chosen, so an `architecture: "arm64"` spec meets the same check
+ * (test/faults/hostile-vm.test.ts submits one over each cap, rows `… (arm64)`, in test:faults).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
