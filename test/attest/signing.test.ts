@@ -10,7 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IN_TOTO_PAYLOAD_TYPE, provenanceStatement, statementPayload } from '../../src/attest/provenance/statement.ts';
-import { COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLE_SIGNING_MEDIA_TYPE, cosignSignature, signatureImage, signatureTag, simpleSigningPayload } from '../../src/attest/signing/cosign-signature.ts';
+import {
+  attestationTag,
+  COSIGN_SIGNATURE_ANNOTATION,
+  COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
+  cosignSignature,
+  signatureImage,
+  signatureTag,
+  simpleSigningPayload,
+} from '../../src/attest/signing/cosign-signature.ts';
 import { dsseEnvelope, pae } from '../../src/attest/signing/dsse.ts';
 import { loadSigningKey, type SigningKey } from '../../src/attest/signing/signing-key.ts';
 import { digestOf, hexOf } from '../../src/digest.ts';
@@ -122,6 +130,7 @@ describe('cosign simple signing', () => {
       `{"critical":{"identity":{"docker-reference":"${REPOSITORY}"},"image":{"docker-manifest-digest":"${IMAGE_MANIFEST}"},"type":"cosign container image signature"},"optional":null}`,
     );
     expect(signatureTag(IMAGE_MANIFEST)).toBe(`sha256-${hexOf(IMAGE_MANIFEST)}.sig`);
+    expect(attestationTag(IMAGE_MANIFEST)).toBe(`sha256-${hexOf(IMAGE_MANIFEST)}.att`);
   });
 
   it.each(['p256.pem', 'ed25519.pem'])('a signature image made with %s verifies with openssl; a flipped payload byte does not', async (file) => {
