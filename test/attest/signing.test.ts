@@ -82,8 +82,8 @@ describe('loadSigningKey', () => {
   });
 
   it.each([
-    ['rsa.pem', /a rsa key; baler signs with ECDSA P-256 or Ed25519 keys only/],
-    ['p384.pem', /a ec secp384r1 key; baler signs with ECDSA P-256 or Ed25519 keys only/],
+    ['rsa.pem', /a key of type rsa; baler signs with ECDSA P-256 or Ed25519 keys only/],
+    ['p384.pem', /a key of type ec \(curve secp384r1\); baler signs with ECDSA P-256 or Ed25519 keys only/],
     ['encrypted.pem', /it is encrypted; give an unencrypted PEM private key/],
     ['garbage.pem', /it is not a PEM private key/],
     ['missing.pem', /BALER_SIGNING_KEY_FILE .*missing\.pem: ENOENT/],

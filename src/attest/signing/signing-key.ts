@@ -34,7 +34,7 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
   const algorithm = algorithmOf(privateKey);
   if (!algorithm) {
     const curve = privateKey.asymmetricKeyDetails?.namedCurve;
-    throw new Error(`BALER_SIGNING_KEY_FILE ${path}: a ${privateKey.asymmetricKeyType}${curve ? ` ${curve}` : ''} key; baler signs with ECDSA P-256 or Ed25519 keys only`);
+    throw new Error(`BALER_SIGNING_KEY_FILE ${path}: a key of type ${privateKey.asymmetricKeyType}${curve ? ` (curve ${curve})` : ''}; baler signs with ECDSA P-256 or Ed25519 keys only`);
   }
   const publicKey = createPublicKey(privateKey);
   const spki = publicKey.export({ type: 'spki', format: 'der' });
