@@ -122,6 +122,13 @@ export interface Config {
   workerMetricsPort: number;
   /** Address a build worker's `/metrics` listens on. */
   workerMetricsHost: string;
+  /**
+   * The builder id provenance names (BALER_BUILDER_ID, a URI): who ran the build. Verifiers
+   * trust a provenance by it, so each deployment sets its own.
+   */
+  builderId: string;
+  /** A PEM private key (ECDSA P-256 or Ed25519) attestations and pushed images are signed with (BALER_SIGNING_KEY_FILE); unset: unsigned. */
+  signingKeyFile: string | undefined;
   logLevel: string;
   /** Tests only: a file the API appends its routes and responses to (see src/api/contract-log.ts). */
   contractLog: string | undefined;
@@ -133,6 +140,17 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got '${raw}'`);
   return value;
+}
+
+/** What provenance says built an image when the operator does not say (README, "Provenance"). */
+const DEFAULT_BUILDER_ID = 'https://baler.dev/builders/unconfigured';
+
+function uri(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  // URL.canParse is Node 19.9+; the scheme check keeps out relative references and bare words.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(raw) || !URL.canParse(raw)) throw new Error(`${name} must be a URI (e.g. https://builds.example.com/baler), got '${raw}'`);
+  return raw;
 }
 
 /** A comma-separated setting's items; undefined when it is unset or empty. */
@@ -221,6 +239,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tenantMaxEventStreams: int(env, 'BALER_TENANT_MAX_EVENT_STREAMS', 100),
     workerMetricsPort: int(env, 'BALER_WORKER_METRICS_PORT', 0),
     workerMetricsHost: env.BALER_WORKER_METRICS_HOST || '127.0.0.1',
+    builderId: uri(env, 'BALER_BUILDER_ID', DEFAULT_BUILDER_ID),
+    signingKeyFile: env.BALER_SIGNING_KEY_FILE || undefined,
     logLevel: env.LOG_LEVEL || 'info',
     contractLog: env.BALER_CONTRACT_LOG || undefined,
   };

@@ -13,6 +13,7 @@ import { BuildLogs } from './builds/build-log.ts';
 import { BuildRepository } from './builds/build-repository.ts';
 import { BuildEventStream } from './events/event-stream.ts';
 import { loadConfig } from './config.ts';
+import { loadSigningKey, type SigningKey } from './attest/signing/signing-key.ts';
 import { createLogger } from './log.ts';
 import { createBuildQueue } from './queue/build-queue.ts';
 import { createPushQueue } from './queue/push-queue.ts';
@@ -35,6 +36,20 @@ if (!tokens) {
     process.exit(2);
   }
   logger.warn({ host: config.host }, 'no BALER_TOKENS_FILE: the API has no authentication');
+}
+
+// A key that cannot sign stops the service here, not each build later.
+let signingKey: SigningKey | null = null;
+if (config.signingKeyFile) {
+  try {
+    signingKey = await loadSigningKey(config.signingKeyFile);
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    process.exit(2);
+  }
+  logger.info({ keyId: signingKey.keyId, algorithm: signingKey.algorithm }, 'attestations and pushed images are signed');
+} else {
+  logger.info('no BALER_SIGNING_KEY_FILE: attestations are unsigned');
 }
 
 let privateRedis: PrivateRedis | undefined;
@@ -61,6 +76,7 @@ const api = await createApi({
   tokens,
   pushQueue,
   registries: loadRegistries(config.registriesFile, config.registryLimits),
+  signingKey,
 });
 
 let stopping = false;

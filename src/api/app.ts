@@ -17,6 +17,7 @@ import { registerMetrics } from './metrics.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { PushJobData } from '../queue/push-queue.ts';
 import type { Registries } from '../registry/registries.ts';
+import type { SigningKey } from '../attest/signing/signing-key.ts';
 import { registerAuth } from './auth.ts';
 import { mergesRoutes } from './merges.ts';
 import { workersRoutes } from './workers.ts';
@@ -28,6 +29,7 @@ import { eventsRoutes } from './events.ts';
 import { RedisResultCache } from '../builds/result-cache.ts';
 import { docsRoutes } from './docs.ts';
 import { healthRoutes } from './health.ts';
+import { signingKeyRoutes } from './signing-key.ts';
 import { Idempotency } from '../submission/idempotency.ts';
 import { BuildSubmission } from '../submission/build-submission.ts';
 import { PushSubmission } from '../submission/push-submission.ts';
@@ -70,6 +72,8 @@ export interface ApiDeps {
   pushQueue: Queue<PushJobData>;
   /** Registries the operator allows (pulls and pushes). */
   registries: Registries;
+  /** BALER_SIGNING_KEY_FILE's key; null: attestations are unsigned. */
+  signingKey: SigningKey | null;
 }
 
 /** The HTTP API: validates, records and enqueues; it never builds. */
@@ -161,6 +165,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     layerBudgets: deps.config.layerBudgets,
   });
   await app.register(workersRoutes, { redis: deps.redis });
+  await app.register(signingKeyRoutes, { publicKeyPem: deps.signingKey?.publicKeyPem ?? null });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });
   await app.register(mergesRoutes, { store, builds: deps.builds, quota });
   await app.register(pushesRoutes, { pushes: new PushSubmission({ builds: deps.builds, queue: deps.pushQueue, registries: deps.registries }) });

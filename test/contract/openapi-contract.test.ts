@@ -5,6 +5,7 @@
  * and a queue that never drains) is documented, bodies checked with Ajv. Real services, real
  * Redis, real worker; the responses are recorded by the service itself (BALER_CONTRACT_LOG).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,12 +29,15 @@ let logs: string[];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'baler-contract-'));
   await writeFile(join(dir, 'tokens'), `contract ${TOKEN}\n`);
+  // `service` signs (its /v1/signing-key answers 200), `queueOnly` does not (404).
+  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', join(dir, 'signing.pem')]);
   logs = [join(dir, 'service.jsonl'), join(dir, 'queue-only.jsonl')];
   // One after the other: two services starting at once on a busy 2-core machine can miss
   // the start deadline.
   service = await startService({
     BALER_CONTRACT_LOG: logs[0] as string,
     BALER_TOKENS_FILE: join(dir, 'tokens'),
+    BALER_SIGNING_KEY_FILE: join(dir, 'signing.pem'),
     BALER_MAX_UPLOAD_BYTES: String(UPLOAD_LIMIT),
     BALER_MAX_JSON_BYTES: String(JSON_LIMIT),
     // No step here runs a script: no VM waits warm.
@@ -75,6 +79,8 @@ async function exercise(): Promise<{ buildId: string; digest: string }> {
   }
   expect(await done(fetch(`${service.url}/docs/nothing.js`))).toBe(404);
   expect(await done(fetch(`${service.url}/healthz`, { method: 'HEAD' }))).toBe(200);
+  expect(await done(fetch(`${service.url}/v1/signing-key`))).toBe(200);
+  expect(await done(fetch(`${queueOnly.url}/v1/signing-key`))).toBe(404);
   expect(await done(fetch(`${service.url}/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa`))).toBe(401);
   expect(await done(fetch(`${service.url}/v1/builds`, { ...json({ name: 'x' }), headers: { authorization: 'Bearer wrong', 'content-type': 'application/json' } }))).toBe(401);
 
