@@ -13,8 +13,8 @@ export interface WorkerMetrics {
   buildDuration: Histogram<'outcome'>;
   stepDuration: Histogram<'step'>;
   cacheLookups: Counter<'cache' | 'result'>;
-  vmBoots: Counter<'kind'>;
-  vmBootFailures: Counter<'kind'>;
+  vmBoots: Counter<'kind' | 'platform'>;
+  vmBootFailures: Counter<'kind' | 'platform'>;
   storeWrittenBytes: Counter;
 }
 
@@ -44,14 +44,14 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     vmBoots: new Counter({
       name: 'baler_vm_boots_total',
-      help: 'MicroVMs started on this worker, by kind: cold (for one step) or warm (for the pool)',
-      labelNames: ['kind'],
+      help: 'MicroVMs started on this worker, by kind (cold: for one step, warm: for the pool) and platform (linux/amd64, linux/arm64: of those the worker serves)',
+      labelNames: ['kind', 'platform'],
       registers: [registry],
     }),
     vmBootFailures: new Counter({
       name: 'baler_vm_boot_failures_total',
-      help: 'MicroVMs that did not come up, by kind: QEMU refused or failed, or a warm guest died or was not ready in time',
-      labelNames: ['kind'],
+      help: 'MicroVMs that did not come up, by kind and platform: QEMU refused or failed, or a warm guest died or was not ready in time',
+      labelNames: ['kind', 'platform'],
       registers: [registry],
     }),
     storeWrittenBytes: new Counter({
@@ -60,4 +60,31 @@ export function createWorkerMetrics(): WorkerMetrics {
       registers: [registry],
     }),
   };
+}
+
+/** A VM boot's kind: for one step (cold) or for the pool (warm). */
+type VmBootKind = 'cold' | 'warm';
+
+/**
+ * The VM runners' boot observer (vm/runner-context.ts VmBootObserver), counting. `platform` is
+ * the runner's, so the label takes only the platforms this worker runs VMs of.
+ */
+export function countVmBoots(metrics: Pick<WorkerMetrics, 'vmBoots' | 'vmBootFailures'>): {
+  started(kind: VmBootKind, platform: string): void;
+  failed(kind: VmBootKind, platform: string): void;
+} {
+  return {
+    started: (kind, platform) => metrics.vmBoots.inc({ kind, platform }),
+    failed: (kind, platform) => metrics.vmBootFailures.inc({ kind, platform }),
+  };
+}
+
+/** Each kind of boot of each platform served, at 0: its series exist (and rates see its first boot) before it boots. */
+export function zeroVmBoots(metrics: Pick<WorkerMetrics, 'vmBoots' | 'vmBootFailures'>, platforms: readonly string[]): void {
+  for (const platform of platforms) {
+    for (const kind of ['cold', 'warm'] as const) {
+      metrics.vmBoots.inc({ kind, platform }, 0);
+      metrics.vmBootFailures.inc({ kind, platform }, 0);
+    }
+  }
 }
