@@ -11,7 +11,7 @@ export interface WorkerMetrics {
   registry: Registry;
   /** A build attempt from taking the job to its end; `retried`: the attempt failed and the build went back to the queue. */
   buildDuration: Histogram<'outcome'>;
-  stepDuration: Histogram<'step'>;
+  stepDuration: Histogram<'step' | 'platform'>;
   cacheLookups: Counter<'cache' | 'result'>;
   vmBoots: Counter<'kind' | 'platform'>;
   vmBootFailures: Counter<'kind' | 'platform'>;
@@ -31,8 +31,8 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     stepDuration: new Histogram({
       name: 'baler_build_step_duration_seconds',
-      help: 'Build steps on this worker that ran, by name (base, contents, vm, layer, archive, as in build events), and how long each took; steps taken from a cache are counted by baler_cache_lookups_total',
-      labelNames: ['step'],
+      help: 'Build steps on this worker that ran, by name (base, contents, vm, layer, archive, as in build events) and, for vm steps, platform (linux/amd64, linux/arm64), and how long each took; steps taken from a cache are counted by baler_cache_lookups_total',
+      labelNames: ['step', 'platform'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800],
       registers: [registry],
     }),

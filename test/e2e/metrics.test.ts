@@ -146,6 +146,10 @@ describe('a service with builds of every kind', () => {
     for (const step of ['base', 'contents', 'layer', 'vm', 'archive']) {
       expect(delta('baler_build_step_duration_seconds_count', { step }), step).toBeGreaterThan(0);
     }
+    // Only a VM step's duration carries its platform (the VM's: one this worker serves).
+    expect(delta('baler_build_step_duration_seconds_count', { step: 'vm', platform: 'linux/amd64' })).toBeGreaterThan(0);
+    const platformed = worker1.labelSets('baler_build_step_duration_seconds_count').filter((l) => l.platform !== undefined);
+    expect(new Set(platformed.map((l) => l.step))).toEqual(new Set(['vm']));
   });
 
   it('counts layer and import cache hits and misses (worker)', () => {
