@@ -30,7 +30,7 @@ import { QemuVmRunner } from '../src/vm/qemu-vm-runner.ts';
 import { choosePlatforms } from '../src/vm/served-platforms.ts';
 import { serveMetrics } from '../src/metrics/metrics-server.ts';
 import { WriteCountingStore } from '../src/metrics/store-writes.ts';
-import { createWorkerMetrics } from '../src/metrics/worker-metrics.ts';
+import { countVmBoots, createWorkerMetrics, zeroVmBoots } from '../src/metrics/worker-metrics.ts';
 
 const config = loadConfig();
 const logger = createLogger('baler-worker', config.logLevel);
@@ -69,8 +69,12 @@ const vm = await startPlatformRunners(choice, {
   logger,
   poolSize: config.vmPoolSize,
   diskReserveMiB: config.vmDiskReserveMiB,
-  boots: { started: (kind) => metrics.vmBoots.inc({ kind }), failed: (kind) => metrics.vmBootFailures.inc({ kind }) },
+  boots: countVmBoots(metrics),
 });
+zeroVmBoots(
+  metrics,
+  vm.platforms.map((p) => p.name),
+);
 const events = new BuildEventStream(redis, config.retentionSeconds);
 const builds = new BuildRepository(redis, events);
 const registries = loadRegistries(config.registriesFile);

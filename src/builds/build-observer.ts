@@ -30,6 +30,11 @@ export interface BuildObserver {
   log(text: string): void;
   /** A layer or import cache lookup, and whether it hit (a hit whose blobs are gone is a miss). */
   cacheLookup(cache: 'layer' | 'import', hit: boolean): void;
+  /**
+   * This observer for the steps of one platform (`linux/arm64`) of a multi-platform build, so
+   * that their events, log lines and metrics name it. Absent: the steps are told as they are.
+   */
+  forPlatform?(platform: string): BuildObserver;
 }
 
 /** Tells nobody anything (builds run outside a worker: tests, benchmarks). */

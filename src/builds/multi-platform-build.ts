@@ -24,7 +24,7 @@ export type RunOne = (spec: ResolvedSpec, deps: BuildDeps) => Promise<BuildResul
 
 /**
  * Build every platform of `spec` in its order with `runOne`, telling `onStates` each change of a
- * platform's state; the first platform that fails fails the build, its error's message prefixed
+ * platform's state (and the observer each step's platform: its forPlatform view); the first platform that fails fails the build, its error's message prefixed
  * with the platform (its kind kept: the worker classifies it as it would a single build's).
  * Then the index over the images is stored and its `oci-archive` described: the build's archive.
  */
@@ -42,7 +42,7 @@ export async function runPlatforms(spec: ResolvedSpec, deps: BuildDeps, runOne: 
     await tell(i, { platform, status: 'running' });
     observer.log(`baler: building ${platform} (platform ${i + 1} of ${platforms.length})\n`);
     try {
-      built.push(await runOne(specForPlatform(spec, platform), deps));
+      built.push(await runOne(specForPlatform(spec, platform), { ...deps, observer: observer.forPlatform?.(platform) ?? observer }));
     } catch (err) {
       // Stopped (cancel, time limit) or sent back to the queue (no disk room yet): not this platform's failure.
       if (deps.signal?.aborted || err instanceof VmHostBusyError) throw err;

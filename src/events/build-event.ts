@@ -16,6 +16,11 @@ export interface StepEventData {
   phase: StepPhase;
   /** Steps of one attempt numbered from 0 in the order they began. */
   index: number;
+  /**
+   * The platform the step builds for (`linux/arm64`): a single-platform build's on every step,
+   * a multi-platform build's on each platform's steps; none on its index's `archive` step.
+   */
+  platform?: string;
   /** On `finished`: how long the step took. */
   durationMs?: number;
   /** What the step works on (e.g. the base's reference, a layer's entry count, bytes written). */

@@ -24,16 +24,18 @@ export class BuildReporter implements Pick<BuildObserver, 'stepStarted' | 'stepC
     private readonly logger: Logger,
   ) {}
 
-  stepStarted(name: StepName, detail?: StepDetail): FinishStep {
+  /** A step begins (`platform`: the one it builds for, when known); the step's index is the next one of the build's. */
+  stepStarted(name: StepName, detail?: StepDetail, platform?: string): FinishStep {
     const index = this.nextIndex++;
     const started = performance.now();
-    this.emit('step', { name, phase: 'started', index, detail });
-    return (done) => this.emit('step', { name, phase: 'finished', index, durationMs: Math.round(performance.now() - started), detail: done ?? detail });
+    const named = platform === undefined ? {} : { platform };
+    this.emit('step', { name, phase: 'started', index, ...named, detail });
+    return (done) => this.emit('step', { name, phase: 'finished', index, ...named, durationMs: Math.round(performance.now() - started), detail: done ?? detail });
   }
 
   /** A step whose result came from a cache: nothing was read or run. */
-  stepCached(name: StepName, detail?: StepDetail): void {
-    this.emit('step', { name, phase: 'cached', index: this.nextIndex++, detail });
+  stepCached(name: StepName, detail?: StepDetail, platform?: string): void {
+    this.emit('step', { name, phase: 'cached', index: this.nextIndex++, ...(platform === undefined ? {} : { platform }), detail });
   }
 
   progress(what: ProgressName, bytesDone: number, bytesTotal?: number): void {

@@ -11,10 +11,10 @@ export interface WorkerMetrics {
   registry: Registry;
   /** A build attempt from taking the job to its end; `retried`: the attempt failed and the build went back to the queue. */
   buildDuration: Histogram<'outcome'>;
-  stepDuration: Histogram<'step'>;
+  stepDuration: Histogram<'step' | 'platform'>;
   cacheLookups: Counter<'cache' | 'result'>;
-  vmBoots: Counter<'kind'>;
-  vmBootFailures: Counter<'kind'>;
+  vmBoots: Counter<'kind' | 'platform'>;
+  vmBootFailures: Counter<'kind' | 'platform'>;
   storeWrittenBytes: Counter;
 }
 
@@ -31,8 +31,8 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     stepDuration: new Histogram({
       name: 'baler_build_step_duration_seconds',
-      help: 'Build steps on this worker that ran, by name (base, contents, vm, layer, archive, as in build events), and how long each took; steps taken from a cache are counted by baler_cache_lookups_total',
-      labelNames: ['step'],
+      help: 'Build steps on this worker that ran, by name (base, contents, vm, layer, archive, as in build events) and, for vm steps, platform (linux/amd64, linux/arm64), and how long each took; steps taken from a cache are counted by baler_cache_lookups_total',
+      labelNames: ['step', 'platform'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800],
       registers: [registry],
     }),
@@ -44,14 +44,14 @@ export function createWorkerMetrics(): WorkerMetrics {
     }),
     vmBoots: new Counter({
       name: 'baler_vm_boots_total',
-      help: 'MicroVMs started on this worker, by kind: cold (for one step) or warm (for the pool)',
-      labelNames: ['kind'],
+      help: 'MicroVMs started on this worker, by kind (cold: for one step, warm: for the pool) and platform (linux/amd64, linux/arm64: of those the worker serves)',
+      labelNames: ['kind', 'platform'],
       registers: [registry],
     }),
     vmBootFailures: new Counter({
       name: 'baler_vm_boot_failures_total',
-      help: 'MicroVMs that did not come up, by kind: QEMU refused or failed, or a warm guest died or was not ready in time',
-      labelNames: ['kind'],
+      help: 'MicroVMs that did not come up, by kind and platform: QEMU refused or failed, or a warm guest died or was not ready in time',
+      labelNames: ['kind', 'platform'],
       registers: [registry],
     }),
     storeWrittenBytes: new Counter({
@@ -60,4 +60,31 @@ export function createWorkerMetrics(): WorkerMetrics {
       registers: [registry],
     }),
   };
+}
+
+/** A VM boot's kind: for one step (cold) or for the pool (warm). */
+type VmBootKind = 'cold' | 'warm';
+
+/**
+ * The VM runners' boot observer (vm/runner-context.ts VmBootObserver), counting. `platform` is
+ * the runner's, so the label takes only the platforms this worker runs VMs of.
+ */
+export function countVmBoots(metrics: Pick<WorkerMetrics, 'vmBoots' | 'vmBootFailures'>): {
+  started(kind: VmBootKind, platform: string): void;
+  failed(kind: VmBootKind, platform: string): void;
+} {
+  return {
+    started: (kind, platform) => metrics.vmBoots.inc({ kind, platform }),
+    failed: (kind, platform) => metrics.vmBootFailures.inc({ kind, platform }),
+  };
+}
+
+/** Each kind of boot of each platform served, at 0: its series exist (and rates see its first boot) before it boots. */
+export function zeroVmBoots(metrics: Pick<WorkerMetrics, 'vmBoots' | 'vmBootFailures'>, platforms: readonly string[]): void {
+  for (const platform of platforms) {
+    for (const kind of ['cold', 'warm'] as const) {
+      metrics.vmBoots.inc({ kind, platform }, 0);
+      metrics.vmBootFailures.inc({ kind, platform }, 0);
+    }
+  }
 }

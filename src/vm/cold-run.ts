@@ -46,11 +46,11 @@ export async function runCold(ctx: RunnerContext, job: VmJob, accel: VmAccel): P
       pooled: false,
       trace: false,
     });
-    ctx.boots?.started('cold');
+    ctx.boots?.started('cold', ctx.platform.name);
     const proc = new QemuProcess(ctx.qemuBinary, args, { stdin: false });
     const logger = job.logger ?? ctx.logger;
     const { outcome, tarBytes } = await superviseStep(proc, dir, job, { accel, logger, handOver: undefined }).catch((err: unknown) => {
-      if (err instanceof VmStartError) ctx.boots?.failed('cold');
+      if (err instanceof VmStartError) ctx.boots?.failed('cold', ctx.platform.name);
       throw err;
     });
     return stepResult(dir, outcome, tarBytes);

@@ -6,11 +6,12 @@ import type { VmPlatform } from './platform.ts';
 
 type VmKind = 'cold' | 'warm';
 
+/** A runner's VM boots, each with its kind and the runner's platform (a VmPlatform's name, e.g. `linux/arm64`). */
 export interface VmBootObserver {
   /** QEMU is being started: for one step (cold) or for the pool (warm). */
-  started(kind: VmKind): void;
+  started(kind: VmKind, platform: string): void;
   /** It did not come up: QEMU refused or failed (bad kernel, no KVM), or a warm guest died or was not ready in time. */
-  failed(kind: VmKind): void;
+  failed(kind: VmKind, platform: string): void;
 }
 
 export interface RunnerContext {

@@ -39,9 +39,10 @@ export async function bootWarm(ctx: RunnerContext, limits: { memoryMiB: number; 
   const assets = await ctx.assets();
   const { memoryMiB, diskMiB } = limits;
   const { boots } = ctx;
-  boots?.started('warm');
+  const platform = ctx.platform.name;
+  boots?.started('warm', platform);
   const dir = await makeStepDir(ctx.tmpDir).catch((err: unknown) => {
-    boots?.failed('warm');
+    boots?.failed('warm', platform);
     throw err;
   });
   try {
@@ -70,11 +71,11 @@ export async function bootWarm(ctx: RunnerContext, limits: { memoryMiB: number; 
     });
     const nice = canRaisePriority() ? WARM_BOOT_NICE : 0;
     const onBootEnd = (ok: boolean): void => {
-      if (!ok) boots?.failed('warm');
+      if (!ok) boots?.failed('warm', platform);
     };
     return new WarmVm(dir, ctx.qemuBinary, args, { memoryMiB, diskMiB, bootTimeoutMs: WARM_BOOT_TIMEOUT_MS, nice, onBootEnd });
   } catch (err) {
-    boots?.failed('warm');
+    boots?.failed('warm', platform);
     await rm(dir, { recursive: true, force: true });
     throw err;
   }

@@ -165,11 +165,14 @@ export function createBuildProcessor(deps: ProcessorDeps) {
     const logWriter = new BuildLogWriter(deps.logs, buildId, (err) => log.warn({ err }, 'could not keep log output'));
     // So do step and progress events: a build's final state is its last event.
     const events = deps.events && new BuildReporter(deps.events, buildId, log);
-    const observer = new WorkerObserver({ logger: log, log: logWriter, events, metrics: deps.metrics });
+    // A single-platform build's steps all name its platform; a multi-platform build's, each its own (runPlatforms).
+    const platform = spec.platforms ? undefined : platformOfArchitecture(spec.architecture);
+    const observer = new WorkerObserver({ logger: log, log: logWriter, events, metrics: deps.metrics, platform });
     const written = () => Promise.all([logWriter.flush(), events?.flush()]);
     const stillRunning = setInterval(() => {
       const now = Date.now();
-      log.info({ step: observer.current.name, stepMs: now - observer.current.at, runningMs: now - started }, 'build still running');
+      const { name, platform, at } = observer.current;
+      log.info({ step: name, platform, stepMs: now - at, runningMs: now - started }, 'build still running');
     }, STILL_RUNNING_LOG_MS);
     const deadline = deps.buildTimeoutSeconds ? AbortSignal.timeout(deps.buildTimeoutSeconds * 1000) : undefined;
     const signals = [cancel?.signal, deadline].filter((s): s is AbortSignal => s !== undefined);

@@ -8,7 +8,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadSchemas } from '../../src/api/openapi.ts';
+import type { BuildLogWriter } from '../../src/builds/build-log-writer.ts';
 import { indexOutput } from '../../src/builds/build-archive.ts';
 import { planBuild } from '../../src/builds/build-plan.ts';
 import type { BuildResult } from '../../src/builds/build-result.ts';
@@ -17,6 +21,11 @@ import { runPlatforms } from '../../src/builds/multi-platform-build.ts';
 import { MemoryResultCache } from '../../src/builds/result-cache.ts';
 import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec } from '../../src/builds/spec.ts';
+import type { StepEventData } from '../../src/events/build-event.ts';
+import { BuildReporter } from '../../src/events/build-reporter.ts';
+import type { BuildEventStream } from '../../src/events/event-stream.ts';
+import { createWorkerMetrics } from '../../src/metrics/worker-metrics.ts';
+import { WorkerObserver } from '../../src/worker/worker-observer.ts';
 import { loadImage } from '../../src/image/stored-image.ts';
 import { pushIndex } from '../../src/registry/push.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
@@ -144,4 +153,54 @@ it('plans each platform in a dry run, from the caches its build filled', async (
   expect(plan.platforms?.map((p) => [p.platform, p.layers.map((l) => [l.contents, l.diffId, l.cached])])).toEqual(result.platforms?.map((p, i) => [p.platform, [[[0, i + 1], p.diffIds[0], true]]]));
   expect(plan.layers).toEqual(plan.platforms?.[0]?.layers);
   expect(plan.cached).toBe(false);
+});
+
+/** A worker's observer (events, service log, metrics) over fakes: what it tells of each step. */
+function recordingObserver(platform?: string) {
+  const events: StepEventData[] = [];
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = { append: async (_id: string, event: string, data: unknown) => void (event === 'step' && events.push(data as StepEventData)) } as unknown as BuildEventStream;
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const reporter = new BuildReporter(stream, 'b1', logger);
+  const metrics = createWorkerMetrics();
+  const log = { write: () => {} } as unknown as BuildLogWriter;
+  const observer = new WorkerObserver({ logger, log, events: reporter, metrics, platform });
+  return { observer, events, steps: () => lines.filter((l) => l.msg === 'build step'), metrics, flush: () => reporter.flush() };
+}
+
+it("names each step's platform in its events and log lines; the index's archive step names none", async () => {
+  const store = await FsBlobStore.create(join(dir, 'store-observed'));
+  const { observer, events, steps, metrics, flush } = recordingObserver();
+  const deps = { store, tenant: 'alpha', allowDevices: false, observer, vm: { run: () => Promise.reject(new Error('no VM')) }, loadBuildImage: () => Promise.reject(new Error('no base')) };
+  await runPlatforms(spec, deps, runBuild);
+  await flush();
+  // Each platform's steps in turn, then the index's archive (over both).
+  const runs = (platforms: Array<string | undefined>) => platforms.filter((p, i) => i === 0 || p !== platforms[i - 1]);
+  expect(runs(events.map((e) => e.platform))).toEqual(['linux/amd64', 'linux/arm64', undefined]);
+  expect(events.at(-1)).toMatchObject({ name: 'archive', phase: 'finished', detail: { platforms: ['linux/amd64', 'linux/arm64'] } });
+  expect(events.filter((e) => e.platform === 'linux/arm64').map((e) => `${e.name} ${e.phase}`)).toEqual(events.filter((e) => e.platform === 'linux/amd64').map((e) => `${e.name} ${e.phase}`));
+  // One numbering across the platforms: the build's steps in the order they began.
+  const begun = events.filter((e) => e.phase !== 'finished').map((e) => e.index);
+  expect(begun).toEqual(begun.map((_, i) => i));
+  // The service log's step lines say the same.
+  expect(steps().map((l) => l.platform)).toEqual(events.map((e) => e.platform));
+  // The events are what the API publishes (StepEvent in openapi.yaml).
+  const ajv = new Ajv2020({ strict: false });
+  for (const schema of loadSchemas()) ajv.addSchema(schema);
+  const validate = ajv.getSchema('StepEvent');
+  for (const event of events) expect(validate?.(event), JSON.stringify(validate?.errors)).toBe(true);
+  // No VM step: no step duration carries a platform (only a VM's may: it is one the worker serves).
+  const durations = await metrics.stepDuration.get();
+  expect(durations.values.filter((v) => v.labels.platform !== undefined)).toEqual([]);
+});
+
+it("names a single-platform build's platform on every step", async () => {
+  const store = await FsBlobStore.create(join(dir, 'store-observed-single'));
+  const { observer, events, steps, flush } = recordingObserver('linux/arm64');
+  const single = resolveSpec({ name: 'single/arm', architecture: 'arm64', contents: [{ text: 'arm64\n', to: '/etc/arch.txt' }] }, new Date(0));
+  await runBuild(single, { store, tenant: 'alpha', allowDevices: false, observer, vm: { run: () => Promise.reject(new Error('no VM')) }, loadBuildImage: () => Promise.reject(new Error('no base')) });
+  await flush();
+  expect(events.length).toBeGreaterThan(0);
+  expect(new Set(events.map((e) => e.platform))).toEqual(new Set(['linux/arm64']));
+  expect(new Set(steps().map((l) => l.platform))).toEqual(new Set(['linux/arm64']));
 });

@@ -187,6 +187,8 @@ describe('a runAsRoot build followed over SSE', () => {
       expect(finished?.durationMs, name).toEqual(expect.any(Number));
     }
     expect(steps.find((s) => s.name === 'archive' && s.phase === 'finished')?.detail).toMatchObject({ digest: expect.stringMatching(/^sha256:/) });
+    // Every step names the platform it builds for (this single-platform build's).
+    expect(new Set(steps.map((s) => s.platform))).toEqual(new Set(['linux/amd64']));
 
     // The log events are the build log.
     const logText = whole

@@ -146,6 +146,10 @@ describe('a service with builds of every kind', () => {
     for (const step of ['base', 'contents', 'layer', 'vm', 'archive']) {
       expect(delta('baler_build_step_duration_seconds_count', { step }), step).toBeGreaterThan(0);
     }
+    // Only a VM step's duration carries its platform (the VM's: one this worker serves).
+    expect(delta('baler_build_step_duration_seconds_count', { step: 'vm', platform: 'linux/amd64' })).toBeGreaterThan(0);
+    const platformed = worker1.labelSets('baler_build_step_duration_seconds_count').filter((l) => l.platform !== undefined);
+    expect(new Set(platformed.map((l) => l.step))).toEqual(new Set(['vm']));
   });
 
   it('counts layer and import cache hits and misses (worker)', () => {
@@ -157,10 +161,18 @@ describe('a service with builds of every kind', () => {
     expect(delta('import', 'hit')).toBe(1);
   });
 
-  it('counts cold VM boots (worker)', () => {
-    expect(worker1.value('baler_vm_boots_total', { kind: 'cold' }) - worker0.value('baler_vm_boots_total', { kind: 'cold' })).toBe(1);
+  it('counts cold VM boots by platform (worker), with a series for each platform it serves and no other', async () => {
+    const cold = { kind: 'cold', platform: 'linux/amd64' };
+    expect(worker1.value('baler_vm_boots_total', cold) - worker0.value('baler_vm_boots_total', cold)).toBe(1);
+    expect(worker1.value('baler_vm_boots_total', { kind: 'cold', platform: 'linux/arm64' }) - worker0.value('baler_vm_boots_total', { kind: 'cold', platform: 'linux/arm64' })).toBe(0);
     // (Not the warm ones: on a loaded host a warm VM may miss its boot deadline, a real failure.)
     expect(worker1.value('baler_vm_boot_failures_total', { kind: 'cold' })).toBe(0);
+    const { workers } = (await (await fetch(`${service.url}/v1/workers`)).json()) as { workers: { platforms: { platform: string }[] }[] };
+    const served = (workers[0]?.platforms ?? []).map((p) => p.platform).sort();
+    expect(served).toContain('linux/amd64');
+    for (const name of ['baler_vm_boots_total', 'baler_vm_boot_failures_total']) {
+      expect([...new Set(worker1.labelSets(name).map((l) => l.platform))].sort(), name).toEqual(served);
+    }
   });
 
   it('shows builds running and queued (fleet, from Redis and BullMQ), warm VMs booting, cancellations', async () => {
@@ -213,14 +225,14 @@ describe('a worker whose VM kernel QEMU refuses', () => {
 
   it('counts warm and cold VM boot failures', async () => {
     // The pool's warm VM fails at start-up.
-    await until(async () => (await scrape(workerMetrics)).value('baler_vm_boot_failures_total', { kind: 'warm' }) >= 1, 60_000);
+    await until(async () => (await scrape(workerMetrics)).value('baler_vm_boot_failures_total', { kind: 'warm', platform: 'linux/amd64' }) >= 1, 60_000);
     const id = await submitBuild(service, { name: 'metrics/no-vm', memorySize: 256, runAsRoot: 'true' });
     const build = await waitForBuild(service, id, 120_000);
     expect(build.status).toBe('failed');
     expect(build.error?.detail).toMatch(/qemu-system-x86_64 failed/);
     const worker = await scrape(workerMetrics);
-    expect(worker.value('baler_vm_boot_failures_total', { kind: 'cold' })).toBe(1);
-    expect(worker.value('baler_vm_boots_total', { kind: 'cold' })).toBe(1);
+    expect(worker.value('baler_vm_boot_failures_total', { kind: 'cold', platform: 'linux/amd64' })).toBe(1);
+    expect(worker.value('baler_vm_boots_total', { kind: 'cold', platform: 'linux/amd64' })).toBe(1);
     expect(worker.value('baler_build_duration_seconds_count', { outcome: 'failed' })).toBe(1);
   }, 180_000);
 });

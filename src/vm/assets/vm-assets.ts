@@ -12,7 +12,9 @@
  * (apt.ts) as downloaded packages (foreign-root.ts), the host's dpkg untouched.
  *
  * Each entry is <cache>/<key>/{vmlinux,initrd.cpio,manifest.json}; the three newest of each
- * platform are kept.
+ * platform are kept. Processes sharing the cache take turns per platform (cache-lock.ts): apt's
+ * private state, the downloads and the build are one process's at a time, and the next one
+ * finds the assets built.
  * scripts/build-vm-assets.mjs is the command line over this (setup and the worker image).
  */
 import { randomBytes } from 'node:crypto';
@@ -24,6 +26,7 @@ import type { VmPlatform } from '../platform.ts';
 import { DEFAULT_VM_PLATFORM } from '../platforms/index.ts';
 import { type Apt, foreignApt, hostApt } from './apt.ts';
 import { newestCached, pruneEntries } from './asset-cache.ts';
+import { withCacheLock } from './cache-lock.ts';
 import { assetsKey, FORMAT, guestFiles, type GuestFile } from './asset-inputs.ts';
 import { foreignRoot } from './foreign-root.ts';
 import { type GuestRoot, hostRoot } from './guest-root.ts';
@@ -54,7 +57,16 @@ export interface EnsureVmAssetsOptions {
   force?: boolean;
   /** Progress messages (default: stderr). */
   log?: (message: string) => void;
+  /** The longest to wait while another process builds this platform's assets in the same cache (default ASSET_LOCK_WAIT_MS). */
+  lockWaitMs?: number;
 }
+
+/**
+ * How long a process waits for another's build of the same platform's assets: a first build
+ * of a foreign platform's (apt lists, a kernel and the initramfs packages, about 60 MB) takes
+ * a minute or two on an ordinary link; this leaves room for a slow one.
+ */
+export const ASSET_LOCK_WAIT_MS = 10 * 60_000;
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -73,6 +85,15 @@ export async function ensureVmAssets(options: EnsureVmAssetsOptions = {}): Promi
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
   const meta = options.kernelPackage ?? process.env.BALER_VM_KERNEL_PACKAGE ?? platform.kernel.metaPackage;
   await mkdir(cacheDir, { recursive: true });
+  const lock = join(cacheDir, `.lock-${platform.architecture}`);
+  return withCacheLock(lock, { waitMs: options.lockWaitMs ?? ASSET_LOCK_WAIT_MS, what: `ensuring the ${platform.name} VM assets`, log }, () =>
+    ensureLocked({ ...options, log, platform, cacheDir, meta }),
+  );
+}
+
+/** ensureVmAssets, holding the platform's lock on the cache. */
+async function ensureLocked(options: EnsureVmAssetsOptions & { log: (message: string) => void; platform: VmPlatform; cacheDir: string; meta: string }): Promise<VmAssets> {
+  const { log, platform, cacheDir, meta } = options;
   const native = process.arch === platform.hostArch;
   let apt: Apt;
   try {
