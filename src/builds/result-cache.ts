@@ -32,11 +32,16 @@ export interface ResultCache {
   set(kind: CacheKind, key: string, value: unknown): Promise<void>;
 }
 
+/** A cache whose entries can be taken back (the worker's: a build recorded, then found cancelled). */
+export interface RevocableResultCache extends ResultCache {
+  delete(kind: CacheKind, key: string): Promise<void>;
+}
+
 /**
  * In Redis, each entry expiring after `ttlSeconds` (the builds' retention: blobs go with
  * them), under a namespace of its version.
  */
-export class RedisResultCache implements ResultCache {
+export class RedisResultCache implements RevocableResultCache {
   constructor(
     private readonly redis: Redis,
     private readonly ttlSeconds: number,
@@ -60,10 +65,14 @@ export class RedisResultCache implements ResultCache {
   async set(kind: CacheKind, key: string, value: unknown): Promise<void> {
     await this.redis.set(this.keyOf(kind, key), JSON.stringify(value), 'EX', Math.max(1, this.ttlSeconds));
   }
+
+  async delete(kind: CacheKind, key: string): Promise<void> {
+    await this.redis.del(this.keyOf(kind, key));
+  }
 }
 
 /** In this process's memory (tests, benchmarks of runBuild alone); `entries` may be shared. */
-export class MemoryResultCache implements ResultCache {
+export class MemoryResultCache implements RevocableResultCache {
   constructor(
     readonly entries = new Map<string, string>(),
     private readonly version = CACHE_VERSION,
@@ -76,5 +85,9 @@ export class MemoryResultCache implements ResultCache {
 
   async set(kind: CacheKind, key: string, value: unknown): Promise<void> {
     this.entries.set(`v${this.version}:${kind}:${key}`, JSON.stringify(value));
+  }
+
+  async delete(kind: CacheKind, key: string): Promise<void> {
+    this.entries.delete(`v${this.version}:${kind}:${key}`);
   }
 }

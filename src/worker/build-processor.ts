@@ -31,7 +31,7 @@ import { VmStepError } from '../builds/vm-step.ts';
 import type { CachedBuild } from '../builds/build-cache.ts';
 import { BuildReporter } from '../events/build-reporter.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
-import type { ResultCache } from '../builds/result-cache.ts';
+import type { RevocableResultCache } from '../builds/result-cache.ts';
 import type { BuildOutcome, WorkerMetrics } from '../metrics/worker-metrics.ts';
 import { WorkerObserver } from './worker-observer.ts';
 
@@ -52,7 +52,7 @@ export interface ProcessorDeps {
   tenantMaxRunning?: number;
   registries?: Registries;
   /** Layers, imports and whole builds made before; absent: no caching. */
-  cache?: ResultCache;
+  cache?: RevocableResultCache;
   /** Where the builds' step and progress events go (state and log events come with builds and logs). */
   events?: BuildEventStream;
   metrics?: WorkerMetrics;
@@ -203,13 +203,24 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // Its blobs taken from caches (and a base's) count for this tenant too, once each.
       await store.chargeStored(blobsOfResult(result));
       await written();
+      // In the build cache before it is seen as succeeded: a client that resubmits the spec the
+      // moment it sees `succeeded` gets the hit. Only a build that succeeded stays named as the
+      // source of later hits: the entry goes again when it was cancelled meanwhile.
+      const { cacheKey } = job.data;
+      let cached = false;
+      if (deps.cache && cacheKey) {
+        cached = await deps.cache.set('build', cacheKey, { buildId, result } satisfies CachedBuild).then(
+          () => true,
+          (err: unknown) => {
+            log.warn({ err }, 'could not record the build in the build cache');
+            return false;
+          },
+        );
+      }
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
         log.info({ status: 'succeeded', runningMs: ended('succeeded'), archive: result.archive }, 'build succeeded');
-        // Only a build that succeeded is named as the source of later hits.
-        if (deps.cache && job.data.cacheKey) {
-          await deps.cache.set('build', job.data.cacheKey, { buildId, result } satisfies CachedBuild).catch((err: unknown) => log.warn({ err }, 'could not record the build in the build cache'));
-        }
       } else {
+        if (cached && deps.cache && cacheKey) await deps.cache.delete('build', cacheKey).catch((err: unknown) => log.warn({ err }, 'could not remove the build from the build cache'));
         log.info({ runningMs: ended('cancelled') }, 'build finished but was cancelled meanwhile; result dropped');
       }
     } catch (err) {
