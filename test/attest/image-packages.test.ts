@@ -1,0 +1,220 @@
+/**
+ * Issue 16: the OS packages of an image, read by streaming over its stored layers
+ * (src/attest/sbom/image-packages.ts). A real Debian root (mmdebstrap minbase bookworm, cached
+ * by scripts/debian-root.mjs) stored as a layer gives exactly the packages `dpkg-query` lists on
+ * the same tar unpacked by GNU tar; layers over it that rewrite the status file, whiteout a
+ * distroless `status.d/` entry or make its directory opaque change the set as an unpacked image
+ * would. An apk database written here gives its packages. Budgets fail fast, naming the setting.
+ * No VM.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDebianRoot } from '../../scripts/debian-root.mjs';
+import type { PackageRecord } from '../../src/attest/attestation-types.ts';
+import { imagePackages } from '../../src/attest/sbom/image-packages.ts';
+import { MemoryLayerDatabasesCache } from '../../src/attest/sbom/layer-databases-cache.ts';
+import { BudgetExceededError } from '../../src/budget.ts';
+import type { Digest } from '../../src/digest.ts';
+import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
+import { rejection } from '../support/rejection.ts';
+import { run } from '../support/run.ts';
+
+let work: string;
+let store: FsBlobStore;
+let rootTar: string;
+/** The Debian root's layer (its diff_id: the tar is stored as it is). */
+let root: Digest;
+let layerCount = 0;
+
+/** `name version arch` lines, sorted, as dpkg-query prints them. */
+function lines(packages: PackageRecord[]): string[] {
+  return packages.map((p) => `${p.name} ${p.version} ${p.architecture}`).sort();
+}
+
+async function sh(script: string): Promise<string> {
+  const result = await run('sh', ['-euc', script], { timeoutMs: 120_000 });
+  expect(result.code, result.stderr).toBe(0);
+  return result.stdout;
+}
+
+/** A layer tar made by GNU tar from `files` (path → content; `null` is an empty file, e.g. a whiteout), stored. */
+async function layer(files: Record<string, string | null>): Promise<Digest> {
+  const dir = join(work, `layer-${++layerCount}`);
+  await mkdir(dir);
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(dir, path)), { recursive: true });
+    await writeFile(join(dir, path), content ?? '');
+  }
+  const tar = `${dir}.tar`;
+  await sh(`tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf '${tar}' -C '${dir}' .`);
+  return (await store.put(createReadStream(tar))).digest;
+}
+
+beforeAll(async () => {
+  rootTar = (await ensureDebianRoot()).tar;
+  work = await mkdtemp(join(tmpdir(), 'baler-image-packages-'));
+  store = await FsBlobStore.create(join(work, 'store'));
+  root = (await store.put(createReadStream(rootTar))).digest;
+}, 600_000);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('a Debian root', () => {
+  let expected: string[];
+  let packages: PackageRecord[];
+
+  beforeAll(async () => {
+    const unpacked = join(work, 'unpacked');
+    await mkdir(unpacked);
+    await sh(`tar -xf '${rootTar}' -C '${unpacked}' --exclude='./dev/*'`);
+    const listed = await sh(`dpkg-query --admindir='${unpacked}/var/lib/dpkg' -W -f '\${Package} \${Version} \${Architecture}\\n'`);
+    expected = listed.split('\n').filter(Boolean).sort();
+    const rssBefore = process.memoryUsage().rss;
+    const t = performance.now();
+    packages = await imagePackages([root], store, { cache: new MemoryLayerDatabasesCache() });
+    const ms = performance.now() - t;
+    console.log(
+      `imagePackages on the Debian root: ${packages.length} packages in ${ms.toFixed(0)} ms; rss ${(rssBefore / 2 ** 20).toFixed(0)} -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+    );
+  }, 300_000);
+
+  it('lists exactly the packages dpkg-query lists on the unpacked root', () => {
+    expect(expected.length).toBeGreaterThan(80);
+    expect(lines(packages)).toEqual(expected);
+  });
+
+  it('gives each package its source, purl and layer', () => {
+    const libc = packages.find((p) => p.name === 'libc6');
+    expect(libc).toMatchObject({ type: 'deb', sourceName: 'glibc', layer: root });
+    expect(libc?.purl).toBe(`pkg:deb/debian/libc6@${libc?.version}?arch=${libc?.architecture}`);
+    const apt = packages.find((p) => p.name === 'apt');
+    // apt's source is apt (no Source field): none recorded.
+    expect(apt?.sourceName).toBeUndefined();
+    expect(packages.every((p) => p.layer === root)).toBe(true);
+  });
+
+  it('loses a package a later layer removes from the status file, and places one it adds in that layer', async () => {
+    const status = await readFile(join(work, 'unpacked/var/lib/dpkg/status'), 'latin1');
+    const paragraphs = status.split('\n\n').filter((p) => p.trim());
+    const removed = paragraphs.filter((p) => !p.startsWith('Package: gzip\n'));
+    expect(removed.length).toBe(paragraphs.length - 1);
+    const rewrite = await layer({ 'var/lib/dpkg/status': `${removed.join('\n\n')}\n` });
+    const after = await imagePackages([root, rewrite], store);
+    expect(lines(after)).toEqual(expected.filter((l) => !l.startsWith('gzip ')));
+    expect(after.every((p) => p.layer === root)).toBe(true);
+
+    const added = await layer({
+      'var/lib/dpkg/status': `${removed.join('\n\n')}\n\nPackage: baler-hello\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\nDescription: says hello\n and more\n`,
+    });
+    const withHello = await imagePackages([root, rewrite, added], store);
+    expect(withHello.find((p) => p.name === 'baler-hello')).toMatchObject({ version: '1.0', architecture: 'all', layer: added });
+    expect(withHello.filter((p) => p.layer === root).length).toBe(expected.length - 1);
+    // The original status back in a later layer: gzip is listed again, from that layer.
+    const restored = await layer({ 'var/lib/dpkg/status': status });
+    const again = await imagePackages([root, rewrite, added, restored], store);
+    expect(lines(again)).toEqual(expected);
+    expect(again.find((p) => p.name === 'gzip')?.layer).toBe(restored);
+    expect(again.find((p) => p.name === 'libc6')?.layer).toBe(root);
+  });
+
+  it('loses every package when a layer deletes the status file or makes /var/lib/dpkg opaque', async () => {
+    const whiteout = await layer({ 'var/lib/dpkg/.wh.status': null });
+    expect(await imagePackages([root, whiteout], store)).toEqual([]);
+    const opaque = await layer({ 'var/lib/.wh..wh..opq': null, 'var/lib/misc/x': 'x' });
+    expect(await imagePackages([root, opaque], store)).toEqual([]);
+  });
+});
+
+describe('distroless status.d', () => {
+  const control = (name: string, version: string, extra = '') => `Package: ${name}\nVersion: ${version}\nArchitecture: amd64\n${extra}Description: ${name}\n`;
+
+  it('lists one package per file, skips md5sums, and follows whiteouts and opaque directories', async () => {
+    const base = await layer({
+      'var/lib/dpkg/status.d/base-files': control('base-files', '12.4+deb12u5'),
+      'var/lib/dpkg/status.d/base-files.md5sums': 'd41d8cd98f00b204e9800998ecf8427e  etc/debian_version\n',
+      'var/lib/dpkg/status.d/libssl3': control('libssl3', '3.0.15-1~deb12u1', 'Source: openssl\n'),
+      'var/lib/dpkg/status.d/tzdata': control('tzdata', '2024a-0+deb12u1'),
+    });
+    const first = await imagePackages([base], store);
+    expect(lines(first)).toEqual(['base-files 12.4+deb12u5 amd64', 'libssl3 3.0.15-1~deb12u1 amd64', 'tzdata 2024a-0+deb12u1 amd64']);
+    expect(first.find((p) => p.name === 'libssl3')).toMatchObject({ sourceName: 'openssl', sourceVersion: '3.0.15-1~deb12u1' });
+
+    const deleted = await layer({ 'var/lib/dpkg/status.d/.wh.tzdata': null });
+    expect(lines(await imagePackages([base, deleted], store))).toEqual(['base-files 12.4+deb12u5 amd64', 'libssl3 3.0.15-1~deb12u1 amd64']);
+
+    const opaque = await layer({ 'var/lib/dpkg/status.d/.wh..wh..opq': null, 'var/lib/dpkg/status.d/libc6': control('libc6', '2.36-9+deb12u9', 'Source: glibc (2.36-9+deb12u9)\n') });
+    const replaced = await imagePackages([base, deleted, opaque], store);
+    expect(replaced).toEqual([
+      {
+        type: 'deb',
+        name: 'libc6',
+        version: '2.36-9+deb12u9',
+        architecture: 'amd64',
+        sourceName: 'glibc',
+        sourceVersion: '2.36-9+deb12u9',
+        purl: 'pkg:deb/debian/libc6@2.36-9+deb12u9?arch=amd64',
+        layer: opaque,
+      },
+    ]);
+  });
+});
+
+describe('an apk database', () => {
+  const INSTALLED = [
+    'C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nS:407000\nI:647000\nT:the musl c library (libc) implementation\nU:https://musl.libc.org/\nL:MIT\no:musl\nm:Natanael Copa <ncopa@alpinelinux.org>\nt:1712000000\nc:abc\nF:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1xyz=\n',
+    'P:busybox\nV:1.36.1-r28\nA:x86_64\nL:GPL-2.0-only\no:busybox\nD:so:libc.musl-x86_64.so.1\nF:bin\nR:busybox\n',
+    'P:ssl_client\nV:1.36.1-r28\nA:x86_64\nL:GPL-2.0-only\no:busybox\n',
+    'P:ca-certificates-bundle\nV:20240226-r0\nA:x86_64\nL:MPL-2.0 AND MIT\no:ca-certificates\n',
+  ].join('\n');
+
+  it('gives name, version, architecture, licence, origin and purl', async () => {
+    const alpine = await layer({ 'lib/apk/db/installed': INSTALLED, 'etc/alpine-release': '3.20.0\n' });
+    const packages = await imagePackages([alpine], store);
+    expect(lines(packages)).toEqual(['busybox 1.36.1-r28 x86_64', 'ca-certificates-bundle 20240226-r0 x86_64', 'musl 1.2.5-r0 x86_64', 'ssl_client 1.36.1-r28 x86_64']);
+    expect(packages.find((p) => p.name === 'ssl_client')).toEqual({
+      type: 'apk',
+      name: 'ssl_client',
+      version: '1.36.1-r28',
+      architecture: 'x86_64',
+      license: 'GPL-2.0-only',
+      sourceName: 'busybox',
+      purl: 'pkg:apk/alpine/ssl_client@1.36.1-r28?arch=x86_64',
+      layer: alpine,
+    });
+    // `apk del busybox ssl_client` rewrites the database.
+    const removed = await layer({
+      'lib/apk/db/installed': INSTALLED.split('\n\n')
+        .filter((b) => !b.includes('o:busybox'))
+        .join('\n\n'),
+    });
+    expect(lines(await imagePackages([alpine, removed], store))).toEqual(['ca-certificates-bundle 20240226-r0 x86_64', 'musl 1.2.5-r0 x86_64']);
+  });
+});
+
+describe('budgets', () => {
+  it('refuses a status file of a million tiny paragraphs, naming the package budget', async () => {
+    const many = await layer({ 'var/lib/dpkg/status': 'Package: a\n\n'.repeat(1_000_000) });
+    const t = performance.now();
+    const err = await rejection(imagePackages([many], store));
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect((err as BudgetExceededError).setting).toBe('BALER_SBOM_MAX_PACKAGES');
+    expect(performance.now() - t).toBeLessThan(5_000);
+  }, 60_000);
+
+  it('refuses a 100 MB field at its tar header, naming the database budget, and a 2 MB one naming the field budget', async () => {
+    const huge = await layer({ 'var/lib/dpkg/status': `Package: a\nDescription: ${'x'.repeat(100 * 1024 ** 2)}\n` });
+    const t = performance.now();
+    const err = await rejection(imagePackages([huge], store));
+    expect((err as BudgetExceededError).setting).toBe('BALER_SBOM_MAX_DATABASE_BYTES');
+    expect(performance.now() - t).toBeLessThan(5_000);
+    const long = await layer({ 'var/lib/dpkg/status': `Package: a\nStatus: install ok installed\nDescription: x\n ${'x'.repeat(2 * 1024 ** 2)}\n` });
+    const fieldErr = await rejection(imagePackages([long], store));
+    expect((fieldErr as BudgetExceededError).setting).toBe('BALER_SBOM_MAX_FIELD_BYTES');
+    expect(fieldErr.message).toContain('/var/lib/dpkg/status');
+  }, 60_000);
+});
