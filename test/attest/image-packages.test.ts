@@ -5,6 +5,7 @@
  * the same tar unpacked by GNU tar; layers over it that rewrite the status file, whiteout a
  * distroless `status.d/` entry or make its directory opaque change the set as an unpacked image
  * would. An apk database written here gives its packages. Budgets fail fast, naming the setting.
+ * The Debian root's SBOM documents validate (CycloneDX's own validator) and list every package.
  * No VM.
  */
 import { createReadStream } from 'node:fs';
@@ -13,9 +14,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDebianRoot } from '../../scripts/debian-root.mjs';
+import { Spec, Validation } from '@cyclonedx/cyclonedx-library';
 import type { PackageRecord } from '../../src/attest/attestation-types.ts';
+import { cycloneDxDocument } from '../../src/attest/sbom/cyclonedx.ts';
 import { imagePackages } from '../../src/attest/sbom/image-packages.ts';
 import { MemoryLayerDatabasesCache } from '../../src/attest/sbom/layer-databases-cache.ts';
+import { spdxDocument } from '../../src/attest/sbom/spdx.ts';
 import { BudgetExceededError } from '../../src/budget.ts';
 import type { Digest } from '../../src/digest.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
@@ -96,6 +100,14 @@ describe('a Debian root', () => {
     // apt's source is apt (no Source field): none recorded.
     expect(apt?.sourceName).toBeUndefined();
     expect(packages.every((p) => p.layer === root)).toBe(true);
+  });
+
+  it("gives SBOM documents CycloneDX's validator accepts, one package per dpkg package", async () => {
+    const input = { name: 'debian:minbase', imageId: root, platform: 'linux/amd64', created: '1970-01-01T00:00:00Z', packages, contents: [], toolVersion: '0.1.0' };
+    const cdx = cycloneDxDocument(input);
+    expect(await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(cdx)).toBeNull();
+    expect((JSON.parse(cdx) as { components: unknown[] }).components.length).toBe(expected.length);
+    expect((spdxDocument(input) as { packages: unknown[] }).packages.length).toBe(expected.length + 1);
   });
 
   it('loses a package a later layer removes from the status file, and places one it adds in that layer', async () => {
