@@ -208,6 +208,26 @@ describe('an apk database', () => {
   });
 });
 
+describe('database files that are links', () => {
+  it('reads a hard-linked database from its target, and loses one a symlink replaces', async () => {
+    const dir = join(work, 'links');
+    await mkdir(join(dir, 'lib/apk/db'), { recursive: true });
+    await writeFile(join(dir, 'lib/apk/db/a-copy'), 'P:musl\nV:1.2.5-r0\nA:x86_64\n');
+    // GNU tar stores the later name (in --sort=name order) as a hard link to the earlier one.
+    await sh(
+      `ln '${dir}/lib/apk/db/a-copy' '${dir}/lib/apk/db/installed' && tar --sort=name --owner=0 --group=0 -cf '${dir}.tar' -C '${dir}' . && tar -tvf '${dir}.tar' | grep -q 'installed link to'`,
+    );
+    const linked = (await store.put(createReadStream(`${dir}.tar`))).digest;
+    expect(lines(await imagePackages([linked], store))).toEqual(['musl 1.2.5-r0 x86_64']);
+
+    const sym = join(work, 'symlink');
+    await mkdir(join(sym, 'lib/apk/db'), { recursive: true });
+    await sh(`ln -s /dev/null '${sym}/lib/apk/db/installed' && tar --sort=name -cf '${sym}.tar' -C '${sym}' .`);
+    const replaced = (await store.put(createReadStream(`${sym}.tar`))).digest;
+    expect(await imagePackages([linked, replaced], store)).toEqual([]);
+  });
+});
+
 describe('budgets', () => {
   it('refuses a status file of a million tiny paragraphs, naming the package budget', async () => {
     const many = await layer({ 'var/lib/dpkg/status': 'Package: a\n\n'.repeat(1_000_000) });
