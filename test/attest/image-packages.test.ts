@@ -95,7 +95,8 @@ describe('a Debian root', () => {
   it('gives each package its source, purl and layer', () => {
     const libc = packages.find((p) => p.name === 'libc6');
     expect(libc).toMatchObject({ type: 'deb', sourceName: 'glibc', layer: root });
-    expect(libc?.purl).toBe(`pkg:deb/debian/libc6@${libc?.version}?arch=${libc?.architecture}`);
+    // bookworm's os-release (/etc/os-release, a symlink to /usr/lib/os-release) names the distribution.
+    expect(libc?.purl).toBe(`pkg:deb/debian/libc6@${libc?.version}?arch=${libc?.architecture}&distro=debian-12`);
     const apt = packages.find((p) => p.name === 'apt');
     // apt's source is apt (no Source field): none recorded.
     expect(apt?.sourceName).toBeUndefined();
@@ -205,6 +206,12 @@ describe('an apk database', () => {
         .join('\n\n'),
     });
     expect(lines(await imagePackages([alpine, removed], store))).toEqual(['ca-certificates-bundle 20240226-r0 x86_64', 'musl 1.2.5-r0 x86_64']);
+    // An os-release names the distribution in every purl, whichever layer wrote it.
+    const release = await layer({ 'etc/os-release': 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.0\n' });
+    expect((await imagePackages([alpine, removed, release], store)).map((p) => p.purl)).toEqual([
+      'pkg:apk/alpine/ca-certificates-bundle@20240226-r0?arch=x86_64&distro=alpine-3.20.0',
+      'pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.0',
+    ]);
   });
 });
 

@@ -5,8 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { apkInstalledPackages } from '../../src/attest/sbom/apk-installed.ts';
+import type { DatabasePackage } from '../../src/attest/sbom/database-package.ts';
 import { dpkgStatusPackages } from '../../src/attest/sbom/dpkg-status.ts';
+import { parseOsRelease } from '../../src/attest/sbom/os-release.ts';
 import { PackageDatabaseError } from '../../src/attest/sbom/package-database-error.ts';
+import { packagePurl } from '../../src/attest/sbom/purl.ts';
 import { DEFAULT_SBOM_BUDGETS } from '../../src/attest/sbom/sbom-budgets.ts';
 import { LayerInputError } from '../../src/image/layer-entry.ts';
 
@@ -51,7 +54,8 @@ describe('dpkg status', () => {
       ['held', '2:3.4-1', 'all', 'held-src', '3.4-0.1'],
       ['utf', '1.0', 'amd64', 'utf-src', '1.0'],
     ]);
-    expect(packages[1]?.purl).toBe('pkg:deb/debian/held@2:3.4-1?arch=all');
+    expect(packagePurl(packages[1] as DatabasePackage)).toBe('pkg:deb/debian/held@2:3.4-1?arch=all');
+    expect(packagePurl(packages[1] as DatabasePackage, { id: 'ubuntu', versionId: '24.04' })).toBe('pkg:deb/ubuntu/held@2:3.4-1?arch=all&distro=ubuntu-24.04');
   });
 
   it('counts a paragraph without Status as installed only where told (distroless status.d)', () => {
@@ -83,6 +87,14 @@ describe('apk installed', () => {
 
   it('keeps a UTF-8 licence and ignores the lines it does not need', () => {
     const [pkg] = apkInstalledPackages(Buffer.from('C:Q1=\nP:a\nV:1-r0\nA:aarch64\nL:Licence Zoë\nF:usr\nR:file\nZ:Q1=\n\n'), 'installed', DEFAULT_SBOM_BUDGETS);
-    expect(pkg).toEqual({ type: 'apk', name: 'a', version: '1-r0', architecture: 'aarch64', license: 'Licence Zoë', purl: 'pkg:apk/alpine/a@1-r0?arch=aarch64' });
+    expect(pkg).toEqual({ type: 'apk', name: 'a', version: '1-r0', architecture: 'aarch64', license: 'Licence Zoë' });
+  });
+});
+
+describe('os-release', () => {
+  it('gives ID and VERSION_ID, quoted or not', () => {
+    const text = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\nID_LIKE=debian\n';
+    expect(parseOsRelease(Buffer.from(text), 'os-release', DEFAULT_SBOM_BUDGETS)).toEqual({ id: 'debian', versionId: '12' });
+    expect(parseOsRelease(Buffer.from("ID='alpine'\nVERSION_ID=3.20.0\n"), 'os-release', DEFAULT_SBOM_BUDGETS)).toEqual({ id: 'alpine', versionId: '3.20.0' });
   });
 });

@@ -11,7 +11,7 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import type { PackageRecord, SbomInput } from '../../src/attest/attestation-types.ts';
 import { cycloneDxDocument } from '../../src/attest/sbom/cyclonedx.ts';
-import { apkPurl, debPurl } from '../../src/attest/sbom/purl.ts';
+import { packagePurl } from '../../src/attest/sbom/purl.ts';
 import { spdxDocument } from '../../src/attest/sbom/spdx.ts';
 import { digestOf, type Digest } from '../../src/digest.ts';
 
@@ -19,11 +19,11 @@ const LAYER_1 = digestOf('layer 1');
 const LAYER_2 = digestOf('layer 2');
 
 function deb(name: string, version: string, extra: Partial<PackageRecord> = {}): PackageRecord {
-  return { type: 'deb', name, version, architecture: 'amd64', purl: debPurl(name, version, 'amd64'), layer: LAYER_1, ...extra };
+  return { type: 'deb', name, version, architecture: 'amd64', purl: packagePurl({ type: 'deb', name, version, architecture: 'amd64' }), layer: LAYER_1, ...extra };
 }
 
 function apk(name: string, version: string, license: string, origin: string): PackageRecord {
-  return { type: 'apk', name, version, architecture: 'x86_64', license, sourceName: origin, purl: apkPurl(name, version, 'x86_64'), layer: LAYER_2 };
+  return { type: 'apk', name, version, architecture: 'x86_64', license, sourceName: origin, purl: packagePurl({ type: 'apk', name, version, architecture: 'x86_64' }), layer: LAYER_2 };
 }
 
 const INPUT: SbomInput = {

@@ -1,7 +1,6 @@
 import { printable } from '../../image/printable.ts';
 import type { DatabasePackage } from './database-package.ts';
 import { PackageDatabaseError } from './package-database-error.ts';
-import { apkPurl } from './purl.ts';
 import { sbomOverBudget, type SbomBudgets } from './sbom-budgets.ts';
 
 /**
@@ -28,7 +27,7 @@ export function apkInstalledPackages(data: Buffer, what: string, budgets: SbomBu
     if (!name || !version || !architecture) {
       throw new PackageDatabaseError(`${what}: the package block ending at line ${lineNo} has no ${!name ? 'P: (name)' : !version ? 'V: (version)' : 'A: (architecture)'}`);
     }
-    const pkg: DatabasePackage = { type: 'apk', name, version, architecture, purl: apkPurl(name, version, architecture) };
+    const pkg: DatabasePackage = { type: 'apk', name, version, architecture };
     const license = block.get('L');
     if (license) pkg.license = license;
     const origin = block.get('o');

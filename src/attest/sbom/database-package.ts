@@ -1,7 +1,7 @@
 import type { PackageRecord } from '../attestation-types.ts';
 
-/** A package as one database file lists it: a PackageRecord before it is placed in a layer. */
-export type DatabasePackage = Omit<PackageRecord, 'layer'>;
+/** A package as one database file lists it: a PackageRecord before it is placed in a layer and the image's distribution names it (purl). */
+export type DatabasePackage = Omit<PackageRecord, 'layer' | 'purl'>;
 
 /** What makes two listings the same package: type, name, architecture and version. */
 export function packageKey(pkg: DatabasePackage): string {

@@ -2,7 +2,6 @@ import { printable } from '../../image/printable.ts';
 import { controlParagraphs } from './control-paragraphs.ts';
 import type { DatabasePackage } from './database-package.ts';
 import { PackageDatabaseError } from './package-database-error.ts';
-import { debPurl } from './purl.ts';
 import type { SbomBudgets } from './sbom-budgets.ts';
 
 const FIELDS = new Set(['package', 'status', 'version', 'architecture', 'source']);
@@ -39,7 +38,7 @@ export function dpkgStatusPackages(data: Buffer, what: string, budgets: SbomBudg
     if (!name || !version || !architecture) {
       throw new PackageDatabaseError(`${what}: installed package '${printable(name)}' has no ${!name ? 'name' : !version ? 'Version' : 'Architecture'}`);
     }
-    const pkg: DatabasePackage = { type: 'deb', name, version, architecture, purl: debPurl(name, version, architecture) };
+    const pkg: DatabasePackage = { type: 'deb', name, version, architecture };
     const source = paragraph.get('source');
     if (source) {
       const match = SOURCE.exec(source);

@@ -4,9 +4,10 @@ import type { TarIndexLimits } from '../../image/tar-limits.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import type { PackageRecord } from '../attestation-types.ts';
 import { packageKey, type DatabasePackage } from './database-package.ts';
-import { isWithin } from './database-paths.ts';
+import { isWithin, OS_RELEASE } from './database-paths.ts';
 import { MemoryLayerDatabasesCache, type LayerDatabasesCache } from './layer-databases-cache.ts';
-import { readLayerDatabases, type LayerDatabases } from './layer-databases.ts';
+import { readLayerDatabases, type LayerDatabaseFile, type LayerDatabases } from './layer-databases.ts';
+import { packagePurl } from './purl.ts';
 import { DEFAULT_SBOM_BUDGETS, sbomOverBudget, type SbomBudgets } from './sbom-budgets.ts';
 
 export interface ImagePackagesOptions {
@@ -56,7 +57,7 @@ export async function imagePackages(diffIds: Digest[], store: BlobStore, opts: I
 
 /** The database files of the layers applied so far, and since when each package has been listed. */
 class MergedDatabases {
-  private readonly files = new Map<string, DatabasePackage[]>();
+  private readonly files = new Map<string, LayerDatabaseFile>();
   /** How many listings (of the files present) each package has. */
   private readonly listings = new Map<string, number>();
   /** The layer each listed package has been listed since. */
@@ -73,18 +74,18 @@ class MergedDatabases {
       }
     };
     const drop = (hidden: (path: string) => boolean) => {
-      for (const [path, packages] of this.files) {
+      for (const [path, file] of this.files) {
         if (!hidden(path)) continue;
         this.files.delete(path);
-        count(packages, -1);
+        count(file.packages, -1);
       }
     };
     for (const removed of layer.removed) drop((path) => isWithin(path, removed));
     for (const dir of layer.opaque) drop((path) => path !== dir && isWithin(path, dir));
     for (const file of layer.files) {
       const old = this.files.get(file.path);
-      if (old) count(old, -1);
-      this.files.set(file.path, file.packages);
+      if (old) count(old.packages, -1);
+      this.files.set(file.path, file);
       count(file.packages, +1);
     }
     // After the whole layer: a package its rewritten database still lists keeps its layer.
@@ -98,16 +99,18 @@ class MergedDatabases {
     }
   }
 
-  /** Each package once (the first file in path order that lists it describes it), sorted. */
+  /** Each package once (the first file in path order that lists it describes it), named in the image's distribution, sorted. */
   packages(budgets: SbomBudgets): PackageRecord[] {
+    // os-release(5): /etc's if it is a file (a symlink there is usually to /usr/lib's), else /usr/lib's.
+    const os = OS_RELEASE.map((path) => this.files.get(path)?.osRelease).find((release) => release !== undefined);
     const out = new Map<string, PackageRecord>();
     for (const path of [...this.files.keys()].sort()) {
-      for (const pkg of this.files.get(path) ?? []) {
+      for (const pkg of this.files.get(path)?.packages ?? []) {
         const key = packageKey(pkg);
         if (out.has(key)) continue;
         const layer = this.since.get(key);
         if (!layer) throw new Error(`package ${key} listed without a layer (a bug)`);
-        out.set(key, { ...pkg, layer });
+        out.set(key, { ...pkg, purl: packagePurl(pkg, os), layer });
         if (out.size > budgets.maxPackages) throw sbomOverBudget(budgets, 'maxPackages', `more than ${budgets.maxPackages} packages in the image`);
       }
     }

@@ -11,12 +11,15 @@ import { apkInstalledPackages } from './apk-installed.ts';
 import type { DatabasePackage } from './database-package.ts';
 import { databaseKind, touchesDatabases, type DatabaseKind } from './database-paths.ts';
 import { dpkgStatusPackages } from './dpkg-status.ts';
+import { parseOsRelease, type OsRelease } from './os-release.ts';
 import { sbomOverBudget, type SbomBudgets } from './sbom-budgets.ts';
 
-/** One package-database file a layer writes, parsed. */
+/** One package-database file (or os-release) a layer writes, parsed. */
 export interface LayerDatabaseFile {
   path: string;
   packages: DatabasePackage[];
+  /** For an os-release file: what it says. */
+  osRelease?: OsRelease;
 }
 
 /**
@@ -124,10 +127,10 @@ export async function readLayerDatabases(store: BlobStore, diffId: Digest, opts:
       opts.signal?.throwIfAborted();
       const chunks: Buffer[] = [];
       for await (const chunk of readStoredData(reader, storedDataOf(diffId, header), header.size)) chunks.push(chunk);
-      const file = parseDatabase(kind, Buffer.concat(chunks), `${what}: /${printable(path)}`, budgets);
-      packages += file.length;
+      const file = parseDatabase(path, kind, Buffer.concat(chunks), `${what}: /${printable(path)}`, budgets);
+      packages += file.packages.length;
       if (packages > budgets.maxPackages) throw sbomOverBudget(budgets, 'maxPackages', `${what}: more than ${budgets.maxPackages} packages`);
-      files.push({ path, packages: file });
+      files.push(file);
     }
   } finally {
     reader.close();
@@ -154,13 +157,15 @@ async function resolveHardLinks(store: BlobStore, diffId: Digest, what: string, 
   }
 }
 
-function parseDatabase(kind: DatabaseKind, data: Buffer, what: string, budgets: SbomBudgets): DatabasePackage[] {
+function parseDatabase(path: string, kind: DatabaseKind, data: Buffer, what: string, budgets: SbomBudgets): LayerDatabaseFile {
   switch (kind) {
     case 'dpkg-status':
-      return dpkgStatusPackages(data, what, budgets, { statusless: 'not-installed' });
+      return { path, packages: dpkgStatusPackages(data, what, budgets, { statusless: 'not-installed' }) };
     case 'dpkg-status-d':
-      return dpkgStatusPackages(data, what, budgets, { statusless: 'installed' });
+      return { path, packages: dpkgStatusPackages(data, what, budgets, { statusless: 'installed' }) };
     case 'apk-installed':
-      return apkInstalledPackages(data, what, budgets);
+      return { path, packages: apkInstalledPackages(data, what, budgets) };
+    case 'os-release':
+      return { path, packages: [], osRelease: parseOsRelease(data, what, budgets) };
   }
 }
