@@ -235,6 +235,39 @@ describe('database files that are links', () => {
   });
 });
 
+describe('the per-layer cache', () => {
+  it("keeps each layer's part by diff_id, and drops the least recently used over its bound", async () => {
+    const cache = new MemoryLayerDatabasesCache(150);
+    const t = performance.now();
+    await imagePackages([root], store, { cache });
+    const cold = performance.now() - t;
+    const warm = performance.now();
+    expect((await imagePackages([root], store, { cache })).length).toBeGreaterThan(80);
+    // A hit reads nothing: no pass over the 170 MB tar.
+    expect(performance.now() - warm).toBeLessThan(Math.max(50, cold / 4));
+    // Bounded by packages: 96 + 1 fit 150; 60 more push the least recently used out.
+    const part = (n: number) => ({
+      removed: [],
+      opaque: [],
+      files: [{ path: 'var/lib/dpkg/status', packages: Array.from({ length: n }, (_, i) => ({ type: 'deb' as const, name: `p${i}`, version: '1', architecture: 'all' })) }],
+    });
+    const small = new MemoryLayerDatabasesCache(150);
+    small.set('a', part(95));
+    small.set('b', part(0));
+    small.set('c', part(59));
+    expect([small.get('a'), small.get('b'), small.get('c')].map((v) => v !== undefined)).toEqual([false, true, true]);
+    // The least recently used go first until the new part fits: b, then c (read after b).
+    expect(small.get('c')).toBeDefined();
+    small.set('d', part(95));
+    expect([small.get('b'), small.get('c'), small.get('d')].map((v) => v !== undefined)).toEqual([false, false, true]);
+  }, 60_000);
+
+  it('stops when its signal is aborted', async () => {
+    const err = await rejection(imagePackages([root], store, { cache: new MemoryLayerDatabasesCache(), signal: AbortSignal.abort() }));
+    expect(err.name).toBe('AbortError');
+  });
+});
+
 describe('budgets', () => {
   it('refuses a status file of a million tiny paragraphs, naming the package budget', async () => {
     const many = await layer({ 'var/lib/dpkg/status': 'Package: a\n\n'.repeat(1_000_000) });
