@@ -23,7 +23,8 @@ const SHARED_CACHE = new MemoryLayerDatabasesCache();
 
 /**
  * The OS packages of an image, from the package databases of its final filesystem: dpkg's
- * status, distroless' `status.d/`, apk's installed database. Streams over the layers (stored
+ * status, distroless' `status.d/`, apk's installed database; purls name the distribution its
+ * os-release gives (purl.ts). Streams over the layers (stored
  * uncompressed by diff_id, bottom first), each read once for the entries that touch a database
  * and cached by diff_id; applies each layer's whiteouts, opaque directories and rewrites over
  * the ones below, so a layer that deletes or rewrites a database wins. Never unpacks.
