@@ -3,8 +3,10 @@
  * any host that reaches Redis and the store.
  */
 import { Worker } from 'bullmq';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { loadSigningKey } from '../src/attest/signing/signing-key.ts';
 import { BlobOwners } from '../src/auth/blob-owners.ts';
 import { quotaSettings, TenantQuota } from '../src/auth/tenant-quota.ts';
 import { BuildLogs } from '../src/builds/build-log.ts';
@@ -95,6 +97,15 @@ const sandbox = new BuildSandbox({
   heapMiB: config.buildHeapMiB,
   onStored: (bytes) => metrics.storeWrittenBytes.inc(bytes),
 });
+// Attestations are signed with the operator's key, when there is one; a key that cannot be read stops the worker.
+const signingKey = config.signingKeyFile
+  ? await loadSigningKey(config.signingKeyFile).catch((err: unknown) => {
+      logger.fatal({ err, file: config.signingKeyFile }, 'cannot load the signing key (BALER_SIGNING_KEY_FILE)');
+      process.exit(2);
+    })
+  : undefined;
+const { version: balerVersion } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 const worker = new CapabilityConsumer(
   createBuildProcessor({
     store,
@@ -115,6 +126,7 @@ const worker = new CapabilityConsumer(
     archiveBudgets: config.archiveBudgets,
     layerBudgets: config.layerBudgets,
     maxErrorChars: config.archiveBudgets.maxErrorChars,
+    attest: { signingKey, builderId: config.builderId, balerVersion, worker: workerId },
   }),
   {
     connection: redis,
@@ -130,7 +142,6 @@ const worker = new CapabilityConsumer(
   },
 );
 await worker.start();
-const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 const startedAt = new Date().toISOString();
 const registration = new WorkerRegistration(
   redis,
@@ -156,7 +167,17 @@ const stopCollecting =
         logger,
       )
     : () => {};
-logger.info({ id: workerId, ...capabilities, queues: worker.queueNames, concurrency: config.workerConcurrency, dataDir: config.dataDir }, 'worker started');
+logger.info(
+  {
+    id: workerId,
+    ...capabilities,
+    queues: worker.queueNames,
+    concurrency: config.workerConcurrency,
+    dataDir: config.dataDir,
+    attestations: signingKey ? `signed by key ${signingKey.keyId}` : 'unsigned',
+  },
+  'worker started',
+);
 
 let stopping = false;
 const stop = async (signal: string) => {

@@ -83,6 +83,7 @@ async function indexResult(spec: ResolvedSpec, platforms: string[], built: Build
     layers: result.layers,
     manifest: { digest: layout.images[i]?.manifest.digest ?? result.imageId, size: layout.images[i]?.manifest.size ?? 0 },
     archive: result.archive,
+    ...(result.base ? { base: result.base } : {}),
   }));
   const first = built[0] as BuildResult;
   return {

@@ -35,7 +35,10 @@ export async function runBuild(spec: ResolvedSpec, deps: BuildDeps): Promise<Bui
     () => describeArchive(image, spec, format, compression, store, (done, total) => ctx.observer.progress('archive', done, total), deps.layerBudgets),
     (a) => ({ digest: a.digest, size: a.size }),
   );
-  return { imageId: image.imageId, diffIds: image.layers.map((l) => l.diffId), layers: image.layers, archive };
+  const result: BuildResult = { imageId: image.imageId, diffIds: image.layers.map((l) => l.diffId), layers: image.layers, archive };
+  // What the build's provenance and SBOM name as its base (attest/).
+  if (base) result.base = { imageId: base.imageId };
+  return result;
 }
 
 /** The observer, with the build stopped (cancel, time limit) as a step is about to begin. */

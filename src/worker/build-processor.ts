@@ -33,6 +33,7 @@ import { BuildReporter } from '../events/build-reporter.ts';
 import type { BuildEventStream } from '../events/event-stream.ts';
 import type { RevocableResultCache } from '../builds/result-cache.ts';
 import type { BuildOutcome, WorkerMetrics } from '../metrics/worker-metrics.ts';
+import { attestResult, type AttestDeps } from '../attest/attest-build.ts';
 import { WorkerObserver } from './worker-observer.ts';
 
 export interface ProcessorDeps {
@@ -67,6 +68,8 @@ export interface ProcessorDeps {
   layerBudgets?: LayerBudgets;
   /** Longest error text a failed build's record shows (BALER_MAX_ERROR_CHARS). */
   maxErrorChars?: number;
+  /** How a succeeded build's images are attested (SBOMs, provenance); absent: they are not. */
+  attest?: Omit<AttestDeps, 'store' | 'signal'>;
 }
 
 const BUSY_TENANT_DELAY_MS = 1000;
@@ -198,7 +201,12 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         archiveBudgets: deps.archiveBudgets,
         layerBudgets: deps.layerBudgets,
       };
-      const result = spec.platforms ? await runPlatforms(spec, buildDeps, run, (platforms) => deps.builds.update(buildId, { platforms })) : await run(spec, buildDeps);
+      const built = spec.platforms ? await runPlatforms(spec, buildDeps, run, (platforms) => deps.builds.update(buildId, { platforms })) : await run(spec, buildDeps);
+      observer.current = { name: 'attesting', at: Date.now() };
+      const result = deps.attest
+        ? await attestResult(built, { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }, { ...deps.attest, store, signal: buildDeps.signal })
+        : built;
+      for (const image of [result, ...(result.platforms ?? [])]) if (image.attestationError) log.warn({ attestationError: image.attestationError }, 'image has no attestations');
       observer.current = { name: 'finishing', at: Date.now() };
       // Its blobs taken from caches (and a base's) count for this tenant too, once each.
       await store.chargeStored(blobsOfResult(result));
