@@ -23,6 +23,7 @@ import { mergesRoutes } from './merges.ts';
 import { workersRoutes } from './workers.ts';
 import { pushesRoutes } from './pushes.ts';
 import { blobsRoutes } from './blobs.ts';
+import { attestationsRoutes } from './attestations.ts';
 import { buildsRoutes } from './builds.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { eventsRoutes } from './events.ts';
@@ -164,6 +165,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     quota,
     layerBudgets: deps.config.layerBudgets,
   });
+  await app.register(attestationsRoutes, { store, builds: deps.builds });
   await app.register(workersRoutes, { redis: deps.redis });
   await app.register(signingKeyRoutes, { publicKeyPem: deps.signingKey?.publicKeyPem ?? null });
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });

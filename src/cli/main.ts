@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { DEFAULT_URL } from './command-context.ts';
+import { registerAttestations } from './commands/attestations.ts';
 import { registerBuild } from './commands/build.ts';
 import { registerCancel } from './commands/cancel.ts';
 import { registerDownload } from './commands/download.ts';
@@ -24,5 +25,6 @@ registerLogs(program);
 registerCancel(program);
 registerDownload(program);
 registerPush(program);
+registerAttestations(program);
 
 await program.parseAsync();
