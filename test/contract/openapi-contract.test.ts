@@ -137,9 +137,13 @@ async function exercise(): Promise<{ buildId: string; digest: string }> {
   expect(await done(call(`/v1/builds/${buildId}/image?format=oci-archive&compression=none`))).toBe(200);
   expect(await done(call(`/v1/builds/${buildId}/image?format=docker-archive&compression=zstd`))).toBe(400);
   expect(await done(call(`/v1/builds/${buildId}/image?format=zip`))).toBe(400);
+  expect(await done(call(`/v1/builds/${buildId}/sbom?format=cyclonedx`))).toBe(200);
+  expect(await done(call(`/v1/builds/${buildId}/sbom?envelope=1`))).toBe(200);
+  expect(await done(call(`/v1/builds/${buildId}/provenance`))).toBe(200);
+  expect(await done(call(`/v1/builds/${buildId}/sbom?format=xml`))).toBe(400);
   expect(await done(call(`/v1/builds/${buildId}`, { method: 'DELETE' }))).toBe(409);
   expect(await done(call(`/v1/builds/${buildId}/cancel`, { method: 'POST' }))).toBe(409);
-  for (const path of ['', '/logs', '/image']) expect(await done(call(`/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa${path}`))).toBe(404);
+  for (const path of ['', '/logs', '/image', '/sbom', '/provenance']) expect(await done(call(`/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa${path}`))).toBe(404);
   expect(await done(call('/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa/image', { method: 'HEAD' }))).toBe(404);
   expect(await done(call('/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa', { method: 'DELETE' }))).toBe(404);
 
@@ -161,6 +165,8 @@ async function exercise(): Promise<{ buildId: string; digest: string }> {
   const queued = (await (await call('/v1/builds', json({ name: 'waits' }), queueOnly)).json()) as { id: string };
   expect(await done(call('/v1/builds', json({ name: 'over-quota' }), queueOnly))).toBe(429);
   expect(await done(call(`/v1/builds/${queued.id}/image`, {}, queueOnly))).toBe(409);
+  expect(await done(call(`/v1/builds/${queued.id}/sbom`, {}, queueOnly))).toBe(409);
+  expect(await done(call(`/v1/builds/${queued.id}/provenance`, {}, queueOnly))).toBe(409);
   expect(await done(call(`/v1/builds/${queued.id}/image`, { method: 'HEAD' }, queueOnly))).toBe(409);
   expect(await done(call('/v1/merges', json({ builds: [queued.id] }), queueOnly))).toBe(409);
   expect(await done(call(`/v1/builds/${queued.id}/push`, json({ ref: 'localhost:5000/x:1' }), queueOnly))).toBe(409);
