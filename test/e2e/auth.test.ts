@@ -53,7 +53,7 @@ describe('with a tokens file', () => {
     expect(submit.status).toBe(202);
     const { id } = (await submit.json()) as { id: string };
 
-    for (const path of [`/v1/builds/${id}`, `/v1/builds/${id}/logs`, `/v1/builds/${id}/image`, `/v1/blobs/${digest}`]) {
+    for (const path of [`/v1/builds/${id}`, `/v1/builds/${id}/logs`, `/v1/builds/${id}/image`, `/v1/builds/${id}/sbom`, `/v1/builds/${id}/provenance`, `/v1/blobs/${digest}`]) {
       expect((await as('token-b', path)).status, path).toBe(404);
     }
     expect((await as('token-b', `/v1/builds/${id}`, { method: 'DELETE' })).status).toBe(404);
