@@ -40,7 +40,7 @@ export function buildCacheKey(spec: ResolvedSpec, opts: { tenant: string; base?:
 /** The cached result for `key`, if every blob it names is still stored (garbage collection may have taken some). */
 export async function findCachedBuild(cache: ResultCache, store: BlobStore, key: string): Promise<BuildCacheHit | null> {
   const hit = await cache.get<CachedBuild>('build', key);
-  if (!hit?.result) return null;
+  if (!hit?.result || !attestedOrTried(hit.result)) return null;
   const blobs: BuildCacheHit['blobs'] = [];
   for (const digest of new Set(blobsOfResult(hit.result))) {
     const stored = await store.stat(digest);
@@ -48,4 +48,14 @@ export async function findCachedBuild(cache: ResultCache, store: BlobStore, key:
     blobs.push({ digest, size: stored.size });
   }
   return { ...hit, blobs };
+}
+
+/**
+ * Whether the worker attested the result's images (or tried: `attestationError`). A result
+ * cached before builds were attested is built again, so that every build has its SBOM and
+ * provenance, rather than answered by a build that has none.
+ */
+function attestedOrTried(result: BuildResult): boolean {
+  const images = result.platforms ?? [result];
+  return images.every((image) => image.attestations !== undefined || image.attestationError !== undefined);
 }
