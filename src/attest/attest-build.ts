@@ -169,7 +169,7 @@ function dependenciesOf(spec: ResolvedSpec, platform: string, base: SbomInput['b
     .map((r) => ({ name: r.pointer, digest: r.digest }));
   if (!base) return blobs;
   const from = spec.fromImage;
-  const uri = from && 'build' in from ? `/v1/builds/${from.build}` : base.reference;
+  const uri = from && 'build' in from ? `/v1/builds/${from.build}` : from && 'ref' in from ? `pkg:docker/${from.ref}` : base.reference;
   return [...blobs, { name: 'base', uri, digest: base.digest }];
 }
 

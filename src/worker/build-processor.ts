@@ -203,6 +203,9 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       };
       const built = spec.platforms ? await runPlatforms(spec, buildDeps, run, (platforms) => deps.builds.update(buildId, { platforms })) : await run(spec, buildDeps);
       observer.current = { name: 'attesting', at: Date.now() };
+      // In this thread, not the sandbox's: the package databases it reads are bounded by the
+      // SBOM library's budgets, and the signing key stays out of the thread that parses the
+      // build's input. A failure is recorded on the image (attestationError), never the build's.
       const result = deps.attest
         ? await attestResult(built, { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }, { ...deps.attest, store, signal: buildDeps.signal })
         : built;
