@@ -42,7 +42,7 @@ const facts = (spec = resolveSpec({ name: 'app', tag: '1', fromImage: { ref: `re
   startedOn: '2026-12-03T00:00:00Z',
   finishedOn: '2026-12-03T00:00:01Z',
 });
-const deps = (extra: Partial<AttestDeps> = {}): AttestDeps => ({ store, builderId: 'urn:test', toolVersion: '0.0.0-test', ...extra });
+const deps = (extra: Partial<AttestDeps> = {}): AttestDeps => ({ store, builderId: 'urn:test', balerVersion: '0.0.0-test', worker: 'test-worker', ...extra });
 const envelopeOf = async (digest: Digest) => JSON.parse((await buffer(await store.open(digest))).toString()) as { payloadType: string; payload: string; signatures: Array<{ sig: string }> };
 
 describe('attestResult', () => {
