@@ -19,6 +19,8 @@ import type { PushJobData } from '../queue/push-queue.ts';
 import type { Registries } from '../registry/registries.ts';
 import type { SigningKey } from '../attest/signing/signing-key.ts';
 import { registerAuth } from './auth.ts';
+import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { mergesRoutes } from './merges.ts';
 import { workersRoutes } from './workers.ts';
 import { pushesRoutes } from './pushes.ts';
@@ -59,6 +61,7 @@ export interface ApiDeps {
     | 'storeScanSeconds'
     | 'eventsHeartbeatMs'
     | 'tenantMaxEventStreams'
+    | 'builderId'
   >;
   logger: Logger;
   redis: Redis;
@@ -76,6 +79,8 @@ export interface ApiDeps {
   /** BALER_SIGNING_KEY_FILE's key; null: attestations are unsigned. */
   signingKey: SigningKey | null;
 }
+
+const { version: BALER_VERSION } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** The HTTP API: validates, records and enqueues; it never builds. */
 export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -154,6 +159,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     allowDevices: deps.config.allowDevices,
     metrics,
     vmCaps: deps.config,
+    // A build-cache hit gets a provenance of its own, made here (no worker runs it).
+    attest: { signingKey: deps.signingKey ?? undefined, builderId: deps.config.builderId, balerVersion: BALER_VERSION, worker: `api:${hostname()}:${process.pid}` },
   });
   await app.register(buildsRoutes, {
     redis: deps.redis,

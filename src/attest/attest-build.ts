@@ -12,7 +12,7 @@ import { hexOf, type Digest } from '../digest.ts';
 import { normalizeLayerPath } from '../image/layer-entry.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import type { BuildResult } from '../builds/build-result.ts';
+import type { BuildResult, PlatformImage } from '../builds/build-result.ts';
 import { entryIsFor, platformOfArchitecture, platformsOf, specForPlatform } from '../builds/platforms.ts';
 import { CACHE_VERSION } from '../builds/result-cache.ts';
 import { blobReferences, type ResolvedSpec } from '../builds/spec.ts';
@@ -77,24 +77,19 @@ export async function attestResult(result: BuildResult, build: BuildFacts, deps:
       return { ...image, attestationError: `attestations could not be made: ${(err as Error).message}` };
     }
   };
-  if (!result.platforms) {
-    const platform = platformsOf(build.spec)[0] ?? platformOfArchitecture(build.spec.architecture);
-    return attest(result, { platform, spec: build.spec, imageId: result.imageId, diffIds: result.diffIds, base: result.base });
-  }
+  if (!result.platforms) return attest(result, singleFacts(result, build.spec));
   const platforms = [];
-  for (const image of result.platforms) {
-    platforms.push(
-      await attest(image, {
-        platform: image.platform,
-        spec: specForPlatform(build.spec, image.platform),
-        imageId: image.imageId,
-        diffIds: image.diffIds,
-        manifestDigest: image.manifest.digest,
-        base: image.base,
-      }),
-    );
-  }
+  for (const image of result.platforms) platforms.push(await attest(image, platformFacts(image, build.spec)));
   return { ...result, platforms };
+}
+
+function singleFacts(result: BuildResult, spec: ResolvedSpec): ImageFacts {
+  const platform = platformsOf(spec)[0] ?? platformOfArchitecture(spec.architecture);
+  return { platform, spec, imageId: result.imageId, diffIds: result.diffIds, base: result.base };
+}
+
+function platformFacts(image: PlatformImage, spec: ResolvedSpec): ImageFacts {
+  return { platform: image.platform, spec: specForPlatform(spec, image.platform), imageId: image.imageId, diffIds: image.diffIds, manifestDigest: image.manifest.digest, base: image.base };
 }
 
 /** One image's SBOMs and provenance, stored as DSSE envelopes. */
@@ -115,8 +110,37 @@ export async function attestImage(image: ImageFacts, build: BuildFacts, deps: At
     ...(base ? { base } : {}),
     toolVersion: deps.balerVersion,
   };
-  const provenance: ProvenanceInput = {
-    subject: { name, digest: image.manifestDigest ?? image.imageId },
+  const provenance = provenanceInputOf(image, build, deps);
+  const store1 = (kind: keyof ImageAttestations, payload: Buffer) => storeEnvelope(store, ATTESTATION_PAYLOAD_TYPES[kind], payload, deps.signingKey);
+  return {
+    sbomSpdx: await store1('sbomSpdx', Buffer.from(JSON.stringify(spdxDocument(sbom)), 'utf8')),
+    sbomCycloneDx: await store1('sbomCycloneDx', Buffer.from(cycloneDxDocument(sbom), 'utf8')),
+    provenance: await store1('provenance', statementPayload(provenanceStatement(provenance))),
+  };
+}
+
+/**
+ * A build-cache hit's result as this build's: its images and SBOMs are those of the build that
+ * made them (the same blobs), its provenance a new statement of this build naming that build
+ * and its provenance (`cachedFrom`). An image the original could not attest stays without.
+ */
+export async function attestCachedResult(result: BuildResult, build: BuildFacts, cachedFrom: string, deps: AttestDeps): Promise<BuildResult> {
+  const again = async <T extends Attested>(image: T, facts: ImageFacts): Promise<T> => {
+    if (!image.attestations) return image;
+    const input = { ...provenanceInputOf(facts, build, deps), cachedFrom: { buildId: cachedFrom, provenance: image.attestations.provenance } };
+    const provenance = await storeEnvelope(deps.store, ATTESTATION_PAYLOAD_TYPES.provenance, statementPayload(provenanceStatement(input)), deps.signingKey);
+    return { ...image, attestations: { ...image.attestations, provenance } };
+  };
+  if (!result.platforms) return again(result, singleFacts(result, build.spec));
+  const platforms = [];
+  for (const image of result.platforms) platforms.push(await again(image, platformFacts(image, build.spec)));
+  return { ...result, platforms };
+}
+
+function provenanceInputOf(image: ImageFacts, build: BuildFacts, deps: AttestDeps): ProvenanceInput {
+  const base = baseOf(build.spec, image.base);
+  return {
+    subject: { name: `${build.spec.name}:${build.spec.tag}`, digest: image.manifestDigest ?? image.imageId },
     buildId: build.buildId,
     spec: build.spec,
     builderId: deps.builderId,
@@ -127,12 +151,6 @@ export async function attestImage(image: ImageFacts, build: BuildFacts, deps: At
     startedOn: build.startedOn,
     finishedOn: build.finishedOn,
     worker: deps.worker,
-  };
-  const store1 = (kind: keyof ImageAttestations, payload: Buffer) => storeEnvelope(store, ATTESTATION_PAYLOAD_TYPES[kind], payload, deps.signingKey);
-  return {
-    sbomSpdx: await store1('sbomSpdx', Buffer.from(JSON.stringify(spdxDocument(sbom)), 'utf8')),
-    sbomCycloneDx: await store1('sbomCycloneDx', Buffer.from(cycloneDxDocument(sbom), 'utf8')),
-    provenance: await store1('provenance', statementPayload(provenanceStatement(provenance))),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { attestCachedResult, type AttestDeps } from '../attest/attest-build.ts';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { buildCacheKey, findCachedBuild, type BuildCacheHit } from '../builds/build-cache.ts';
 import { newBuildId } from '../builds/build-id.ts';
@@ -9,6 +10,7 @@ import type { ResultCache } from '../builds/result-cache.ts';
 import { resolveSpec, type BuildSpec } from '../builds/spec.ts';
 import type { ApiMetrics } from '../metrics/api-metrics.ts';
 import { Problem } from '../problem.ts';
+import { ChargedStore } from '../store/charged-store.ts';
 import { enqueueBuild, jobIdOf, type BuildQueues } from '../queue/build-queue.ts';
 import { whyNoWorkerServes } from '../queue/worker-registry.ts';
 import { checkBuildSpec, type BuildCheckDeps } from './build-checks.ts';
@@ -30,6 +32,8 @@ export interface BuildSubmissionDeps extends BuildCheckDeps {
   /** Part of the cache key: the same spec may give another layer where devices are allowed. */
   allowDevices: boolean;
   metrics?: Pick<ApiMetrics, 'buildsSubmitted' | 'cacheLookups'>;
+  /** How a build-cache hit gets its own provenance (naming the build it reuses); absent: it has the original's. */
+  attest?: Omit<AttestDeps, 'store' | 'signal' | 'packageBudgets'>;
 }
 
 export interface SubmitOptions {
@@ -60,6 +64,19 @@ export class BuildSubmission {
     return this.deps.idempotency.run(opts.idempotencyKey, `${submitter.tenant}:builds`, fingerprintOf({ spec, noCache }), () => this.record(spec, submitter, noCache, base));
   }
 
+  /** The hit's result with a provenance of this build (attestCachedResult); the original's when that cannot be made. */
+  private async attestHit(hit: BuildCacheHit, id: string, spec: BuildRecord['spec'], now: Date, submitter: Submitter): Promise<BuildRecord['result']> {
+    const { attest, store, quota } = this.deps;
+    if (!attest) return hit.result;
+    const at = now.toISOString();
+    try {
+      return await attestCachedResult(hit.result, { buildId: id, spec, startedOn: at, finishedOn: at }, hit.buildId, { ...attest, store: new ChargedStore(store, quota, submitter.tenant) });
+    } catch (err) {
+      submitter.log.warn({ err, cachedFrom: hit.buildId }, "could not make the cached build's provenance; it has the original's");
+      return hit.result;
+    }
+  }
+
   private async record(spec: BuildSpec, submitter: Submitter, noCache: boolean, base: BuildRecord | undefined): Promise<SubmissionResponse> {
     const { deps } = this;
     const tenant = submitter.tenant;
@@ -88,7 +105,7 @@ export class BuildSubmission {
           finishedAt: now.toISOString(),
           cached: true,
           cachedFrom: hit.buildId,
-          result: hit.result,
+          result: await this.attestHit(hit, id, resolved, now, submitter),
         }
       : { id, tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}) };
     // The hit's result now counts against this tenant's storage like its own uploads (once

@@ -1,6 +1,7 @@
 /** The log lines of a submission go to (a pino logger, as a request's is). */
 interface SubmitterLog {
   info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
   child(bindings: Record<string, unknown>): SubmitterLog;
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { attestResult, contentsComponents, type AttestDeps, type BuildFacts } from '../../src/attest/attest-build.ts';
+import { attestCachedResult, attestResult, contentsComponents, type AttestDeps, type BuildFacts } from '../../src/attest/attest-build.ts';
 import type { SigningKey } from '../../src/attest/signing/signing-key.ts';
 import { BudgetExceededError } from '../../src/budget.ts';
 import type { BuildResult } from '../../src/builds/build-result.ts';
@@ -106,6 +106,25 @@ describe('attestResult', () => {
     const subject = async (digest: Digest | undefined) => JSON.parse(Buffer.from((await envelopeOf(digest as Digest)).payload, 'base64').toString()).subject;
     expect(await subject(amd64?.attestations?.provenance)).toEqual([{ name: 'multi:latest', digest: { sha256: d('m1').slice(7) } }]);
     expect(await subject(arm64?.attestations?.provenance)).toEqual([{ name: 'multi:latest', digest: { sha256: d('m2').slice(7) } }]);
+  });
+});
+
+describe('attestCachedResult', () => {
+  it("keeps the original's SBOMs and gives the hit a provenance of its own naming the original build and provenance", async () => {
+    const original = await attestResult(result, facts(), deps());
+    const hit = await attestCachedResult(original, { ...facts(), buildId: 'b2' }, 'b1', deps({ worker: 'api' }));
+    const [was, now] = [original.attestations, hit.attestations] as Array<NonNullable<BuildResult['attestations']>>;
+    expect(now).toEqual({ ...was, provenance: expect.not.stringMatching(was?.provenance ?? '') });
+    const statement = JSON.parse(Buffer.from((await envelopeOf(now?.provenance as Digest)).payload, 'base64').toString());
+    expect(statement.predicate.runDetails.metadata.invocationId).toBe('b2');
+    const byproducts = statement.predicate.runDetails.byproducts as Array<{ name: string; content?: string; digest?: { sha256: string } }>;
+    expect(byproducts.find((b) => b.name === 'cached-from/provenance')?.digest?.sha256).toBe(was?.provenance.slice(7));
+    expect(Buffer.from(byproducts.find((b) => b.name === 'cached-from/build')?.content ?? '', 'base64').toString()).toBe('b1');
+  });
+
+  it('leaves an image the original could not attest as it was', async () => {
+    const failed = { ...result, attestationError: 'attestations could not be made: x' };
+    expect(await attestCachedResult(failed, facts(), 'b1', deps())).toEqual(failed);
   });
 });
 
