@@ -203,12 +203,14 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       };
       const built = spec.platforms ? await runPlatforms(spec, buildDeps, run, (platforms) => deps.builds.update(buildId, { platforms })) : await run(spec, buildDeps);
       observer.current = { name: 'attesting', at: Date.now() };
+      const attestStarted = Date.now();
       // In this thread, not the sandbox's: the package databases it reads are bounded by the
       // SBOM library's budgets, and the signing key stays out of the thread that parses the
       // build's input. A failure is recorded on the image (attestationError), never the build's.
       const result = deps.attest
         ? await attestResult(built, { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }, { ...deps.attest, store, signal: buildDeps.signal })
         : built;
+      const attestMs = Date.now() - attestStarted;
       for (const image of [result, ...(result.platforms ?? [])]) if (image.attestationError) log.warn({ attestationError: image.attestationError }, 'image has no attestations');
       observer.current = { name: 'finishing', at: Date.now() };
       // Its blobs taken from caches (and a base's) count for this tenant too, once each.
@@ -229,7 +231,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
         );
       }
       if (await deps.builds.transition(buildId, ['running'], { status: 'succeeded', result, finishedAt: new Date().toISOString() })) {
-        log.info({ status: 'succeeded', runningMs: ended('succeeded'), archive: result.archive }, 'build succeeded');
+        log.info({ status: 'succeeded', runningMs: ended('succeeded'), attestMs, archive: result.archive }, 'build succeeded');
       } else {
         if (cached && deps.cache && cacheKey) await deps.cache.delete('build', cacheKey).catch((err: unknown) => log.warn({ err }, 'could not remove the build from the build cache'));
         log.info({ runningMs: ended('cancelled') }, 'build finished but was cancelled meanwhile; result dropped');
