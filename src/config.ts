@@ -1,5 +1,6 @@
 import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
+import { DEFAULT_SBOM_BUDGETS, SBOM_BUDGET_SETTINGS, type SbomBudgets } from './attest/sbom/sbom-budgets.ts';
 import { VM_DEFAULTS } from './builds/spec.ts';
 import { DEFAULT_LAYER_BUDGETS, LAYER_BUDGET_SETTINGS, type LayerBudgets } from './image/build-usage.ts';
 import { ARCHIVE_BUDGET_SETTINGS, DEFAULT_ARCHIVE_BUDGETS, type ArchiveBudgets } from './image/sources/archive/budgets.ts';
@@ -104,6 +105,12 @@ export interface Config {
    * file's map). Over one, a build fails 422 naming the setting.
    */
   layerBudgets: LayerBudgets;
+  /**
+   * What reading an image's package databases for its SBOM may cost (BALER_SBOM_MAX_DATABASE_BYTES,
+   * BALER_SBOM_MAX_PACKAGES, BALER_SBOM_MAX_FIELD_BYTES); over one, the image has no attestations
+   * and says why (`attestationError`), its build still succeeds.
+   */
+  sbomBudgets: SbomBudgets;
   /** Registries allowed for pulls and pushes (JSON `{"host:port": {insecure, username, password}}`); unset: none. */
   registriesFile: string | undefined;
   /** What a registry may send (BALER_REGISTRY_MAX_*): documents, index entries, redirects, token answers. */
@@ -222,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     buildAttempts: int(env, 'BALER_BUILD_ATTEMPTS', 3),
     maxLogBytes: int(env, 'BALER_MAX_LOG_BYTES', 1024 ** 2),
     layerBudgets: intSettings(env, DEFAULT_LAYER_BUDGETS, LAYER_BUDGET_SETTINGS),
+    sbomBudgets: intSettings(env, DEFAULT_SBOM_BUDGETS, SBOM_BUDGET_SETTINGS),
     jobLockMs: int(env, 'BALER_JOB_LOCK_MS', 10_000),
     buildTimeoutSeconds: int(env, 'BALER_BUILD_TIMEOUT_S', 3600),
     buildHeapMiB: Math.max(16, int(env, 'BALER_BUILD_HEAP_MIB', 192)),

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { hexOf, type Digest } from '../digest.ts';
 import { normalizeLayerPath } from '../image/layer-entry.ts';
 import type { ContentEntry } from '../image/sources/content-entry.ts';
+import type { TarIndexLimits } from '../image/tar-limits.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { BuildResult, PlatformImage } from '../builds/build-result.ts';
 import { entryIsFor, platformOfArchitecture, platformsOf, specForPlatform } from '../builds/platforms.ts';
@@ -41,6 +42,8 @@ export interface AttestDeps {
   vmAssets?: ProvenanceInput['vmAssets'];
   /** What reading an image's package databases may cost; absent: the SBOM library's defaults. */
   packageBudgets?: Partial<SbomBudgets>;
+  /** Limits for reading the image's layer tars (the build's: BuildUsage.tarLimits); absent: the defaults. */
+  tarLimits?: Partial<TarIndexLimits>;
   signal?: AbortSignal;
 }
 
@@ -97,7 +100,7 @@ export async function attestImage(image: ImageFacts, build: BuildFacts, deps: At
   const { store, signal } = deps;
   const name = `${build.spec.name}:${build.spec.tag}`;
   const base = baseOf(build.spec, image.base);
-  const packages = await imagePackages(image.diffIds, store, { budgets: deps.packageBudgets, signal });
+  const packages = await imagePackages(image.diffIds, store, { budgets: deps.packageBudgets, tarLimits: deps.tarLimits, signal });
   signal?.throwIfAborted();
   const sbom: SbomInput = {
     name,

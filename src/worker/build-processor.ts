@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { BudgetExceededError } from '../budget.ts';
 import type { Image, StoredImage } from '../image/image.ts';
-import type { LayerBudgets } from '../image/build-usage.ts';
+import { BuildUsage, type LayerBudgets } from '../image/build-usage.ts';
 import { DEFAULT_ARCHIVE_BUDGETS, type ArchiveBudgets } from '../image/sources/archive/budgets.ts';
 import { printable } from '../image/printable.ts';
 import type { BuildSandbox } from '../sandbox/build-sandbox.ts';
@@ -208,7 +208,11 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // SBOM library's budgets, and the signing key stays out of the thread that parses the
       // build's input. A failure is recorded on the image (attestationError), never the build's.
       const result = deps.attest
-        ? await attestResult(built, { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() }, { ...deps.attest, store, signal: buildDeps.signal })
+        ? await attestResult(
+            built,
+            { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() },
+            { tarLimits: new BuildUsage(deps.layerBudgets).tarLimits, ...deps.attest, store, signal: buildDeps.signal },
+          )
         : built;
       const attestMs = Date.now() - attestStarted;
       for (const image of [result, ...(result.platforms ?? [])]) if (image.attestationError) log.warn({ attestationError: image.attestationError }, 'image has no attestations');
