@@ -5,7 +5,8 @@
  * of the build that made it and a provenance of its own naming that build's. Pure-layer builds: no VM boots.
  */
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,8 @@ const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'baler-attest-e2e-'));
   await writeFile(join(work, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  service = await startService({ BALER_SIGNING_KEY_FILE: join(work, 'key.pem'), BALER_BUILDER_ID: 'https://builder.example/baler', BALER_VM_POOL: '0' });
+  // Two packages at most: a database of three is over the SBOM's budget.
+  service = await startService({ BALER_SIGNING_KEY_FILE: join(work, 'key.pem'), BALER_BUILDER_ID: 'https://builder.example/baler', BALER_VM_POOL: '0', BALER_SBOM_MAX_PACKAGES: '2' });
 }, 60_000);
 afterAll(async () => {
   await service?.stop();
@@ -163,5 +165,32 @@ describe('attestations', () => {
     expect(JSON.parse(provenance.stdout)).toMatchObject({ payloadType: 'application/vnd.in-toto+json' });
     const missing = await baler(service.url, ['sbom', 'aaaaaaaaaaaaaaaaaaaaaaaaaa']);
     expect(missing.code).not.toBe(0);
+  }, 60_000);
+
+  it("lists the packages of the image's dpkg database; one over the SBOM budgets leaves the build succeeded, saying why it has none", async () => {
+    const paragraph = (name: string) => `Package: ${name}\nStatus: install ok installed\nVersion: 1.${name.length}\nArchitecture: amd64\n\n`;
+    const rootWith = async (names: string[]) => {
+      const root = join(work, `root-${names.length}`);
+      await mkdir(join(root, 'var/lib/dpkg'), { recursive: true });
+      await writeFile(join(root, 'var/lib/dpkg/status'), names.map(paragraph).join(''));
+      execFileSync('tar', ['-cf', `${root}.tar`, '-C', root, 'var']);
+      return uploadFile(service, `${root}.tar`);
+    };
+    const small = await submitBuild(service, { name: 'attest/dpkg', contents: [{ tar: await rootWith(['zlib1g', 'base-files']) }] });
+    expect((await waitForBuild(service, small)).status).toBe('succeeded');
+    const spdx = (await (await get(`/v1/builds/${small}/sbom`)).json()) as { packages: Array<{ name: string; versionInfo?: string }> };
+    expect(spdx.packages.map((p) => p.name)).toEqual(expect.arrayContaining(['zlib1g', 'base-files']));
+    const cdx = (await (await get(`/v1/builds/${small}/sbom?format=cyclonedx`)).json()) as { components: Array<{ purl?: string }> };
+    expect(cdx.components.map((c) => c.purl)).toEqual(expect.arrayContaining([expect.stringMatching(/^pkg:deb\/[^/]+\/zlib1g@1\.6\?arch=amd64/)]));
+
+    const big = await submitBuild(service, { name: 'attest/dpkg-big', contents: [{ tar: await rootWith(['a', 'b', 'c']) }] });
+    const built = (await waitForBuild(service, big)) as { status: string; result?: { attestations?: unknown; attestationError?: string } };
+    expect(built.status).toBe('succeeded');
+    expect(built.result?.attestations).toBeUndefined();
+    expect(built.result?.attestationError).toMatch(/BALER_SBOM_MAX_PACKAGES/);
+    const res = await get(`/v1/builds/${big}/sbom`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/no attestations: .*BALER_SBOM_MAX_PACKAGES/);
+    expect((await get(`/v1/builds/${big}/image`)).status).toBe(200);
   }, 60_000);
 });
