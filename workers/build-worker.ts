@@ -126,7 +126,7 @@ const worker = new CapabilityConsumer(
     archiveBudgets: config.archiveBudgets,
     layerBudgets: config.layerBudgets,
     maxErrorChars: config.archiveBudgets.maxErrorChars,
-    attest: { signingKey, builderId: config.builderId, balerVersion, worker: workerId, packageBudgets: config.sbomBudgets },
+    attest: { signingKey, builderId: config.builderId, balerVersion, worker: workerId, packageBudgets: config.sbomBudgets, vmAssets: await vm.assetDigests() },
   }),
   {
     connection: redis,

@@ -16,7 +16,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { BuildResult, PlatformImage } from '../builds/build-result.ts';
 import { entryIsFor, platformOfArchitecture, platformsOf, specForPlatform } from '../builds/platforms.ts';
 import { CACHE_VERSION } from '../builds/result-cache.ts';
-import { blobReferences, type ResolvedSpec } from '../builds/spec.ts';
+import { blobReferences, needsVm, type ResolvedSpec } from '../builds/spec.ts';
 import type { ContentsComponent, SbomInput } from './attestation-types.ts';
 import { ATTESTATION_PAYLOAD_TYPES, type Attested, type ImageAttestations } from './image-attestations.ts';
 import { provenanceStatement, statementPayload, type ProvenanceInput } from './provenance/statement.ts';
@@ -38,7 +38,7 @@ export interface AttestDeps {
   balerVersion: string;
   /** The worker that ran the build (its registry id), for the provenance. */
   worker: string;
-  /** The VM kernel and initramfs a script step ran on, per platform, where known (the provenance's internalParameters). */
+  /** The VM kernel and initramfs of each platform this worker runs (the provenance names the one a script step ran on). */
   vmAssets?: ProvenanceInput['vmAssets'];
   /** What reading an image's package databases may cost; absent: the SBOM library's defaults. */
   packageBudgets?: Partial<SbomBudgets>;
@@ -147,7 +147,8 @@ function provenanceInputOf(image: ImageFacts, build: BuildFacts, deps: AttestDep
     buildId: build.buildId,
     spec: build.spec,
     builderId: deps.builderId,
-    vmAssets: deps.vmAssets ?? [],
+    // The VM's kernel and initramfs change a script step's bytes: named when one ran, for its platform.
+    vmAssets: needsVm(build.spec) ? (deps.vmAssets ?? []).filter((a) => a.platform === image.platform) : [],
     balerVersion: deps.balerVersion,
     cacheVersion: CACHE_VERSION,
     resolvedDependencies: dependenciesOf(build.spec, image.platform, base),

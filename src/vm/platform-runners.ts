@@ -2,6 +2,9 @@
  * A worker's VMs: one QemuVmRunner per platform it serves, each with its own warm pool, all
  * over one temp dir's disk admission. A step runs on the runner of its platform.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { digestFromHash, type Digest } from '../digest.ts';
 import { tmpdir } from 'node:os';
 import type { VmAssets } from './assets/vm-assets.ts';
 import { DiskAdmission } from './disk-admission.ts';
@@ -21,6 +24,7 @@ type SharedOptions = Omit<QemuVmRunnerOptions, 'platform' | 'admission' | 'warmO
 
 export class PlatformRunners implements VmRunner {
   readonly #runners: ReadonlyMap<string, QemuVmRunner>;
+  #assetDigests: Promise<Array<{ platform: string; kernel: Digest; initramfs: Digest }>> | undefined;
 
   constructor(runners: readonly QemuVmRunner[]) {
     this.#runners = new Map(runners.map((r) => [r.platform.name, r]));
@@ -34,6 +38,17 @@ export class PlatformRunners implements VmRunner {
   /** Each platform served and how its VMs run. */
   async served(): Promise<Array<{ platform: string; accel: VmAccel }>> {
     return Promise.all([...this.#runners.values()].map(async (r) => ({ platform: r.platform.name, accel: await r.accel() })));
+  }
+
+  /** The sha256 of each platform's kernel and initramfs (what provenance names of a VM step), hashed once. */
+  assetDigests(): Promise<Array<{ platform: string; kernel: Digest; initramfs: Digest }>> {
+    this.#assetDigests ??= Promise.all(
+      [...this.#runners.values()].map(async (r) => {
+        const assets = await r.assets();
+        return { platform: r.platform.name, kernel: await fileDigest(assets.kernel), initramfs: await fileDigest(assets.initrd) };
+      }),
+    );
+    return this.#assetDigests;
   }
 
   /** Runs the step on its platform's runner (a step that names none: the default platform's). */
@@ -79,4 +94,10 @@ export async function startPlatformRunners(choice: ServedPlatformChoice, options
     options.logger?.warn({ err: outcome?.reason, platform: runner.platform.name }, `not serving ${runner.platform.name}: its VM assets cannot be built`);
   }
   return new PlatformRunners(kept);
+}
+
+async function fileDigest(path: string): Promise<Digest> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return digestFromHash(hash);
 }

@@ -81,6 +81,20 @@ describe('attestResult', () => {
     expect(verify(null, pae, publicKey, Buffer.from(envelope.signatures[0]?.sig ?? '', 'base64'))).toBe(true);
   });
 
+  it("names the VM kernel and initramfs of the image's platform when a script ran, none otherwise", async () => {
+    const vmAssets = [
+      { platform: 'linux/amd64', kernel: d('k-amd64'), initramfs: d('i-amd64') },
+      { platform: 'linux/arm64', kernel: d('k-arm64'), initramfs: d('i-arm64') },
+    ];
+    const internal = async (spec: Parameters<typeof resolveSpec>[0]) => {
+      const attested = await attestResult(result, facts(resolveSpec(spec, new Date())), deps({ vmAssets }));
+      const envelope = await envelopeOf(attested.attestations?.provenance as Digest);
+      return JSON.parse(Buffer.from(envelope.payload, 'base64').toString()).predicate.buildDefinition.internalParameters;
+    };
+    expect((await internal({ name: 'vm', runAsRoot: 'true' })).vmAssets).toEqual({ 'linux/amd64': { kernel: { sha256: d('k-amd64').slice(7) }, initramfs: { sha256: d('i-amd64').slice(7) } } });
+    expect((await internal({ name: 'pure' })).vmAssets).toBeUndefined();
+  });
+
   it('keeps the build when an image cannot be attested: attestationError says why', async () => {
     packages.fail = new BudgetExceededError('BALER_SBOM_MAX_PACKAGES', 10, 'layer 1: more than 10 packages');
     const attested = await attestResult(result, facts(), deps());
