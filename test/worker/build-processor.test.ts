@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { SigningKey } from '../../src/attest/signing/signing-key.ts';
 import { TenantQuota } from '../../src/auth/tenant-quota.ts';
 import { BuildLogs } from '../../src/builds/build-log.ts';
 import { createBuildProcessor } from '../../src/worker/build-processor.ts';
@@ -133,4 +134,43 @@ it('a worker without disk room for the VM step puts the build back in the queue,
   // Taken up again: running, and what it waited for is gone from the record.
   await builds.transition(id, ['queued'], { status: 'running', attempt: 1 });
   expect(await builds.get(id)).not.toHaveProperty('waiting');
+});
+
+it('records what it attested on a succeeded build, and an attestation that fails on the image, never failing the build', async () => {
+  const builds = new BuildRepository(redis);
+  const store = await FsBlobStore.create(join(dir, 'store-attest'));
+  const attest = { builderId: 'urn:test', balerVersion: '0.0.0-test', worker: 'w1' };
+  const run = async (id: string, signingKey?: SigningKey) => {
+    const spec = resolveSpec({ name: `attest-${id.slice(0, 1)}`, contents: [{ text: 'x', to: '/x' }] }, new Date(0));
+    await builds.create({ id, status: 'queued', spec, createdAt: new Date(0).toISOString() });
+    const processor = createBuildProcessor({
+      store,
+      quota: roomyQuota(),
+      builds,
+      logs: new BuildLogs(redis, 1024 ** 2),
+      vm: vmUntilAborted,
+      logger: createLogger('test', 'silent'),
+      allowDevices: false,
+      attest: { ...attest, signingKey },
+    });
+    await processor({ id, data: { buildId: id, spec } satisfies BuildJobData, attemptsMade: 0, opts: { attempts: 3 }, timestamp: Date.now() } as unknown as Job<BuildJobData>, 'token');
+    return builds.get(id);
+  };
+  const attested = await run('cccccccccccccccccccccccccc');
+  expect(attested?.status).toBe('succeeded');
+  expect(attested?.result?.attestations).toEqual({ sbomSpdx: expect.stringMatching(/^sha256:/), sbomCycloneDx: expect.stringMatching(/^sha256:/), provenance: expect.stringMatching(/^sha256:/) });
+  for (const digest of Object.values(attested?.result?.attestations ?? {})) expect(await store.stat(digest)).not.toBeNull();
+
+  const broken: SigningKey = {
+    keyId: 'k',
+    publicKeyPem: '',
+    algorithm: 'ed25519',
+    sign: () => {
+      throw new Error('the HSM is gone');
+    },
+  };
+  const failed = await run('dddddddddddddddddddddddddd', broken);
+  expect(failed?.status).toBe('succeeded');
+  expect(failed?.result?.attestations).toBeUndefined();
+  expect(failed?.result?.attestationError).toBe('attestations could not be made: the HSM is gone');
 });
