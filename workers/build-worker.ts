@@ -11,6 +11,7 @@ import { BlobOwners } from '../src/auth/blob-owners.ts';
 import { quotaSettings, TenantQuota } from '../src/auth/tenant-quota.ts';
 import { BuildLogs } from '../src/builds/build-log.ts';
 import { createBuildProcessor, MAX_WORKER_DEATHS } from '../src/worker/build-processor.ts';
+import { withVerification } from '../src/worker/verification-processor.ts';
 import { BuildSandbox } from '../src/sandbox/build-sandbox.ts';
 import { CancelListener } from '../src/builds/cancellation.ts';
 import { scheduleGarbageCollection } from '../src/builds/garbage-collection.ts';
@@ -106,7 +107,9 @@ const signingKey = config.signingKeyFile
   : undefined;
 const { version: balerVersion } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-const worker = new CapabilityConsumer(
+// A verification build's comparison is made here, after it finished, in this thread: the
+// signing key never enters a build's sandbox thread or its VM.
+const processBuild = withVerification(
   createBuildProcessor({
     store,
     quota,
@@ -114,6 +117,7 @@ const worker = new CapabilityConsumer(
     logs: new BuildLogs(redis, config.maxLogBytes, events),
     vm,
     logger,
+    workerId,
     allowDevices: config.allowDevices,
     cancellations,
     buildTimeoutSeconds: config.buildTimeoutSeconds,
@@ -128,19 +132,20 @@ const worker = new CapabilityConsumer(
     maxErrorChars: config.archiveBudgets.maxErrorChars,
     attest: { signingKey, builderId: config.builderId, balerVersion, worker: workerId, packageBudgets: config.sbomBudgets, vmAssets: await vm.assetDigests() },
   }),
-  {
-    connection: redis,
-    classes: classesServedBy(capabilities),
-    concurrency: config.workerConcurrency,
-    lockDurationMs: config.jobLockMs,
-    stalledIntervalMs: config.stalledCheckMs,
-    // A build whose worker died is run again; the processor fails one that stopped two
-    // (BullMQ itself would fail it only after a third, without touching its record).
-    maxStalledCount: MAX_WORKER_DEATHS,
-    announcements: connectRedis(config.redisUrl, { forWorker: true }),
-    logger,
-  },
+  { store, quota, builds, logger, layerBudgets: config.layerBudgets, signingKey },
 );
+const worker = new CapabilityConsumer(processBuild, {
+  connection: redis,
+  classes: classesServedBy(capabilities),
+  concurrency: config.workerConcurrency,
+  lockDurationMs: config.jobLockMs,
+  stalledIntervalMs: config.stalledCheckMs,
+  // A build whose worker died is run again; the processor fails one that stopped two
+  // (BullMQ itself would fail it only after a third, without touching its record).
+  maxStalledCount: MAX_WORKER_DEATHS,
+  announcements: connectRedis(config.redisUrl, { forWorker: true }),
+  logger,
+});
 await worker.start();
 const startedAt = new Date().toISOString();
 const registration = new WorkerRegistration(

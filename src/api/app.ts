@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import { mergesRoutes } from './merges.ts';
 import { workersRoutes } from './workers.ts';
 import { pushesRoutes } from './pushes.ts';
+import { verificationRoutes } from './verification.ts';
 import { blobsRoutes } from './blobs.ts';
 import { attestationsRoutes } from './attestations.ts';
 import { buildsRoutes } from './builds.ts';
@@ -178,6 +179,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(eventsRoutes, { redis: deps.redis, builds: deps.builds, events: deps.events, heartbeatMs: deps.config.eventsHeartbeatMs, tenantMaxStreams: deps.config.tenantMaxEventStreams });
   await app.register(mergesRoutes, { store, builds: deps.builds, quota });
   await app.register(pushesRoutes, { pushes: new PushSubmission({ builds: deps.builds, queue: deps.pushQueue, registries: deps.registries }) });
+  await app.register(verificationRoutes, { redis: deps.redis, store, builds: deps.builds, submission });
   await app.register(dashboardRoutes, { tokens: deps.tokens !== null });
   await app.register(docsRoutes);
   addMethodNotAllowedRoutes(app, new Map([...routes].map(([url, methods]) => [url, new Set(methods)])));

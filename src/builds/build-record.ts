@@ -1,3 +1,4 @@
+import type { BuildVerification } from '../attest/verification/verification.ts';
 import type { ProblemBody } from '../problem.ts';
 import type { BuildResult } from './build-result.ts';
 import type { ResolvedSpec } from './spec.ts';
@@ -33,6 +34,16 @@ export interface BuildRecord {
   platforms?: PlatformState[];
   /** Pushes of the image to registries, by reference. */
   pushes?: Record<string, PushRecord>;
+  /** The worker that took it (its registry id; the last attempt's). */
+  worker?: string;
+  /** Set on a verification build (`POST /v1/builds/{id}/verify`): the build it rebuilds. */
+  verifies?: string;
+  /** The newest verification build asked of this one; it may still be queued or running. */
+  verificationBuild?: string;
+  /** The last finished verification: the rebuild compared with this build. */
+  verification?: BuildVerification;
+  /** Whether the last verification rebuilt identical bytes; absent when none finished with a verdict. */
+  reproducible?: boolean;
 }
 
 export interface PushRecord {

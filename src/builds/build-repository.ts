@@ -166,6 +166,15 @@ export class BuildRepository {
     await this.redis.hset(KEY_PREFIX + id, encode(patch));
   }
 
+  /** Set `patch` and remove `fields`, in one step (MULTI): a record never shows one without the other. */
+  async replace(id: string, patch: Partial<BuildRecord>, fields: Array<keyof BuildRecord>): Promise<void> {
+    await this.redis
+      .multi()
+      .hdel(KEY_PREFIX + id, ...fields)
+      .hset(KEY_PREFIX + id, encode(patch))
+      .exec();
+  }
+
   /**
    * Apply `patch` only if the build's status is one of `from`, atomically (a Lua script), so
    * that a cancel and a worker finishing at the same moment cannot both win. Returns whether

@@ -28,9 +28,10 @@ export interface CollectionReport {
   sweptIngest: number;
 }
 
-/** Every blob a build needs: what its spec names, and everything its result is made of. */
+/** Every blob a build needs: what its spec names, everything its result is made of, its verification's statement. */
 function blobsOf(record: BuildRecord): Digest[] {
-  return [...referencedBlobs(record.spec), ...(record.result ? blobsOfResult(record.result) : [])];
+  const verification = record.verification?.statement ? [record.verification.statement] : [];
+  return [...referencedBlobs(record.spec), ...(record.result ? blobsOfResult(record.result) : []), ...verification];
 }
 
 /**

@@ -20,6 +20,8 @@ export interface BuildJobData {
   cacheKey?: string;
   /** `?noCache=true`: look nothing up in the caches. */
   noCache?: boolean;
+  /** A verification build's original (`POST /v1/builds/{id}/verify`): compared with it once finished. */
+  verifies?: string;
   /** When the build went back to the queue after a failed attempt (ms), for the time it waited. */
   requeuedAt?: number;
 }

@@ -41,6 +41,11 @@ export interface SubmitOptions {
   noCache: boolean;
   /** Its retry gets the first answer again (see Idempotency). */
   idempotencyKey?: string;
+  /**
+   * A verification build of this build (verification-submission.ts): built with no cache, not
+   * recorded in the build cache (its result is compared, never reused), `verifies` on its record.
+   */
+  verifies?: string;
 }
 
 /**
@@ -60,8 +65,10 @@ export class BuildSubmission {
 
   async submit(spec: BuildSpec, submitter: Submitter, opts: SubmitOptions): Promise<{ response: SubmissionResponse; replayed: boolean }> {
     const base = await checkBuildSpec(spec, submitter.tenant, this.deps);
-    const { noCache } = opts;
-    return this.deps.idempotency.run(opts.idempotencyKey, `${submitter.tenant}:builds`, fingerprintOf({ spec, noCache }), () => this.record(spec, submitter, noCache, base));
+    const { verifies } = opts;
+    const noCache = opts.noCache || verifies !== undefined;
+    const fingerprint = fingerprintOf(verifies ? { spec, noCache, verifies } : { spec, noCache });
+    return this.deps.idempotency.run(opts.idempotencyKey, `${submitter.tenant}:builds`, fingerprint, () => this.record(spec, submitter, noCache, base, verifies));
   }
 
   /** The hit's result with a provenance of this build (attestCachedResult); the original's when that cannot be made. */
@@ -77,12 +84,12 @@ export class BuildSubmission {
     }
   }
 
-  private async record(spec: BuildSpec, submitter: Submitter, noCache: boolean, base: BuildRecord | undefined): Promise<SubmissionResponse> {
+  private async record(spec: BuildSpec, submitter: Submitter, noCache: boolean, base: BuildRecord | undefined, verifies?: string): Promise<SubmissionResponse> {
     const { deps } = this;
     const tenant = submitter.tenant;
     const now = new Date();
     const resolved = resolveSpec(spec, now);
-    const cacheKey = deps.cache ? (buildCacheKey(resolved, { tenant, base, allowDevices: deps.allowDevices }) ?? undefined) : undefined;
+    const cacheKey = deps.cache && !verifies ? (buildCacheKey(resolved, { tenant, base, allowDevices: deps.allowDevices }) ?? undefined) : undefined;
     let hit: BuildCacheHit | null = null;
     if (deps.cache && cacheKey && !noCache) {
       hit = await findCachedBuild(deps.cache, deps.store, cacheKey);
@@ -107,7 +114,7 @@ export class BuildSubmission {
           cachedFrom: hit.buildId,
           result: await this.attestHit(hit, id, resolved, now, submitter),
         }
-      : { id, tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}) };
+      : { id, tenant, status: 'queued', spec: resolved, createdAt: now.toISOString(), ...(waiting ? { waiting } : {}), ...(verifies ? { verifies } : {}) };
     // The hit's result now counts against this tenant's storage like its own uploads (once
     // each; over its quota: 413, and no build is recorded).
     if (hit) await deps.quota.chargeStored(tenant, hit.blobs);
@@ -125,7 +132,7 @@ export class BuildSubmission {
     }
     // Written before it is queued: a worker clears the log when it starts.
     if (waiting) await deps.logs.append(id, `baler: ${waiting}\n`);
-    await enqueueBuild(deps.queue, { buildId: id, spec: resolved, tenant, cacheKey, noCache: noCache || undefined }, deps.buildAttempts, queued);
+    await enqueueBuild(deps.queue, { buildId: id, spec: resolved, tenant, cacheKey, noCache: noCache || undefined, verifies }, deps.buildAttempts, queued);
     submitter.log.info({ status: 'queued', waiting }, 'build queued');
     return { status: 202, location: `/v1/builds/${id}`, body: { id, status: record.status, ...(waiting ? { waiting } : {}) } };
   }

@@ -44,6 +44,8 @@ export interface ProcessorDeps {
   logs: BuildLogs;
   vm: VmRunner;
   logger: Logger;
+  /** This worker's registry id, recorded on each build it takes (`worker`). */
+  workerId?: string;
   allowDevices: boolean;
   /** Where cancellations of running builds arrive; without it builds only stop when queued. */
   cancellations?: CancelListener;
@@ -154,6 +156,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       log.info({ status: record?.status ?? 'gone' }, 'build is not runnable; dropping the job');
       return;
     }
+    if (deps.workerId) await deps.builds.update(buildId, { worker: deps.workerId });
     await deps.logs.clear(buildId);
     // Queued since it was submitted, or since its last attempt failed.
     log.info({ status: 'running', queuedMs: started - (job.data.requeuedAt ?? job.timestamp) }, 'build started');
