@@ -147,6 +147,19 @@ async function exercise(): Promise<{ buildId: string; digest: string }> {
   expect(await done(call('/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa/image', { method: 'HEAD' }))).toBe(404);
   expect(await done(call('/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa', { method: 'DELETE' }))).toBe(404);
 
+  // Rebuild to verify: the verification build, then its outcome and statement on the original.
+  expect(await done(call(`/v1/builds/${buildId}/verification`))).toBe(404);
+  const verify = await call(`/v1/builds/${buildId}/verify`, { method: 'POST' });
+  expect(verify.status).toBe(202);
+  const { id: verificationId } = (await verify.json()) as { id: string };
+  expect(await waitFinished(verificationId)).toBe('succeeded');
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    if (((await (await call(`/v1/builds/${buildId}`)).json()) as { verification?: unknown }).verification) break;
+  }
+  expect(await done(call(`/v1/builds/${buildId}`))).toBe(200);
+  expect(await done(call(`/v1/builds/${buildId}/verification`))).toBe(200);
+  expect(await done(call('/v1/builds/aaaaaaaaaaaaaaaaaaaaaaaaaa/verify', { method: 'POST' }))).toBe(404);
+
   // Merges and pushes.
   expect(await done(call('/v1/merges', json({ builds: [buildId] })))).toBe(201);
   expect(await done(call('/v1/merges', json({ builds: [] })))).toBe(400);
@@ -170,6 +183,7 @@ async function exercise(): Promise<{ buildId: string; digest: string }> {
   expect(await done(call(`/v1/builds/${queued.id}/image`, { method: 'HEAD' }, queueOnly))).toBe(409);
   expect(await done(call('/v1/merges', json({ builds: [queued.id] }), queueOnly))).toBe(409);
   expect(await done(call(`/v1/builds/${queued.id}/push`, json({ ref: 'localhost:5000/x:1' }), queueOnly))).toBe(409);
+  expect(await done(call(`/v1/builds/${queued.id}/verify`, { method: 'POST' }, queueOnly))).toBe(409);
   expect(await done(call(`/v1/builds/${queued.id}/cancel`, { method: 'POST' }, queueOnly))).toBe(200);
   const again = (await (await call('/v1/builds', json({ name: 'waits-too' }), queueOnly)).json()) as { id: string };
   expect(await done(call(`/v1/builds/${again.id}`, { method: 'DELETE' }, queueOnly))).toBe(200);
