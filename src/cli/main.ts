@@ -9,6 +9,7 @@ import { registerDownload } from './commands/download.ts';
 import { registerLogs } from './commands/logs.ts';
 import { registerPush } from './commands/push.ts';
 import { registerStatus } from './commands/status.ts';
+import { registerVerify } from './commands/verify.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,5 +27,6 @@ registerCancel(program);
 registerDownload(program);
 registerPush(program);
 registerAttestations(program);
+registerVerify(program);
 
 await program.parseAsync();

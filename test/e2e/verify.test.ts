@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baseImageTar } from '../support/base-image.ts';
+import { baler } from '../support/cli.ts';
 import { startService, submitBuild, uploadFile, waitForBuild, type BuildView, type Service } from '../support/service.ts';
 import { until } from '../support/wait.ts';
 
@@ -142,4 +143,11 @@ describe('POST /v1/builds/{id}/verify', () => {
     expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect((await fetch(`${service.url}/v1/builds/${cancelled}/verification`)).status).toBe(404);
   }, 150_000);
+
+  it('baler verify ID --wait says so, exit code 0 when reproducible', async () => {
+    const { code, stdout, stderr } = await baler(service.url, ['verify', baseId, '--wait']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe(`build ${baseId}: reproducible (rebuilt on the same worker)\n`);
+  }, 60_000);
 });
