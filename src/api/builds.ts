@@ -160,6 +160,7 @@ function summaryOf(record: BuildRecord) {
     cached: record.cached,
     cachedFrom: record.cachedFrom,
     error: record.error?.detail,
+    reproducible: record.reproducible,
   };
 }
 

@@ -39,7 +39,9 @@ export async function submitVerification(
     throw new Problem(409, `a verification of build ${original.id} is being submitted; retry in a moment`, { headers: { 'Retry-After': '1' } });
   }
   try {
-    const running = original.verificationBuild ? await deps.builds.get(original.verificationBuild) : null;
+    // Read again under the claim: a request that held it until just now may have submitted one.
+    const verificationBuild = (await deps.builds.get(original.id))?.verificationBuild;
+    const running = verificationBuild ? await deps.builds.get(verificationBuild) : null;
     if (running && (running.status === 'queued' || running.status === 'running')) {
       submitter.log.info({ verification: running.id }, 'a verification of this build is already under way; answering it');
       return { response: accepted(running.id, running.status, original.id), replayed: false };

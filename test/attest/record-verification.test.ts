@@ -26,7 +26,7 @@ let server: PrivateRedis;
 let redis: Redis;
 let store: FsBlobStore;
 let builds: BuildRepository;
-const logger = createLogger('test', 'silent');
+const logger = createLogger('test', process.env.DEBUG_VERIFY ? 'debug' : 'silent');
 const spec = resolveSpec({ name: 'verified', tag: '1' }, new Date(0));
 
 beforeAll(async () => {
@@ -126,4 +126,14 @@ it('a failed rebuild: the error, and no reproducible (an earlier verdict is take
   expect(record?.verification).toMatchObject({ buildId: rebuild.id, error: 'the verification build failed: runAsRoot exited with status 1' });
   expect(record?.verification?.reproducible).toBeUndefined();
   expect(record?.verification?.statement).toBeUndefined();
+});
+
+it('an original answered from the build cache: the worker of the build it names', async () => {
+  const original = result([await layer({ cached: 'x' })], 'six');
+  const source = await records(original, { result: original });
+  await builds.update(source.originalId, { worker: 'host-c:3:cccccc' });
+  const { originalId, rebuild } = await records(original, { result: original, worker: 'host-c:3:cccccc' });
+  await builds.replace(originalId, { cached: true, cachedFrom: source.originalId }, ['worker']);
+  await recordVerification(rebuild, { store, builds, logger });
+  expect((await builds.get(originalId))?.verification?.workers).toEqual({ original: 'host-c:3:cccccc', rebuilt: 'host-c:3:cccccc', different: false });
 });

@@ -51,7 +51,9 @@ export async function recordVerification(rebuild: BuildRecord, deps: Verificatio
   }
   const comparison = compareResults(original.result, rebuild.result);
   const firstDifference = comparison.firstMismatchingLayer === undefined ? undefined : await differenceIn(comparison.firstMismatchingLayer, original.result, rebuild.result, deps, log);
-  const workers = workersOf(original, rebuild);
+  // A build answered from the build cache was built by the worker of the build it names.
+  const builtBy = original.worker ?? (original.cachedFrom ? (await deps.builds.get(original.cachedFrom))?.worker : undefined);
+  const workers = workersOf(builtBy, rebuild.worker);
   const { firstMismatchingLayer: _, ...verdict } = comparison;
   const verification: BuildVerification = { buildId: rebuild.id, ...verdict, ...(firstDifference ? { firstDifference } : {}), workers, verifiedAt };
   const statement = verificationStatement({
@@ -84,10 +86,10 @@ async function differenceIn(index: number, original: BuildResult, rebuilt: Build
   }
 }
 
-function workersOf(original: BuildRecord, rebuild: BuildRecord): BuildVerification['workers'] {
+function workersOf(original: string | undefined, rebuilt: string | undefined): BuildVerification['workers'] {
   const workers: NonNullable<BuildVerification['workers']> = {};
-  if (original.worker) workers.original = original.worker;
-  if (rebuild.worker) workers.rebuilt = rebuild.worker;
-  if (original.worker && rebuild.worker) workers.different = original.worker !== rebuild.worker;
+  if (original) workers.original = original;
+  if (rebuilt) workers.rebuilt = rebuilt;
+  if (original && rebuilt) workers.different = original !== rebuilt;
   return workers;
 }
