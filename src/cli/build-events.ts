@@ -30,6 +30,8 @@ export interface StepEvent {
   /** 0-based, in the order steps began. */
   index?: number;
   durationMs?: number;
+  /** The platform the step builds for (`linux/arm64`); none on a multi-platform build's index step. */
+  platform?: string;
 }
 
 export interface ProgressEvent {
@@ -201,6 +203,7 @@ function dispatch(event: string, data: unknown, listener: BuildListener): boolea
       const step: StepEvent = { phase: String(d.phase), name: String(d.name) };
       if (typeof d.index === 'number') step.index = d.index;
       if (typeof d.durationMs === 'number') step.durationMs = d.durationMs;
+      if (typeof d.platform === 'string') step.platform = d.platform;
       listener.step?.(step);
       return false;
     }

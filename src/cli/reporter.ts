@@ -47,7 +47,9 @@ export function formatSeconds(ms: number): string {
 
 function stepName(event: StepEvent): string {
   const index = event.index === undefined ? '' : `${event.index + 1} `;
-  return `step ${index}${event.name}`;
+  // Printable only: the platform comes from the service's event (a multi-platform build's steps alternate).
+  const platform = event.platform && /^[a-z0-9/]{1,64}$/.test(event.platform) ? ` (${event.platform})` : '';
+  return `step ${index}${event.name}${platform}`;
 }
 
 function stepLine(event: StepEvent): string {

@@ -60,8 +60,8 @@ describe('without a terminal', () => {
     expect(stderr).toMatch(/^upload \/bin\/busybox: done, 1\.\d MiB/m);
     expect(stderr).toContain(`build ${id}: queued\n`);
     expect(stderr).toContain('installing busybox applets\n'); // the build log, from the VM
-    expect(stderr).toMatch(/^step \d+ vm: started\n/m); // steps come as events
-    expect(stderr).toMatch(/^step \d+ vm: finished in [\d.]+ s$/m);
+    expect(stderr).toMatch(/^step \d+ vm \(linux\/amd64\): started\n/m); // steps come as events
+    expect(stderr).toMatch(/^step \d+ vm \(linux\/amd64\): finished in [\d.]+ s$/m);
     expect(stderr).toMatch(new RegExp(`^build ${id}: succeeded in [\\d.]+ s, image sha256:[a-f0-9]{64}$`, 'm'));
     expect(stderr).toContain(`image written to ${out}\n`);
 
@@ -99,8 +99,8 @@ describe('in a terminal', () => {
     // the build's bar, drawn for the seconds the VM step takes, is sure to be seen.)
     expect(stdout).toMatch(/upload \.\/rootfs: 4\.\d KiB \(sha256:[a-f0-9]{12}…\)/);
     expect(stdout).toContain('installing busybox applets');
-    expect(stdout).toMatch(new RegExp(`build \\|${BAR.source}\\| +\\d+% step \\d+ \\w+ (started|finished|cached)`));
-    expect(stdout).toMatch(/step \d+ vm: finished in [\d.]+ s/);
+    expect(stdout).toMatch(new RegExp(`build \\|${BAR.source}\\| +\\d+% step \\d+ \\w+ \\(linux\\/amd64\\) (started|finished|cached)`));
+    expect(stdout).toMatch(/step \d+ vm \(linux\/amd64\): finished in [\d.]+ s/);
     expect(stdout).toMatch(/build [a-z2-7]{26}: succeeded in/);
     expect(stdout).toMatch(/download .*tty\.tar: 1\.\d MiB \(sha256:[a-f0-9]{64}\)/);
     expect((await readFile(out)).length).toBeGreaterThan(1_000_000);
@@ -186,7 +186,7 @@ describe('an events stream that keeps breaking off', () => {
     expect(proxy.eventRequests[0]).toBeUndefined();
     expect(proxy.eventRequests.slice(1).every((last) => /^\d+-\d+$/.test(last ?? ''))).toBe(true);
     for (const line of lines) expect(stderr.split(`${line} line\n`)).toHaveLength(2);
-    expect(stderr.match(/^step \d+ vm: (started|finished)/gm), stderr).toHaveLength(2);
+    expect(stderr.match(/^step \d+ vm \(linux\/amd64\): (started|finished)/gm), stderr).toHaveLength(2);
     expect(stderr).toMatch(new RegExp(`^build ${id}: succeeded in`, 'm'));
   }, 300_000);
 });
