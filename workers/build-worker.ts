@@ -154,7 +154,7 @@ const registration = new WorkerRegistration(
   Math.max(1000, Math.floor(config.jobLockMs / 2)),
 );
 await registration.start();
-const pusher = new Worker<PushJobData>(PUSH_QUEUE, createPushProcessor({ store, quota, builds, registries, logger }), {
+const pusher = new Worker<PushJobData>(PUSH_QUEUE, createPushProcessor({ store, quota, builds, registries, logger, signingKey }), {
   connection: redis,
   concurrency: 1,
   lockDuration: config.jobLockMs,

@@ -1,4 +1,5 @@
 import type { BuildVerification } from '../attest/verification/verification.ts';
+import type { Digest } from '../digest.ts';
 import type { ProblemBody } from '../problem.ts';
 import type { BuildResult } from './build-result.ts';
 import type { ResolvedSpec } from './spec.ts';
@@ -54,7 +55,22 @@ export interface PushRecord {
   manifestDigest?: string;
   /** How many blobs had to be uploaded (the rest the registry had, or mounted). */
   uploadedBlobs?: number;
+  /** The signatures and attestations pushed beside each manifest (cosign's `.sig`/`.att` tags, OCI referrers). */
+  artifacts?: PushedArtifacts[];
   error?: string;
+}
+
+/** What a push put up beside one of its manifests (src/attest/push-signatures.ts). */
+export interface PushedArtifacts {
+  /** The image manifest (or index) signed and attested. */
+  subject: Digest;
+  platform?: string;
+  /** The cosign signature image (`sha256-<hex>.sig`); absent without a signing key. */
+  signature?: { tag: string; digest: Digest };
+  /** The cosign attestation image (`sha256-<hex>.att`); absent for an index and an image without attestations. */
+  attestations?: { tag: string; digest: Digest; signed: boolean };
+  /** The referrer manifest (subject = the image manifest), where the registry has the OCI referrers API. */
+  referrer?: Digest;
 }
 
 /** Where one platform of a multi-platform build is (its image is in the result's `platforms` once built). */

@@ -78,6 +78,27 @@ export class RegistryClient extends RegistryTransport {
     return digest;
   }
 
+  /**
+   * Whether the registry speaks the OCI 1.1 referrers API for this repository: `GET
+   * /v2/<name>/referrers/<digest>` answers 200 with an image index (a registry without it
+   * answers 404 or 400). Only the answer's type is looked at; the body is read capped.
+   */
+  async supportsReferrers(repository: string, digest: Digest): Promise<boolean> {
+    const what = `GET referrers ${repository}@${digest}`;
+    const res = await this.request(`/v2/${repository}/referrers/${digest}`, { scope: pullScope(repository), headers: { accept: 'application/vnd.oci.image.index.v1+json' }, what });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      return false;
+    }
+    const bytes = await readCapped(res, this.limits.maxDocumentBytes, () => this.documentTooLarge(what));
+    try {
+      const body = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
+      return Array.isArray(body.manifests) && (body.mediaType === undefined || body.mediaType === 'application/vnd.oci.image.index.v1+json');
+    } catch {
+      return false;
+    }
+  }
+
   /** `HEAD` a blob: its size if the repository has it, else null. */
   async hasBlob(repository: string, digest: Digest, scope = pullScope(repository)): Promise<number | null> {
     const what = `HEAD blob ${repository}@${digest}`;

@@ -23,8 +23,27 @@ export interface PushOptions extends ClientOptions {
 
 export interface PushResult {
   manifestDigest: Digest;
+  /** Every image manifest pushed (each platform's of an index, then the index): what signatures and attestations attach to. */
+  manifests: PushedManifest[];
   /** What happened to each blob (config and distinct layers), for status and tests. */
   blobs: Array<{ digest: Digest; size: number; action: 'existed' | 'mounted' | 'uploaded' }>;
+}
+
+/** One manifest a push put up, as a referrer's `subject` names it. */
+export interface PushedManifest {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  /** The platform (`linux/arm64`) of an index's image manifest; absent for a single image and for the index. */
+  platform?: string;
+}
+
+/** A small image built in memory (a cosign signature or attestation image): its manifest and the blobs it names. */
+export interface InMemoryImage {
+  manifest: Buffer;
+  manifestDigest: Digest;
+  mediaType: string;
+  blobs: ReadonlyArray<{ digest: Digest; bytes: Buffer }>;
 }
 
 /**
@@ -36,11 +55,11 @@ export interface PushResult {
  * chunks streamed from the store by range). Returns the manifest digest. Errors: RegistryError.
  */
 export async function pushImage(store: BlobStore, image: Image, refText: string, opts: PushOptions): Promise<PushResult> {
-  const target = await openTarget(store, refText, opts);
+  const target = await openPushTarget(store, refText, opts);
   const planned = await planImageManifest(image, { compression: 'gzip', store, layerIndex: opts.layerIndex });
   const blobs = await pushImageBlobs(target, planned, store);
   const manifestDigest = await putManifest(target, target.tag, planned.manifest, OCI_MEDIA_TYPES.manifest);
-  return { manifestDigest, blobs };
+  return { manifestDigest, blobs, manifests: [{ digest: manifestDigest, size: planned.manifest.size, mediaType: OCI_MEDIA_TYPES.manifest }] };
 }
 
 /**
@@ -50,19 +69,39 @@ export async function pushImage(store: BlobStore, image: Image, refText: string,
  * a Docker manifest list: the manifests it names are OCI manifests. Returns the index digest.
  */
 export async function pushIndex(store: BlobStore, images: Image[], refText: string, opts: PushOptions): Promise<PushResult> {
-  const target = await openTarget(store, refText, opts);
+  const target = await openPushTarget(store, refText, opts);
   const layout = await planOciIndexLayout(images, { refName: `${target.repository}:${target.tag}`, compression: 'gzip', store, layerIndex: opts.layerIndex });
   const blobs: PushResult['blobs'] = [];
+  const manifests: PushedManifest[] = [];
   for (const planned of layout.images) {
     for (const blob of await pushImageBlobs(target, planned, store)) if (!blobs.some((b) => b.digest === blob.digest)) blobs.push(blob);
-    await putManifest(target, planned.manifest.digest, planned.manifest, OCI_MEDIA_TYPES.manifest);
+    const digest = await putManifest(target, planned.manifest.digest, planned.manifest, OCI_MEDIA_TYPES.manifest);
+    manifests.push({ digest, size: planned.manifest.size, mediaType: OCI_MEDIA_TYPES.manifest, platform: platformText(planned.platform) });
   }
   const manifestDigest = await putManifest(target, target.tag, layout.index, OCI_MEDIA_TYPES.index);
-  return { manifestDigest, blobs };
+  manifests.push({ digest: manifestDigest, size: layout.index.size, mediaType: OCI_MEDIA_TYPES.index });
+  return { manifestDigest, blobs, manifests };
+}
+
+/**
+ * Push an in-memory image to the ref's repository under `reference` (a tag, or its digest):
+ * its blobs (skipped when there), then its manifest. Returns the manifest digest.
+ */
+export async function pushInMemoryImage(target: PushTarget, image: InMemoryImage, reference: string): Promise<Digest> {
+  for (const blob of image.blobs) {
+    const open = async (start: number, end: number) => Readable.from([blob.bytes.subarray(start, end + 1)]);
+    await pushBlob(target.client, target.index, target.repository, { digest: blob.digest, size: blob.bytes.length, open }, target.chunkSize);
+    await target.index.addBlobRepo(target.host, blob.digest, target.repository);
+  }
+  return putManifest(target, reference, { digest: image.manifestDigest, json: image.manifest.toString('utf8') }, image.mediaType);
+}
+
+function platformText(p: ImageManifest['platform']): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
 /** Where a push goes: the registry (pinged), the repository and tag, and how blobs go up. */
-interface PushTarget {
+export interface PushTarget {
   client: RegistryClient;
   host: string;
   repository: string;
@@ -71,7 +110,7 @@ interface PushTarget {
   chunkSize: number;
 }
 
-async function openTarget(store: BlobStore, refText: string, opts: PushOptions): Promise<PushTarget> {
+export async function openPushTarget(store: BlobStore, refText: string, opts: PushOptions): Promise<PushTarget> {
   const ref = parsePushReference(refText, opts.registries);
   const client = RegistryClient.forReference(ref, opts.registries, opts);
   await client.ping();

@@ -1,4 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
+import { pushSignaturesAndAttestations } from '../attest/push-signatures.ts';
+import type { SigningKey } from '../attest/signing/signing-key.ts';
 import type { TenantQuota } from '../auth/tenant-quota.ts';
 import { loadImage } from '../image/stored-image.ts';
 import type { Logger } from '../log.ts';
@@ -18,6 +20,8 @@ export interface PushProcessorDeps {
   builds: BuildRepository;
   registries: Registries;
   logger: Logger;
+  /** BALER_SIGNING_KEY_FILE, loaded: pushes carry cosign signatures and signed attestations; absent: unsigned attestations only. */
+  signingKey?: SigningKey;
 }
 
 /** Pushes a finished build's image to a registry and keeps the push's state on the build. */
@@ -46,9 +50,13 @@ export function createPushProcessor(deps: PushProcessorDeps) {
       const pushed = platforms
         ? await pushIndex(store, await Promise.all(platforms.map((p) => loadImage(deps.store, p))), ref, { registries: deps.registries })
         : await pushImage(store, await loadImage(deps.store, build.result), ref, { registries: deps.registries });
+      // Each image manifest's attestations are its build image's: a platform's by its platform, a single image's the result's.
+      const attestationsOf = (manifest: { platform?: string; mediaType: string }) =>
+        manifest.platform ? platforms?.find((p) => p.platform === manifest.platform)?.attestations : platforms ? undefined : build.result?.attestations;
+      const artifacts = await pushSignaturesAndAttestations(store, ref, pushed.manifests, attestationsOf, { registries: deps.registries, signingKey: deps.signingKey, log });
       const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').length;
-      await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, finishedAt: new Date().toISOString() });
-      log.info({ manifestDigest: pushed.manifestDigest, uploaded }, 'push succeeded');
+      await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, artifacts, finishedAt: new Date().toISOString() });
+      log.info({ manifestDigest: pushed.manifestDigest, uploaded, signed: deps.signingKey !== undefined }, 'push succeeded');
     } catch (err) {
       // A tenant over its quota stays over it for the few seconds a retry waits.
       const retryable = err instanceof RegistryError ? err.kind === 'unreachable' || err.kind === 'protocol' : !(err instanceof QuotaExceededError);
