@@ -23,7 +23,7 @@ export interface PushOptions extends ClientOptions {
 
 export interface PushResult {
   manifestDigest: Digest;
-  /** Every image manifest pushed (each platform's of an index, then the index): what signatures and attestations attach to. */
+  /** Every manifest pushed (each image's of an index, in the order of the images given, then the index): what signatures and attestations attach to. */
   manifests: PushedManifest[];
   /** What happened to each blob (config and distinct layers), for status and tests. */
   blobs: Array<{ digest: Digest; size: number; action: 'existed' | 'mounted' | 'uploaded' }>;
@@ -34,8 +34,6 @@ export interface PushedManifest {
   digest: Digest;
   size: number;
   mediaType: string;
-  /** The platform (`linux/arm64`) of an index's image manifest; absent for a single image and for the index. */
-  platform?: string;
 }
 
 /** A small image built in memory (a cosign signature or attestation image): its manifest and the blobs it names. */
@@ -76,7 +74,7 @@ export async function pushIndex(store: BlobStore, images: Image[], refText: stri
   for (const planned of layout.images) {
     for (const blob of await pushImageBlobs(target, planned, store)) if (!blobs.some((b) => b.digest === blob.digest)) blobs.push(blob);
     const digest = await putManifest(target, planned.manifest.digest, planned.manifest, OCI_MEDIA_TYPES.manifest);
-    manifests.push({ digest, size: planned.manifest.size, mediaType: OCI_MEDIA_TYPES.manifest, platform: platformText(planned.platform) });
+    manifests.push({ digest, size: planned.manifest.size, mediaType: OCI_MEDIA_TYPES.manifest });
   }
   const manifestDigest = await putManifest(target, target.tag, layout.index, OCI_MEDIA_TYPES.index);
   manifests.push({ digest: manifestDigest, size: layout.index.size, mediaType: OCI_MEDIA_TYPES.index });
@@ -94,10 +92,6 @@ export async function pushInMemoryImage(target: PushTarget, image: InMemoryImage
     await target.index.addBlobRepo(target.host, blob.digest, target.repository);
   }
   return putManifest(target, reference, { digest: image.manifestDigest, json: image.manifest.toString('utf8') }, image.mediaType);
-}
-
-function platformText(p: ImageManifest['platform']): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
 /** Where a push goes: the registry (pinged), the repository and tag, and how blobs go up. */

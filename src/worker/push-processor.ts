@@ -50,10 +50,12 @@ export function createPushProcessor(deps: PushProcessorDeps) {
       const pushed = platforms
         ? await pushIndex(store, await Promise.all(platforms.map((p) => loadImage(deps.store, p))), ref, { registries: deps.registries })
         : await pushImage(store, await loadImage(deps.store, build.result), ref, { registries: deps.registries });
-      // Each image manifest's attestations are its build image's: a platform's by its platform, a single image's the result's.
-      const attestationsOf = (manifest: { platform?: string; mediaType: string }) =>
-        manifest.platform ? platforms?.find((p) => p.platform === manifest.platform)?.attestations : platforms ? undefined : build.result?.attestations;
-      const artifacts = await pushSignaturesAndAttestations(store, ref, pushed.manifests, attestationsOf, { registries: deps.registries, signingKey: deps.signingKey, log });
+      // An index's image manifests come in the order of the platforms given, the index last (signed, not attested).
+      const subjects = pushed.manifests.map((manifest, i) => {
+        const image = platforms ? platforms[i] : build.result;
+        return image ? { manifest, platform: platforms ? platforms[i]?.platform : undefined, attestations: image.attestations } : { manifest };
+      });
+      const artifacts = await pushSignaturesAndAttestations(store, ref, subjects, { registries: deps.registries, signingKey: deps.signingKey, log });
       const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').length;
       await record(buildId, ref, { status: 'succeeded', manifestDigest: pushed.manifestDigest, uploadedBlobs: uploaded, artifacts, finishedAt: new Date().toISOString() });
       log.info({ manifestDigest: pushed.manifestDigest, uploaded, signed: deps.signingKey !== undefined }, 'push succeeded');

@@ -72,7 +72,7 @@ function recordingLog(): { log: Logger; lines: string[] } {
 it('without a key: unsigned attestations about the pushed manifest under .att, no .sig, and the log says so', async () => {
   const manifest = await pushedManifest('nokey/app', 'one');
   const { log, lines } = recordingLog();
-  const [artifacts] = await pushSignaturesAndAttestations(store, `${registry.host}/nokey/app:img`, [manifest], () => stored, { registries, log });
+  const [artifacts] = await pushSignaturesAndAttestations(store, `${registry.host}/nokey/app:img`, [{ manifest, attestations: stored }], { registries, log });
   const hex = hexOf(manifest.digest);
   expect(artifacts).toEqual({ subject: manifest.digest, attestations: { tag: `sha256-${hex}.att`, digest: expect.stringMatching(/^sha256:/), signed: false } });
   expect(lines.join('\n')).toMatch(/no signing key.*no \.sig pushed, attestations pushed unsigned/);
@@ -109,7 +109,7 @@ it('where the registry answers the referrers API: the attestations also go up as
     return fetch(input, init);
   };
   const { log } = recordingLog();
-  const [artifacts] = await pushSignaturesAndAttestations(store, `${registry.host}/ref/app:img`, [manifest], () => stored, { registries, signingKey, log, fetch: fetchWithReferrers });
+  const [artifacts] = await pushSignaturesAndAttestations(store, `${registry.host}/ref/app:img`, [{ manifest, attestations: stored }], { registries, signingKey, log, fetch: fetchWithReferrers });
   expect(artifacts?.signature?.tag).toBe(`sha256-${hexOf(manifest.digest)}.sig`);
   expect(artifacts?.attestations?.signed).toBe(true);
   expect(artifacts?.referrer).toMatch(/^sha256:/);

@@ -135,6 +135,8 @@ it('pushes every image and the index under one tag', async () => {
   const ref = `${registry.host}/multi/unit:2.0`;
   const pushed = await pushIndex(store, images, ref, { registries: new Map([[registry.host, { insecure: true }]]) });
   expect(pushed.manifestDigest).toBe(result.index?.digest);
+  // What signatures and attestations attach to: each platform's manifest in the platforms' order, then the index.
+  expect(pushed.manifests.map((m) => m.digest)).toEqual([...(result.platforms ?? []).map((p) => p.manifest.digest), result.index?.digest]);
   const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
   expect((JSON.parse(raw) as { manifests: Array<{ platform: { architecture: string } }> }).manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
   for (const p of result.platforms ?? []) {
