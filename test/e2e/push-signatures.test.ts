@@ -1,7 +1,8 @@
 /**
  * A push with a signing key carries cosign's signature and attestations (issue 16), checked with
  * tools we did not write: Debian's docker-registry (distribution 2.8, no referrers API), skopeo
- * to read the registry, openssl to verify. One service with a P-256 key, one pure-layer build.
+ * to read the registry, openssl to verify. One service with a P-256 key; pure-layer builds (one
+ * single-platform, one for linux/amd64 and linux/arm64: each platform manifest and the index signed).
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -73,17 +74,34 @@ async function blobsOf(ref: string, into: string): Promise<Map<string, Buffer>> 
   return blobs;
 }
 
+async function pushed(buildId: string, ref: string): Promise<PushView> {
+  const res = await fetch(`${service.url}/v1/builds/${buildId}/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ref }) });
+  expect(res.status).toBe(202);
+  const getPush = async () => ((await (await fetch(`${service.url}/v1/builds/${buildId}`)).json()) as { pushes?: Record<string, PushView> }).pushes?.[ref];
+  await until(async () => ['succeeded', 'failed'].includes((await getPush())?.status ?? ''), 30_000);
+  const push = (await getPush()) as PushView;
+  expect(push.status, push.error).toBe('succeeded');
+  return push;
+}
+
+/** The provenance statement in an `.att` image's first layer, after checking its DSSE signature with openssl. */
+async function verifiedProvenance(attRef: string, into: string): Promise<{ subject: Array<{ digest: { sha256: string } }> }> {
+  const manifest = JSON.parse(await skopeo(['inspect', '--raw', `docker://${attRef}`])) as { layers: Layer[] };
+  const [layer] = manifest.layers as [Layer];
+  expect(layer.annotations?.predicateType).toBe('https://slsa.dev/provenance/v1');
+  const envelope = JSON.parse(((await blobsOf(attRef, into)).get(layer.digest) as Buffer).toString('utf8')) as { payloadType: string; payload: string; signatures: Array<{ sig: string }> };
+  const body = Buffer.from(envelope.payload, 'base64');
+  const pae = Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(envelope.payloadType)} ${envelope.payloadType} ${body.length} `), body]);
+  expect(await opensslVerifies(pae, envelope.signatures[0]?.sig ?? '')).toBe(true);
+  return JSON.parse(body.toString('utf8')) as { subject: Array<{ digest: { sha256: string } }> };
+}
+
 it('pushes a .sig whose payload verifies with openssl and .att envelopes whose provenance names the pushed manifest', async () => {
   const build = await waitForBuild(service, await submitBuild(service, { name: 'sign/app', contents: [{ text: 'signed\n', to: '/etc/signed' }] }));
   expect(build.status).toBe('succeeded');
   const repo = `${registry.host}/sign/app`;
   const ref = `${repo}:1`;
-  const res = await fetch(`${service.url}/v1/builds/${build.id}/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ref }) });
-  expect(res.status).toBe(202);
-  const getPush = async () => ((await (await fetch(`${service.url}/v1/builds/${build.id}`)).json()) as { pushes?: Record<string, PushView> }).pushes?.[ref];
-  await until(async () => ['succeeded', 'failed'].includes((await getPush())?.status ?? ''), 30_000);
-  const push = (await getPush()) as PushView;
-  expect(push.status, push.error).toBe('succeeded');
+  const push = await pushed(build.id, ref);
 
   // The manifest the registry has, hashed as skopeo gives it, is what everything names.
   const manifestDigest = `sha256:${sha256(await skopeo(['inspect', '--raw', `docker://${ref}`]))}`;
@@ -131,5 +149,23 @@ it('pushes a .sig whose payload verifies with openssl and .att envelopes whose p
     const statement = JSON.parse(body.toString('utf8')) as { subject: Array<{ digest: { sha256: string } }>; predicateType: string };
     expect(statement.predicateType).toBe(layer.annotations?.predicateType);
     expect(statement.subject.map((s) => s.digest.sha256)).toEqual([hex]);
+  }
+}, 60_000);
+
+it('signs each platform manifest and the index of a multi-platform push; each platform provenance names its own manifest', async () => {
+  const build = await waitForBuild(service, await submitBuild(service, { name: 'sign/multi', platforms: ['linux/amd64', 'linux/arm64'], contents: [{ text: 'both\n', to: '/etc/both' }] }));
+  expect(build.status).toBe('succeeded');
+  const repo = `${registry.host}/sign/multi`;
+  const push = await pushed(build.id, `${repo}:1`);
+  const index = JSON.parse(await skopeo(['inspect', '--raw', `docker://${repo}:1`])) as { manifests: Array<{ digest: string }> };
+  const platformDigests = index.manifests.map((m) => m.digest);
+  expect(push.artifacts?.map((a) => [a.subject, a.signature !== undefined, a.attestations !== undefined])).toEqual([
+    [platformDigests[0], true, true],
+    [platformDigests[1], true, true],
+    [push.manifestDigest, true, false],
+  ]);
+  for (const [i, digest] of platformDigests.entries()) {
+    const statement = await verifiedProvenance(`${repo}:sha256-${digest.slice(7)}.att`, join(dir, `att-${i}`));
+    expect(statement.subject.map((s) => s.digest.sha256)).toEqual([digest.slice(7)]);
   }
 }, 60_000);
