@@ -292,7 +292,14 @@ describe('watchers of a build that waits', () => {
 
   beforeAll(async () => {
     id = await submit({ name: 'events/slow', runAsRoot: 'sleep 600' });
-  });
+    // Redis connections are counted from once its VM step runs: by then its worker has opened
+    // what it opens for the build (the build thread's own connection), however late it took it.
+    const watching = new AbortController();
+    for await (const event of sseEvents(await openSse(service.url, id, {}, watching.signal))) {
+      if (event.event === 'step' && event.data.name === 'vm' && event.data.phase === 'started') break;
+    }
+    watching.abort();
+  }, 120_000);
 
   it('share one blocked Redis connection per API process, released when they hang up', async () => {
     const blockedReads = async () => (await withRedis((redis) => redis.client('LIST') as Promise<string>)).split('\n').filter((c) => / flags=b.* cmd=xread/.test(c)).length;
