@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run test:faults`: the fault, fuzz and hostile tests at full strength, then one table of
+// `npm run test:faults`: the fault, fuzz, hostile and many-hosts tests at full strength, then one table of
 // the hostile attacks (attack → outcome, time to fail, peak worker RSS, event-loop delay,
 // bytes charged vs quota), printed even when tests failed. Each hostile test appends its row
 // to the file BALER_FAULTS_TABLE names (test/support/hostile/fault-table.ts).
@@ -13,7 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(join(tmpdir(), 'baler-faults-'));
 const rows = join(dir, 'rows.jsonl');
 
-const vitest = spawnSync(join(root, 'node_modules/.bin/vitest'), ['run', 'test/faults', 'test/fuzz', ...process.argv.slice(2)], {
+const vitest = spawnSync(join(root, 'node_modules/.bin/vitest'), ['run', 'test/faults', 'test/fuzz', 'test/cluster', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
   env: {
