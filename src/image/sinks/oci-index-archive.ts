@@ -1,7 +1,9 @@
 import { digestOf, type Digest } from '../../digest.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
+import type { InTotoPredicate } from './attestation-manifest.ts';
 import {
+  attestationManifestOf,
   distinctBlobs,
   layoutEntries,
   OCI_ARCHIVE_MEDIA_TYPE,
@@ -14,6 +16,11 @@ import {
   type OciArchiveOptions,
 } from './oci-archive.ts';
 import { epochOf, plannedTar, type SinkOutput } from './tar-plan.ts';
+
+/** As for one image, with each image's attestations (by the images' index; absent or empty: none for it). */
+export interface OciIndexArchiveOptions extends Omit<OciArchiveOptions, 'attestations'> {
+  attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined>;
+}
 
 /** An image index over several images (one per platform), and the images' manifests. */
 export interface OciIndexLayout {
@@ -34,21 +41,23 @@ export interface OciIndexLayout {
  * `buildah manifest push oci-archive:` and buildx write a multi-platform layout). All canonical
  * JSON: the same images and options give the same bytes.
  */
-export async function planOciIndexLayout(images: Image[], opts: OciArchiveOptions): Promise<OciIndexLayout> {
+export async function planOciIndexLayout(images: Image[], opts: OciIndexArchiveOptions): Promise<OciIndexLayout> {
   const { name, tag } = splitRefName(opts.refName);
   const planned: ImageManifest[] = [];
   for (const image of images) planned.push(await planImageManifest(image, opts));
   const created = opts.created ?? planned[0]?.created;
   if (!created) throw new Error('the image config has no created time; pass created');
+  // Attestation manifests after every runnable manifest, in the images' order (BuildKit's layout).
+  const attested = planned.flatMap((p, i) => attestationManifestOf(p, name, tag, opts.attestations?.[i]) ?? []);
   const indexJson = canonicalJson({
     schemaVersion: 2,
     mediaType: OCI_MEDIA_TYPES.index,
-    manifests: planned.map(({ manifest, platform }) => ({ mediaType: OCI_MEDIA_TYPES.manifest, digest: manifest.digest, size: manifest.size, platform })),
+    manifests: [...planned.map(({ manifest, platform }) => ({ mediaType: OCI_MEDIA_TYPES.manifest, digest: manifest.digest, size: manifest.size, platform })), ...attested.map((a) => a.descriptor)],
   });
   const indexBytes = Buffer.from(indexJson, 'utf8');
   const index = { digest: digestOf(indexBytes), size: indexBytes.length, json: indexJson };
   return {
-    blobs: distinctBlobs([...planned.flatMap((p) => p.blobs), { ...index, bytes: indexBytes }]),
+    blobs: distinctBlobs([...planned.flatMap((p) => p.blobs), ...attested.flatMap((a) => a.blobs), { ...index, bytes: indexBytes }]),
     index,
     images: planned,
     indexJson: canonicalJson({
@@ -64,7 +73,7 @@ export async function planOciIndexLayout(images: Image[], opts: OciArchiveOption
  * Several images as one `oci-archive` whose ref names their image index: the layout in a
  * tar, deterministic, blobs streamed from the store (every compressed layer stored first).
  */
-export async function writeOciIndexArchive(images: Image[], opts: OciArchiveOptions): Promise<{ output: SinkOutput; layout: OciIndexLayout }> {
+export async function writeOciIndexArchive(images: Image[], opts: OciIndexArchiveOptions): Promise<{ output: SinkOutput; layout: OciIndexLayout }> {
   const layout = await planOciIndexLayout(images, opts);
   return { output: plannedTar(layoutEntries(layout), opts.store, OCI_ARCHIVE_MEDIA_TYPE), layout };
 }

@@ -3,6 +3,7 @@ import type { BlobStore } from '../../store/blob-store.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { LayerBudgets } from '../build-usage.ts';
 import type { Image } from '../image.ts';
+import type { InTotoPredicate } from './attestation-manifest.ts';
 import { planDockerArchive } from './docker-archive.ts';
 import { writeDockerArchiveOci } from './docker-archive-oci.ts';
 import { gzipBytePlan } from './gzip-plan.ts';
@@ -24,6 +25,8 @@ export interface ImageOutputOptions {
   layerIndex?: CompressedLayerIndex;
   /** What flattening the layers may hold (`rootfs`); absent: the defaults. */
   layerBudgets?: LayerBudgets;
+  /** The image's attestations, as attestation manifests in an `oci-archive` (other formats have no place for them). */
+  attestations?: readonly InTotoPredicate[];
 }
 
 export interface ImageOutput extends SinkOutput {
@@ -79,7 +82,7 @@ export async function writeImage(format: OutputFormat, image: Image, opts: Image
       return named(out, `${base}.tar`);
     }
     case 'oci-archive': {
-      const out = await writeOciArchive(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression });
+      const out = await writeOciArchive(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression, attestations: opts.attestations });
       return named(out, `${base}.oci.tar`);
     }
     case 'rootfs': {
@@ -94,7 +97,10 @@ export async function writeImage(format: OutputFormat, image: Image, opts: Image
  * Several images (one per platform) as one `oci-archive` holding their image index
  * (oci-index-archive.ts), with its download file name and the layout (the index's digest).
  */
-export async function writeImageIndex(images: Image[], opts: ImageOutputOptions & { compression: OutputCompression }): Promise<ImageOutput & { layout: OciIndexLayout }> {
+export async function writeImageIndex(
+  images: Image[],
+  opts: Omit<ImageOutputOptions, 'attestations'> & { compression: OutputCompression; attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined> },
+): Promise<ImageOutput & { layout: OciIndexLayout }> {
   const refusal = compressionRefusal('oci-archive', opts.compression);
   if (refusal) throw new Error(`compression ${refusal}`);
   const { output, layout } = await writeOciIndexArchive(images, {
@@ -103,6 +109,7 @@ export async function writeImageIndex(images: Image[], opts: ImageOutputOptions 
     created: opts.created,
     layerIndex: opts.layerIndex,
     compression: opts.compression,
+    attestations: opts.attestations,
   });
   const out = named(output, `${opts.name.replaceAll('/', '_')}-${opts.tag}.oci.tar`);
   return Object.assign(out, { layout });
