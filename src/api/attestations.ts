@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { buffer } from 'node:stream/consumers';
-import { ATTESTATION_PAYLOAD_TYPES, type AttestationKind, type Attested } from '../attest/image-attestations.ts';
+import { ATTESTATION_PAYLOAD_TYPES, type Attested, type ImageAttestations } from '../attest/image-attestations.ts';
 import type { BuildRepository } from '../builds/build-repository.ts';
 import type { Digest } from '../digest.ts';
 import { Problem } from '../problem.ts';
@@ -25,7 +25,7 @@ type AttestationRequest = FastifyRequest<{ Params: { id: string }; Querystring: 
  * stored them: the DSSE payload byte for byte (what the signature covers), or the envelope.
  */
 export const attestationsRoutes: FastifyPluginAsync<AttestationsOptions> = async (app, { store, builds }) => {
-  const send = async (request: AttestationRequest, reply: FastifyReply, kind: AttestationKind) => {
+  const send = async (request: AttestationRequest, reply: FastifyReply, kind: keyof ImageAttestations) => {
     const record = await requireTenantBuild(builds, request.tenant, request.params.id);
     if (record.status !== 'succeeded' || !record.result) {
       throw new Problem(409, `build ${record.id} is ${record.status}; its attestations are available once it has succeeded`);

@@ -123,16 +123,14 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     const refusal = compressionRefusal(format, compression);
     if (refusal) throw new Problem(400, `compression ${refusal}`);
     const charged = new ChargedStore(store, quota, request.tenant);
-    // An oci-archive holds the attestations of its images (as the build described it, archive-attestations.ts).
-    const predicatesOf = (image: Attested) => (format === 'oci-archive' && image.attestations ? archivePredicates(image.attestations, store) : undefined);
+    // An index archive holds its images' SBOMs, as the build described it (attested-archives.ts).
+    const predicatesOf = (image: Attested) => (image.attestations ? archivePredicates(image.attestations, store) : undefined);
     const output =
       'index' in target
         ? Promise.all([Promise.all(target.index.platforms.map((p) => loadImage(store, p))), Promise.all(target.index.platforms.map(predicatesOf))]).then(([images, attestations]) =>
             indexOutput(images, record.spec, compression, charged, attestations),
           )
-        : Promise.all([loadImage(store, target.image), predicatesOf(target.image as Attested)]).then(([image, attestations]) =>
-            imageOutput(image, record.spec, format, compression, charged, layerBudgets, attestations),
-          );
+        : loadImage(store, target.image).then((image) => imageOutput(image, record.spec, format, compression, charged, layerBudgets));
     const out = await output.catch((err: unknown) => {
       // A rootfs flattens the layers here, under the budgets a build has; a base layer's own
       // tar (imported, never read by a build without a VM step) may be refused only now.

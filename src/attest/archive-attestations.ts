@@ -12,24 +12,15 @@ const MAX_ENVELOPE_BYTES = 256 * 1024 ** 2;
 
 /**
  * What an image's `oci-archive` holds of its attestations (sinks/attestation-manifest.ts): its
- * SPDX SBOM and its provenance, as predicates; the archive writes each as a statement about
- * the image manifest it holds. The stored SPDX envelope holds the bare document, the
- * provenance envelope a whole statement (whose predicate is kept, its subject written anew:
- * a single-platform build's names the image id, and the manifest depends on the compression
- * asked for). CycloneDX stays out, as BuildKit writes SPDX only. A build-cache hit's archive is
- * the original's, byte for byte: it holds the provenance it was made with (`archivedProvenance`).
+ * SPDX SBOM, as the predicate of a statement the archive writes about the image manifest it
+ * holds (the stored envelope holds the bare document). Only what the build's inputs decide
+ * goes in, so the same spec still gives the same archive bytes (a build-cache hit, a rebuild,
+ * `verify`): the provenance names the build (its id, times, worker) and would make every
+ * build's archive different, so it stays at /provenance and on pushes. CycloneDX stays out
+ * too, as BuildKit writes SPDX only.
  */
 export async function archivePredicates(attestations: ImageAttestations, store: BlobStore): Promise<InTotoPredicate[]> {
-  const spdx = await storedPayload(store, attestations.sbomSpdx, ATTESTATION_PAYLOAD_TYPES.sbomSpdx);
-  const provenance = (await storedPayload(store, attestations.archivedProvenance ?? attestations.provenance, ATTESTATION_PAYLOAD_TYPES.provenance)) as {
-    predicateType?: unknown;
-    predicate?: unknown;
-  };
-  if (typeof provenance.predicateType !== 'string' || provenance.predicate === undefined) throw new Error('the stored provenance is not an in-toto statement');
-  return [
-    { predicateType: SPDX_PREDICATE_TYPE, predicate: spdx },
-    { predicateType: provenance.predicateType, predicate: provenance.predicate },
-  ];
+  return [{ predicateType: SPDX_PREDICATE_TYPE, predicate: await storedPayload(store, attestations.sbomSpdx, ATTESTATION_PAYLOAD_TYPES.sbomSpdx) }];
 }
 
 /** An envelope's payload, parsed, after checking its payload type. */

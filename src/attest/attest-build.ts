@@ -18,7 +18,7 @@ import { entryIsFor, platformOfArchitecture, platformsOf, specForPlatform } from
 import { CACHE_VERSION } from '../builds/result-cache.ts';
 import { blobReferences, needsVm, type ResolvedSpec } from '../builds/spec.ts';
 import type { ContentsComponent, SbomInput } from './attestation-types.ts';
-import { ATTESTATION_PAYLOAD_TYPES, type AttestationKind, type Attested, type ImageAttestations } from './image-attestations.ts';
+import { ATTESTATION_PAYLOAD_TYPES, type Attested, type ImageAttestations } from './image-attestations.ts';
 import { provenanceStatement, statementPayload, type ProvenanceInput } from './provenance/statement.ts';
 import { imagePackages } from './sbom/image-packages.ts';
 import type { SbomBudgets } from './sbom/sbom-budgets.ts';
@@ -114,7 +114,7 @@ export async function attestImage(image: ImageFacts, build: BuildFacts, deps: At
     toolVersion: deps.balerVersion,
   };
   const provenance = provenanceInputOf(image, build, deps);
-  const store1 = (kind: AttestationKind, payload: Buffer) => storeEnvelope(store, ATTESTATION_PAYLOAD_TYPES[kind], payload, deps.signingKey);
+  const store1 = (kind: keyof ImageAttestations, payload: Buffer) => storeEnvelope(store, ATTESTATION_PAYLOAD_TYPES[kind], payload, deps.signingKey);
   return {
     sbomSpdx: await store1('sbomSpdx', Buffer.from(JSON.stringify(spdxDocument(sbom)), 'utf8')),
     sbomCycloneDx: await store1('sbomCycloneDx', Buffer.from(cycloneDxDocument(sbom), 'utf8')),
@@ -132,8 +132,7 @@ export async function attestCachedResult(result: BuildResult, build: BuildFacts,
     if (!image.attestations) return image;
     const input = { ...provenanceInputOf(facts, build, deps), cachedFrom: { buildId: cachedFrom, provenance: image.attestations.provenance } };
     const provenance = await storeEnvelope(deps.store, ATTESTATION_PAYLOAD_TYPES.provenance, statementPayload(provenanceStatement(input)), deps.signingKey);
-    const { archivedProvenance = image.attestations.provenance } = image.attestations;
-    return { ...image, attestations: { ...image.attestations, provenance, archivedProvenance } };
+    return { ...image, attestations: { ...image.attestations, provenance } };
   };
   if (!result.platforms) return again(result, singleFacts(result, build.spec));
   const platforms = [];

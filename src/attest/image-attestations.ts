@@ -5,11 +5,6 @@ export interface ImageAttestations {
   sbomSpdx: Digest;
   sbomCycloneDx: Digest;
   provenance: Digest;
-  /**
-   * The provenance the image's `oci-archive` holds, when it is not `provenance`: a build-cache
-   * hit's archive is the original build's byte for byte, so it holds that build's provenance.
-   */
-  archivedProvenance?: Digest;
 }
 
 /** The DSSE payload types of the three, which are also the media types the API serves their payloads as. */
@@ -17,10 +12,7 @@ export const ATTESTATION_PAYLOAD_TYPES = {
   sbomSpdx: 'application/spdx+json',
   sbomCycloneDx: 'application/vnd.cyclonedx+json',
   provenance: 'application/vnd.in-toto+json',
-} as const satisfies Record<Exclude<keyof ImageAttestations, 'archivedProvenance'>, string>;
-
-/** The three attestations an image has (archivedProvenance is a second provenance blob, not a kind). */
-export type AttestationKind = keyof typeof ATTESTATION_PAYLOAD_TYPES;
+} as const satisfies Record<keyof ImageAttestations, string>;
 
 /** What a build says of an image's attestations: where they are, or why it has none. */
 export interface Attested {

@@ -28,20 +28,9 @@ export interface ArchiveInfo {
 
 type SpecNames = Pick<ResolvedSpec, 'name' | 'tag' | 'created'>;
 
-/**
- * The image in one output format, ready to stream (and, when planned, to read by range); an
- * `oci-archive` holds `attestations` as an attestation manifest (archive-attestations.ts).
- */
-export function imageOutput(
-  image: Image,
-  spec: SpecNames,
-  format: OutputFormat,
-  compression: OutputCompression,
-  store: BlobStore,
-  layerBudgets?: LayerBudgets,
-  attestations?: readonly InTotoPredicate[],
-): Promise<ImageOutput> {
-  return writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created, layerBudgets, attestations });
+/** The image in one output format, ready to stream (and, when planned, to read by range). */
+export function imageOutput(image: Image, spec: SpecNames, format: OutputFormat, compression: OutputCompression, store: BlobStore, layerBudgets?: LayerBudgets): Promise<ImageOutput> {
+  return writeImage(format, image, { name: spec.name, tag: spec.tag, store, compression, created: spec.created, layerBudgets });
 }
 
 /**
@@ -64,7 +53,7 @@ export async function describeArchive(
 
 /**
  * Several images' `oci-archive` holding their image index (a multi-platform build's): as
- * imageOutput, with the layout; `attestations` by the images' order.
+ * imageOutput, with the layout; each image's `attestations` (by the images' order) as an attestation manifest in the image index.
  */
 export function indexOutput(
   images: Image[],

@@ -208,7 +208,7 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // In this thread, not the sandbox's: the package databases it reads are bounded by the
       // SBOM library's budgets, and the signing key stays out of the thread that parses the
       // build's input. A failure is recorded on the image (attestationError), never the build's.
-      // An oci-archive holds its images' attestations: the archives are described again with them.
+      // A multi-platform build's oci-archive holds its images' SBOMs: described again with them.
       const result = deps.attest
         ? await describeAttestedArchives(
             await attestResult(
@@ -218,7 +218,6 @@ export function createBuildProcessor(deps: ProcessorDeps) {
             ),
             spec,
             store,
-            deps.layerBudgets,
           )
         : built;
       const attestMs = Date.now() - attestStarted;

@@ -1,6 +1,6 @@
 import { digestOf, hexOf, type Digest } from '../../digest.ts';
 import { canonicalJson } from '../canonical-json.ts';
-import { OCI_MEDIA_TYPES, type LayoutBlob } from './oci-layout-types.ts';
+import { OCI_MEDIA_TYPES, type LayoutBlob } from './oci-archive.ts';
 
 /**
  * An image's attestations as an OCI layout holds them, in the layout BuildKit writes

@@ -2,13 +2,15 @@ import { digestOf, hexOf, type Digest } from '../../digest.ts';
 import type { BlobStore } from '../../store/blob-store.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
-import { imageSubjectName, planAttestationManifest, type AttestationManifest, type InTotoPredicate } from './attestation-manifest.ts';
-import { OCI_MEDIA_TYPES, type LayoutBlob } from './oci-layout-types.ts';
 import { compressedLayer, layerIndexOf, OCI_LAYER_MEDIA_TYPES, type CompressedLayerIndex } from './layer-compression.ts';
 import type { OutputCompression } from './output-format.ts';
 import { epochOf, plannedTar, type PlannedEntry, type SinkOutput } from './tar-plan.ts';
 
-export { OCI_MEDIA_TYPES, type LayoutBlob } from './oci-layout-types.ts';
+export const OCI_MEDIA_TYPES = {
+  index: 'application/vnd.oci.image.index.v1+json',
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+} as const;
 
 /** The media type of the archive itself (a tar holding an OCI image layout). */
 export const OCI_ARCHIVE_MEDIA_TYPE = 'application/x-tar';
@@ -26,11 +28,6 @@ export interface OciArchiveOptions {
   created?: string;
   /** Where compressed layers are remembered; default: `layerIndexOf(store)`. */
   layerIndex?: CompressedLayerIndex;
-  /**
-   * The image's attestations (its SBOM, its provenance): written as an attestation manifest
-   * beside the image (attestation-manifest.ts). Absent or empty: none.
-   */
-  attestations?: readonly InTotoPredicate[];
 }
 
 /** `name:tag` → its parts; the tag is what follows the last `:` after the last `/`. */
@@ -47,6 +44,14 @@ export function fullyQualifiedName(name: string): string {
   const first = slash === -1 ? '' : name.slice(0, slash);
   if (first && (first.includes('.') || first.includes(':') || first === 'localhost')) return name;
   return slash === -1 ? `docker.io/library/${name}` : `docker.io/${name}`;
+}
+
+/** A blob of the layout, ready to be written at `blobs/sha256/<hex>`. */
+export interface LayoutBlob {
+  digest: Digest;
+  size: number;
+  /** Held bytes (config, manifest); absent for layer blobs, which are read from the store. */
+  bytes?: Buffer;
 }
 
 /** What an OCI image layout for one image holds, all digests known, nothing written yet. */
@@ -105,12 +110,6 @@ export async function planImageManifest(image: Image, opts: Pick<OciArchiveOptio
   };
 }
 
-/** The attestation manifest of a planned image, its statements' subject its manifest; none without attestations. */
-export function attestationManifestOf(planned: ImageManifest, name: string, tag: string, attestations: readonly InTotoPredicate[] | undefined): AttestationManifest | undefined {
-  if (!attestations || attestations.length === 0) return undefined;
-  return planAttestationManifest(planned.manifest.digest, imageSubjectName(fullyQualifiedName(name), tag, planned.platform), attestations);
-}
-
 /** The layout's entry for `name:tag`: both annotations every reader looks for. */
 export function refAnnotations(name: string, tag: string): Record<string, string> {
   return { [ANNOTATION_IMAGE_NAME]: `${fullyQualifiedName(name)}:${tag}`, [ANNOTATION_REF_NAME]: tag };
@@ -130,15 +129,13 @@ export async function planOciLayout(image: Image, opts: OciArchiveOptions): Prom
   const created = opts.created ?? planned.created;
   if (!created) throw new Error('the image config has no created time; pass created');
   const { manifest, platform } = planned;
-  // The layout's index.json is the root index: the attestation manifest goes after the image, as BuildKit places it.
-  const attested = attestationManifestOf(planned, name, tag, opts.attestations);
   const indexJson = canonicalJson({
     schemaVersion: 2,
     mediaType: OCI_MEDIA_TYPES.index,
-    manifests: [{ mediaType: OCI_MEDIA_TYPES.manifest, digest: manifest.digest, size: manifest.size, platform, annotations: refAnnotations(name, tag) }, ...(attested ? [attested.descriptor] : [])],
+    manifests: [{ mediaType: OCI_MEDIA_TYPES.manifest, digest: manifest.digest, size: manifest.size, platform, annotations: refAnnotations(name, tag) }],
   });
   return {
-    blobs: distinctBlobs([...planned.blobs, ...(attested?.blobs ?? [])]),
+    blobs: distinctBlobs(planned.blobs),
     manifest,
     indexJson,
     configPath: planned.configPath,

@@ -1,10 +1,10 @@
 import { digestOf, type Digest } from '../../digest.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import type { Image } from '../image.ts';
-import type { InTotoPredicate } from './attestation-manifest.ts';
+import { imageSubjectName, planAttestationManifest, type AttestationManifest, type InTotoPredicate } from './attestation-manifest.ts';
 import {
-  attestationManifestOf,
   distinctBlobs,
+  fullyQualifiedName,
   layoutEntries,
   OCI_ARCHIVE_MEDIA_TYPE,
   OCI_MEDIA_TYPES,
@@ -17,8 +17,8 @@ import {
 } from './oci-archive.ts';
 import { epochOf, plannedTar, type SinkOutput } from './tar-plan.ts';
 
-/** As for one image, with each image's attestations (by the images' index; absent or empty: none for it). */
-export interface OciIndexArchiveOptions extends Omit<OciArchiveOptions, 'attestations'> {
+/** As for one image, with each image's attestations (by the images' order; absent or empty: none for it). */
+export interface OciIndexArchiveOptions extends OciArchiveOptions {
   attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined>;
 }
 
@@ -38,8 +38,11 @@ export interface OciIndexLayout {
  * Lay several images out as one OCI image index: each image's manifest as `oci-archive`
  * writes it (the same bytes, so the same digest), an image index naming them by platform in
  * the order given, and the layout's `index.json` naming that index by `name:tag` (as
- * `buildah manifest push oci-archive:` and buildx write a multi-platform layout). All canonical
- * JSON: the same images and options give the same bytes.
+ * `buildah manifest push oci-archive:` and buildx write a multi-platform layout). With
+ * `attestations`, the image index lists each image's attestation manifest after the images
+ * (attestation-manifest.ts), as BuildKit does; that index is then not the one without them (what
+ * a build stores and a push tags). All canonical JSON: the same images and options give the
+ * same bytes.
  */
 export async function planOciIndexLayout(images: Image[], opts: OciIndexArchiveOptions): Promise<OciIndexLayout> {
   const { name, tag } = splitRefName(opts.refName);
@@ -67,6 +70,12 @@ export async function planOciIndexLayout(images: Image[], opts: OciIndexArchiveO
     }),
     mtime: epochOf(created),
   };
+}
+
+/** The attestation manifest of a planned image, its statements' subject its manifest; none without attestations. */
+function attestationManifestOf(planned: ImageManifest, name: string, tag: string, attestations: readonly InTotoPredicate[] | undefined): AttestationManifest | undefined {
+  if (!attestations || attestations.length === 0) return undefined;
+  return planAttestationManifest(planned.manifest.digest, imageSubjectName(fullyQualifiedName(name), tag, planned.platform), attestations);
 }
 
 /**

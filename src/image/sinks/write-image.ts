@@ -25,8 +25,6 @@ export interface ImageOutputOptions {
   layerIndex?: CompressedLayerIndex;
   /** What flattening the layers may hold (`rootfs`); absent: the defaults. */
   layerBudgets?: LayerBudgets;
-  /** The image's attestations, as attestation manifests in an `oci-archive` (other formats have no place for them). */
-  attestations?: readonly InTotoPredicate[];
 }
 
 export interface ImageOutput extends SinkOutput {
@@ -82,7 +80,7 @@ export async function writeImage(format: OutputFormat, image: Image, opts: Image
       return named(out, `${base}.tar`);
     }
     case 'oci-archive': {
-      const out = await writeOciArchive(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression, attestations: opts.attestations });
+      const out = await writeOciArchive(image, { refName, store: opts.store, created, layerIndex: opts.layerIndex, compression });
       return named(out, `${base}.oci.tar`);
     }
     case 'rootfs': {
@@ -99,7 +97,7 @@ export async function writeImage(format: OutputFormat, image: Image, opts: Image
  */
 export async function writeImageIndex(
   images: Image[],
-  opts: Omit<ImageOutputOptions, 'attestations'> & { compression: OutputCompression; attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined> },
+  opts: ImageOutputOptions & { compression: OutputCompression; attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined> },
 ): Promise<ImageOutput & { layout: OciIndexLayout }> {
   const refusal = compressionRefusal('oci-archive', opts.compression);
   if (refusal) throw new Error(`compression ${refusal}`);
