@@ -5,6 +5,7 @@
  * read back with skopeo (which must still pick the images), and downloaded twice as the API
  * assembles them (byte-identical, the digest the result records, the same for a rebuild).
  */
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { runBuild } from '../../src/builds/run-build.ts';
 import { resolveSpec, type BuildSpec, type ResolvedSpec } from '../../src/builds/spec.ts';
 import { DEFAULT_TENANT } from '../../src/builds/tenant.ts';
 import { digestOf, hexOf, type Digest } from '../../src/digest.ts';
+import { importArchive } from '../../src/image/sources/archive/import-archive.ts';
 import { loadImage } from '../../src/image/stored-image.ts';
 import { FsBlobStore } from '../../src/store/fs-blob-store.ts';
 import { run } from '../support/run.ts';
@@ -144,6 +146,17 @@ describe("a multi-platform build's oci-archive", () => {
       const copied = join(dir, `dir-${arch}`);
       await skopeo(['--override-arch', arch, 'copy', `oci-archive:${path}`, `dir:${copied}`]);
       expect(digestOf(await readFile(join(copied, 'manifest.json')))).toBe(p?.manifest.digest);
+    }
+  });
+
+  it('is a base baler imports again, each platform image by its architecture', async () => {
+    const { path } = await download(result, spec, 'as-base.tar');
+    const uploaded = (await store.put(createReadStream(path))).digest;
+    for (const [architecture, p] of [
+      ['amd64', result.platforms?.[0]],
+      ['arm64', result.platforms?.[1]],
+    ] as const) {
+      expect((await importArchive(store, uploaded, { architecture })).imageId).toBe(p?.imageId);
     }
   });
 
