@@ -208,7 +208,8 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // In this thread, not the sandbox's: the package databases it reads are bounded by the
       // SBOM library's budgets, and the signing key stays out of the thread that parses the
       // build's input. A failure is recorded on the image (attestationError), never the build's.
-      // A multi-platform build's oci-archive holds its images' SBOMs: described again with them.
+      // A multi-platform build's oci-archive holds its images' SBOMs, so it is described again
+      // with them (a second read of it); that fails only as the archive step could (the store).
       const result = deps.attest
         ? await describeAttestedArchives(
             await attestResult(
