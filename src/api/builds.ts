@@ -7,6 +7,8 @@ import { publishCancel } from '../builds/cancellation.ts';
 import { nameRuleViolation, tagRuleViolation } from '../builds/reference.ts';
 import { BudgetExceededError } from '../budget.ts';
 import { LayerInputError } from '../image/layer-entry.ts';
+import { archivePredicates } from '../attest/archive-attestations.ts';
+import type { Attested } from '../attest/image-attestations.ts';
 import { imageOutput, indexOutput } from '../builds/build-archive.ts';
 import type { BuildSpec } from '../builds/spec.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
@@ -121,9 +123,13 @@ export const buildsRoutes: FastifyPluginAsync<BuildsOptions> = async (app, opts)
     const refusal = compressionRefusal(format, compression);
     if (refusal) throw new Problem(400, `compression ${refusal}`);
     const charged = new ChargedStore(store, quota, request.tenant);
+    // An index archive holds its images' SBOMs, as the build described it (attested-archives.ts).
+    const predicatesOf = (image: Attested) => (image.attestations ? archivePredicates(image.attestations, store) : undefined);
     const output =
       'index' in target
-        ? Promise.all(target.index.platforms.map((p) => loadImage(store, p))).then((images) => indexOutput(images, record.spec, compression, charged))
+        ? Promise.all([Promise.all(target.index.platforms.map((p) => loadImage(store, p))), Promise.all(target.index.platforms.map(predicatesOf))]).then(([images, attestations]) =>
+            indexOutput(images, record.spec, compression, charged, attestations),
+          )
         : loadImage(store, target.image).then((image) => imageOutput(image, record.spec, format, compression, charged, layerBudgets));
     const out = await output.catch((err: unknown) => {
       // A rootfs flattens the layers here, under the budgets a build has; a base layer's own

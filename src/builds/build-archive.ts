@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../digest.ts';
 import type { LayerBudgets } from '../image/build-usage.ts';
 import type { Image } from '../image/image.ts';
+import type { InTotoPredicate } from '../image/sinks/attestation-manifest.ts';
 import { digestPlan, planSize } from '../image/sinks/byte-plan.ts';
 import type { OutputCompression, OutputFormat } from '../image/sinks/output-format.ts';
 import { writeImage, writeImageIndex, type ImageOutput } from '../image/sinks/write-image.ts';
@@ -50,9 +51,18 @@ export async function describeArchive(
   return describeOutput(out, format, compression, store, onProgress);
 }
 
-/** Several images' `oci-archive` holding their image index (a multi-platform build's): as imageOutput, with the layout. */
-export function indexOutput(images: Image[], spec: SpecNames, compression: OutputCompression, store: BlobStore): ReturnType<typeof writeImageIndex> {
-  return writeImageIndex(images, { name: spec.name, tag: spec.tag, store, compression, created: spec.created });
+/**
+ * Several images' `oci-archive` holding their image index (a multi-platform build's): as
+ * imageOutput, with the layout; each image's `attestations` (by the images' order) as an attestation manifest in the image index.
+ */
+export function indexOutput(
+  images: Image[],
+  spec: SpecNames,
+  compression: OutputCompression,
+  store: BlobStore,
+  attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined>,
+): ReturnType<typeof writeImageIndex> {
+  return writeImageIndex(images, { name: spec.name, tag: spec.tag, store, compression, created: spec.created, attestations });
 }
 
 /** An output read once: its digest and size (`onProgress` told the bytes read), and what it is assembled from. */

@@ -24,7 +24,10 @@ export interface BuildResult extends StoredImage, Attested {
   archive: ArchiveInfo;
   /** The base image as the build used it (after the device rule): its image id. A multi-platform build's is on each platform. */
   base?: { imageId: Digest };
-  /** The OCI image index over `platforms` (stored as a blob; what a push tags). */
+  /**
+   * The OCI image index over `platforms` (stored as a blob; what a push tags). The `oci-archive`
+   * of an attested build holds an index that also lists the images' SBOMs (attested-archives.ts).
+   */
   index?: { digest: Digest; size: number; mediaType: string };
   platforms?: PlatformImage[];
 }

@@ -34,6 +34,7 @@ import type { BuildEventStream } from '../events/event-stream.ts';
 import type { RevocableResultCache } from '../builds/result-cache.ts';
 import type { BuildOutcome, WorkerMetrics } from '../metrics/worker-metrics.ts';
 import { attestResult, type AttestDeps } from '../attest/attest-build.ts';
+import { describeAttestedArchives } from '../attest/attested-archives.ts';
 import { WorkerObserver } from './worker-observer.ts';
 
 export interface ProcessorDeps {
@@ -210,11 +211,17 @@ export function createBuildProcessor(deps: ProcessorDeps) {
       // In this thread, not the sandbox's: the package databases it reads are bounded by the
       // SBOM library's budgets, and the signing key stays out of the thread that parses the
       // build's input. A failure is recorded on the image (attestationError), never the build's.
+      // A multi-platform build's oci-archive holds its images' SBOMs, so it is described again
+      // with them (a second read of it); that fails only as the archive step could (the store).
       const result = deps.attest
-        ? await attestResult(
-            built,
-            { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() },
-            { tarLimits: new BuildUsage(deps.layerBudgets).tarLimits, ...deps.attest, store, signal: buildDeps.signal },
+        ? await describeAttestedArchives(
+            await attestResult(
+              built,
+              { buildId, spec, startedOn: new Date(started).toISOString(), finishedOn: new Date().toISOString() },
+              { tarLimits: new BuildUsage(deps.layerBudgets).tarLimits, ...deps.attest, store, signal: buildDeps.signal },
+            ),
+            spec,
+            store,
           )
         : built;
       const attestMs = Date.now() - attestStarted;

@@ -6,8 +6,8 @@
  * (skopeo), `?platform=` downloads one image (skopeo, and `docker load` in a private dockerd),
  * a push uploads both and the index under one tag (Debian's docker-registry, skopeo
  * `--override-arch`) and each image fetched from there runs: amd64 natively in the dockerd,
- * arm64 emulated by qemu-aarch64-static over its unpacked layers; and a rebuild without the
- * caches gives the same bytes.
+ * arm64 emulated by qemu-aarch64-static over its unpacked layers; the oci-archive lists each
+ * image's SBOM as an attestation manifest; and a rebuild without the caches gives the same bytes.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -30,7 +30,7 @@ let work: string;
 let build: MultiBuild;
 let SPEC: Omit<typeof BASE_SPEC, 'contents'> & { contents: Array<Record<string, string | undefined>> };
 
-type Descriptor = { mediaType: string; digest: string; size: number; platform?: { architecture: string; os: string } };
+type Descriptor = { mediaType: string; digest: string; size: number; platform?: { architecture: string; os: string }; annotations?: Record<string, string> };
 type PlatformImage = { platform: string; imageId: string; diffIds: string[]; manifest: { digest: string; size: number }; archive: { digest: string } };
 type MultiBuild = BuildView & {
   result?: BuildView['result'] & { index?: { digest: string; size: number; mediaType: string }; platforms?: PlatformImage[] };
@@ -133,9 +133,13 @@ it('serves the index as an oci-archive that skopeo reads, each platform selectab
   expect(sha256(bytes)).toBe(build.result?.archive.digest);
   const index = JSON.parse(await skopeo(['inspect', '--raw', `oci-archive:${path}`])) as { mediaType: string; manifests: Descriptor[] };
   expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
-  expect(index.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
+  // The images, then each one's SBOM as an attestation manifest (BuildKit's layout; see README).
+  expect(index.manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`)).toEqual(['linux/amd64', 'linux/arm64', 'unknown/unknown', 'unknown/unknown']);
   const record = await getBuild(build.id);
-  expect(index.manifests.map((m) => m.digest)).toEqual(record.result?.platforms?.map((p) => p.manifest.digest));
+  expect(index.manifests.slice(0, 2).map((m) => m.digest)).toEqual(record.result?.platforms?.map((p) => p.manifest.digest));
+  expect(index.manifests.slice(2).map((m) => [m.annotations?.['vnd.docker.reference.type'], m.annotations?.['vnd.docker.reference.digest']])).toEqual(
+    record.result?.platforms?.map((p) => ['attestation-manifest', p.manifest.digest]),
+  );
 
   for (const arch of ['amd64', 'arm64']) {
     const chosen = JSON.parse(await skopeo(['inspect', '--override-arch', arch, `oci-archive:${path}`])) as { Architecture: string; Digest: string };

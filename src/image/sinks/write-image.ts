@@ -3,6 +3,7 @@ import type { BlobStore } from '../../store/blob-store.ts';
 import { parallelGzip } from '../gzip/parallel-gzip.ts';
 import type { LayerBudgets } from '../build-usage.ts';
 import type { Image } from '../image.ts';
+import type { InTotoPredicate } from './attestation-manifest.ts';
 import { planDockerArchive } from './docker-archive.ts';
 import { writeDockerArchiveOci } from './docker-archive-oci.ts';
 import { gzipBytePlan } from './gzip-plan.ts';
@@ -94,7 +95,10 @@ export async function writeImage(format: OutputFormat, image: Image, opts: Image
  * Several images (one per platform) as one `oci-archive` holding their image index
  * (oci-index-archive.ts), with its download file name and the layout (the index's digest).
  */
-export async function writeImageIndex(images: Image[], opts: ImageOutputOptions & { compression: OutputCompression }): Promise<ImageOutput & { layout: OciIndexLayout }> {
+export async function writeImageIndex(
+  images: Image[],
+  opts: ImageOutputOptions & { compression: OutputCompression; attestations?: ReadonlyArray<readonly InTotoPredicate[] | undefined> },
+): Promise<ImageOutput & { layout: OciIndexLayout }> {
   const refusal = compressionRefusal('oci-archive', opts.compression);
   if (refusal) throw new Error(`compression ${refusal}`);
   const { output, layout } = await writeOciIndexArchive(images, {
@@ -103,6 +107,7 @@ export async function writeImageIndex(images: Image[], opts: ImageOutputOptions 
     created: opts.created,
     layerIndex: opts.layerIndex,
     compression: opts.compression,
+    attestations: opts.attestations,
   });
   const out = named(output, `${opts.name.replaceAll('/', '_')}-${opts.tag}.oci.tar`);
   return Object.assign(out, { layout });
