@@ -109,6 +109,26 @@ export class QemuProcess {
     }
   }
 
+  /**
+   * QEMU's threads as the host's scheduler sees them (`tid state nice cpu-seconds`), for the
+   * line a quiet step gets (supervise.ts); empty when /proc does not tell.
+   */
+  threadStates(): string[] {
+    const pid = this.#child.pid;
+    if (pid === undefined) return [];
+    try {
+      return readdirSync(`/proc/${pid}/task`).map((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        // Fields after the ")" of the command: state is the 1st, utime/stime the 12th/13th, nice the 17th.
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cpuSeconds = (Number(f[11]) + Number(f[12])) / 100;
+        return `${tid} ${f[0]} nice=${f[16]} cpu=${cpuSeconds.toFixed(1)}s`;
+      });
+    } catch {
+      return [];
+    }
+  }
+
   kill(): void {
     this.#child.kill('SIGKILL');
   }

@@ -3,6 +3,7 @@
  * stdout) to job.onLog, the VM killed at the job's timeout or on abort, and its outcome read
  * from its status disk (step-outcome.ts).
  */
+import { loadavg } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from '../log.ts';
 import { VmStartError } from './errors.ts';
@@ -14,6 +15,12 @@ import { VmCancelledError, type VmJob, type VmOutcome } from './vm-runner.ts';
 
 /** Starts the job in a warm VM, its output going to `sink`; resolves once the guest took it. */
 export type HandOver = (sink: (chunk: Buffer) => void) => Promise<void>;
+
+/**
+ * A step this long without output gets a line saying where its guest is: the console's tail,
+ * QEMU's threads (state, nice, CPU time) and the host's load. Once per quiet stretch of this length.
+ */
+const QUIET_LINE_MS = 60_000;
 
 export interface SupervisedStep {
   outcome: VmOutcome;
@@ -32,11 +39,23 @@ export async function superviseStep(proc: QemuProcess, dir: string, job: VmJob, 
   const { handOver } = how;
   // UTF-8 split across chunks stays whole; the build log assembles lines (BuildLogWriter).
   const decoder = new StringDecoder('utf8');
+  let lastOutputAt = Date.now();
   const sink = (chunk: Buffer): void => {
+    lastOutputAt = Date.now();
     const text = decoder.write(chunk);
     if (text && job.onLog) job.onLog(text);
   };
   const startedAt = Date.now();
+  const quietWatch = setInterval(() => {
+    const quietMs = Date.now() - lastOutputAt;
+    if (quietMs < QUIET_LINE_MS) return;
+    lastOutputAt = Date.now();
+    how.logger?.info(
+      { quietMs, stepMs: Date.now() - startedAt, consoleBytes: proc.console.totalBytes, console: consoleText(proc.console, 1500), qemuThreads: proc.threadStates(), loadavg: loadavg() },
+      'VM step: no output for a while',
+    );
+  }, QUIET_LINE_MS / 4);
+  quietWatch.unref();
   let timedOut = false;
   let cancelled = false;
   const timer = setTimeout(() => {
@@ -64,6 +83,7 @@ export async function superviseStep(proc: QemuProcess, dir: string, job: VmJob, 
     code = await proc.closed;
   } finally {
     clearTimeout(timer);
+    clearInterval(quietWatch);
     signal?.removeEventListener('abort', onAbort);
   }
   const rest = decoder.end();
